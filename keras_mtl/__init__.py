@@ -1,0 +1,27 @@
+"""keras-mtl: multi-task recommendation models for Keras 3."""
+
+from keras_mtl import data, layers, losses, metrics
+from keras_mtl.diagnostics import gate_weights
+from keras_mtl.export import export_saved_model
+from keras_mtl.features import DenseFeature, SparseFeature, Task, make_inputs
+from keras_mtl.models import build_mmoe, build_omoe, build_shared_bottom
+from keras_mtl.training import compile_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DenseFeature",
+    "SparseFeature",
+    "Task",
+    "build_mmoe",
+    "build_omoe",
+    "build_shared_bottom",
+    "compile_model",
+    "data",
+    "export_saved_model",
+    "gate_weights",
+    "layers",
+    "losses",
+    "make_inputs",
+    "metrics",
+]

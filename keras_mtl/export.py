@@ -1,0 +1,95 @@
+"""SavedModel export in TF Serving's versioned layout."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+
+
+def serving_signature(model: keras.Model) -> dict:
+    """`tf.TensorSpec` per model input, keyed (and named) by feature name."""
+    import tensorflow as tf
+
+    specs = {}
+    for tensor in model.inputs:
+        name = tensor.name
+        specs[name] = tf.TensorSpec(
+            shape=tensor.shape, dtype=tf.as_dtype(tensor.dtype), name=name
+        )
+    return specs
+
+
+def existing_versions(base_dir: str | os.PathLike) -> list[int]:
+    """The integer version directories under `base_dir`, ascending."""
+    base = pathlib.Path(base_dir)
+    if not base.is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()
+    )
+
+
+def export_saved_model(
+    model: keras.Model,
+    base_dir: str | os.PathLike,
+    version: int | None = None,
+) -> pathlib.Path:
+    """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
+
+    The `serving_default` signature takes one tensor per feature, named after it,
+    with the raw dtype (ids and strings are looked up inside the graph), and
+    returns one tensor per task, keyed by task name. The export is atomic: it is
+    written to a hidden temporary directory beside the target and renamed into
+    place, so TF Serving, which polls `base_dir`, never sees a half-written version.
+
+    Args:
+        model: a functional model with dict inputs (e.g. from `build_mmoe`).
+        base_dir: the model's directory in TF Serving's model base path.
+        version: positive int, or None for one more than the highest existing
+            version (1 for an empty directory). An existing version is never
+            overwritten.
+
+    Returns:
+        The path of the written version directory.
+
+    Example:
+    >>> export_saved_model(model, "saved_models/mmoe")
+    PosixPath('saved_models/mmoe/1')
+    """
+    import tensorflow as tf
+
+    base = pathlib.Path(base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = (existing_versions(base) or [0])[-1] + 1
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version must be a positive int, got {version!r}.")
+    target = base / str(version)
+    if target.exists():
+        raise FileExistsError(
+            f"{target} already exists; TF Serving versions are immutable. Pass "
+            "another version or version=None for the next one."
+        )
+    if not isinstance(model.inputs, list) or not model.inputs:
+        raise ValueError("export_saved_model needs a functional model with inputs.")
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda inputs: model(inputs, training=False),
+        input_signature=[serving_signature(model)],
+    )
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
+    try:
+        with tf.device("/cpu:0"):
+            archive.write_out(str(staging), verbose=False)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,328 @@
+"""Feature and task specifications: one declaration per input drives everything.
+
+A list of `SparseFeature` / `DenseFeature` specs yields the model's `keras.Input`
+dict (`make_inputs`), the embedding stack (`keras_mtl.layers.FeatureEncoder`), the
+`tf.data` parsing (`keras_mtl.data.make_dataset`) and the serving signature
+(`keras_mtl.export_saved_model`). A `Task` names one model output, its kind, its
+label column and how a missing label is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Union
+
+import keras
+
+#: Value that marks an empty slot (padding / no id) in an integer sparse feature.
+INT_PAD = -1
+#: Value that marks an empty slot in a string sparse feature.
+STRING_PAD = ""
+
+_TASK_TYPES = ("binary", "regression")
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{kind} needs a non-empty string name, got {name!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseFeature:
+    """A categorical feature: one id, or a padded list of ids (multi-valued field).
+
+    Exactly one of `vocabulary_size`, `vocabulary` or `hash_bins` says how raw
+    values become embedding rows:
+
+    - `vocabulary_size=V`: the raw values are integer ids in `[0, V)`; any other id
+      (except the padding value -1) goes to one out-of-vocabulary (OOV) row.
+    - `vocabulary=[...]`: raw strings or integers, looked up inside the model; a
+      value not in the list goes to the OOV row.
+    - `hash_bins=N`: raw strings (or integers) hashed into `N` rows inside the model.
+
+    Padding (and "no value") is -1 for integer features and the empty string for
+    string features; padded slots are masked out of the field-wise sum.
+
+    Args:
+        name: str. Feature name; the model input and the data column are named after it.
+        vocabulary_size: int. Number of valid integer ids.
+        vocabulary: sequence of str or int. Known raw values.
+        hash_bins: int. Number of hash buckets.
+        embedding_dim: int. Embedding width. Defaults to 8.
+        max_len: int or None. Multi-valued field padded/truncated to this length;
+            None means one value per example. Defaults to None.
+        share_embedding_with: str or None. Name of another sparse feature whose
+            embedding table this one reuses (same rows and width). Defaults to None.
+        dtype: "int64" or "string". Raw value type. Defaults to "string" for string
+            vocabularies and hashing, "int64" otherwise.
+    """
+
+    name: str
+    vocabulary_size: int | None = None
+    vocabulary: tuple | None = None
+    hash_bins: int | None = None
+    embedding_dim: int = 8
+    max_len: int | None = None
+    share_embedding_with: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self):
+        _check_name("SparseFeature", self.name)
+        given = [
+            k
+            for k in ("vocabulary_size", "vocabulary", "hash_bins")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"SparseFeature {self.name!r}: give exactly one of vocabulary_size, "
+                f"vocabulary or hash_bins; got {given or 'none'}."
+            )
+        if self.vocabulary is not None:
+            vocab = tuple(self.vocabulary)
+            if not vocab:
+                raise ValueError(f"SparseFeature {self.name!r}: vocabulary is empty.")
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(
+                    f"SparseFeature {self.name!r}: vocabulary has duplicates."
+                )
+            object.__setattr__(self, "vocabulary", vocab)
+        for arg in ("vocabulary_size", "hash_bins", "embedding_dim"):
+            value = getattr(self, arg)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"SparseFeature {self.name!r}: {arg} must be a positive int, "
+                    f"got {value!r}."
+                )
+        if self.max_len is not None and (
+            not isinstance(self.max_len, int) or self.max_len < 1
+        ):
+            raise ValueError(
+                f"SparseFeature {self.name!r}: max_len must be a positive int or "
+                f"None, got {self.max_len!r}."
+            )
+        if self.dtype is None:
+            if self.vocabulary is not None:
+                is_str = isinstance(self.vocabulary[0], str)
+            else:
+                is_str = self.hash_bins is not None
+            object.__setattr__(self, "dtype", "string" if is_str else "int64")
+        if self.dtype not in ("int64", "string"):
+            raise ValueError(
+                f"SparseFeature {self.name!r}: dtype must be 'int64' or 'string', "
+                f"got {self.dtype!r}."
+            )
+        if self.vocabulary_size is not None and self.dtype != "int64":
+            raise ValueError(
+                f"SparseFeature {self.name!r}: vocabulary_size needs integer ids "
+                "(dtype 'int64'); use vocabulary= or hash_bins= for strings."
+            )
+        if self.vocabulary is not None:
+            want = str if self.dtype == "string" else int
+            bad = [v for v in self.vocabulary if not isinstance(v, want)]
+            if bad:
+                raise ValueError(
+                    f"SparseFeature {self.name!r}: vocabulary entries must be "
+                    f"{want.__name__} for dtype {self.dtype!r}; got {bad[0]!r}."
+                )
+            pad = STRING_PAD if self.dtype == "string" else INT_PAD
+            if pad in self.vocabulary:
+                raise ValueError(
+                    f"SparseFeature {self.name!r}: the padding value {pad!r} cannot "
+                    "be a vocabulary entry."
+                )
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the embedding table, including the OOV row."""
+        if self.vocabulary_size is not None:
+            return self.vocabulary_size + 1
+        if self.vocabulary is not None:
+            return len(self.vocabulary) + 1
+        return self.hash_bins
+
+    @property
+    def pad_value(self):
+        return STRING_PAD if self.dtype == "string" else INT_PAD
+
+    @property
+    def shape(self) -> tuple:
+        """Per-example shape (without the batch dimension)."""
+        return () if self.max_len is None else (self.max_len,)
+
+    @property
+    def length(self) -> int:
+        return 1 if self.max_len is None else self.max_len
+
+    @property
+    def supports_jit(self) -> bool:
+        """Integer ids with `vocabulary_size` stay XLA-compilable; lookups do not."""
+        return self.vocabulary_size is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseFeature:
+    """A numeric feature of width `dim`.
+
+    The model standardises it as `(x - mean) / std`. With `allow_missing=True`,
+    a NaN entry is replaced inside the model by a learned fill value
+    (`keras_mtl.layers.MissingValueLayer`); without it, NaN in the data is an error.
+
+    Args:
+        name: str. Feature name; the model input and the data column are named after it.
+        dim: int. Width; 1 means a scalar per example. Defaults to 1.
+        allow_missing: bool. Whether NaN marks a missing value. Defaults to False.
+        mean: float. Subtracted before the model sees the value. Defaults to 0.
+        std: float. Divides the centred value. Defaults to 1.
+    """
+
+    name: str
+    dim: int = 1
+    allow_missing: bool = False
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self):
+        _check_name("DenseFeature", self.name)
+        if not isinstance(self.dim, int) or self.dim < 1:
+            raise ValueError(
+                f"DenseFeature {self.name!r}: dim must be a positive int, got "
+                f"{self.dim!r}."
+            )
+        if not self.std > 0:
+            raise ValueError(
+                f"DenseFeature {self.name!r}: std must be > 0, got {self.std!r}."
+            )
+        object.__setattr__(self, "mean", float(self.mean))
+        object.__setattr__(self, "std", float(self.std))
+
+    dtype = "float32"
+
+    @property
+    def shape(self) -> tuple:
+        return () if self.dim == 1 else (self.dim,)
+
+    supports_jit = True
+
+
+Feature = Union[SparseFeature, DenseFeature]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One prediction target.
+
+    Args:
+        name: str. Output name of the model (the key of the output dict).
+        type: "binary" (sigmoid output, cross-entropy, AUC) or "regression"
+            (linear output, mean squared error). Defaults to "binary".
+        label: str or None. Data column holding the label; defaults to `name`.
+        loss_weight: float. Weight of this task's loss in the total. Defaults to 1.
+        missing_value: float or None. Label value that means "no label for this row"
+            besides NaN (e.g. -1). Such rows are left out of the task's loss and
+            metrics. Defaults to None (NaN only).
+    """
+
+    name: str
+    type: str = "binary"
+    label: str | None = None
+    loss_weight: float = 1.0
+    missing_value: float | None = None
+
+    def __post_init__(self):
+        _check_name("Task", self.name)
+        if self.type not in _TASK_TYPES:
+            raise ValueError(
+                f"Task {self.name!r}: type must be one of {_TASK_TYPES}, got "
+                f"{self.type!r}."
+            )
+        if not self.loss_weight >= 0:
+            raise ValueError(
+                f"Task {self.name!r}: loss_weight must be >= 0, got "
+                f"{self.loss_weight!r}."
+            )
+
+    @property
+    def label_column(self) -> str:
+        return self.label or self.name
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def feature_to_config(feature: Feature) -> dict:
+    config = dataclasses.asdict(feature)
+    if config.get("vocabulary") is not None:
+        config["vocabulary"] = list(config["vocabulary"])
+    config["kind"] = "sparse" if isinstance(feature, SparseFeature) else "dense"
+    return config
+
+
+def feature_from_config(config: dict | Feature) -> Feature:
+    if isinstance(config, (SparseFeature, DenseFeature)):
+        return config
+    config = dict(config)
+    kind = config.pop("kind")
+    cls = {"sparse": SparseFeature, "dense": DenseFeature}[kind]
+    return cls(**config)
+
+
+def task_to_config(task: Task) -> dict:
+    return dataclasses.asdict(task)
+
+
+def task_from_config(config: dict | Task) -> Task:
+    return config if isinstance(config, Task) else Task(**config)
+
+
+def check_features(features: Sequence[Feature]) -> list[Feature]:
+    """Validate a list of specs as a whole and return it as a list."""
+    features = [feature_from_config(f) for f in features]
+    if not features:
+        raise ValueError("At least one feature is needed; got an empty list.")
+    names = [f.name for f in features]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"Feature names must be unique; repeated: {dupes}.")
+    by_name = {f.name: f for f in features}
+    for f in features:
+        if not isinstance(f, SparseFeature) or f.share_embedding_with is None:
+            continue
+        other = by_name.get(f.share_embedding_with)
+        if not isinstance(other, SparseFeature):
+            raise ValueError(
+                f"SparseFeature {f.name!r}: share_embedding_with="
+                f"{f.share_embedding_with!r} names no sparse feature; known sparse "
+                f"features: {[s.name for s in features if isinstance(s, SparseFeature)]}."
+            )
+        if other.share_embedding_with is not None:
+            raise ValueError(
+                f"SparseFeature {f.name!r}: shares with {other.name!r}, which itself "
+                "shares another table; point at the table's owner instead."
+            )
+        if (other.num_rows, other.embedding_dim) != (f.num_rows, f.embedding_dim):
+            raise ValueError(
+                f"SparseFeature {f.name!r} shares the table of {other.name!r} but "
+                f"has {f.num_rows} rows x {f.embedding_dim} dims where the table has "
+                f"{other.num_rows} x {other.embedding_dim}."
+            )
+    return features
+
+
+def check_tasks(tasks: Sequence[Task]) -> list[Task]:
+    tasks = [task_from_config(t) for t in tasks]
+    if not tasks:
+        raise ValueError("At least one task is needed; got an empty list.")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Task names must be unique; got {names}.")
+    return tasks
+
+
+def make_inputs(features: Sequence[Feature]) -> dict:
+    """One `keras.Input` per feature, named after it, with its raw dtype and shape."""
+    return {
+        f.name: keras.Input(shape=f.shape, dtype=f.dtype, name=f.name)
+        for f in check_features(features)
+    }

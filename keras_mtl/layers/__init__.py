@@ -1,0 +1,17 @@
+"""Reusable, registered and serializable Keras layers."""
+
+from keras_mtl.layers.feature_encoder import FeatureEncoder
+from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.missing_value import MissingValueLayer
+from keras_mtl.layers.mixture_of_experts import MixtureOfExperts
+from keras_mtl.layers.mlp import MLP
+from keras_mtl.layers.task_tower import TaskTower
+
+__all__ = [
+    "FeatureEncoder",
+    "FieldWiseSumPooling",
+    "MLP",
+    "MissingValueLayer",
+    "MixtureOfExperts",
+    "TaskTower",
+]

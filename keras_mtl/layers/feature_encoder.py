@@ -1,0 +1,201 @@
+"""Turns the raw feature dict into one vector: lookups, fused embeddings, dense inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from keras_mtl.features import (
+    DenseFeature,
+    Feature,
+    SparseFeature,
+    check_features,
+    feature_from_config,
+    feature_to_config,
+)
+from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.missing_value import MissingValueLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class FeatureEncoder(keras.layers.Layer):
+    """The embedding stack of a list of feature specs.
+
+    - Sparse features: raw values become table rows (integer ids in range as they
+      are, anything else to the out-of-vocabulary row; vocabularies and hashing
+      through Keras lookup layers), padded slots are masked, and each field's
+      embeddings are summed (`FieldWiseSumPooling`). All tables of one embedding
+      width live in a single fused variable, so every width costs one gather per
+      batch instead of one per feature. Shared tables
+      (`SparseFeature.share_embedding_with`) are the same rows.
+    - Dense features: standardised with their spec's mean and std; NaN entries of
+      `allow_missing` features are replaced by learned fill values
+      (`MissingValueLayer`).
+
+    The output is the concatenation of the pooled sparse fields (grouped by
+    embedding width, in feature order within a width) and the dense columns.
+
+    Args:
+        features: list of `SparseFeature` / `DenseFeature` (or their configs).
+        embeddings_initializer: initializer of the embedding tables. Defaults to
+            `RandomUniform(-0.05, 0.05)`, as `keras.layers.Embedding`.
+
+    Call arguments:
+        inputs: dict from feature name to its raw tensor (`keras_mtl.make_inputs`).
+
+    Returns:
+        Tensor `(batch, output_dim)`.
+
+    Example:
+    >>> enc = FeatureEncoder([SparseFeature("city", vocabulary_size=10,
+    ...                       embedding_dim=4), DenseFeature("age")])
+    >>> enc({"city": np.array([3]), "age": np.array([41.0])}).shape
+    (1, 5)
+    """
+
+    def __init__(
+        self,
+        features: Sequence[Feature | dict],
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.features = check_features(features)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.sparse = [f for f in self.features if isinstance(f, SparseFeature)]
+        self.dense = [f for f in self.features if isinstance(f, DenseFeature)]
+        self.supports_jit = all(f.supports_jit for f in self.features)
+
+        # Layout of the fused tables: one per embedding width; each table owner gets
+        # a block of rows at an offset inside its width's table.
+        # (Keys are strings: Keras tracks dict attributes and saving needs str keys.)
+        self._width_fields: dict[str, list[SparseFeature]] = {}
+        self._row_offset: dict[str, int] = {}
+        self._table_rows: dict[str, int] = {}
+        for f in self.sparse:
+            width = str(f.embedding_dim)
+            self._width_fields.setdefault(width, []).append(f)
+            if f.share_embedding_with is None:
+                self._row_offset[f.name] = self._table_rows.get(width, 0)
+                self._table_rows[width] = self._row_offset[f.name] + f.num_rows
+        for f in self.sparse:
+            if f.share_embedding_with is not None:
+                self._row_offset[f.name] = self._row_offset[f.share_embedding_with]
+
+        self.lookups = {f.name: self._make_lookup(f) for f in self.sparse}
+        self.poolings = {
+            width: FieldWiseSumPooling(
+                [f.length for f in fields], name=f"field_wise_sum_pooling_{width}"
+            )
+            for width, fields in self._width_fields.items()
+        }
+        self.missing_value = (
+            MissingValueLayer(name="missing_value")
+            if any(f.allow_missing for f in self.dense)
+            else None
+        )
+
+    @staticmethod
+    def _make_lookup(feature: SparseFeature):
+        name = f"lookup_{feature.name}"
+        if feature.hash_bins is not None:
+            return keras.layers.Hashing(feature.hash_bins, name=name)
+        if feature.vocabulary is not None:
+            cls = (
+                keras.layers.StringLookup
+                if feature.dtype == "string"
+                else keras.layers.IntegerLookup
+            )
+            return cls(
+                vocabulary=list(feature.vocabulary),
+                num_oov_indices=1,
+                mask_token=None,
+                name=name,
+            )
+        return None  # vocabulary_size: ids are rows already.
+
+    @property
+    def output_dim(self) -> int:
+        sparse = sum(f.embedding_dim for f in self.sparse)
+        return sparse + sum(f.dim for f in self.dense)
+
+    def build(self, input_shape):
+        self.tables = {
+            width: self.add_weight(
+                name=f"embeddings_{width}",
+                shape=(rows, int(width)),
+                initializer=self.embeddings_initializer,
+            )
+            for width, rows in self._table_rows.items()
+        }
+        for width, fields in self._width_fields.items():
+            self.poolings[width].build(
+                (None, sum(f.length for f in fields), int(width))
+            )
+        if self.missing_value is not None:
+            self.missing_value.build(
+                (None, sum(f.dim for f in self.dense if f.allow_missing))
+            )
+
+    def _rows_and_mask(self, feature: SparseFeature, raw):
+        """Table rows (within the feature's own block) and the not-padding mask."""
+        raw = ops.reshape(raw, (-1, feature.length))
+        mask = ops.not_equal(raw, feature.pad_value)
+        lookup = self.lookups[feature.name]
+        if lookup is None:
+            size = feature.vocabulary_size
+            in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
+            rows = ops.where(in_range, raw, size)
+        else:
+            rows = lookup(raw)
+        return ops.cast(rows, "int32"), mask
+
+    def call(self, inputs):
+        missing = [f.name for f in self.features if f.name not in inputs]
+        if missing:
+            raise ValueError(
+                f"FeatureEncoder: no input for feature(s) {missing}; got keys "
+                f"{sorted(inputs)}."
+            )
+        parts = []
+        for width, fields in self._width_fields.items():
+            rows, masks = [], []
+            for f in fields:
+                r, m = self._rows_and_mask(f, inputs[f.name])
+                rows.append(r + self._row_offset[f.name])
+                masks.append(m)
+            rows = ops.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
+            mask = ops.concatenate(masks, axis=1) if len(masks) > 1 else masks[0]
+            embedded = ops.take(self.tables[width], rows, axis=0)
+            parts.append(self.poolings[width](embedded, mask=mask))
+
+        def standardized(f):
+            x = ops.reshape(ops.cast(inputs[f.name], "float32"), (-1, f.dim))
+            return (x - f.mean) / f.std
+
+        complete = [standardized(f) for f in self.dense if not f.allow_missing]
+        parts.extend(complete)
+        if self.missing_value is not None:
+            gaps = [standardized(f) for f in self.dense if f.allow_missing]
+            parts.append(self.missing_value(ops.concatenate(gaps, axis=-1)))
+        return ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "features": [feature_to_config(f) for f in self.features],
+            "embeddings_initializer": keras.initializers.serialize(
+                self.embeddings_initializer
+            ),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["features"] = [feature_from_config(f) for f in config["features"]]
+        return cls(**config)

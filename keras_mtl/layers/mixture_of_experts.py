@@ -1,0 +1,195 @@
+"""Mixture-of-experts block: shared experts, one softmax gate per task (MMoE / OMoE)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from keras_mtl.layers.mlp import check_units
+
+
+def stacked_initializer(initializer, axis: int = 0):
+    """Initialise a stack of matrices as if each were its own 2-D kernel.
+
+    Keras computes fan-in/fan-out of a 3-D kernel as a convolution's, which would
+    shrink every expert's weights; drawing each slice on its own keeps each expert
+    initialised like a plain Dense layer. Each slice gets its own initializer
+    instance (and its own seed when one was given): a Keras initializer instance
+    repeats its draws, and identical experts would never diverge.
+    """
+    config = keras.initializers.serialize(keras.initializers.get(initializer))
+
+    def slice_initializer(i):
+        cfg = copy.deepcopy(config)
+        if isinstance(cfg, dict) and cfg.get("config", {}).get("seed") is not None:
+            cfg["config"]["seed"] += i
+        return keras.initializers.deserialize(cfg)
+
+    def init(shape, dtype=None):
+        shape = tuple(shape)
+        inner = shape[:axis] + shape[axis + 1 :]
+        slices = [slice_initializer(i)(inner, dtype) for i in range(shape[axis])]
+        return ops.stack(slices, axis)
+
+    return init
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MixtureOfExperts(keras.layers.Layer):
+    """Experts shared by all tasks, mixed by one softmax gate per task.
+
+    Each expert is an MLP `f_e`; gate `k` is `g^k(x) = softmax(W_k x)` over the
+    experts, and its output is `Σ_e g^k_e(x) f_e(x)`. With one gate per task this is
+    MMoE; with a single gate shared by all tasks it is OMoE. All experts run as one
+    batched matrix product, and all gates as another.
+
+    Args:
+        num_experts: int. Number of experts.
+        expert_units: sequence of int. Hidden widths of every expert.
+        num_gates: int. Number of gates (one per task for MMoE, 1 for OMoE).
+            Defaults to `len(gate_names)` when names are given, else 1.
+        gate_names: sequence of str or None. Names of the gates, used by
+            `keras_mtl.gate_weights` (builders pass the task names). Defaults to
+            `gate_0, gate_1, ...`.
+        activation: activation of the expert layers. Defaults to "relu".
+        use_gate_bias: bool. Add a bias inside the gate softmax (the paper's gate
+            has none). Defaults to False.
+        kernel_initializer: initializer of each expert/gate matrix. Defaults to
+            "glorot_uniform".
+
+    Call arguments:
+        inputs: tensor `(batch, features)`.
+
+    Returns:
+        A list of `num_gates` tensors `(batch, expert_units[-1])`, one per gate.
+
+    Example:
+    >>> moe = MixtureOfExperts(4, (16,), gate_names=("ctr", "cvr"))
+    >>> ctr_in, cvr_in = moe(np.zeros((2, 10), "float32"))
+    >>> moe.gate_weights(np.zeros((2, 10), "float32")).shape  # (batch, gates, experts)
+    (2, 2, 4)
+
+    References:
+        Ma et al., "Modeling Task Relationships in Multi-task Learning with
+        Multi-gate Mixture-of-Experts", KDD 2018.
+    """
+
+    def __init__(
+        self,
+        num_experts: int,
+        expert_units: Sequence[int],
+        num_gates: int | None = None,
+        gate_names: Sequence[str] | None = None,
+        activation="relu",
+        use_gate_bias: bool = False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(
+                f"MixtureOfExperts: num_experts must be a positive int, got "
+                f"{num_experts!r}."
+            )
+        self.num_experts = num_experts
+        self.expert_units = check_units(
+            "MixtureOfExperts", "expert_units", expert_units, allow_empty=False
+        )
+        if gate_names is not None:
+            gate_names = tuple(str(n) for n in gate_names)
+            if num_gates is not None and num_gates != len(gate_names):
+                raise ValueError(
+                    f"MixtureOfExperts: num_gates={num_gates} but {len(gate_names)} "
+                    f"gate_names {gate_names}."
+                )
+            num_gates = len(gate_names)
+        num_gates = 1 if num_gates is None else num_gates
+        if not isinstance(num_gates, int) or num_gates < 1:
+            raise ValueError(
+                f"MixtureOfExperts: num_gates must be a positive int, got {num_gates!r}."
+            )
+        self.num_gates = num_gates
+        self.gate_names = gate_names or tuple(f"gate_{i}" for i in range(num_gates))
+        self.activation = keras.activations.get(activation)
+        self.use_gate_bias = bool(use_gate_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width is None:
+            raise ValueError(
+                "MixtureOfExperts: the last input dimension must be known."
+            )
+        init = stacked_initializer(self.kernel_initializer)
+        self.expert_kernels, self.expert_biases = [], []
+        for i, units in enumerate(self.expert_units):
+            self.expert_kernels.append(
+                self.add_weight(
+                    name=f"expert_kernel_{i}",
+                    shape=(self.num_experts, width, units),
+                    initializer=init,
+                )
+            )
+            self.expert_biases.append(
+                self.add_weight(
+                    name=f"expert_bias_{i}",
+                    shape=(self.num_experts, units),
+                    initializer="zeros",
+                )
+            )
+            width = units
+        self.gate_kernel = self.add_weight(
+            name="gate_kernel",
+            shape=(self.num_gates, input_shape[-1], self.num_experts),
+            initializer=init,
+        )
+        self.gate_bias = (
+            self.add_weight(
+                name="gate_bias",
+                shape=(self.num_gates, self.num_experts),
+                initializer="zeros",
+            )
+            if self.use_gate_bias
+            else None
+        )
+
+    def expert_outputs(self, inputs):
+        """Every expert's output, `(batch, num_experts, expert_units[-1])`."""
+        h = ops.einsum("bd,edu->beu", inputs, self.expert_kernels[0])
+        h = self.activation(h + self.expert_biases[0])
+        for kernel, bias in zip(self.expert_kernels[1:], self.expert_biases[1:]):
+            h = self.activation(ops.einsum("beu,euv->bev", h, kernel) + bias)
+        return h
+
+    def gate_weights(self, inputs):
+        """Each gate's softmax weights over the experts, `(batch, gates, experts)`."""
+        if not self.built:
+            self.build(ops.shape(inputs))
+        logits = ops.einsum("bd,gde->bge", inputs, self.gate_kernel)
+        if self.gate_bias is not None:
+            logits = logits + self.gate_bias
+        return ops.softmax(logits, axis=-1)
+
+    def call(self, inputs):
+        mixed = ops.einsum(
+            "bge,beu->bgu", self.gate_weights(inputs), self.expert_outputs(inputs)
+        )
+        return [mixed[:, k, :] for k in range(self.num_gates)]
+
+    def compute_output_shape(self, input_shape):
+        return [(input_shape[0], self.expert_units[-1])] * self.num_gates
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_experts": self.num_experts,
+            "expert_units": list(self.expert_units),
+            "num_gates": self.num_gates,
+            "gate_names": list(self.gate_names),
+            "activation": keras.activations.serialize(self.activation),
+            "use_gate_bias": self.use_gate_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -1,0 +1,76 @@
+"""Per-task tower: an MLP and the task's prediction unit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from keras_mtl.layers.mlp import MLP
+
+_OUTPUT_ACTIVATION = {"binary": "sigmoid", "regression": "linear"}
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class TaskTower(keras.layers.Layer):
+    """Hidden layers, then one output unit per example: a probability or a value.
+
+    Args:
+        units: sequence of int. Hidden widths of the tower (may be empty).
+        task_type: "binary" (sigmoid output) or "regression" (linear output).
+            Defaults to "binary".
+        activation: activation of the hidden layers. Defaults to "relu".
+        dropout: float. Dropout after each hidden layer. Defaults to 0.
+
+    Call arguments:
+        inputs: tensor `(batch, features)`.
+        training: bool, enables dropout.
+
+    Returns:
+        Tensor `(batch,)`: the prediction of each example.
+
+    Example:
+    >>> TaskTower((8,), "binary")(np.zeros((3, 16), "float32")).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        units: Sequence[int] = (),
+        task_type: str = "binary",
+        activation="relu",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if task_type not in _OUTPUT_ACTIVATION:
+            raise ValueError(
+                f"TaskTower: task_type must be one of {tuple(_OUTPUT_ACTIVATION)}, "
+                f"got {task_type!r}."
+            )
+        self.task_type = task_type
+        self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")
+        self.output_unit = keras.layers.Dense(
+            1, activation=_OUTPUT_ACTIVATION[task_type], name="output"
+        )
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.output_unit.build(self.hidden.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        return ops.squeeze(self.output_unit(self.hidden(inputs, training=training)), -1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def get_config(self):
+        hidden = self.hidden.get_config()
+        return {
+            **super().get_config(),
+            "units": hidden["units"],
+            "task_type": self.task_type,
+            "activation": hidden["activation"],
+            "dropout": hidden["dropout"],
+        }

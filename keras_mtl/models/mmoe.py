@@ -1,0 +1,78 @@
+"""MMoE and OMoE: mixtures of experts with per-task gates or one shared gate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.layers import MixtureOfExperts
+from keras_mtl.models._common import encode_inputs, finish_model
+
+
+def build_mmoe(
+    features: Sequence[Feature],
+    tasks: Sequence[Task],
+    num_experts: int = 8,
+    expert_units: Sequence[int] = (16,),
+    tower_units: Sequence[int] = (8,),
+    single_gate: bool = False,
+    use_gate_bias: bool = False,
+    dropout: float = 0.0,
+    compile: bool | dict = True,
+    name: str | None = None,
+) -> keras.Model:
+    """Multi-gate mixture-of-experts: shared experts, one softmax gate per task.
+
+    Args:
+        features: the input feature specs.
+        tasks: the `Task`s; the model outputs one prediction per task.
+        num_experts: number of experts. Defaults to 8 (the paper's).
+        expert_units: hidden widths of each expert. Defaults to (16,).
+        tower_units: widths of each task tower. Defaults to (8,).
+        single_gate: one gate shared by every task (OMoE). Defaults to False.
+        use_gate_bias: add a bias in the gates. Defaults to False (the paper's).
+        dropout: dropout rate in the towers. Defaults to 0.
+        compile: True compiles with per-task defaults, a dict passes arguments to
+            `keras_mtl.compile_model`, False leaves the model uncompiled.
+        name: model name. Defaults to "mmoe" or "omoe".
+
+    Returns:
+        A functional `keras.Model` with inputs named after the features and a dict
+        of outputs keyed by task name. `keras_mtl.gate_weights(model, data)` reads
+        which experts each task uses (the gates are named after the tasks; the
+        OMoE gate is named "shared").
+
+    Example:
+    >>> model = build_mmoe(features, [Task("income"), Task("marital")],
+    ...                    num_experts=8, expert_units=(16,), tower_units=(8,))
+
+    References:
+        Ma et al., "Modeling Task Relationships in Multi-task Learning with
+        Multi-gate Mixture-of-Experts", KDD 2018.
+    """
+    tasks = check_tasks(tasks)
+    inputs, x = encode_inputs(features)
+    gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
+    mixed = MixtureOfExperts(
+        num_experts,
+        expert_units,
+        gate_names=gate_names,
+        use_gate_bias=use_gate_bias,
+        name="experts",
+    )(x)
+    task_inputs = [mixed[0]] * len(tasks) if single_gate else mixed
+    name = name or ("omoe" if single_gate else "mmoe")
+    return finish_model(inputs, task_inputs, tasks, tower_units, dropout, name, compile)
+
+
+def build_omoe(
+    features: Sequence[Feature], tasks: Sequence[Task], **kwargs
+) -> keras.Model:
+    """One-gate mixture-of-experts: `build_mmoe(..., single_gate=True)`.
+
+    Every task reads the same gated mixture of the shared experts. Takes the same
+    arguments as `build_mmoe`.
+    """
+    return build_mmoe(features, tasks, single_gate=True, **kwargs)

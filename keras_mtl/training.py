@@ -1,0 +1,96 @@
+"""Compiling a multi-task model with per-task defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_mtl.features import Task, check_tasks
+from keras_mtl.losses import MaskedBinaryCrossentropy, MaskedMeanSquaredError
+from keras_mtl.metrics import MaskedAUC, MaskedMSE
+
+
+def task_loss(task: Task) -> keras.losses.Loss:
+    """The default loss of a task: masked cross-entropy or masked MSE."""
+    cls = MaskedBinaryCrossentropy if task.type == "binary" else MaskedMeanSquaredError
+    return cls(mask_value=task.missing_value, name=f"{task.name}_loss")
+
+
+def task_metrics(task: Task) -> list:
+    """The default metrics of a task: masked AUC (binary) or masked MSE (regression)."""
+    if task.type == "binary":
+        return [MaskedAUC(mask_value=task.missing_value, name="auc")]
+    return [MaskedMSE(mask_value=task.missing_value, name="mse")]
+
+
+def supports_jit(model: keras.Model) -> bool:
+    """Whether every layer can be compiled with XLA (string lookups cannot)."""
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if not getattr(layer, "supports_jit", True):
+            return False
+        stack.extend(getattr(layer, "_layers", []))
+    return True
+
+
+def compile_model(
+    model: keras.Model,
+    tasks: Sequence[Task],
+    optimizer="adam",
+    learning_rate: float | None = 1e-3,
+    loss=None,
+    metrics=None,
+    jit_compile="auto",
+    **kwargs,
+) -> keras.Model:
+    """Compile `model` with one masked loss, loss weight and metric list per task.
+
+    Every argument overrides one default: `loss` / `metrics` may be dicts keyed by
+    task name (missing tasks keep their default). `jit_compile="auto"` turns XLA on
+    whenever every layer supports it (unlike Keras's own "auto", which keeps XLA
+    off on CPU); models with string lookups or hashing run without it.
+
+    Args:
+        model: the model, with outputs keyed by task name.
+        tasks: its `Task`s (loss weights and missing-label values come from them).
+        optimizer: optimizer or its name. Defaults to Adam.
+        learning_rate: float or None. Set on a named optimizer. Defaults to 1e-3.
+        loss: dict of task name to loss, overriding the defaults.
+        metrics: dict of task name to metric list, overriding the defaults.
+        jit_compile: bool or "auto". Defaults to "auto".
+        **kwargs: passed to `model.compile`.
+
+    Returns:
+        The model, compiled.
+    """
+    tasks = check_tasks(tasks)
+    if isinstance(model.output, dict):
+        unknown = [t.name for t in tasks if t.name not in model.output]
+        if unknown:
+            raise ValueError(
+                f"compile_model: tasks {unknown} are not outputs of the model; its "
+                f"outputs are {sorted(model.output)}."
+            )
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+            if learning_rate is not None
+            else optimizer
+        )
+    losses = {t.name: task_loss(t) for t in tasks}
+    losses.update(loss or {})
+    task_metric = {t.name: task_metrics(t) for t in tasks}
+    task_metric.update(metrics or {})
+    if jit_compile == "auto":
+        jit_compile = supports_jit(model)
+    model.compile(
+        optimizer=optimizer,
+        loss=losses,
+        loss_weights={t.name: t.loss_weight for t in tasks},
+        metrics=task_metric,
+        jit_compile=jit_compile,
+        **kwargs,
+    )
+    return model

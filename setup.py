@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-mtl",
+    version="0.1.0",
+    description="Keras 3 / TensorFlow model zoo for multi-task recommendation",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_mtl", "keras_mtl.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.10,<4",
+        "numpy",
+        "pandas",
+        "tensorflow-datasets>=4.9",
+    ],
+    extras_require={
+        "tests": ["pytest>=8", "ruff"],
+        "notebooks": ["matplotlib", "jupyter"],
+    },
+    entry_points={"console_scripts": ["keras-mtl=keras_mtl.cli:main"]},
+)

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from keras_mtl import DenseFeature, SparseFeature
+from keras_mtl.layers import FeatureEncoder
+from tests.helpers import run_layer_test
+
+FEATURES = [
+    SparseFeature("a", vocabulary_size=3, embedding_dim=2),
+    SparseFeature("b", vocabulary_size=3, embedding_dim=2, share_embedding_with="a"),
+    SparseFeature("h", vocabulary_size=4, embedding_dim=2, max_len=3),
+    SparseFeature("s", vocabulary=("x", "y"), embedding_dim=3),
+    DenseFeature("d", mean=10.0, std=2.0),
+    DenseFeature("m", allow_missing=True),
+]
+INPUTS = {
+    "a": np.array([0, 7]),  # 7 is out of range -> OOV row 3
+    "b": np.array([2, -1]),  # -1 is "no value" -> zeros
+    "h": np.array([[1, 1, -1], [9, -1, -1]]),  # 9 -> OOV row
+    "s": np.array(["y", "z"], dtype=object),  # z unknown -> OOV (index 0)
+    "d": np.array([12.0, 8.0], "float32"),
+    "m": np.array([np.nan, 5.0], "float32"),
+}
+
+
+def _encoder_with_known_tables():
+    enc = FeatureEncoder(FEATURES)
+    enc({k: np.asarray(v) for k, v in INPUTS.items()})  # build
+    # Width-2 table: a's block (rows 0..3, 3 = OOV) then h's block (rows 4..8).
+    t2 = np.arange(9 * 2, dtype="float32").reshape(9, 2)
+    t3 = 100 + np.arange(3 * 3, dtype="float32").reshape(3, 3)
+    enc.tables["2"].assign(t2)
+    enc.tables["3"].assign(t3)
+    enc.missing_value.fill.assign([-4.0])
+    return enc, t2, t3
+
+
+def test_hand_computed_encoding():
+    enc, t2, t3 = _encoder_with_known_tables()
+    out = np.asarray(enc(INPUTS))
+    assert enc.output_dim == 11 and out.shape == (2, 11)
+    expected_row0 = np.concatenate(
+        [t2[0], t2[2], t2[4 + 1] * 2, t3[2], [1.0], [-4.0]]  # y is index 2
+    )
+    expected_row1 = np.concatenate(
+        [t2[3], [0, 0], t2[4 + 4], t3[0], [-1.0], [5.0]]  # OOV rows, padding zeros
+    )
+    np.testing.assert_allclose(out, np.stack([expected_row0, expected_row1]))
+
+
+def test_shared_feature_reads_the_same_rows():
+    enc, t2, _ = _encoder_with_known_tables()
+    same = dict(INPUTS, a=np.array([1, 2]), b=np.array([1, 2]))
+    out = np.asarray(enc(same))
+    np.testing.assert_array_equal(out[:, 0:2], out[:, 2:4])
+    assert enc.tables["2"].shape == (9, 2)  # b owns no rows
+
+
+def test_padding_position_does_not_matter():
+    enc, _, _ = _encoder_with_known_tables()
+    moved = dict(INPUTS, h=np.array([[-1, 1, 1], [-1, -1, 9]]))
+    np.testing.assert_allclose(np.asarray(enc(moved)), np.asarray(enc(INPUTS)))
+
+
+def test_jit_support_follows_the_specs():
+    assert not FeatureEncoder(FEATURES).supports_jit  # string lookup inside
+    assert FeatureEncoder([f for f in FEATURES if f.name != "s"]).supports_jit
+
+
+def test_missing_input_is_named():
+    enc = FeatureEncoder(FEATURES)
+    with pytest.raises(ValueError, match=r"\['d'\]"):
+        enc({k: v for k, v in INPUTS.items() if k != "d"})
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        FeatureEncoder,
+        {"features": FEATURES},
+        INPUTS,
+        expected_output_shape=(None, 11),
+        tmp_path=tmp_path,
+    )

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from keras_mtl.layers import MixtureOfExperts
+from tests.helpers import run_layer_test
+
+X = np.array([[1.0, 2.0], [-1.0, 0.5]], "float32")
+
+
+def _set_experts(moe):
+    """Three 1-unit linear-ish experts: e0 = relu(x0), e1 = relu(x1), e2 = relu(x0+x1)."""
+    moe.build((None, 2))
+    moe.expert_kernels[0].assign(
+        np.array([[[1.0], [0.0]], [[0.0], [1.0]], [[1.0], [1.0]]], "float32")
+    )
+    return np.maximum(np.stack([X[:, 0], X[:, 1], X[:, 0] + X[:, 1]], 1), 0)
+
+
+def test_zero_gates_average_the_experts():
+    moe = MixtureOfExperts(3, (1,), gate_names=("a", "b"))
+    experts = _set_experts(moe)
+    moe.gate_kernel.assign(np.zeros((2, 2, 3), "float32"))
+    out_a, out_b = (np.asarray(o) for o in moe(X))
+    np.testing.assert_allclose(out_a[:, 0], experts.mean(1), rtol=1e-6)
+    np.testing.assert_allclose(out_b, out_a)
+    np.testing.assert_allclose(
+        np.asarray(moe.gate_weights(X)), np.full((2, 2, 3), 1 / 3)
+    )
+
+
+def test_each_gate_selects_its_own_expert():
+    moe = MixtureOfExperts(3, (1,), num_gates=2)
+    experts = _set_experts(moe)
+    kernel = np.zeros((2, 2, 3), "float32")
+    # logits = x @ W: gate 0 -> expert 1 when x1 > 0 (both rows);
+    kernel[0, 1, 1] = 50.0
+    kernel[1, 0, 2] = 50.0  # gate 1 -> expert 2 when x0 > 0
+    moe.gate_kernel.assign(kernel)
+    out0, out1 = (np.asarray(o)[:, 0] for o in moe(X))
+    np.testing.assert_allclose(out0, experts[:, 1], atol=1e-4)
+    assert out1[0] == pytest.approx(experts[0, 2], abs=1e-4)
+    # Row 1 has x0 < 0: gate 1 puts (almost) no weight on expert 2.
+    assert np.asarray(moe.gate_weights(X))[1, 1, 2] < 1e-10
+
+
+def test_gate_rows_sum_to_one():
+    moe = MixtureOfExperts(5, (4, 3), num_gates=3)
+    x = np.random.default_rng(0).normal(size=(7, 6)).astype("float32")
+    np.testing.assert_allclose(np.asarray(moe.gate_weights(x)).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_experts_start_different_and_dense_like():
+    moe = MixtureOfExperts(8, (16,), num_gates=2)
+    moe.build((None, 100))
+    kernel = np.asarray(moe.expert_kernels[0])
+    assert not np.allclose(kernel[0], kernel[1])
+    # Glorot uniform for a 100x16 matrix: limit sqrt(6 / 116) ~ 0.227.
+    assert 0.2 < np.abs(kernel).max() <= np.sqrt(6 / 116) + 1e-6
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        MixtureOfExperts,
+        {"num_experts": 4, "expert_units": (6, 5), "gate_names": ("x", "y")},
+        np.random.default_rng(1).normal(size=(3, 7)).astype("float32"),
+        expected_output_shape=[(None, 5), (None, 5)],
+        tmp_path=tmp_path,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_experts": 0, "expert_units": (4,)},
+        {"num_experts": 2, "expert_units": ()},
+        {"num_experts": 2, "expert_units": (4,), "num_gates": 3, "gate_names": ("a",)},
+    ],
+)
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match="MixtureOfExperts"):
+        MixtureOfExperts(**kwargs)
+
+
+def test_gates_and_seeded_experts_differ():
+    import keras
+
+    init = keras.initializers.GlorotUniform(seed=3)
+    moe = MixtureOfExperts(4, (8,), num_gates=2, kernel_initializer=init)
+    moe.build((None, 10))
+    experts = np.asarray(moe.expert_kernels[0])
+    gates = np.asarray(moe.gate_kernel)
+    assert not np.allclose(experts[0], experts[1])
+    assert not np.allclose(gates[0], gates[1])
