@@ -8,13 +8,12 @@ from keras import ops
 from keras_mtl.masking import label_mask, match_rank
 
 
-def _masked_update(metric_cls, self, y_true, y_pred, sample_weight):
-    y_true, y_pred = match_rank(y_true, y_pred)
-    mask, y_clean = label_mask(y_true, self.mask_value)
+def _mask_weight(mask, sample_weight):
+    """Per-row weight: 0 for a missing label, else the sample weight (or 1)."""
     weight = ops.cast(mask, "float32")
     if sample_weight is not None:
         weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
-    return metric_cls.update_state(self, y_clean, y_pred, sample_weight=weight)
+    return weight
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -31,14 +30,17 @@ class MaskedAUC(keras.metrics.AUC):
         self.mask_value = None if mask_value is None else float(mask_value)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return _masked_update(keras.metrics.AUC, self, y_true, y_pred, sample_weight)
+        y_true, y_pred = match_rank(y_true, y_pred)
+        mask, y_clean = label_mask(y_true, self.mask_value)
+        weight = _mask_weight(mask, sample_weight)
+        return super().update_state(y_clean, y_pred, sample_weight=weight)
 
     def get_config(self):
         return {**super().get_config(), "mask_value": self.mask_value}
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
-class MaskedMSE(keras.metrics.MeanSquaredError):
+class MaskedMSE(keras.metrics.Mean):
     """Mean squared error over the rows that have a label.
 
     Args:
@@ -50,9 +52,11 @@ class MaskedMSE(keras.metrics.MeanSquaredError):
         self.mask_value = None if mask_value is None else float(mask_value)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return _masked_update(
-            keras.metrics.MeanSquaredError, self, y_true, y_pred, sample_weight
-        )
+        y_true, y_pred = match_rank(y_true, y_pred)
+        mask, y_clean = label_mask(y_true, self.mask_value)
+        weight = _mask_weight(mask, sample_weight)
+        error = ops.square(ops.cast(y_pred, "float32") - y_clean)
+        return super().update_state(error, sample_weight=weight)
 
     def get_config(self):
         return {**super().get_config(), "mask_value": self.mask_value}

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+
+from keras_mtl import cli
+
+
+def test_train_synthetic_reports_and_exports(tmp_path, capsys):
+    args = ["train", "--model", "omoe", "--epochs", "3", "--num-examples", "4000"]
+    args += ["--learning-rate", "0.01", "--export-dir", str(tmp_path)]
+    results = cli.train(cli.build_parser().parse_args(args))
+    out = capsys.readouterr().out
+    assert "held-out test metrics" in out and "y1" in out and "MSE" in out
+    # Labels have variance > 1; the model must do clearly better than a constant.
+    assert 0 < results["y1"] < 0.8 and 0 < results["y2"] < 0.8
+    assert results["export_path"] == str(tmp_path / "1")
+    assert (tmp_path / "1" / "saved_model.pb").is_file()
+
+
+def test_second_run_exports_the_next_version(tmp_path):
+    base = ["train", "--epochs", "1", "--num-examples", "1000"]
+    base += ["--export-dir", str(tmp_path)]
+    assert cli.main(base) == 0
+    assert cli.main(base + ["--model", "shared_bottom"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_train_census_from_local_file(shared_data, tmp_path):
+    path = shared_data / "census-income" / "census-income.test.gz"
+    results = cli.train(
+        cli.build_parser().parse_args(
+            [
+                "train",
+                "--data",
+                "census",
+                "--data-path",
+                str(path),
+                "--epochs",
+                "3",
+                "--learning-rate",
+                "0.005",
+                "--no-export",
+            ]
+        )
+    )
+    assert results["income"] > 0.93 and results["marital"] > 0.99
+    assert "export_path" not in results
+
+
+def test_console_entry_point_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_mtl", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--model {mmoe,omoe,shared_bottom}" in proc.stdout
+    assert "--data {synthetic,census}" in proc.stdout
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
+def test_bad_arguments(flag):
+    with pytest.raises(SystemExit, match="must be positive"):
+        cli.main(["train", flag, "0"])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "nope"])

@@ -1,0 +1,93 @@
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import keras_mtl as km
+
+FEATURES = [
+    km.SparseFeature("item", vocabulary_size=10, embedding_dim=2),
+    km.SparseFeature("tags", hash_bins=16, embedding_dim=2, max_len=3),
+    km.DenseFeature("price", dim=2),
+]
+TASKS = [km.Task("click"), km.Task("gmv", "regression")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return km.build_mmoe(FEATURES, TASKS, num_experts=2, expert_units=(4,))
+
+
+def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
+    assert km.export_saved_model(model, tmp_path) == tmp_path / "1"
+    assert km.export_saved_model(model, tmp_path) == tmp_path / "2"
+    assert km.export_saved_model(model, tmp_path, version=7) == tmp_path / "7"
+    assert km.export_saved_model(model, tmp_path) == tmp_path / "8"
+    with pytest.raises(FileExistsError, match="immutable"):
+        km.export_saved_model(model, tmp_path, version=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2", "7", "8"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "3", True])
+def test_bad_version(model, tmp_path, bad):
+    with pytest.raises(ValueError, match="positive int"):
+        km.export_saved_model(model, tmp_path, version=bad)
+
+
+def test_failed_export_leaves_no_version_and_no_debris(model, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    # Fails after the SavedModel is written, before it is moved into place.
+    monkeypatch.setattr("keras_mtl.export.os.rename", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        km.export_saved_model(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_signature_names_dtypes_and_shapes(model, tmp_path):
+    path = km.export_saved_model(model, tmp_path)
+    cli = shutil.which("saved_model_cli")
+    if cli is None:
+        pytest.skip("saved_model_cli not on PATH")
+    shown = subprocess.run(
+        [
+            cli,
+            "show",
+            "--dir",
+            str(path),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for expected in [
+        "inputs['item'] tensor_info:\n      dtype: DT_INT64\n      shape: (-1)",
+        "inputs['tags'] tensor_info:\n      dtype: DT_STRING\n      shape: (-1, 3)",
+        "inputs['price'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 2)",
+        "outputs['click'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1)",
+        "outputs['gmv'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1)",
+    ]:
+        assert expected in shown, shown
+
+
+def test_raw_strings_are_hashed_inside_the_graph(model, tmp_path):
+    import tensorflow as tf
+
+    path = km.export_saved_model(model, tmp_path)
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    x = {
+        "item": np.array([3, 99]),  # 99: out of range -> OOV row, no error
+        "tags": np.array([["red", "", ""], ["blue", "red", ""]], dtype=object),
+        "price": np.array([[1.0, 2.0], [0.5, 0.0]], "float32"),
+    }
+    x = {k: tf.constant(v) for k, v in x.items()}
+    out = serve(**x)
+    expected = model.predict(x, verbose=0)
+    for task in ("click", "gmv"):
+        np.testing.assert_allclose(out[task].numpy(), expected[task], atol=1e-6)

@@ -1,0 +1,53 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_mtl.losses import MaskedBinaryCrossentropy, MaskedMeanSquaredError
+
+NAN = np.nan
+
+
+def test_bce_ignores_missing_labels():
+    loss = MaskedBinaryCrossentropy()
+    y = np.array([1.0, NAN, 0.0], "float32")
+    p = np.array([0.5, 0.9, 0.2], "float32")
+    expected = (np.log(2.0) - np.log(0.8)) / 2  # mean over the 2 labelled rows
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_sentinel_is_masked_like_nan():
+    loss = MaskedBinaryCrossentropy(mask_value=-1)
+    a = loss(np.array([1.0, -1.0]), np.array([0.5, 0.9]))
+    b = loss(np.array([1.0, NAN]), np.array([0.5, 0.9]))
+    assert float(a) == pytest.approx(np.log(2.0), rel=1e-6) and float(a) == float(b)
+
+
+def test_mse_hand_computed_and_column_labels():
+    loss = MaskedMeanSquaredError(mask_value=-999)
+    y = np.array([[1.0], [-999.0], [3.0]], "float32")  # (batch, 1) labels work too
+    p = np.array([2.0, 100.0, 1.0], "float32")
+    assert float(loss(y, p)) == pytest.approx((1 + 4) / 2)
+
+
+@pytest.mark.parametrize("cls", [MaskedBinaryCrossentropy, MaskedMeanSquaredError])
+def test_all_missing_batch_is_zero_with_finite_gradient(cls):
+    pred = tf.Variable([0.3, 0.7])
+    with tf.GradientTape() as tape:
+        value = cls()(np.array([NAN, NAN], "float32"), pred)
+    grad = tape.gradient(value, pred)
+    assert float(value) == 0.0
+    assert np.isfinite(grad.numpy()).all() and not grad.numpy().any()
+
+
+def test_bce_is_finite_at_certain_predictions():
+    value = MaskedBinaryCrossentropy()(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    assert np.isfinite(float(value)) and float(value) > 10
+
+
+@pytest.mark.parametrize("cls", [MaskedBinaryCrossentropy, MaskedMeanSquaredError])
+def test_config_round_trip(cls):
+    loss = cls(mask_value=-1, name="x")
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(clone) is cls and clone.get_config() == loss.get_config()
+    assert clone.mask_value == -1.0
