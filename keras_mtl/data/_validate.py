@@ -1,0 +1,375 @@
+"""Validation and conversion of in-memory data (pandas DataFrame or dict of arrays).
+
+`validate_in_memory` is the single entry point used by every in-memory path
+(`make_dataset` on a DataFrame or a dict, `write_tfrecord`). It looks up each
+column, checks its dtype, shape and values against the feature/task specs and
+returns numpy arrays in the exact element format of `make_dataset`, so that bad
+input fails here with a message naming the feature instead of deep inside
+TensorFlow or as a NaN loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keras_mtl.features import DenseFeature, Feature, SparseFeature, Task
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemoryColumns:
+    """Checked numpy arrays, one per feature / task (keyed by task name)."""
+
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    sample_weight: np.ndarray | None
+    num_rows: int
+
+
+def column_names(data: Any) -> list[str]:
+    """Column names of a DataFrame or a mapping of arrays."""
+    if isinstance(data, pd.DataFrame):
+        return [str(c) for c in data.columns]
+    return [str(c) for c in data.keys()]
+
+
+def validate_in_memory(
+    data: pd.DataFrame | Mapping[str, Any],
+    features: Sequence[Feature],
+    tasks: Sequence[Task],
+    sample_weight: str | None = None,
+) -> InMemoryColumns:
+    """Look up, check and convert every column needed by `features` and `tasks`.
+
+    Args:
+        data: pandas DataFrame, or mapping of column name to numpy array / list.
+        features: checked feature specs.
+        tasks: checked task specs (may be empty).
+        sample_weight: optional name of a column of per-row weights.
+
+    Returns:
+        `InMemoryColumns` with int64 / string / float32 arrays in the element
+        format of `make_dataset` (multi-valued sparse features padded and
+        truncated to `max_len`).
+
+    Raises:
+        ValueError: missing column, wrong shape or length, no rows, ids outside
+            the vocabulary, NaN/inf where not allowed, non-0/1 binary labels.
+        TypeError: a column of the wrong dtype (e.g. strings for a dense feature).
+    """
+    if not isinstance(data, (pd.DataFrame, Mapping)):
+        raise TypeError(
+            "In-memory data must be a pandas DataFrame or a dict of arrays; got "
+            f"{type(data).__name__}."
+        )
+    available = column_names(data)
+    wanted = [(f"feature {f.name!r}", f.name) for f in features]
+    wanted += [(f"label of task {t.name!r}", t.label_column) for t in tasks]
+    if sample_weight is not None:
+        wanted.append(("sample_weight", sample_weight))
+    missing = [f"{what} (column {col!r})" for what, col in wanted if col not in data]
+    if missing:
+        raise ValueError(
+            f"Missing from the data: {', '.join(missing)}. Available columns: "
+            f"{available}."
+        )
+
+    lengths = {col: len(data[col]) for _, col in wanted}
+    num_rows = next(iter(lengths.values()))
+    if any(n != num_rows for n in lengths.values()):
+        raise ValueError(f"Columns have different numbers of rows: {lengths}.")
+    if num_rows == 0:
+        raise ValueError("The data has no rows; at least one example is needed.")
+
+    out_features = {
+        f.name: _feature_array(f, _as_numpy(data[f.name])) for f in features
+    }
+    labels = {t.name: _label_array(t, _as_numpy(data[t.label_column])) for t in tasks}
+    weight = None
+    if sample_weight is not None:
+        weight = _weight_array(sample_weight, _as_numpy(data[sample_weight]))
+    return InMemoryColumns(out_features, labels, weight, num_rows)
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+def _as_numpy(column: Any) -> np.ndarray:
+    """A column as a numpy array; ragged lists become a 1-D object array."""
+    if isinstance(column, pd.Series):
+        dtype = column.dtype
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(
+                dtype
+            ):
+                return column.to_numpy(dtype="float64", na_value=np.nan)
+            return column.to_numpy(dtype=object, na_value=None)
+        return column.to_numpy()
+    if isinstance(column, np.ndarray):
+        return column
+    if hasattr(column, "numpy"):  # eager tf.Tensor
+        return np.asarray(column.numpy())
+    try:
+        array = np.asarray(column)
+    except ValueError:  # ragged nested lists
+        array = None
+    if array is None or (array.dtype == object and array.ndim > 1):
+        array = np.empty(len(column), dtype=object)
+        for i, value in enumerate(column):  # item by item: no broadcasting
+            array[i] = value
+    return array
+
+
+def _describe(array: np.ndarray) -> str:
+    if array.dtype != object:
+        return f"dtype {array.dtype}"
+    kinds = sorted({type(v).__name__ for v in array.ravel()[:1000]})
+    return f"Python objects of type {', '.join(kinds)}"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _has_strings(array: np.ndarray) -> bool:
+    if array.dtype.kind in "USO" and array.dtype != object:
+        return True
+    if array.dtype == object:
+        return any(isinstance(v, (str, bytes)) for v in array.ravel())
+    return False
+
+
+def _numeric(array: np.ndarray, what: str, expected: str) -> np.ndarray:
+    """`array` as float64 (None -> NaN), or TypeError naming `what`."""
+    if array.dtype.kind in "biuf":
+        return array.astype(np.float64, copy=False)
+    if array.dtype == object and not _has_strings(array):
+        try:
+            return np.array(
+                [np.nan if _is_missing(v) else v for v in array.ravel()],
+                dtype=np.float64,
+            ).reshape(array.shape)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"{what}: expected {expected}; received {_describe(array)}.")
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def _feature_array(feature: Feature, array: np.ndarray) -> np.ndarray:
+    if isinstance(feature, DenseFeature):
+        return _dense_array(feature, array)
+    if feature.max_len is None:
+        return _single_ids(feature, _scalar_column(feature, array))
+    return _multi_ids(feature, array)
+
+
+def _scalar_column(feature: Feature, array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"{_kind(feature)} {feature.name!r}: expected one value per row (shape "
+            f"(N,)); received shape {array.shape}."
+        )
+    if array.dtype == object and any(
+        isinstance(v, (list, tuple, np.ndarray)) for v in array
+    ):
+        raise ValueError(
+            f"{_kind(feature)} {feature.name!r}: expected one value per row; "
+            "received lists. Set max_len on the SparseFeature for a multi-valued "
+            "field."
+        )
+    return array
+
+
+def _kind(feature: Feature) -> str:
+    return type(feature).__name__
+
+
+def _single_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
+    """Ids of a flat column, missing values replaced by the pad value."""
+    what = f"SparseFeature {feature.name!r}"
+    if feature.dtype == "string":
+        if array.dtype.kind in "US":
+            return array.astype(object)
+        if array.dtype == object:
+            bad = [
+                v for v in array if not (isinstance(v, (str, bytes)) or _is_missing(v))
+            ]
+            if not bad:
+                return np.array(
+                    [feature.pad_value if _is_missing(v) else v for v in array],
+                    dtype=object,
+                )
+            received = f"values of type {type(bad[0]).__name__}, e.g. {bad[0]!r}"
+        else:
+            received = f"dtype {array.dtype}"
+        raise TypeError(
+            f"{what}: expected strings (dtype 'string'); received {received}. Use "
+            "an integer SparseFeature (vocabulary_size=...) for integer ids."
+        )
+
+    if _has_strings(array):
+        raise TypeError(
+            f"{what}: expected integer ids (dtype int64); received strings "
+            f"({_describe(array)}). Use SparseFeature(vocabulary=[...]) or "
+            "hash_bins=... for string values."
+        )
+    if array.dtype.kind in "biu":
+        ids = array.astype(np.int64)
+    else:
+        values = _numeric(array, what, "integer ids (dtype int64)")
+        if np.isinf(values).any():
+            raise ValueError(f"{what}: ids contain inf.")
+        nan = np.isnan(values)
+        whole = np.where(nan, 0.0, values)
+        fractional = whole != np.floor(whole)
+        if fractional.any():
+            raise TypeError(
+                f"{what}: expected integer ids (dtype int64); received floats with "
+                f"a fractional part, e.g. {float(whole[fractional][0])}."
+            )
+        ids = np.where(nan, feature.pad_value, whole).astype(np.int64)
+    _check_vocabulary(feature, ids)
+    return ids
+
+
+def _check_vocabulary(feature: SparseFeature, ids: np.ndarray) -> None:
+    size = feature.vocabulary_size
+    if size is None:
+        return
+    valid = ids[ids != feature.pad_value]
+    if valid.size and (valid.min() < 0 or valid.max() >= size):
+        bad = valid[(valid < 0) | (valid >= size)]
+        raise ValueError(
+            f"SparseFeature {feature.name!r}: ids must lie in [0, vocabulary_size="
+            f"{size}) or be the padding value {feature.pad_value}; received ids "
+            f"from {valid.min()} to {valid.max()} ({bad.size} out of range, e.g. "
+            f"{bad[0]})."
+        )
+
+
+def _multi_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
+    """(N, max_len) ids: lists padded with the pad value, truncated to max_len."""
+    num_rows, max_len = len(array), feature.max_len
+    if array.ndim == 2:
+        flat = _single_ids(feature, array.reshape(-1))
+        lengths = np.full(num_rows, array.shape[1], dtype=np.int64)
+    elif array.ndim == 1 and array.dtype != object:  # one id per row
+        flat, lengths = _single_ids(feature, array), np.ones(num_rows, dtype=np.int64)
+    elif array.ndim == 1:
+        scalar = (str, bytes) if feature.dtype == "string" else ()
+        rows = [
+            [] if _is_missing(v) else [v] if isinstance(v, scalar) else v for v in array
+        ]
+        rows = [r if isinstance(r, (list, tuple, np.ndarray)) else [r] for r in rows]
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=num_rows)
+        flat_raw = np.empty(int(lengths.sum()), dtype=object)
+        flat_raw[:] = [v for r in rows for v in r]
+        if feature.dtype == "int64" and not _has_strings(flat_raw):
+            flat_raw = _numeric(flat_raw, f"SparseFeature {feature.name!r}", "ids")
+        flat = _single_ids(feature, flat_raw)
+    else:
+        raise ValueError(
+            f"SparseFeature {feature.name!r}: expected lists of ids or a 2-D array "
+            f"(N, L); received shape {array.shape}."
+        )
+    out = np.full(
+        (num_rows, max_len),
+        feature.pad_value,
+        dtype=object if feature.dtype == "string" else np.int64,
+    )
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(flat.size) - starts
+    keep = position < max_len
+    out[np.repeat(np.arange(num_rows), lengths)[keep], position[keep]] = flat[keep]
+    return out
+
+
+def _dense_array(feature: DenseFeature, array: np.ndarray) -> np.ndarray:
+    what = f"DenseFeature {feature.name!r}"
+    if array.ndim == 1 and array.dtype == object and feature.dim > 1:
+        array = _stack_rows(feature, array)
+    if feature.dim == 1:
+        array = _scalar_column(feature, array)
+    elif array.ndim != 2 or array.shape[1] != feature.dim:
+        raise ValueError(
+            f"{what}: expected shape (N, {feature.dim}) for dim={feature.dim}; "
+            f"received shape {array.shape}."
+        )
+    values = _numeric(array, what, "numbers (float32)").astype(np.float32)
+    if np.isinf(values).any():
+        raise ValueError(
+            f"{what}: contains inf (or values too large for float32); only finite "
+            "values (and NaN with allow_missing=True) are allowed."
+        )
+    if not feature.allow_missing and np.isnan(values).any():
+        count = int(np.isnan(values).any(axis=tuple(range(1, values.ndim))).sum())
+        raise ValueError(
+            f"{what}: {count} row(s) contain NaN but allow_missing=False; fill "
+            "them or declare DenseFeature(..., allow_missing=True)."
+        )
+    return values
+
+
+def _stack_rows(feature: DenseFeature, array: np.ndarray) -> np.ndarray:
+    """Object column of per-row vectors -> (N, dim); a missing row -> NaNs."""
+    rows = []
+    for value in array:
+        row = np.full(feature.dim, np.nan) if _is_missing(value) else value
+        if np.ndim(row) != 1 or len(row) != feature.dim:
+            raise ValueError(
+                f"DenseFeature {feature.name!r}: expected vectors of length "
+                f"{feature.dim}; received {value!r}."
+            )
+        rows.append(row)
+    return np.array(rows)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _label_array(task: Task, array: np.ndarray) -> np.ndarray:
+    what = f"Task {task.name!r} (label column {task.label_column!r})"
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"{what}: expected one label per row; received shape {array.shape}."
+        )
+    labels = _numeric(array, what, "numeric labels").astype(np.float32)
+    if np.isinf(labels).any():
+        raise ValueError(f"{what}: labels contain inf.")
+    if task.type == "binary":
+        known = ~np.isnan(labels)
+        if task.missing_value is not None:
+            known &= labels != np.float32(task.missing_value)
+        bad = known & (labels != 0) & (labels != 1)
+        if bad.any():
+            examples = np.unique(labels[bad])[:5].tolist()
+            raise ValueError(
+                f"{what}: binary labels must be 0 or 1 (NaN"
+                + (
+                    f" or missing_value={task.missing_value}"
+                    if task.missing_value is not None
+                    else ""
+                )
+                + f" for a missing label); received {examples}."
+            )
+    return labels
+
+
+def _weight_array(column: str, array: np.ndarray) -> np.ndarray:
+    what = f"sample_weight column {column!r}"
+    if array.ndim != 1:
+        raise ValueError(f"{what}: expected shape (N,); received {array.shape}.")
+    weights = _numeric(array, what, "numbers").astype(np.float32)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"{what}: weights must be finite and >= 0.")
+    return weights

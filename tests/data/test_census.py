@@ -1,0 +1,226 @@
+import gzip
+import io
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from keras_mtl.data import census, load_census, make_dataset
+from keras_mtl.features import DenseFeature, SparseFeature
+
+# Five lines in the exact raw format: rows 1-3 and 2 others of census-income.test
+# (row 4: income 50000+ and never married; row 5: "?" countries, a value with a
+# trailing space, year 94).
+RAW_LINES = [
+    "38, Private, 6, 36, 1st 2nd 3rd or 4th grade, 0, Not in universe, Married-civilian spouse present, Manufacturing-durable goods, Machine operators assmblrs & inspctrs, White, Mexican (Mexicano), Female, Not in universe, Not in universe, Full-time schedules, 0, 0, 0, Joint one under 65 & one 65+, Not in universe, Not in universe, Spouse of householder, Spouse of householder, 1032.38, ?, ?, ?, Not in universe under 1 year old, ?, 4, Not in universe, Mexico, Mexico, Mexico, Foreign born- Not a citizen of U S , 0, Not in universe, 2, 12, 95, - 50000.",
+    "44, Self-employed-not incorporated, 37, 12, Associates degree-occup /vocational, 0, Not in universe, Married-civilian spouse present, Business and repair services, Professional specialty, White, All other, Female, Not in universe, Not in universe, PT for econ reasons usually PT, 0, 0, 2500, Joint both under 65, Not in universe, Not in universe, Spouse of householder, Spouse of householder, 1462.33, ?, ?, ?, Not in universe under 1 year old, ?, 1, Not in universe, United-States, United-States, United-States, Native- Born in the United States, 0, Not in universe, 2, 26, 95, - 50000.",
+    "2, Not in universe, 0, 0, Children, 0, Not in universe, Never married, Not in universe or children, Not in universe, White, Mexican-American, Male, Not in universe, Not in universe, Children or Armed Forces, 0, 0, 0, Nonfiler, Not in universe, Not in universe, Child <18 never marr not in subfamily, Child under 18 never married, 1601.75, ?, ?, ?, Not in universe under 1 year old, ?, 0, Both parents present, United-States, United-States, United-States, Native- Born in the United States, 0, Not in universe, 0, 0, 95, - 50000.",
+    "35, Private, 35, 17, Masters degree(MA MS MEng MEd MSW MBA), 0, Not in universe, Never married, Finance insurance and real estate, Sales, White, All other, Male, Not in universe, Not in universe, PT for non-econ reasons usually FT, 0, 0, 1, Single, Not in universe, Not in universe, Nonfamily householder, Householder, 3001.29, ?, ?, ?, Not in universe under 1 year old, ?, 6, Not in universe, United-States, United-States, United-States, Native- Born in the United States, 1, Not in universe, 2, 36, 95, 50000+.",
+    "27, Private, 37, 31, High school graduate, 0, Not in universe, Married-civilian spouse present, Business and repair services, Other service, White, Central or South American, Male, Not in universe, Not in universe, Children or Armed Forces, 0, 0, 0, Joint both under 65, Not in universe, Not in universe, Householder, Householder, 2056.67, Nonmover, Nonmover, Nonmover, Yes, Not in universe, 4, Not in universe, ?, ?, ?, Foreign born- Not a citizen of U S , 1, Not in universe, 2, 50, 94, - 50000.",
+]
+# Codes = positions in the category lists of census-income.names; "?" -> -1.
+EXPECTED_CODES = {
+    "class_of_worker": [4, 6, 0, 4, 4],
+    "detailed_industry_recode": [44, 17, 0, 15, 17],
+    "sex": [0, 0, 1, 1, 1],
+    "citizenship": [1, 0, 0, 0, 1],
+    "own_business_or_self_employed": [0, 0, 0, 2, 2],
+    "migration_code_change_in_msa": [-1, -1, -1, -1, 1],
+    "country_of_birth_father": [0, 1, 1, 1, -1],
+    "country_of_birth_mother": [1, 2, 2, 2, -1],
+    "year": [1, 1, 1, 1, 0],
+    "marital_stat": [1, 1, 0, 0, 1],
+    "education": [10, 13, 0, 12, 4],
+}
+EXPECTED_NUMBERS = {
+    "age": [38, 44, 2, 35, 27],
+    "dividends_from_stocks": [0, 2500, 0, 1, 0],
+    "num_persons_worked_for_employer": [4, 1, 0, 6, 4],
+    "weeks_worked_in_year": [12, 26, 0, 36, 50],
+}
+
+
+def write_raw(path, lines=RAW_LINES):
+    text = "\n".join(lines) + "\n"
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["census-income.test", "census-income.test.gz"])
+def test_parses_the_raw_format_plain_and_gzip(tmp_path, name):
+    data = load_census(write_raw(tmp_path / name))
+    frame = data.frame
+    assert len(frame) == 5
+    for column, codes in EXPECTED_CODES.items():
+        assert frame[column].dtype == np.int64
+        assert frame[column].tolist() == codes, column
+    for column, values in EXPECTED_NUMBERS.items():
+        assert frame[column].dtype == np.float32
+        assert frame[column].tolist() == values, column
+    np.testing.assert_allclose(
+        frame["instance_weight"],
+        [1032.38, 1462.33, 1601.75, 3001.29, 2056.67],
+        rtol=1e-6,
+    )
+    assert frame["income"].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert frame["marital"].tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    assert not frame.isna().any().any()
+
+
+def test_features_and_tasks(tmp_path):
+    data = load_census(write_raw(tmp_path / "census-income.data"))
+    sparse = [f for f in data.features if isinstance(f, SparseFeature)]
+    dense = [f for f in data.features if isinstance(f, DenseFeature)]
+    assert len(sparse) == 31 and len(dense) == 7
+    names = {f.name for f in data.features}
+    assert not names & {
+        "education",
+        "marital_stat",
+        "instance_weight",
+        "income",
+        "marital",
+    }
+    assert {f.name for f in dense} == set(census.NUMERIC_COLUMNS)
+    worker = next(f for f in sparse if f.name == "class_of_worker")
+    assert (worker.vocabulary_size, worker.embedding_dim) == (9, 4)
+    age = next(f for f in dense if f.name == "age")
+    ages = np.array(EXPECTED_NUMBERS["age"], dtype=np.float64)
+    assert age.mean == pytest.approx(ages.mean())
+    assert age.std == pytest.approx(ages.std())
+    capital = next(f for f in dense if f.name == "capital_gains")
+    assert capital.std == 1.0  # constant column: no division by zero
+    assert [(t.name, t.type) for t in data.tasks] == [
+        ("income", "binary"),
+        ("marital", "binary"),
+    ]
+    x, y = next(
+        iter(make_dataset(data.frame, data.features, data.tasks, shuffle=False))
+    )
+    assert x["country_of_birth_father"].numpy().tolist() == [0, 1, 1, 1, -1]
+    assert y["income"].numpy().tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_directory_picks_the_split_file(tmp_path):
+    write_raw(tmp_path / "census-income.test.gz")
+    write_raw(tmp_path / "census-income.data", RAW_LINES[:2])
+    assert len(load_census(tmp_path).frame) == 2  # split="train" by default
+    assert len(load_census(tmp_path, split="test").frame) == 5
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    write_raw(only_test / "census-income.test")
+    with pytest.raises(
+        FileNotFoundError, match=r"census-income.data\[.gz\] \(train split\)"
+    ):
+        load_census(only_test)
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_census(tmp_path, split="validation")
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda s: s.replace(" Private,", " Privat,", 1),
+            r"'class_of_worker'.*\['Privat'\].*outside",
+        ),
+        (lambda s: s.replace("- 50000.", "- 5000."), r"income label.*'- 5000.'"),
+        (
+            lambda s: s.replace("38, Private", "thirty, Private"),
+            r"'age' must be numeric.*'thirty'",
+        ),
+        (lambda s: s.rsplit(",", 3)[0], r"line 1 has fewer than 42 fields"),
+        (lambda s: s + ", extra", r"line 1 has more than 42 fields"),
+        (lambda s: s + ", extra, more", r"not in the census format"),
+    ],
+)
+def test_malformed_lines_raise(tmp_path, edit, match):
+    path = write_raw(tmp_path / "bad.data", [edit(RAW_LINES[0])] + RAW_LINES[1:])
+    with pytest.raises(ValueError, match=match):
+        load_census(path)
+
+
+def test_empty_file_raises(tmp_path):
+    (tmp_path / "census-income.test").write_text("")
+    with pytest.raises(ValueError, match="no rows"):
+        load_census(tmp_path / "census-income.test")
+
+
+def make_fake_uci_zip(path):
+    """A zip laid out like the UCI archive: census.tar.gz > census-income.*.gz."""
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        for name, lines in (
+            ("census-income.data.gz", RAW_LINES[:3]),
+            ("census-income.test.gz", RAW_LINES),
+        ):
+            payload = gzip.compress(("\n".join(lines) + "\n").encode())
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("census.tar.gz", inner.getvalue())
+        z.writestr("census-income.names", "names")
+    return path
+
+
+def test_download_unpacks_the_uci_archive_without_network(tmp_path, monkeypatch):
+    """`load_census(path=None)` with keras.utils.get_file faked by a local archive."""
+    archive = make_fake_uci_zip(tmp_path / "fake.zip")
+    calls = []
+
+    def fake_get_file(fname, origin, cache_dir, cache_subdir):
+        calls.append(origin)
+        return str(archive)
+
+    import keras
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    cache = tmp_path / "cache"
+    assert len(load_census(cache_dir=cache).frame) == 3
+    assert len(load_census(cache_dir=cache, split="test").frame) == 5
+    assert calls == [census.CENSUS_URL]  # downloaded once, then read from the cache
+    assert sorted(p.name for p in cache.glob("census-income.*")) == [
+        "census-income.data.gz",
+        "census-income.test.gz",
+    ]
+
+
+@pytest.fixture(scope="module")
+def census_test(shared_data):
+    return load_census(shared_data / "census-income" / "census-income.test.gz")
+
+
+@pytest.mark.shared_data
+def test_official_test_file(census_test):
+    frame = census_test.frame
+    assert len(frame) == 99_762
+    assert frame["income"].mean() * 100 == pytest.approx(6.20, abs=0.05)
+    assert frame["marital"].mean() * 100 == pytest.approx(43.25, abs=0.05)
+    assert not frame.isna().any().any()
+    kinds = [type(f).__name__ for f in census_test.features]
+    assert kinds.count("SparseFeature") == 31 and kinds.count("DenseFeature") == 7
+    names = {f.name for f in census_test.features}
+    assert "education" not in names and "marital_stat" not in names
+    for f in census_test.features:  # every code valid for make_dataset
+        if isinstance(f, SparseFeature):
+            codes = frame[f.name].to_numpy()
+            assert codes.min() >= -1 and codes.max() < f.vocabulary_size, f.name
+    # "?" is frequent only where UCI documents it (migration, country of birth).
+    unknown = (
+        frame[[f.name for f in census_test.features if isinstance(f, SparseFeature)]]
+        == -1
+    ).mean()
+    assert set(unknown[unknown > 0.01].index) == {
+        "migration_code_change_in_msa",
+        "migration_code_change_in_reg",
+        "migration_code_move_within_reg",
+        "migration_prev_res_in_sunbelt",
+        "country_of_birth_father",
+        "country_of_birth_mother",
+        "country_of_birth_self",
+    }
