@@ -79,8 +79,29 @@ def iter_lines(path: str) -> Iterator[str]:
             encoding = "utf-8"
 
 
-def interleave_parallelism(num_files: int) -> dict:
-    """`interleave` kwargs: parallel, order-preserving reads for several files."""
-    if num_files < 2:
-        return {}
-    return {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+def read_files(
+    files: list[str],
+    reader,
+    *,
+    shuffle: bool,
+    seed: int | None,
+    shuffle_buffer_size: int,
+) -> tf.data.Dataset:
+    """The records of all `files` (`reader(path)` -> dataset), interleaved.
+
+    Several files are read in parallel with a deterministic order; with
+    `shuffle`, the file order is reshuffled every epoch and the records pass
+    through a buffer of `shuffle_buffer_size`.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle and len(files) > 1:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    parallel = (
+        {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+        if len(files) > 1
+        else {}
+    )
+    ds = ds.interleave(reader, cycle_length=min(len(files), 4), **parallel)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    return ds

@@ -229,16 +229,13 @@ def tfrecord_dataset(
             )
         return _tensors.assemble(x, y, w)
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle and len(files) > 1:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(
+    ds = _files.read_files(
+        files,
         _records_of,
-        cycle_length=min(len(files), 4),
-        **_files.interleave_parallelism(len(files)),
+        shuffle=shuffle,
+        seed=seed,
+        shuffle_buffer_size=shuffle_buffer_size,
     )
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
