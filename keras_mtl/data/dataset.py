@@ -206,9 +206,12 @@ def _in_memory_dataset(
         return _tensors.assemble(x, y, out.get(("w", "")))
 
     index = _index_batches(n, batch_size, shuffle, seed, drop_remainder)
-    return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    ds = index.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    if not shuffle:
+        # Every epoch is the same: gather once, then replay (one more copy of the
+        # data in memory; measured ~1.4x faster training on census).
+        ds = ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _index_batches(

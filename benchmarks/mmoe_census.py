@@ -1,0 +1,548 @@
+"""Training speed of `build_mmoe` + `make_dataset` against a hand-written Keras 3 MMoE.
+
+Census-income (KDD): 31 categorical columns as sparse features (embedding 4),
+7 numeric columns as dense features, two binary tasks (income, marital status);
+MMoE with 8 experts of 16 units, towers of 8, batch 1024. Contenders, trained on
+the same rows in the same process, a fresh model for every repeat:
+
+- plain Keras 3: a functional model written here from standard Keras layers
+  (one `Embedding(vocab + 1, 4)` per column, `Dense` experts and softmax gates,
+  `Dot` for the gated sum), `jit_compile=True`, fed by
+  `from_tensor_slices(...).batch().cache().prefetch()`.
+- plain tf.keras-2 style: the same model without XLA, fed numpy arrays.
+- keras_mtl: `build_mmoe` (default compile: masked losses, masked AUC, XLA when
+  possible) fed by `keras_mtl.data.make_dataset`.
+
+Shuffling: `make_dataset` reshuffles every epoch by default; the issue's plain
+pipeline does not shuffle. Both settings are measured, each against a plain
+model doing the same work: without shuffling (`make_dataset(shuffle=False)`,
+`fit(shuffle=False)` for numpy) and with a full reshuffle every epoch (default
+`make_dataset`; `cache().shuffle(rows, reshuffle_each_iteration=True)` for the
+plain pipeline). Both models carry a loss and an AUC (1000 thresholds) per task.
+
+Timing: build + compile + dataset ("setup"), one warm-up epoch (includes the XLA
+compilation of the full and the last partial batch: "first epoch"), then
+`--epochs` epochs in one `fit` call timed with `time.perf_counter`;
+examples/s = rows x epochs / elapsed. Median (min-max) over `--repeats`; the
+order of contenders is rotated, and reversed every other repeat. Each run also
+records the CPU time other processes took meanwhile (the load average counts
+this script's own threads).
+
+Then the latency of the trained keras_mtl model at batch 1 and 512:
+`model.predict`, a direct `model(x, training=False)` call (eager),
+`model.predict_on_batch` (the compiled predict step without the data adapter),
+and the `serving_default` signature of the SavedModel written by
+`keras_mtl.export_saved_model` and loaded with `tf.saved_model.load`.
+
+Usage (from the repository root):
+
+    python benchmarks/mmoe_census.py [--data-path FILE] [--epochs 3] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Expected and harmless here: Keras's default `fit(shuffle=True)` is ignored for a
+# tf.data input, and a dataset of unknown length (make_dataset's reshuffling one)
+# ends its first epoch by running out of data. `run_once` checks the step count.
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+warnings.filterwarnings("ignore", message="Your input ran out of data")
+
+try:  # `python -m benchmarks.mmoe_census` from the repository root
+    from benchmarks import _common
+except ImportError:  # `python benchmarks/mmoe_census.py`: benchmarks/ is on sys.path
+    import _common
+
+_common.add_repo_to_path()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_mtl as km  # noqa: E402
+from keras_mtl.data import census  # noqa: E402
+
+DEFAULT_DATA = (
+    _common.REPO_ROOT.parent
+    / "shared"
+    / "data"
+    / "census-income"
+    / "census-income.test.gz"
+)
+#: Rows of census-income.test (the size of the generated stand-in frame).
+CENSUS_TEST_ROWS = 99_762
+NUM_EXPERTS, EXPERT_UNITS, TOWER_UNITS = 8, 16, 8
+REQUIRED_RATIO = 0.90
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def census_like_frame(rows: int = CENSUS_TEST_ROWS, seed: int = 0):
+    """Random frame with the census columns, dtypes and label rates (no real signal)."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for name in census.CATEGORICAL_COLUMNS:
+        size = len(census.CENSUS_VOCABULARIES[name])
+        data[name] = rng.integers(-1, size, rows)  # -1: unknown ("?"), as in the file
+    for name in census.NUMERIC_COLUMNS:
+        data[name] = rng.lognormal(1.0, 1.5, rows).astype(np.float32)
+    data["income"] = (rng.random(rows) < 0.062).astype(np.float32)
+    data["marital"] = (rng.random(rows) < 0.432).astype(np.float32)
+    frame = pd.DataFrame(data)
+    return frame, census.census_features(frame), list(census.CENSUS_TASKS)
+
+
+def load_data(path: Path):
+    """`(frame, features, tasks, description)`; a generated frame if `path` is absent."""
+    if path.exists():
+        data = km.data.load_census(path)
+        return data.frame, data.features, data.tasks, f"`{path}`"
+    frame, features, tasks = census_like_frame()
+    note = (
+        "GENERATED census-shaped random frame because "
+        f"`{path}` does not exist; throughput is comparable, AUCs are meaningless"
+    )
+    return frame, features, tasks, note
+
+
+def plain_arrays(frame: pd.DataFrame, features, tasks):
+    """Inputs of the hand-written model: ids in [0, vocab], numbers standardised.
+
+    The census loader codes "?" as -1; a plain `Embedding(vocab + 1, dim)` gets
+    it as the extra last row (keras_mtl reads -1 as padding: a zero vector).
+    """
+    x = {}
+    for f in features:
+        column = frame[f.name].to_numpy()
+        if isinstance(f, km.SparseFeature):
+            ids = column.astype(np.int32)
+            ids[(ids < 0) | (ids >= f.vocabulary_size)] = f.vocabulary_size
+            x[f.name] = ids
+        else:
+            z = (column.astype(np.float64) - f.mean) / f.std
+            x[f.name] = z.astype(np.float32).reshape(-1, 1)
+    y = {
+        t.name: frame[t.label_column].to_numpy(dtype=np.float32).reshape(-1, 1)
+        for t in tasks
+    }
+    return x, y
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def plain_mmoe(features, tasks, jit_compile: bool) -> keras.Model:
+    """The hand-written MMoE: standard Keras layers only, compiled like a user would."""
+    inputs, parts = {}, []
+    for f in features:
+        if isinstance(f, km.SparseFeature):
+            ids = keras.Input(shape=(), dtype="int32", name=f.name)
+            parts.append(
+                keras.layers.Embedding(
+                    f.vocabulary_size + 1, f.embedding_dim, name=f"embedding_{f.name}"
+                )(ids)
+            )
+            inputs[f.name] = ids
+        else:
+            inputs[f.name] = keras.Input(shape=(1,), dtype="float32", name=f.name)
+            parts.append(inputs[f.name])
+    x = keras.layers.Concatenate(name="features")(parts)
+    experts = [
+        keras.layers.Dense(EXPERT_UNITS, activation="relu", name=f"expert_{i}")(x)
+        for i in range(NUM_EXPERTS)
+    ]
+    experts = keras.layers.Reshape((NUM_EXPERTS, EXPERT_UNITS), name="experts")(
+        keras.layers.Concatenate(name="expert_outputs")(experts)
+    )
+    outputs = {}
+    for t in tasks:
+        gate = keras.layers.Dense(
+            NUM_EXPERTS, activation="softmax", use_bias=False, name=f"{t.name}_gate"
+        )(x)
+        # (batch, experts) . (batch, experts, units) -> (batch, units)
+        mixed = keras.layers.Dot(axes=(1, 1), name=f"{t.name}_mixture")([gate, experts])
+        hidden = keras.layers.Dense(
+            TOWER_UNITS, activation="relu", name=f"{t.name}_hidden"
+        )(mixed)
+        outputs[t.name] = keras.layers.Dense(1, activation="sigmoid", name=t.name)(
+            hidden
+        )
+    model = keras.Model(inputs, outputs, name="plain_mmoe")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss={t.name: keras.losses.BinaryCrossentropy() for t in tasks},
+        metrics={
+            t.name: [keras.metrics.AUC(num_thresholds=1000, name="auc")] for t in tasks
+        },
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def keras_mtl_mmoe(features, tasks) -> keras.Model:
+    return km.build_mmoe(
+        features,
+        tasks,
+        num_experts=NUM_EXPERTS,
+        expert_units=(EXPERT_UNITS,),
+        tower_units=(TOWER_UNITS,),
+    )
+
+
+# ----------------------------------------------------------------------------- contenders
+
+
+@dataclasses.dataclass
+class Contender:
+    """A model and its input pipeline.
+
+    `setup()` builds and compiles the model and its data; it returns
+    `(model, fit)` where `fit(epochs)` trains for `epochs` epochs.
+    """
+
+    key: str
+    label: str
+    setup: Callable[[], tuple[keras.Model, Callable]]
+    group: str  # "no shuffle" / "shuffle every epoch"
+
+
+def make_contenders(frame, features, tasks, batch_size: int) -> list[Contender]:
+    x, y = plain_arrays(frame, features, tasks)
+    rows = len(frame)
+
+    def plain_xla(shuffle: bool):
+        def setup():
+            model = plain_mmoe(features, tasks, jit_compile=True)
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+            if shuffle:
+                ds = ds.cache().shuffle(rows, seed=0, reshuffle_each_iteration=True)
+                ds = ds.batch(batch_size)
+            else:
+                ds = ds.batch(batch_size).cache()
+            ds = ds.prefetch(tf.data.AUTOTUNE)
+            return model, lambda e: model.fit(ds, epochs=e, verbose=0)
+
+        return setup
+
+    def plain_numpy():
+        model = plain_mmoe(features, tasks, jit_compile=False)
+        return model, lambda e: model.fit(
+            x, y, batch_size=batch_size, epochs=e, shuffle=False, verbose=0
+        )
+
+    def keras_mtl(shuffle: bool):
+        def setup():
+            model = keras_mtl_mmoe(features, tasks)
+            ds = km.data.make_dataset(
+                frame, features, tasks, batch_size=batch_size, shuffle=shuffle, seed=0
+            )
+            return model, lambda e: model.fit(ds, epochs=e, verbose=0)
+
+        return setup
+
+    a, b = "no shuffle", "shuffle every epoch"
+    return [
+        Contender(
+            "plain",
+            "plain Keras 3, XLA, `from_tensor_slices.batch.cache.prefetch`",
+            plain_xla(False),
+            a,
+        ),
+        Contender(
+            "numpy",
+            "plain tf.keras-2 style, no XLA, numpy `fit(shuffle=False)`",
+            plain_numpy,
+            a,
+        ),
+        Contender(
+            "km",
+            "keras_mtl `build_mmoe` + `make_dataset(shuffle=False)`",
+            keras_mtl(False),
+            a,
+        ),
+        Contender(
+            "plain_shuffled",
+            "plain Keras 3, XLA, `from_tensor_slices.cache.shuffle(rows).batch.prefetch`",
+            plain_xla(True),
+            b,
+        ),
+        Contender(
+            "km_shuffled",
+            "keras_mtl `build_mmoe` + `make_dataset` (default: shuffle=True)",
+            keras_mtl(True),
+            b,
+        ),
+    ]
+
+
+@dataclasses.dataclass
+class Run:
+    setup_s: float
+    first_epoch_s: float
+    timed_s: float
+    examples_per_s: float
+    metrics: dict
+    jit_compile: object
+    other_cores: float  # CPU used by other processes during the timed epochs
+
+
+def run_once(
+    contender: Contender, rows: int, epochs: int, batch_size: int
+) -> tuple[Run, keras.Model]:
+    keras.backend.clear_session()
+    gc.collect()
+    start = time.perf_counter()
+    model, fit = contender.setup()
+    setup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fit(1)
+    first_epoch_s = time.perf_counter() - start
+    steps_before = int(model.optimizer.iterations.numpy())
+    with _common.OtherCpuMeter() as others:
+        start = time.perf_counter()
+        history = fit(epochs)
+        timed_s = time.perf_counter() - start
+    steps = int(model.optimizer.iterations.numpy()) - steps_before
+    expected = epochs * -(-rows // batch_size)
+    if steps != expected:
+        raise AssertionError(
+            f"{contender.key}: {steps} training steps in {epochs} epochs, "
+            f"expected {expected}; the throughput would be wrong."
+        )
+    last = {k: v[-1] for k, v in history.history.items()}
+    run = Run(
+        setup_s,
+        first_epoch_s,
+        timed_s,
+        rows * epochs / timed_s,
+        last,
+        model.jit_compile,
+        others.cores,
+    )
+    return run, model
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+def latency_rows(model, frame, features, tasks) -> list[list[str]]:
+    """predict / call / predict_on_batch / SavedModel latency at batch 1 and 512."""
+    with tempfile.TemporaryDirectory() as tmp:
+        export_dir = km.export_saved_model(model, Path(tmp) / "mmoe")
+        serving = tf.saved_model.load(str(export_dir))
+        signature = serving.signatures["serving_default"]
+        rows = []
+        for batch, calls in ((1, 200), (512, 50)):
+            tensors = next(
+                iter(
+                    km.data.make_dataset(
+                        frame.iloc[:batch], features, batch_size=batch, shuffle=False
+                    )
+                )
+            )
+            arrays = {k: v.numpy() for k, v in tensors.items()}
+            direct = model(tensors, training=False)
+            served = signature(**tensors)
+            gap = max(
+                float(np.max(np.abs(direct[t.name].numpy() - served[t.name].numpy())))
+                for t in tasks
+            )
+            if gap > 1e-5:
+                raise AssertionError(
+                    f"SavedModel and model disagree by {gap:.2e} at batch {batch}."
+                )
+            ways = [
+                (
+                    "`model.predict(x)`",
+                    lambda a=arrays, b=batch: model.predict(a, batch_size=b, verbose=0),
+                ),
+                (
+                    "`model(x, training=False)`",
+                    lambda t=tensors: model(t, training=False),
+                ),
+                (
+                    "`model.predict_on_batch(x)`",
+                    lambda t=tensors: model.predict_on_batch(t),
+                ),
+                (
+                    'SavedModel `signatures["serving_default"](**x)`',
+                    lambda t=tensors: signature(**t),
+                ),
+            ]
+            for label, fn in ways:
+                times = _common.time_calls(fn, calls, warmup=10)
+                rows.append(
+                    [
+                        label,
+                        str(batch),
+                        str(calls),
+                        f"{statistics.median(times):.2f}",
+                        f"{_common.percentile(times, 90):.2f}",
+                    ]
+                )
+    return rows
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-path",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="census-income .data/.test file (gzip or plain); a generated "
+        "census-shaped frame is used when it does not exist. Default: %(default)s",
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="fresh models per contender (median)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1024)
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.repeats < 1 or args.batch_size < 1:
+        parser.error("--epochs, --repeats and --batch-size must be positive.")
+
+    print("# MMoE on census-income: training throughput and serving latency\n")
+    for line in _common.machine_lines():
+        print(line)
+    start = time.perf_counter()
+    frame, features, tasks, source = load_data(args.data_path)
+    rows = len(frame)
+    print(f"- keras_mtl {km.__version__} from `{Path(km.__file__).parent}`")
+    print(
+        f"- data: {source}; {rows:,} rows, loaded in {time.perf_counter() - start:.1f} s"
+    )
+    print(
+        f"- model: {sum(isinstance(f, km.SparseFeature) for f in features)} sparse "
+        f"features (embedding 4) + {sum(isinstance(f, km.DenseFeature) for f in features)}"
+        f" dense; MMoE {NUM_EXPERTS} experts x {EXPERT_UNITS}, towers {TOWER_UNITS}, "
+        f"tasks {[t.name for t in tasks]}; batch {args.batch_size}, Adam 1e-3"
+    )
+    print(
+        f"- timing: setup, 1 warm-up epoch, then {args.epochs} timed epochs; "
+        f"median (min–max) of {args.repeats} repeats, contender order rotated "
+        "(and reversed every other repeat)"
+    )
+    sys.stdout.flush()
+
+    contenders = make_contenders(frame, features, tasks, args.batch_size)
+    runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
+    last_km_model = None
+    print("\n## Runs (in execution order)\n")
+    for r in range(args.repeats):
+        # Rotate the order, and reverse it every other repeat, so that no
+        # contender always runs first, or always right after the same one.
+        shift = r % len(contenders)
+        order = contenders[shift:] + contenders[:shift]
+        for c in order[::-1] if r % 2 else order:
+            run, model = run_once(c, rows, args.epochs, args.batch_size)
+            runs[c.key].append(run)
+            print(
+                f"- repeat {r + 1}/{args.repeats} `{c.key}`: "
+                f"{run.examples_per_s:,.0f} examples/s, first epoch "
+                f"{run.first_epoch_s:.1f} s, other processes "
+                f"{run.other_cores:.2f} cores, load average {_common.load_average()}",
+                flush=True,
+            )
+            if c.key == "km_shuffled":
+                last_km_model = model
+            del model
+
+    def median_speed(key):
+        return statistics.median(r.examples_per_s for r in runs[key])
+
+    def auc(run, task):
+        value = run.metrics.get(f"{task}_auc")
+        return "n/a" if value is None else f"{value:.3f}"
+
+    reference = {"no shuffle": "plain", "shuffle every epoch": "plain_shuffled"}
+    table = []
+    for c in contenders:
+        rs = runs[c.key]
+        table.append(
+            [
+                c.group,
+                c.label,
+                str(rs[0].jit_compile),
+                _common.median_range([r.examples_per_s for r in rs]),
+                f"{median_speed(c.key) / median_speed(reference[c.group]):.2f}",
+                _common.median_range([r.setup_s for r in rs], "{:.1f}"),
+                _common.median_range([r.first_epoch_s for r in rs], "{:.1f}"),
+                f"{max(r.other_cores for r in rs):.2f}",
+                " / ".join(auc(rs[-1], t.name) for t in tasks),
+            ]
+        )
+    print("\n## Training throughput\n")
+    print(
+        _common.markdown_table(
+            [
+                "pipeline",
+                "contender",
+                "jit",
+                "examples/s",
+                "vs plain Keras 3 (same pipeline)",
+                "setup s",
+                "first epoch s",
+                "other procs, cores (max)",
+                f"train AUC {'/'.join(t.name for t in tasks)} (last repeat)",
+            ],
+            table,
+        )
+    )
+    busiest = max(r.other_cores for rs in runs.values() for r in rs)
+    if busiest > 0.25:
+        print(
+            f"\nWARNING: other processes used up to {busiest:.2f} of "
+            f"{_common.usable_cpus()} cores during timed epochs; these numbers are "
+            "disturbed. Re-run on a quiet machine."
+        )
+
+    print("\n## keras_mtl / plain Keras 3 (medians)\n")
+    for km_key, plain_key, what in (
+        ("km", "plain", "no shuffle in either (same work per epoch)"),
+        ("km_shuffled", "plain_shuffled", "both reshuffle all rows every epoch"),
+        (
+            "km_shuffled",
+            "plain",
+            "default `make_dataset` vs the unshuffled plain pipeline",
+        ),
+    ):
+        ratio = median_speed(km_key) / median_speed(plain_key)
+        verdict = "meets" if ratio >= REQUIRED_RATIO else "MISSES"
+        print(f"- {what}: {ratio:.3f} — {verdict} the {REQUIRED_RATIO:.2f} requirement")
+    sys.stdout.flush()
+
+    print(
+        "\n## Latency of the trained keras_mtl model "
+        "(default `make_dataset`, last repeat), ms\n"
+    )
+    with _common.OtherCpuMeter() as others:
+        latency = latency_rows(last_km_model, frame, features, tasks)
+    print(
+        _common.markdown_table(
+            ["call", "batch", "calls", "median ms", "p90 ms"], latency
+        )
+    )
+    print(f"\n- other processes during the latency runs: {others.cores:.2f} cores")
+    print(f"\n- load average at end: {_common.load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
