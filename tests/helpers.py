@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -136,3 +137,13 @@ def reload_in_fresh_process(export_dir, inputs: dict) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {k: np.array(v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+
+
+def write_text(path, text: str):
+    """Write `text` to `path`, gzipped when the name ends in `.gz`; returns `path`."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path

@@ -8,6 +8,7 @@ import pytest
 
 from keras_mtl.data import census, load_census, make_dataset
 from keras_mtl.features import DenseFeature, SparseFeature
+from tests.helpers import write_text
 
 # Five lines in the exact raw format: rows 1-3 and 2 others of census-income.test
 # (row 4: income 50000+ and never married; row 5: "?" countries, a value with a
@@ -42,13 +43,7 @@ EXPECTED_NUMBERS = {
 
 
 def write_raw(path, lines=RAW_LINES):
-    text = "\n".join(lines) + "\n"
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt") as f:
-            f.write(text)
-    else:
-        path.write_text(text)
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("name", ["census-income.test", "census-income.test.gz"])

@@ -1,4 +1,3 @@
-import gzip
 import math
 
 import numpy as np
@@ -8,6 +7,7 @@ import tensorflow as tf
 
 from keras_mtl.data import make_dataset, write_tfrecord
 from keras_mtl.features import DenseFeature, SparseFeature, Task
+from tests.helpers import write_text
 
 NAN = float("nan")
 
@@ -72,13 +72,7 @@ def write_csv(path, rows=ROWS, blank_line=True):
         lines.append(",".join(_cell(rows[c][i]) for c in columns))
         if blank_line and i == 1:
             lines.append("")  # blank lines are skipped
-    text = "\n".join(lines) + "\n"
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt") as f:
-            f.write(text)
-    else:
-        path.write_text(text)
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 def collect(ds):
