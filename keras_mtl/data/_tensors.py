@@ -138,6 +138,16 @@ def ragged_to_vectors(
     return values
 
 
+def check_weight(weights: tf.Tensor, what: str) -> tf.Tensor:
+    """Assert per-example weights are finite and >= 0."""
+    return with_check(
+        weights,
+        tf.math.is_finite(weights) & (weights >= 0),
+        f"{what}: need finite >= 0",
+        weights,
+    )
+
+
 def check_dense(values: tf.Tensor, feature: DenseFeature, what: str) -> tf.Tensor:
     """Assert no inf, and no NaN unless `allow_missing` (the model cannot take them)."""
     if feature.allow_missing:

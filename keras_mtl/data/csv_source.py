@@ -131,12 +131,8 @@ def csv_dataset(
             y[t.name] = _tensors.check_label(floats[t.label_column], t, what)
         w = None
         if sample_weight is not None:
-            w = floats[sample_weight]
-            w = _tensors.with_check(
-                w,
-                tf.math.is_finite(w) & (w >= 0),
-                f"sample_weight (CSV column `{sample_weight}`): need finite >= 0",
-                w,
+            w = _tensors.check_weight(
+                floats[sample_weight], f"sample_weight (CSV column `{sample_weight}`)"
             )
         return _tensors.assemble(x, y, w)
 

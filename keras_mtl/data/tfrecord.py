@@ -223,10 +223,7 @@ def tfrecord_dataset(
         w = None
         if sample_weight is not None:
             what = f"sample_weight (TFRecord key `{sample_weight}`)"
-            w = _numbers(parsed[sample_weight], 1, what)
-            w = _tensors.with_check(
-                w, tf.math.is_finite(w) & (w >= 0), f"{what}: need finite >= 0", w
-            )
+            w = _tensors.check_weight(_numbers(parsed[sample_weight], 1, what), what)
         return _tensors.assemble(x, y, w)
 
     ds = _files.read_files(

@@ -451,6 +451,17 @@ def test_csv_bad_values_fail_naming_the_feature(tmp_path, rows, match):
         list(ds)
 
 
+@pytest.mark.parametrize("weight", ["-1.0", "inf"])
+def test_streamed_sample_weights_must_be_finite_and_non_negative(tmp_path, weight):
+    path = tmp_path / "w.csv"
+    path.write_text(f"user,price,click,w\n2,2.0,1,1.0\n1,1.0,0,{weight}\n")
+    ds = make_dataset(
+        str(path), BASIC_FEATURES, [Task("click")], shuffle=False, sample_weight="w"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"sample_weight.*`w`"):
+        list(ds)
+
+
 def test_csv_several_files_glob_and_float_formatted_ids(tmp_path):
     (tmp_path / "p1.csv").write_text("click,user,price\n1,3.0,1e2\n")
     (tmp_path / "p2.csv").write_text("click,user,price\n0, 4 ,-inf\n")
