@@ -222,6 +222,16 @@ class Task:
         missing_value: float or None. Label value that means "no label for this row"
             besides NaN (e.g. -1). Such rows are left out of the task's loss and
             metrics. Defaults to None (NaN only).
+        given: str or None. Data column of a 0/1 event this label is conditional
+            on, e.g. `Task("cvr", label="conversion", given="click")`: rows where
+            it is not 1 have no label (masked out of the loss and metrics, which
+            is how CVR is trained and evaluated on clicked impressions only). A
+            positive label on such a row is a data error. Defaults to None.
+        requires: str or None. Data column of a 0/1 event that must be 1 wherever
+            this label is 1 (funnel order, e.g. no conversion without a click),
+            checked by `make_dataset` without masking anything. Defaults to None.
+        metric_only: bool. The task gets metrics but no loss (e.g. ESMM's `cvr`,
+            which is trained only through `ctcvr`). Defaults to False.
     """
 
     name: str
@@ -229,6 +239,9 @@ class Task:
     label: str | None = None
     loss_weight: float = 1.0
     missing_value: float | None = None
+    given: str | None = None
+    requires: str | None = None
+    metric_only: bool = False
 
     def __post_init__(self):
         _check_name("Task", self.name)
@@ -243,9 +256,36 @@ class Task:
                 f"{self.loss_weight!r}."
             )
 
+        if self.given is not None and self.requires is not None:
+            raise ValueError(
+                f"Task {self.name!r}: set given or requires, not both (given "
+                "already requires its column)."
+            )
+        for arg in ("given", "requires"):
+            value = getattr(self, arg)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(
+                    f"Task {self.name!r}: {arg} must be a column name or None, got "
+                    f"{value!r}."
+                )
+            if value is not None and self.type != "binary":
+                raise ValueError(
+                    f"Task {self.name!r}: {arg}={value!r} needs a binary task (an "
+                    f"event in a funnel); got type={self.type!r}."
+                )
+            if value == self.label_column:
+                raise ValueError(
+                    f"Task {self.name!r}: {arg}={value!r} names its own label column."
+                )
+
     @property
     def label_column(self) -> str:
         return self.label or self.name
+
+    @property
+    def parent_column(self) -> str | None:
+        """The column this label must not exceed (`given` or `requires`), if any."""
+        return self.given or self.requires
 
 
 # ----------------------------------------------------------------------------- helpers

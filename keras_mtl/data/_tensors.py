@@ -182,6 +182,33 @@ def check_label(labels: tf.Tensor, task: Task, what: str) -> tf.Tensor:
     )
 
 
+def funnel_label(labels: tf.Tensor, parent: tf.Tensor, task: Task, what: str):
+    """Assert the label is 1 only where `parent` is 1; mask other rows if `given`."""
+    happened = tf.equal(parent, 1.0)
+    ok = tf.logical_not(tf.equal(labels, 1.0) & tf.logical_not(happened))
+    labels = with_check(
+        labels,
+        ok,
+        f"{what}: {task.label_column}=1 where {task.parent_column}!=1 (a "
+        f"{task.label_column} needs a {task.parent_column} first); in the batch, "
+        "rows",
+        tf.where(tf.logical_not(ok))[:, 0],
+    )
+    if task.given is None:
+        return labels
+    return tf.where(happened, labels, tf.fill(tf.shape(labels), float("nan")))
+
+
+def task_labels(numbers: dict, tasks, what) -> dict:
+    """Labels of `tasks` from parsed float columns; `what(task)` names the source."""
+    y = {}
+    for t in tasks:
+        y[t.name] = check_label(numbers[t.label_column], t, what(t))
+        if t.parent_column is not None:
+            y[t.name] = funnel_label(y[t.name], numbers[t.parent_column], t, what(t))
+    return y
+
+
 def assemble(features: dict, labels: dict | None, weights=None):
     """Dataset element: features only, (features, labels) or (x, y, weights)."""
     if labels is None:

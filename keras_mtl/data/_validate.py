@@ -69,6 +69,11 @@ def validate_in_memory(
     available = column_names(data)
     wanted = [(f"feature {f.name!r}", f.name) for f in features]
     wanted += [(f"label of task {t.name!r}", t.label_column) for t in tasks]
+    wanted += [
+        (f"{'given' if t.given else 'requires'} column of task {t.name!r}", col)
+        for t in tasks
+        if (col := t.parent_column) is not None
+    ]
     if sample_weight is not None:
         wanted.append(("sample_weight", sample_weight))
     missing = [f"{what} (column {col!r})" for what, col in wanted if col not in data]
@@ -89,6 +94,11 @@ def validate_in_memory(
         f.name: _feature_array(f, _as_numpy(data[f.name])) for f in features
     }
     labels = {t.name: _label_array(t, _as_numpy(data[t.label_column])) for t in tasks}
+    for t in tasks:
+        if t.parent_column is not None:
+            labels[t.name] = _funnel_labels(
+                t, labels[t.name], _as_numpy(data[t.parent_column])
+            )
     weight = None
     if sample_weight is not None:
         weight = _weight_array(sample_weight, _as_numpy(data[sample_weight]))
@@ -362,6 +372,28 @@ def _label_array(task: Task, array: np.ndarray) -> np.ndarray:
                 )
                 + f" for a missing label); received {examples}."
             )
+    return labels
+
+
+def _funnel_labels(task: Task, labels: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Check that the label is 1 only where its parent event is; mask if `given`."""
+    column = task.parent_column
+    what = f"Task {task.name!r} (label column {task.label_column!r})"
+    parent = _numeric(
+        parent.reshape(len(parent), -1)[:, 0] if parent.ndim == 2 else parent,
+        f"{what}: column {column!r}",
+        "0/1 events",
+    ).astype(np.float32)
+    happened = parent == 1
+    bad = np.flatnonzero((labels == 1) & ~happened)
+    if bad.size:
+        raise ValueError(
+            f"{what}: {bad.size} row(s) have {task.label_column}=1 but "
+            f"{column}!=1 (first rows {bad[:5].tolist()}); a {task.label_column} "
+            f"needs a {column} first. Fix or drop those rows."
+        )
+    if task.given is not None:
+        labels = np.where(happened, labels, np.float32("nan")).astype(np.float32)
     return labels
 
 

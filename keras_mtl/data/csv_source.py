@@ -54,6 +54,8 @@ def csv_dataset(
     wanted = {f.name: f"feature {f.name!r}" for f in features}
     for t in tasks:
         wanted.setdefault(t.label_column, f"label of task {t.name!r}")
+        if t.parent_column is not None:
+            wanted.setdefault(t.parent_column, f"funnel column of task {t.name!r}")
     if sample_weight is not None:
         wanted.setdefault(sample_weight, "sample_weight")
     missing = [
@@ -79,8 +81,10 @@ def csv_dataset(
         if isinstance(f, DenseFeature) and f.dim == 1
     ]
     float_columns += [
-        (t.label_column, f"Task `{t.name}` (CSV column `{t.label_column}`)")
+        (column, f"Task `{t.name}` (CSV column `{column}`)")
         for t in tasks
+        for column in (t.label_column, t.parent_column)
+        if column is not None
     ]
     if sample_weight is not None:
         float_columns.append(
@@ -125,10 +129,9 @@ def csv_dataset(
                 x[f.name] = _tensors.check_dense(x[f.name], f, what)
         if not tasks:
             return _tensors.assemble(x, None)
-        y = {}
-        for t in tasks:
-            what = f"Task `{t.name}` (CSV column `{t.label_column}`)"
-            y[t.name] = _tensors.check_label(floats[t.label_column], t, what)
+        y = _tensors.task_labels(
+            floats, tasks, lambda t: f"Task `{t.name}` (CSV column `{t.label_column}`)"
+        )
         w = None
         if sample_weight is not None:
             w = _tensors.check_weight(

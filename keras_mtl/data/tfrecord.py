@@ -14,6 +14,7 @@ an absent key: a missing sparse value is the pad value, a missing number is NaN.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -75,7 +76,21 @@ def write_tfrecord(
     """
     features = check_features(features)
     tasks = check_tasks(tasks) if tasks else []
-    columns = validate_in_memory(data, features, tasks, sample_weight)
+    if any(t.parent_column for t in tasks):
+        validate_in_memory(data, [], tasks)  # funnel order (given / requires)
+    # Label columns are written raw (a `given` mask is applied again on reading),
+    # one entry per column, together with the columns they are conditional on.
+    raw_labels = {
+        t.label_column: dataclasses.replace(
+            t, name=t.label_column, given=None, requires=None
+        )
+        for t in tasks
+    }
+    for column in {t.parent_column for t in tasks} - {None} - set(raw_labels):
+        raw_labels[column] = Task(column)
+    columns = validate_in_memory(
+        data, features, list(raw_labels.values()), sample_weight
+    )
 
     def as_bytes(values):
         return [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]
@@ -95,13 +110,12 @@ def write_tfrecord(
             columns_out.append((f.name, "bytes_list", [as_bytes(r) for r in rows]))
         else:
             columns_out.append((f.name, "int64_list", rows))
-    for t in tasks:
-        labels = columns.labels[t.name][:, None]
-        columns_out.append((t.label_column, "float_list", labels))
+    for column, labels in columns.labels.items():
+        columns_out.append((column, "float_list", labels[:, None]))
     if sample_weight is not None:
         weights = columns.sample_weight[:, None]
         columns_out.append((sample_weight, "float_list", weights))
-    columns_out = {  # one key per column, even if two tasks share a label column
+    columns_out = {  # one key per column, e.g. a label that is also the weight
         key: (kind, col.tolist() if isinstance(col, np.ndarray) else col)
         for key, kind, col in columns_out
     }
@@ -160,7 +174,13 @@ def tfrecord_dataset(
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from TFRecord `files`."""
     records = _peek(files)
-    numeric = [(t.label_column, f"Task {t.name!r}") for t in tasks]
+    numeric = [
+        (column, f"Task {t.name!r}")
+        for t in tasks
+        for column in (t.label_column, t.parent_column)
+        if column is not None
+    ]
+    numeric = list(dict(numeric).items())  # one entry per key
     if sample_weight is not None:
         numeric.append((sample_weight, "sample_weight"))
     keys = [f.name for f in features] + [key for key, _ in numeric]
@@ -214,16 +234,21 @@ def tfrecord_dataset(
                 x[f.name] = _tensors.check_dense(value, f, what)
         if not tasks:
             return _tensors.assemble(x, None)
-        y = {}
-        for t in tasks:
-            what = f"Task `{t.name}` (TFRecord key `{t.label_column}`)"
-            y[t.name] = _tensors.check_label(
-                _numbers(parsed[t.label_column], 1, what), t, what
-            )
+        numbers = {
+            key: _numbers(parsed[key], 1, f"{what} (TFRecord key `{key}`)")
+            for key, what in numeric
+        }
+        y = _tensors.task_labels(
+            numbers,
+            tasks,
+            lambda t: f"Task `{t.name}` (TFRecord key `{t.label_column}`)",
+        )
         w = None
         if sample_weight is not None:
-            what = f"sample_weight (TFRecord key `{sample_weight}`)"
-            w = _tensors.check_weight(_numbers(parsed[sample_weight], 1, what), what)
+            w = _tensors.check_weight(
+                numbers[sample_weight],
+                f"sample_weight (TFRecord key `{sample_weight}`)",
+            )
         return _tensors.assemble(x, y, w)
 
     ds = _files.read_files(

@@ -543,3 +543,84 @@ def test_tfrecord_errors(tmp_path):
     ds = make_dataset(str(nan_path), [DenseFeature("price")], shuffle=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="DenseFeature `price`"):
         list(ds)
+
+
+FUNNEL = {
+    "user": [1, 2, 3, 4],
+    "click": [1.0, 0.0, 1.0, 0.0],
+    "conversion": [1.0, 0.0, 0.0, 0.0],
+}
+FUNNEL_TASKS = [
+    Task("ctr", label="click"),
+    Task("cvr", label="conversion", given="click", metric_only=True),
+    Task("ctcvr", label="conversion", requires="click"),
+]
+
+
+def _funnel_source(kind, rows, tmp_path):
+    if kind == "frame":
+        return pd.DataFrame(rows)
+    if kind == "csv":
+        return str(write_csv(tmp_path / "funnel.csv", rows, blank_line=False))
+    path = tmp_path / "funnel.tfrecord"
+    plain = [Task("click"), Task("conversion")]  # write the rows as they are
+    write_tfrecord(rows, path, FEATURES[:1], plain)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["frame", "csv", "tfrecord"])
+def test_given_masks_unclicked_rows_and_requires_only_checks(kind, tmp_path):
+    data = _funnel_source(kind, FUNNEL, tmp_path)
+    ds = make_dataset(data, FEATURES[:1], FUNNEL_TASKS, batch_size=4, shuffle=False)
+    _, y = collect(ds)
+    np.testing.assert_array_equal(y["ctr"], [1, 0, 1, 0])
+    np.testing.assert_array_equal(y["cvr"], [1, NAN, 0, NAN])  # clicked rows only
+    np.testing.assert_array_equal(y["ctcvr"], [1, 0, 0, 0])  # every impression
+
+
+@pytest.mark.parametrize("kind", ["frame", "csv", "tfrecord"])
+@pytest.mark.parametrize("task", FUNNEL_TASKS[1:], ids=["given", "requires"])
+def test_conversion_without_click_is_reported(kind, task, tmp_path):
+    rows = dict(FUNNEL, conversion=[1.0, 1.0, 0.0, 1.0])  # rows 1 and 3: no click
+    data = _funnel_source(kind, rows, tmp_path)
+    if kind == "frame":
+        with pytest.raises(
+            ValueError,
+            match=r"2 row\(s\) have conversion=1 but "
+            r"click!=1 \(first rows \[1, 3\]\)",
+        ):
+            make_dataset(data, FEATURES[:1], [task])
+        return
+    ds = make_dataset(data, FEATURES[:1], [task], batch_size=4, shuffle=False)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"conversion=1 where click!=1[\s\S]*\[1 3\]",
+    ):
+        collect(ds)
+
+
+def test_write_tfrecord_keeps_the_raw_label_columns(tmp_path):
+    path = tmp_path / "funnel.tfrecord"
+    write_tfrecord(FUNNEL, path, FEATURES[:1], FUNNEL_TASKS)
+    _, y = collect(
+        make_dataset(str(path), FEATURES[:1], FUNNEL_TASKS, batch_size=4, shuffle=False)
+    )
+    np.testing.assert_array_equal(y["cvr"], [1, NAN, 0, NAN])
+    np.testing.assert_array_equal(y["ctcvr"], [1, 0, 0, 0])
+    bad = dict(FUNNEL, conversion=[0.0, 1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="conversion needs a click"):
+        write_tfrecord(bad, tmp_path / "bad.tfrecord", FEATURES[:1], FUNNEL_TASKS)
+
+
+def test_funnel_task_arguments_are_checked():
+    with pytest.raises(ValueError, match="not both"):
+        Task("cvr", label="conversion", given="click", requires="click")
+    with pytest.raises(ValueError, match="needs a binary task"):
+        Task("gmv", "regression", given="click")
+    with pytest.raises(ValueError, match="names its own label column"):
+        Task("click", given="click")
+    with pytest.raises(
+        ValueError, match=r"given column of task 'cvr' \(column 'click'\)"
+    ):
+        no_click = {k: v for k, v in FUNNEL.items() if k != "click"}
+        make_dataset(no_click, FEATURES[:1], FUNNEL_TASKS[1:2])
