@@ -4,20 +4,38 @@ from keras_mtl import data, layers, losses, metrics
 from keras_mtl.diagnostics import gate_weights
 from keras_mtl.export import export_saved_model
 from keras_mtl.features import DenseFeature, SparseFeature, Task, make_inputs
-from keras_mtl.models import build_mmoe, build_omoe, build_shared_bottom
+from keras_mtl.models import (
+    MultiTaskModel,
+    add_kl_bound,
+    build_aitm,
+    build_esm2,
+    build_esmm,
+    build_mmoe,
+    build_omoe,
+    build_shared_bottom,
+    esm2_tasks,
+    esmm_tasks,
+)
 from keras_mtl.training import compile_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DenseFeature",
+    "MultiTaskModel",
     "SparseFeature",
     "Task",
+    "add_kl_bound",
+    "build_aitm",
+    "build_esm2",
+    "build_esmm",
     "build_mmoe",
     "build_omoe",
     "build_shared_bottom",
     "compile_model",
     "data",
+    "esm2_tasks",
+    "esmm_tasks",
     "export_saved_model",
     "gate_weights",
     "layers",

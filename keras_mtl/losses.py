@@ -75,3 +75,86 @@ class MaskedMeanSquaredError(_MaskedLoss):
 
     def elementwise(self, y_true, y_pred):
         return ops.square(y_pred - y_true)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class KLDivergenceBound(keras.losses.Loss):
+    """Symmetric Bernoulli KL divergence between two probabilities of one event.
+
+    Meituan's multi-task ranking model predicts p(click), p(convert | click) and
+    p(order) with separate heads and ties them with KL(p||q) + KL(q||p) between
+    p = p(click) p(convert) and q = p(order). For Bernoulli distributions the sum
+    has the closed form `(p - q) (logit(p) - logit(q))`, which is >= 0 and 0 only
+    when p = q. Both probabilities are clipped to [epsilon, 1 - epsilon], so the
+    value and its gradient stay finite at 0 and 1.
+
+    Called as `loss(p, q)` (`y_true` is p, `y_pred` is q); neither needs a label.
+    Add it to a model with `keras_mtl.add_kl_bound`.
+
+    Args:
+        epsilon: float. Clipping of both probabilities. Defaults to 1e-6.
+        name: str. Defaults to "kl_divergence_bound".
+        reduction: Keras loss reduction. Defaults to "sum_over_batch_size" (mean).
+
+    Example:
+    >>> KLDivergenceBound()(np.array([0.2]), np.array([0.5]))  # 0.3 * (1.386)
+    0.4159
+
+    References:
+        Meituan tech blog, "美团'猜你喜欢'深度学习排序模型实践" (2018).
+    """
+
+    def __init__(
+        self,
+        epsilon: float = 1e-6,
+        name: str = "kl_divergence_bound",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not 0.0 < epsilon < 0.5:
+            raise ValueError(
+                f"KLDivergenceBound: epsilon must be in (0, 0.5); got {epsilon!r}."
+            )
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        p, q = match_rank(y_true, y_pred)
+        p = ops.clip(ops.cast(p, "float32"), self.epsilon, 1.0 - self.epsilon)
+        q = ops.clip(ops.cast(q, "float32"), self.epsilon, 1.0 - self.epsilon)
+        logit = lambda x: ops.log(x) - ops.log1p(-x)  # noqa: E731
+        return (p - q) * (logit(p) - logit(q))
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class FunnelCalibration(keras.losses.Loss):
+    """Penalty for a later funnel step predicted likelier than the step before it.
+
+    AITM's behavioural expectation calibrator: a purchase needs a click, so
+    p(purchase) <= p(click) for every impression; the loss is
+    `mean(max(p_later - p_earlier, 0))`. Called as `loss(p_earlier, p_later)`.
+
+    Args:
+        name: str. Defaults to "funnel_calibration".
+        reduction: Keras loss reduction. Defaults to "sum_over_batch_size" (mean).
+
+    References:
+        Xi et al., "Modeling the Sequential Dependence among Audience
+        Multi-step Conversions with Multi-task Learning in Targeted Display
+        Advertising", KDD 2021 (arXiv:2105.08489).
+    """
+
+    def __init__(
+        self,
+        name: str = "funnel_calibration",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        earlier, later = match_rank(y_true, y_pred)
+        return ops.relu(ops.cast(later, "float32") - ops.cast(earlier, "float32"))

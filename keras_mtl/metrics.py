@@ -35,6 +35,13 @@ class MaskedAUC(keras.metrics.AUC):
         weight = _mask_weight(mask, sample_weight)
         return super().update_state(y_clean, y_pred, sample_weight=weight)
 
+    def result(self):
+        # NaN, not 0, when no labelled row has been seen (e.g. a CVR AUC on data
+        # without clicks, or an output whose labels are absent from the data).
+        seen = self.true_positives[0] + self.false_negatives[0]
+        seen = seen + self.false_positives[0] + self.true_negatives[0]
+        return ops.where(seen > 0, super().result(), float("nan"))
+
     def get_config(self):
         return {**super().get_config(), "mask_value": self.mask_value}
 

@@ -47,6 +47,10 @@ def compile_model(
 ) -> keras.Model:
     """Compile `model` with one masked loss, loss weight and metric list per task.
 
+    A `metric_only` task gets metrics but no loss. Outputs of the model that are
+    not among `tasks` get neither (e.g. ESMM's `cvr` when only `ctr` and `ctcvr`
+    are given).
+
     Every argument overrides one default: `loss` / `metrics` may be dicts keyed by
     task name (missing tasks keep their default). `jit_compile="auto"` turns XLA on
     whenever every layer supports it (unlike Keras's own "auto", which keeps XLA
@@ -79,7 +83,11 @@ def compile_model(
             if learning_rate is not None
             else optimizer
         )
-    losses = {t.name: task_loss(t) for t in tasks}
+    if all(t.metric_only for t in tasks):
+        raise ValueError(
+            "compile_model: every task is metric_only, so there is nothing to train."
+        )
+    losses = {t.name: task_loss(t) for t in tasks if not t.metric_only}
     losses.update(loss or {})
     task_metric = {t.name: task_metrics(t) for t in tasks}
     task_metric.update(metrics or {})
@@ -88,7 +96,7 @@ def compile_model(
     model.compile(
         optimizer=optimizer,
         loss=losses,
-        loss_weights={t.name: t.loss_weight for t in tasks},
+        loss_weights={t.name: t.loss_weight for t in tasks if t.name in losses},
         metrics=task_metric,
         jit_compile=jit_compile,
         **kwargs,

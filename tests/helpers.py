@@ -17,6 +17,8 @@ import tensorflow as tf
 def _symbolic_like(data, name=None):
     if isinstance(data, dict):
         return {k: _symbolic_like(v, name=k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_symbolic_like(v) for v in data]
     data = np.asarray(data)
     dtype = "string" if data.dtype.kind in "OUS" else str(data.dtype)
     return keras.Input(shape=data.shape[1:], dtype=dtype, name=name)
@@ -25,6 +27,8 @@ def _symbolic_like(data, name=None):
 def _to_model_input(data):
     if isinstance(data, dict):
         return {k: _to_model_input(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_to_model_input(v) for v in data]
     data = np.asarray(data)
     return tf.constant(data.astype(object) if data.dtype.kind == "U" else data)
 

@@ -51,3 +51,53 @@ def test_config_round_trip(cls):
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(clone) is cls and clone.get_config() == loss.get_config()
     assert clone.mask_value == -1.0
+
+
+def _bernoulli_kl(p, q):
+    return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+
+
+def test_kl_bound_is_the_symmetric_bernoulli_kl():
+    from keras_mtl.losses import KLDivergenceBound
+
+    p = np.array([0.1, 0.5, 0.9, 0.3], "float64")
+    q = np.array([0.2, 0.5, 0.6, 0.01], "float64")
+    expected = (_bernoulli_kl(p, q) + _bernoulli_kl(q, p)).mean()
+    loss = KLDivergenceBound()
+    assert float(loss(p, q)) == pytest.approx(expected, rel=1e-5)
+    assert float(loss(q, p)) == pytest.approx(expected, rel=1e-5)  # symmetric
+    assert float(loss(p, p)) == pytest.approx(0.0, abs=1e-7)  # zero iff equal
+
+
+def test_kl_bound_is_finite_with_finite_gradients_at_0_and_1():
+    from keras_mtl.losses import KLDivergenceBound
+
+    p = tf.constant([0.0, 1.0, 0.0, 1.0, 0.0])
+    q = tf.Variable([0.0, 1.0, 1.0, 0.0, 0.5])
+    loss = KLDivergenceBound(epsilon=1e-6)
+    with tf.GradientTape() as tape:
+        value = loss(p, q)
+    grad = tape.gradient(value, q).numpy()
+    assert np.isfinite(float(value)) and np.isfinite(grad).all()
+    # Opposite certainties are maximally far apart; equal certainties cost 0.
+    worst = (1 - 2e-6) * 2 * np.log((1 - 1e-6) / 1e-6)
+    per_row = [0.0, 0.0, worst, worst, (0.5 - 1e-6) * np.log((1 - 1e-6) / 1e-6)]
+    assert float(value) == pytest.approx(np.mean(per_row), rel=1e-3)  # float32
+    with pytest.raises(ValueError, match="epsilon"):
+        KLDivergenceBound(epsilon=0.0)
+
+
+def test_losses_survive_serialization():
+    from keras_mtl.losses import FunnelCalibration, KLDivergenceBound
+
+    for loss in (KLDivergenceBound(epsilon=1e-4), FunnelCalibration()):
+        clone = keras.losses.deserialize(keras.losses.serialize(loss))
+        assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
+
+
+def test_funnel_calibration_penalises_only_inversions():
+    from keras_mtl.losses import FunnelCalibration
+
+    earlier = np.array([0.5, 0.2, 0.3], "float32")
+    later = np.array([0.1, 0.6, 0.3], "float32")
+    assert float(FunnelCalibration()(earlier, later)) == pytest.approx(0.4 / 3)

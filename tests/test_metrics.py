@@ -44,3 +44,11 @@ def test_config_round_trip(cls):
     metric = cls(mask_value=-1)
     clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert type(clone) is cls and clone.mask_value == -1.0
+
+
+def test_auc_without_any_labelled_row_is_nan_not_zero():
+    metric = MaskedAUC()
+    metric.update_state(np.array([np.nan, np.nan]), np.array([0.3, 0.8]))
+    assert np.isnan(float(metric.result()))
+    metric.update_state(np.array([0.0, 1.0]), np.array([0.3, 0.8]))
+    assert float(metric.result()) == pytest.approx(1.0)

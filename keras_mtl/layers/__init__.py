@@ -1,5 +1,8 @@
 """Reusable, registered and serializable Keras layers."""
 
+from keras_mtl.layers.adaptive_information_transfer import AdaptiveInformationTransfer
+from keras_mtl.layers.auxiliary_loss import AuxiliaryLoss
+from keras_mtl.layers.bernoulli_mixture import BernoulliMixture
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
@@ -8,6 +11,9 @@ from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.task_tower import TaskTower
 
 __all__ = [
+    "AdaptiveInformationTransfer",
+    "AuxiliaryLoss",
+    "BernoulliMixture",
     "FeatureEncoder",
     "FieldWiseSumPooling",
     "MLP",

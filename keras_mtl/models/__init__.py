@@ -1,6 +1,21 @@
 """Functional-API builders; each returns a `keras.Model` with dict outputs by task."""
 
+from keras_mtl.models._common import MultiTaskModel
+from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.esmm import build_esm2, build_esmm, esm2_tasks, esmm_tasks
+from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
 from keras_mtl.models.shared_bottom import build_shared_bottom
 
-__all__ = ["build_mmoe", "build_omoe", "build_shared_bottom"]
+__all__ = [
+    "MultiTaskModel",
+    "add_kl_bound",
+    "build_aitm",
+    "build_esm2",
+    "build_esmm",
+    "build_mmoe",
+    "build_omoe",
+    "build_shared_bottom",
+    "esm2_tasks",
+    "esmm_tasks",
+]

@@ -1,0 +1,63 @@
+"""A layer that adds a weighted label-free loss between two model tensors."""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class AuxiliaryLoss(keras.layers.Layer):
+    """Adds `weight * loss(reference, value)` to the model's losses; returns `value`.
+
+    For terms that tie predictions together rather than to labels, such as the
+    KL-divergence bound between p(click) p(convert) and p(order)
+    (`keras_mtl.losses.KLDivergenceBound`) or AITM's funnel calibrator
+    (`keras_mtl.losses.FunnelCalibration`). Keras adds the term to the training
+    loss of `fit` (it appears in the total `loss`, not in a task's loss).
+
+    Args:
+        loss: a `keras.losses.Loss` called as `loss(reference, value)`.
+        weight: float >= 0. Multiplier of the term. Defaults to 1.
+
+    Call arguments:
+        inputs: list `[reference, value]` of tensors of one shape.
+
+    Returns:
+        `value`, unchanged.
+
+    Example:
+    >>> pay = AuxiliaryLoss(FunnelCalibration(), 0.6)([p_click, p_pay])
+    """
+
+    def __init__(self, loss, weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.loss = keras.losses.get(loss)
+        if not isinstance(self.loss, keras.losses.Loss):
+            raise ValueError(
+                f"AuxiliaryLoss: loss must be a keras.losses.Loss (or its name); got "
+                f"{loss!r}."
+            )
+        if not weight >= 0:
+            raise ValueError(f"AuxiliaryLoss: weight must be >= 0; got {weight!r}.")
+        self.weight = float(weight)
+
+    def call(self, inputs):
+        reference, value = inputs
+        self.add_loss(self.weight * self.loss(reference, value))
+        return value
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "loss": keras.losses.serialize(self.loss),
+            "weight": self.weight,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["loss"] = keras.losses.deserialize(config["loss"])
+        return cls(**config)
