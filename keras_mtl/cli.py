@@ -8,8 +8,10 @@ import pathlib
 import sys
 import time
 
-MODELS = ("mmoe", "omoe", "shared_bottom")
-DATASETS = ("synthetic", "census")
+MODELS = ("mmoe", "omoe", "shared_bottom", "esmm", "esm2", "aitm")
+#: Models of a click -> conversion funnel; they need funnel data.
+FUNNEL_MODELS = ("esmm", "esm2", "aitm")
+DATASETS = ("synthetic", "census", "funnel")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DATASETS,
         default="synthetic",
         help="synthetic: the MMoE paper's generator (no download); census: UCI "
-        "census-income KDD (--data-path, or downloaded from UCI)",
+        "census-income KDD (--data-path, or downloaded from UCI); funnel: "
+        "simulated impressions with clicks, carts and conversions whose true "
+        "probabilities are known (no download)",
     )
     train.add_argument("--data-path", help="local census-income file or directory")
     train.add_argument("--epochs", type=int, default=10)
@@ -42,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--num-examples",
         type=int,
-        default=50_000,
-        help="synthetic data: number of examples",
+        help="synthetic data: number of examples; funnel: impressions (default 200000)",
     )
     train.add_argument(
         "--correlation",
@@ -61,27 +64,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_data(args):
-    """`(data, features, tasks)` for the chosen data set."""
+    """`(data, features, tasks)` for the chosen data set and model."""
+    import keras_mtl as km
     from keras_mtl import data
 
+    if args.model in FUNNEL_MODELS and args.data != "funnel":
+        raise SystemExit(
+            f"keras-mtl: --model {args.model} models a click -> conversion funnel; "
+            "use --data funnel."
+        )
     if args.data == "synthetic":
         synthetic = data.make_synthetic(
-            num_examples=args.num_examples, correlation=args.correlation, seed=args.seed
+            num_examples=args.num_examples or 50_000,
+            correlation=args.correlation,
+            seed=args.seed,
         )
         return synthetic.data, synthetic.features, synthetic.tasks
-    census = data.load_census(args.data_path)
-    return census.frame, census.features, census.tasks
+    if args.data == "census":
+        census = data.load_census(args.data_path)
+        return census.frame, census.features, census.tasks
+    funnel = data.make_funnel(
+        num_impressions=args.num_examples or 200_000, seed=args.seed
+    )
+    # The true pCVR rides along (make_dataset ignores extra columns) so that the
+    # test report can compare the model's pCVR with it.
+    frame = funnel.frame.assign(true_cvr=funnel.true_cvr)
+    tasks = {
+        "esmm": km.esmm_tasks(),
+        "esm2": km.esm2_tasks(),
+        "aitm": [
+            km.Task("ctr", label="click"),
+            km.Task("ctcvr", label="conversion", requires="click"),
+        ],
+    }.get(
+        args.model,
+        [  # independent heads: CVR trained on clicked impressions only
+            km.Task("ctr", label="click"),
+            km.Task("cvr", label="conversion", given="click"),
+            km.Task("ctcvr", label="conversion", requires="click"),
+        ],
+    )
+    return frame, funnel.features, tasks
 
 
 def build_model(name: str, features, tasks, learning_rate: float):
     import keras_mtl as km
 
+    compile = {"learning_rate": learning_rate}
+    if name in FUNNEL_MODELS:
+        builder = {"esmm": km.build_esmm, "esm2": km.build_esm2, "aitm": km.build_aitm}
+        return builder[name](features, tasks=tasks, compile=compile)
     builders = {
         "mmoe": km.build_mmoe,
         "omoe": km.build_omoe,
         "shared_bottom": km.build_shared_bottom,
     }
-    return builders[name](features, tasks, compile={"learning_rate": learning_rate})
+    return builders[name](features, tasks, compile=compile)
 
 
 def train(args) -> dict:
@@ -125,7 +163,10 @@ def train(args) -> dict:
     for task in tasks:
         metric = "auc" if task.type == "binary" else "mse"
         results[task.name] = logs[f"{task.name}_{metric}"]
-        print(f"  {task.name:<12} {metric.upper():<4} {results[task.name]:.4f}")
+        where = " (clicked impressions)" if task.given else ""
+        print(f"  {task.name:<12} {metric.upper():<4} {results[task.name]:.4f}{where}")
+    if "true_cvr" in test_rows and "cvr" in model.output:
+        results["cvr_vs_truth"] = report_cvr_truth(model, test_rows, features)
     if not args.no_export:
         export_dir = args.export_dir or os.path.join(
             "saved_models", f"{args.model}-{args.data}"
@@ -140,6 +181,24 @@ def train(args) -> dict:
         )
         results["export_path"] = str(pathlib.Path(path))
     return results
+
+
+def report_cvr_truth(model, rows, features) -> dict:
+    """Print how the pCVR on every test impression matches the simulator's truth."""
+    from keras_mtl.data import make_dataset
+    from keras_mtl.diagnostics import cvr_against_truth
+
+    x = make_dataset(rows, features, None, 8192, shuffle=False)
+    truth = cvr_against_truth(
+        model.predict(x, verbose=0)["cvr"], rows["true_cvr"].to_numpy()
+    )
+    print(
+        "  pCVR on all test impressions vs the true pCVR: Spearman "
+        f"{truth['spearman']:.4f}, AUC {truth['auc']:.4f} (truth itself "
+        f"{truth['oracle_auc']:.4f}), mean {truth['mean_predicted']:.4f} vs true "
+        f"{truth['mean_true']:.4f}"
+    )
+    return truth
 
 
 def main(argv=None) -> int:

@@ -56,8 +56,8 @@ def test_console_entry_point_help():
         text=True,
         check=True,
     )
-    assert "--model {mmoe,omoe,shared_bottom}" in proc.stdout
-    assert "--data {synthetic,census}" in proc.stdout
+    assert "--model {mmoe,omoe,shared_bottom,esmm,esm2,aitm}" in proc.stdout
+    assert "--data {synthetic,census,funnel}" in proc.stdout
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
@@ -66,3 +66,34 @@ def test_bad_arguments(flag):
         cli.main(["train", flag, "0"])
     with pytest.raises(SystemExit):
         cli.main(["train", "--model", "nope"])
+
+
+@pytest.mark.parametrize("model", ["esmm", "esm2", "aitm", "mmoe"])
+def test_funnel_models_train_report_and_serve_every_head(model, tmp_path, capsys):
+    args = ["train", "--model", model, "--data", "funnel", "--epochs", "2"]
+    args += ["--num-examples", "20000", "--learning-rate", "0.003"]
+    args += ["--export-dir", str(tmp_path)]
+    results = cli.train(cli.build_parser().parse_args(args))
+    out = capsys.readouterr().out
+    heads = {
+        "esmm": ["ctr", "cvr", "ctcvr"],
+        "esm2": ["ctr", "ctavr", "cvr", "ctcvr"],
+        "aitm": ["ctr", "ctcvr"],
+        "mmoe": ["ctr", "cvr", "ctcvr"],
+    }[model]
+    assert f"outputs: {', '.join(heads)}" in out
+    if model in cli.FUNNEL_MODELS:  # (the small default MMoE needs more epochs)
+        assert results["ctr"] > 0.55, results
+    if "cvr" in heads:
+        assert "(clicked impressions)" in out
+        truth = results["cvr_vs_truth"]
+        assert -1 <= truth["spearman"] <= 1 and truth["mean_true"] > 0
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"]
+    assert sorted(served.structured_outputs) == sorted(heads)
+
+
+def test_funnel_models_need_funnel_data():
+    with pytest.raises(SystemExit, match="use --data funnel"):
+        cli.main(["train", "--model", "esmm", "--data", "synthetic"])
