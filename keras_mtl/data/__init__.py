@@ -4,6 +4,7 @@
 here, so that `import keras_mtl.data` does not import `tensorflow_datasets`.
 """
 
+from keras_mtl.data.aliccp import aliccp_features, aliccp_tasks, load_aliccp
 from keras_mtl.data.census import CensusData, census_features, load_census
 from keras_mtl.data.dataset import make_dataset
 from keras_mtl.data.funnel import FunnelData, make_funnel
@@ -17,6 +18,9 @@ __all__ = [
     "SyntheticData",
     "census_features",
     "load_census",
+    "aliccp_features",
+    "aliccp_tasks",
+    "load_aliccp",
     "make_dataset",
     "make_funnel",
     "make_synthetic",
