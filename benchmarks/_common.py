@@ -6,6 +6,8 @@ Kept free of TensorFlow / Keras imports at module level so that a script's
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import statistics
 import sys
@@ -151,6 +153,70 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int = 10) -> list[f
         fn()
         times.append((time.perf_counter() - start) * 1000.0)
     return times
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+@dataclasses.dataclass
+class Contender:
+    """A model and its input pipeline.
+
+    `setup()` builds and compiles the model and its data; it returns
+    `(model, fit)` where `fit(epochs)` trains for `epochs` epochs.
+    """
+
+    key: str
+    label: str
+    setup: Callable[[], tuple]
+    group: str  # "no shuffle" / "shuffle every epoch"
+
+
+@dataclasses.dataclass
+class Run:
+    setup_s: float
+    first_epoch_s: float
+    timed_s: float
+    examples_per_s: float
+    metrics: dict
+    jit_compile: object
+    other_cores: float  # CPU used by other processes during the timed epochs
+
+
+def run_once(contender: Contender, rows: int, epochs: int, batch_size: int):
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+    start = time.perf_counter()
+    model, fit = contender.setup()
+    setup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fit(1)
+    first_epoch_s = time.perf_counter() - start
+    steps_before = int(model.optimizer.iterations.numpy())
+    with OtherCpuMeter() as others:
+        start = time.perf_counter()
+        history = fit(epochs)
+        timed_s = time.perf_counter() - start
+    steps = int(model.optimizer.iterations.numpy()) - steps_before
+    expected = epochs * -(-rows // batch_size)
+    if steps != expected:
+        raise AssertionError(
+            f"{contender.key}: {steps} training steps in {epochs} epochs, "
+            f"expected {expected}; the throughput would be wrong."
+        )
+    last = {k: v[-1] for k, v in history.history.items()}
+    run = Run(
+        setup_s,
+        first_epoch_s,
+        timed_s,
+        rows * epochs / timed_s,
+        last,
+        model.jit_compile,
+        others.cores,
+    )
+    return run, model
 
 
 # ----------------------------------------------------------------------------- output

@@ -42,15 +42,12 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import gc
 import os
 import statistics
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -206,21 +203,7 @@ def keras_mtl_mmoe(features, tasks) -> keras.Model:
 # ----------------------------------------------------------------------------- contenders
 
 
-@dataclasses.dataclass
-class Contender:
-    """A model and its input pipeline.
-
-    `setup()` builds and compiles the model and its data; it returns
-    `(model, fit)` where `fit(epochs)` trains for `epochs` epochs.
-    """
-
-    key: str
-    label: str
-    setup: Callable[[], tuple[keras.Model, Callable]]
-    group: str  # "no shuffle" / "shuffle every epoch"
-
-
-def make_contenders(frame, features, tasks, batch_size: int) -> list[Contender]:
+def make_contenders(frame, features, tasks, batch_size: int) -> list[_common.Contender]:
     x, y = plain_arrays(frame, features, tasks)
     rows = len(frame)
 
@@ -256,84 +239,37 @@ def make_contenders(frame, features, tasks, batch_size: int) -> list[Contender]:
 
     a, b = "no shuffle", "shuffle every epoch"
     return [
-        Contender(
+        _common.Contender(
             "plain",
             "plain Keras 3, XLA, `from_tensor_slices.batch.cache.prefetch`",
             plain_xla(False),
             a,
         ),
-        Contender(
+        _common.Contender(
             "numpy",
             "plain tf.keras-2 style, no XLA, numpy `fit(shuffle=False)`",
             plain_numpy,
             a,
         ),
-        Contender(
+        _common.Contender(
             "km",
             "keras_mtl `build_mmoe` + `make_dataset(shuffle=False)`",
             keras_mtl(False),
             a,
         ),
-        Contender(
+        _common.Contender(
             "plain_shuffled",
             "plain Keras 3, XLA, `from_tensor_slices.cache.shuffle(rows).batch.prefetch`",
             plain_xla(True),
             b,
         ),
-        Contender(
+        _common.Contender(
             "km_shuffled",
             "keras_mtl `build_mmoe` + `make_dataset` (default: shuffle=True)",
             keras_mtl(True),
             b,
         ),
     ]
-
-
-@dataclasses.dataclass
-class Run:
-    setup_s: float
-    first_epoch_s: float
-    timed_s: float
-    examples_per_s: float
-    metrics: dict
-    jit_compile: object
-    other_cores: float  # CPU used by other processes during the timed epochs
-
-
-def run_once(
-    contender: Contender, rows: int, epochs: int, batch_size: int
-) -> tuple[Run, keras.Model]:
-    keras.backend.clear_session()
-    gc.collect()
-    start = time.perf_counter()
-    model, fit = contender.setup()
-    setup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    fit(1)
-    first_epoch_s = time.perf_counter() - start
-    steps_before = int(model.optimizer.iterations.numpy())
-    with _common.OtherCpuMeter() as others:
-        start = time.perf_counter()
-        history = fit(epochs)
-        timed_s = time.perf_counter() - start
-    steps = int(model.optimizer.iterations.numpy()) - steps_before
-    expected = epochs * -(-rows // batch_size)
-    if steps != expected:
-        raise AssertionError(
-            f"{contender.key}: {steps} training steps in {epochs} epochs, "
-            f"expected {expected}; the throughput would be wrong."
-        )
-    last = {k: v[-1] for k, v in history.history.items()}
-    run = Run(
-        setup_s,
-        first_epoch_s,
-        timed_s,
-        rows * epochs / timed_s,
-        last,
-        model.jit_compile,
-        others.cores,
-    )
-    return run, model
 
 
 # ----------------------------------------------------------------------------- latency
@@ -442,7 +378,7 @@ def main(argv=None) -> int:
     sys.stdout.flush()
 
     contenders = make_contenders(frame, features, tasks, args.batch_size)
-    runs: dict[str, list[Run]] = {c.key: [] for c in contenders}
+    runs: dict[str, list[_common.Run]] = {c.key: [] for c in contenders}
     last_km_model = None
     print("\n## Runs (in execution order)\n")
     for r in range(args.repeats):
@@ -451,7 +387,7 @@ def main(argv=None) -> int:
         shift = r % len(contenders)
         order = contenders[shift:] + contenders[:shift]
         for c in order[::-1] if r % 2 else order:
-            run, model = run_once(c, rows, args.epochs, args.batch_size)
+            run, model = _common.run_once(c, rows, args.epochs, args.batch_size)
             runs[c.key].append(run)
             print(
                 f"- repeat {r + 1}/{args.repeats} `{c.key}`: "
