@@ -379,12 +379,8 @@ def _funnel_labels(task: Task, labels: np.ndarray, parent: np.ndarray) -> np.nda
     """Check that the label is 1 only where its parent event is; mask if `given`."""
     column = task.parent_column
     what = f"Task {task.name!r} (label column {task.label_column!r})"
-    parent = _numeric(
-        parent.reshape(len(parent), -1)[:, 0] if parent.ndim == 2 else parent,
-        f"{what}: column {column!r}",
-        "0/1 events",
-    ).astype(np.float32)
-    happened = parent == 1
+    role = "given" if task.given is not None else "requires"
+    happened = _label_array(Task(f"{task.name} ({role})", label=column), parent) == 1
     bad = np.flatnonzero((labels == 1) & ~happened)
     if bad.size:
         raise ValueError(

@@ -624,3 +624,6 @@ def test_funnel_task_arguments_are_checked():
     ):
         no_click = {k: v for k, v in FUNNEL.items() if k != "click"}
         make_dataset(no_click, FEATURES[:1], FUNNEL_TASKS[1:2])
+    bad_click = dict(FUNNEL, click=[2.0, 0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match=r"'cvr \(given\)' \(label column 'click'\)"):
+        make_dataset(bad_click, FEATURES[:1], FUNNEL_TASKS[1:2])
