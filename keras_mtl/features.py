@@ -287,6 +287,13 @@ class Task:
         """The column this label must not exceed (`given` or `requires`), if any."""
         return self.given or self.requires
 
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """Every data column the task reads: its label, then its parent column."""
+        return (self.label_column,) + (
+            (self.parent_column,) if self.parent_column else ()
+        )
+
 
 # ----------------------------------------------------------------------------- helpers
 

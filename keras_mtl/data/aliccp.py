@@ -31,7 +31,7 @@ from itertools import repeat
 import numpy as np
 import tensorflow as tf
 
-from keras_mtl.data import _tensors
+from keras_mtl.data import _files, _tensors
 from keras_mtl.features import (
     INT_PAD,
     SparseFeature,
@@ -454,8 +454,8 @@ def load_aliccp(
     tasks = aliccp_tasks() if tasks is None else (check_tasks(tasks) if tasks else [])
     layout = _Layout(features)
     for t in tasks:
-        for column in (t.label_column, t.parent_column):
-            if column is not None and column not in LABEL_COLUMNS:
+        for column in t.data_columns:
+            if column not in LABEL_COLUMNS:
                 raise ValueError(
                     f"Task {t.name!r}: Ali-CCP has the label columns "
                     f"{LABEL_COLUMNS} (conversion is the raw `buy`); got {column!r}."
@@ -571,7 +571,7 @@ def _pack(field: bytes) -> int:
 
 
 def _open(path: pathlib.Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    return gzip.open(path, "rb") if _files.compression(path.name) else open(path, "rb")
 
 
 def _raw_blocks(

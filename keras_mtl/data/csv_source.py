@@ -83,8 +83,7 @@ def csv_dataset(
     float_columns += [
         (column, f"Task `{t.name}` (CSV column `{column}`)")
         for t in tasks
-        for column in (t.label_column, t.parent_column)
-        if column is not None
+        for column in t.data_columns
     ]
     if sample_weight is not None:
         float_columns.append(

@@ -174,12 +174,7 @@ def tfrecord_dataset(
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from TFRecord `files`."""
     records = _peek(files)
-    numeric = [
-        (column, f"Task {t.name!r}")
-        for t in tasks
-        for column in (t.label_column, t.parent_column)
-        if column is not None
-    ]
+    numeric = [(column, f"Task {t.name!r}") for t in tasks for column in t.data_columns]
     numeric = list(dict(numeric).items())  # one entry per key
     if sample_weight is not None:
         numeric.append((sample_weight, "sample_weight"))
