@@ -1,17 +1,19 @@
 """keras-mtl: multi-task recommendation models for Keras 3."""
 
 from keras_mtl import data, layers, losses, metrics
-from keras_mtl.diagnostics import gate_weights
+from keras_mtl.diagnostics import gate_weights, plot_gate_weights
 from keras_mtl.export import export_saved_model
 from keras_mtl.features import DenseFeature, SparseFeature, Task, make_inputs
 from keras_mtl.models import (
     MultiTaskModel,
     add_kl_bound,
     build_aitm,
+    build_cgc,
     build_esm2,
     build_esmm,
     build_mmoe,
     build_omoe,
+    build_ple,
     build_shared_bottom,
     esm2_tasks,
     esmm_tasks,
@@ -27,10 +29,12 @@ __all__ = [
     "Task",
     "add_kl_bound",
     "build_aitm",
+    "build_cgc",
     "build_esm2",
     "build_esmm",
     "build_mmoe",
     "build_omoe",
+    "build_ple",
     "build_shared_bottom",
     "compile_model",
     "data",
@@ -42,4 +46,5 @@ __all__ = [
     "losses",
     "make_inputs",
     "metrics",
+    "plot_gate_weights",
 ]

@@ -4,37 +4,113 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 
-from keras_mtl.layers import MixtureOfExperts
+from keras_mtl.layers import CustomizedGateControl, MixtureOfExperts
+
+_GATED = (MixtureOfExperts, CustomizedGateControl)
+
+
+def _mean_gates(layer, x) -> pd.DataFrame:
+    """Mean weight of every gate of `layer` on the inputs `x`, experts x gates."""
+    gates = layer.gate_weights(x)
+    if isinstance(layer, MixtureOfExperts):
+        means = np.asarray(keras.ops.mean(gates, axis=0)).T  # (experts, gates)
+        return pd.DataFrame(means, index=layer.expert_names, columns=layer.gate_names)
+    # A CGC task gate sees its own and the shared experts only: the others get 0.
+    experts = layer.expert_names
+    table = pd.DataFrame(0.0, index=experts, columns=list(layer.gate_names))
+    own, shared = layer.num_task_experts, layer.num_shared_experts
+    for k, name in enumerate(layer.gate_names):
+        mean = np.asarray(keras.ops.mean(gates[k], axis=0))
+        table.iloc[k * own : (k + 1) * own, k] = mean[:own]
+        table.iloc[len(experts) - shared :, k] = mean[own:]
+    if layer.output_shared:
+        table["shared"] = np.asarray(keras.ops.mean(gates[-1], axis=0))
+    return table
 
 
 def gate_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
-    """Mean softmax weight of each gate over `data`, per mixture-of-experts layer.
+    """Mean softmax weight each gate gives each expert over `data`, per gated layer.
+
+    Works for every model with `MixtureOfExperts` (MMoE, OMoE) or
+    `CustomizedGateControl` (CGC, and each level of PLE) layers.
 
     Args:
-        model: a model built with mixture-of-experts layers (`build_mmoe`,
-            `build_omoe`).
+        model: the model.
         data: what `model.predict` accepts: a dict of arrays or a `tf.data` dataset
             (labels, if any, are ignored).
         batch_size: batch size for arrays.
 
     Returns:
-        `{layer_name: {gate_name: np.ndarray of shape (num_experts,)}}`; the gates
-        of MMoE are named after the tasks, the single OMoE gate "shared". Each
-        vector sums to 1.
+        `{layer_name: pandas.DataFrame}` in model order, one row per expert and
+        one column per gate, so `result[layer][gate]` is that gate's mean weight
+        per expert and sums to 1. MMoE gates are named after the tasks, the OMoE
+        gate "shared"; a CGC/PLE level has one gate per task (0 on other tasks'
+        experts, which it cannot select) plus, below the last PLE level, the
+        "shared" gate over every expert. `plot_gate_weights` draws it.
     """
-    layers = [layer for layer in model.layers if isinstance(layer, MixtureOfExperts)]
+    layers = [layer for layer in model.layers if isinstance(layer, _GATED)]
     if not layers:
-        raise ValueError(f"Model {model.name!r} has no MixtureOfExperts layer.")
+        raise ValueError(
+            f"Model {model.name!r} has no MixtureOfExperts or CustomizedGateControl "
+            "layer, so it has no gates."
+        )
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    moe_inputs = probe.predict(data, batch_size=batch_size, verbose=0)
+    gate_inputs = probe.predict(data, batch_size=batch_size, verbose=0)
     if len(layers) == 1:
-        moe_inputs = [moe_inputs]
-    result = {}
-    for layer, x in zip(layers, moe_inputs):
-        mean = np.asarray(keras.ops.mean(layer.gate_weights(x), axis=0))
-        result[layer.name] = dict(zip(layer.gate_names, mean))
-    return result
+        gate_inputs = [gate_inputs]
+    return {layer.name: _mean_gates(layer, x) for layer, x in zip(layers, gate_inputs)}
+
+
+def plot_gate_weights(weights: dict, title: str | None = None):
+    """Heatmaps of `gate_weights(...)`: one panel per layer, gates x experts.
+
+    Args:
+        weights: the dict returned by `gate_weights`.
+        title: figure title. Defaults to none.
+
+    Returns:
+        The matplotlib `Figure` (needs `pip install matplotlib`).
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "plot_gate_weights needs matplotlib: pip install matplotlib"
+        ) from e
+    panels = list(weights.items())
+    widths = [max(len(table.index), 2) for _, table in panels]
+    height = max(len(table.columns) for _, table in panels)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(0.7 * sum(widths) + 2.0 * len(panels), 0.55 * height + 1.8),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    )
+    for ax, (name, table) in zip(axes[0], panels):
+        values = table.to_numpy().T  # gates as rows
+        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(table.index)), table.index, rotation=60, ha="right")
+        ax.set_yticks(range(len(table.columns)), table.columns)
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 0.5 else "black",
+            )
+        ax.set_title(name)
+        ax.set_xlabel("expert")
+    axes[0][0].set_ylabel("gate")
+    fig.colorbar(image, ax=axes[0].tolist(), label="mean gate weight", shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def cvr_against_truth(

@@ -30,3 +30,55 @@ def test_cvr_against_truth():
     assert 0.6 < perfect["oracle_auc"] < 0.8  # Bernoulli noise caps the AUC
     with pytest.raises(ValueError, match="one length"):
         cvr_against_truth(truth[:5], truth)
+
+
+def _uniform_gate_ple():
+    """A 2-level PLE whose gate kernels are all zero: every gate is uniform over
+    the experts it may select, so the mean weights are known exactly."""
+    import keras_mtl as km
+
+    model = km.build_ple(
+        [km.DenseFeature("x", dim=3)],
+        [km.Task("a"), km.Task("b")],
+        num_shared_experts=(1, 3),
+        num_task_experts=2,
+        compile=False,
+    )
+    for level in ("level_1", "level_2"):
+        for v in model.get_layer(level).weights:
+            if "gate" in v.path:
+                v.assign(np.zeros(v.shape, "float32"))
+    return model, {"x": np.random.default_rng(0).normal(size=(50, 3))}
+
+
+def test_gate_weights_of_ple_levels():
+    from keras_mtl.diagnostics import gate_weights
+
+    model, x = _uniform_gate_ple()
+    tables = gate_weights(model, x)
+    level_1, level_2 = tables["level_1"], tables["level_2"]
+    assert list(level_1.index) == ["a_0", "a_1", "b_0", "b_1", "shared_0"]
+    assert list(level_1.columns) == ["a", "b", "shared"]
+    # Task a: its 2 experts + 1 shared -> 1/3 each, 0 on b's experts.
+    np.testing.assert_allclose(level_1["a"], [1 / 3, 1 / 3, 0, 0, 1 / 3], atol=1e-6)
+    np.testing.assert_allclose(level_1["b"], [0, 0, 1 / 3, 1 / 3, 1 / 3], atol=1e-6)
+    np.testing.assert_allclose(level_1["shared"], 0.2, atol=1e-6)  # all 5 experts
+    # The last level has no shared gate; 2 own + 3 shared experts -> 1/5 each.
+    assert list(level_2.columns) == ["a", "b"]
+    np.testing.assert_allclose(level_2["b"], [0, 0, 0.2, 0.2, 0.2, 0.2, 0.2], atol=1e-6)
+
+
+def test_plot_gate_weights_draws_one_heatmap_per_level():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from keras_mtl.diagnostics import gate_weights, plot_gate_weights
+
+    model, x = _uniform_gate_ple()
+    fig = plot_gate_weights(gate_weights(model, x), title="PLE")
+    heatmaps = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.get_title() for ax in heatmaps] == ["level_1", "level_2"]
+    first = heatmaps[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["a", "b", "shared"]
+    np.testing.assert_allclose(first.images[0].get_array()[2], 0.2, atol=1e-6)
+    assert fig._suptitle.get_text() == "PLE"

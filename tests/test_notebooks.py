@@ -27,4 +27,4 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         )
         exec(compile(source, f"{path.name}", "exec"), namespace)
     assert namespace["test_metrics"]["y1_mse"] > 0
-    assert set(namespace["gates"]) == {"y1", "y2"}
+    assert set(namespace["gates"]["experts"]) == {"y1", "y2"}

@@ -3,6 +3,7 @@
 from keras_mtl.layers.adaptive_information_transfer import AdaptiveInformationTransfer
 from keras_mtl.layers.auxiliary_loss import AuxiliaryLoss
 from keras_mtl.layers.bernoulli_mixture import BernoulliMixture
+from keras_mtl.layers.customized_gate_control import CustomizedGateControl
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
@@ -14,6 +15,7 @@ __all__ = [
     "AdaptiveInformationTransfer",
     "AuxiliaryLoss",
     "BernoulliMixture",
+    "CustomizedGateControl",
     "FeatureEncoder",
     "FieldWiseSumPooling",
     "MLP",

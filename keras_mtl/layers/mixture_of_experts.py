@@ -117,6 +117,11 @@ class MixtureOfExperts(keras.layers.Layer):
         self.use_gate_bias = bool(use_gate_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        """`expert_0, expert_1, ...`: the experts' names in `gate_weights` order."""
+        return tuple(f"expert_{i}" for i in range(self.num_experts))
+
     def build(self, input_shape):
         width = input_shape[-1]
         if width is None:

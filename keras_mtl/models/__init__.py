@@ -5,16 +5,19 @@ from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.esmm import build_esm2, build_esmm, esm2_tasks, esmm_tasks
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.ple import build_cgc, build_ple
 from keras_mtl.models.shared_bottom import build_shared_bottom
 
 __all__ = [
     "MultiTaskModel",
     "add_kl_bound",
     "build_aitm",
+    "build_cgc",
     "build_esm2",
     "build_esmm",
     "build_mmoe",
     "build_omoe",
+    "build_ple",
     "build_shared_bottom",
     "esm2_tasks",
     "esmm_tasks",

@@ -26,6 +26,19 @@ BUILDERS = {
     "omoe": lambda f, t, **kw: km.build_omoe(
         f, t, num_experts=4, expert_units=(8,), tower_units=(8,), **kw
     ),
+    "cgc": lambda f, t, **kw: km.build_cgc(
+        f, t, num_shared_experts=2, num_task_experts=1, expert_units=(8,), **kw
+    ),
+    "ple": lambda f, t, **kw: km.build_ple(
+        f,
+        t,
+        num_levels=2,
+        num_shared_experts=(2, 1),
+        num_task_experts=1,
+        expert_units=[(8,), (6,)],
+        tower_units=(8,),
+        **kw,
+    ),
 }
 
 
@@ -128,10 +141,29 @@ def test_gate_weights(trained, data):
         with pytest.raises(ValueError, match="no MixtureOfExperts"):
             km.gate_weights(model, x)
         return
-    gates = km.gate_weights(model, x)["experts"]
-    assert sorted(gates) == (["shared"] if name == "omoe" else ["income", "spend"])
-    for weights in gates.values():
-        assert weights.shape == (4,) and weights.sum() == pytest.approx(1.0, abs=1e-5)
+    tables = km.gate_weights(model, x)
+    expected = {
+        "mmoe": {"experts": ["income", "spend"]},
+        "omoe": {"experts": ["shared"]},
+        "cgc": {"cgc": ["income", "spend"]},
+        "ple": {
+            "level_1": ["income", "spend", "shared"],
+            "level_2": ["income", "spend"],
+        },
+    }[name]
+    assert {k: list(v.columns) for k, v in tables.items()} == expected
+    for table in tables.values():
+        np.testing.assert_allclose(table.sum(axis=0), 1.0, atol=1e-5)
+    if name in ("cgc", "ple"):
+        level = tables["cgc" if name == "cgc" else "level_2"]
+        # A task gate cannot select another task's experts: exactly 0 there.
+        shared = ["shared_0", "shared_1"] if name == "cgc" else ["shared_0"]
+        assert list(level.index) == ["income_0", "spend_0", *shared]
+        assert level.loc["spend_0", "income"] == 0.0
+        assert level.loc["income_0", "spend"] == 0.0
+        assert level.loc["income_0", "income"] > 0.0
+    else:
+        assert list(tables["experts"].index) == [f"expert_{i}" for i in range(4)]
 
 
 def test_all_missing_batch_trains_without_nan():

@@ -1,0 +1,322 @@
+"""Customized gate control: task-specific and shared experts, one gate per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from keras_mtl.layers.mixture_of_experts import stacked_initializer
+from keras_mtl.layers.mlp import check_units
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"CustomizedGateControl: {name} must be a positive int, got {value!r}."
+        )
+    return value
+
+
+def _shape_list(input_shape) -> list:
+    """The input shape(s) as a list of shapes (one entry per input tensor)."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return list(input_shape)
+    return [input_shape]
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class CustomizedGateControl(keras.layers.Layer):
+    """One extraction level of PLE: task experts, shared experts, per-task gates.
+
+    Every task k has `num_task_experts` experts of its own and all tasks see
+    `num_shared_experts` shared experts. Task k's gate mixes its own and the
+    shared experts, `g^k(x) = softmax(W^k x_k) · [E_k(x_k); E_s(x_s)]`. With
+    `output_shared=True` (every PLE level but the last) a shared gate also mixes
+    *all* experts of the level, `g^s(x) = softmax(W^s x_s) · [E_1; ...; E_T; E_s]`,
+    and becomes the shared input of the next level. A single level without the
+    shared output is CGC.
+
+    Experts are MLPs with `expert_units` hidden widths. All experts of a kind run
+    as one batched matrix product; so do all gates.
+
+    Args:
+        num_tasks: int. Number of tasks T.
+        num_task_experts: int. Experts owned by each task. Defaults to 1.
+        num_shared_experts: int. Experts shared by all tasks. Defaults to 1.
+        expert_units: sequence of int. Hidden widths of every expert.
+            Defaults to (16,).
+        output_shared: bool. Also output the shared gate's mixture (the shared
+            input of the next PLE level). Defaults to False.
+        gate_names: sequence of str or None. Names of the T task gates (builders
+            pass the task names); the shared gate is "shared". Defaults to
+            `task_0, task_1, ...`.
+        activation: activation of the expert layers. Defaults to "relu".
+        use_gate_bias: bool. Add a bias inside the gate softmax. Defaults to False.
+        kernel_initializer: initializer of each expert/gate matrix. Defaults to
+            "glorot_uniform".
+
+    Call arguments:
+        inputs: one tensor `(batch, d)` read by every expert and gate (the first
+            level), or a list of T + 1 tensors `(batch, d)`: task k's experts and
+            gate read tensor k, the shared experts and gate read the last one (a
+            lower PLE level's outputs).
+
+    Returns:
+        A list of T tensors `(batch, expert_units[-1])`, one per task, followed
+        by the shared mixture when `output_shared`.
+
+    Example:
+    >>> cgc = CustomizedGateControl(2, 2, 1, (16,), gate_names=("ctr", "cvr"))
+    >>> ctr_in, cvr_in = cgc(np.zeros((4, 10), "float32"))
+    >>> [w.shape for w in cgc.gate_weights(np.zeros((4, 10), "float32"))]
+    [(4, 2, 5), (4, 2, 5)]
+
+    References:
+        Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
+        Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
+    """
+
+    def __init__(
+        self,
+        num_tasks: int,
+        num_task_experts: int = 1,
+        num_shared_experts: int = 1,
+        expert_units: Sequence[int] = (16,),
+        output_shared: bool = False,
+        gate_names: Sequence[str] | None = None,
+        activation="relu",
+        use_gate_bias: bool = False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_tasks = _positive_int("num_tasks", num_tasks)
+        self.num_task_experts = _positive_int("num_task_experts", num_task_experts)
+        self.num_shared_experts = _positive_int(
+            "num_shared_experts", num_shared_experts
+        )
+        self.expert_units = check_units(
+            "CustomizedGateControl", "expert_units", expert_units, allow_empty=False
+        )
+        self.output_shared = bool(output_shared)
+        if gate_names is None:
+            gate_names = tuple(f"task_{k}" for k in range(num_tasks))
+        gate_names = tuple(str(n) for n in gate_names)
+        if len(gate_names) != num_tasks or "shared" in gate_names:
+            raise ValueError(
+                f"CustomizedGateControl: gate_names must name the {num_tasks} task "
+                f'gates ("shared" is the shared gate\'s), got {gate_names}.'
+            )
+        self.gate_names = gate_names
+        self.activation = keras.activations.get(activation)
+        self.use_gate_bias = bool(use_gate_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        """Every expert of the level: each task's (`{task}_{i}`), then `shared_{i}`."""
+        return tuple(
+            f"{name}_{i}"
+            for name in self.gate_names
+            for i in range(self.num_task_experts)
+        ) + tuple(f"shared_{i}" for i in range(self.num_shared_experts))
+
+    def _input_width(self, input_shape) -> int:
+        shapes = _shape_list(input_shape)
+        if len(shapes) not in (1, self.num_tasks + 1):
+            raise ValueError(
+                f"CustomizedGateControl: expected one input or a list of "
+                f"{self.num_tasks + 1} (one per task, then the shared one), got "
+                f"{len(shapes)}."
+            )
+        widths = {tuple(s)[-1] for s in shapes}
+        if len(widths) != 1 or None in widths:
+            raise ValueError(
+                "CustomizedGateControl: every input must have the same known last "
+                f"dimension, got shapes {[tuple(s) for s in shapes]}."
+            )
+        return widths.pop()
+
+    def build(self, input_shape):
+        width = self._input_width(input_shape)
+        init = stacked_initializer(self.kernel_initializer)
+        tasks, per_task, shared = (
+            self.num_tasks,
+            self.num_task_experts,
+            self.num_shared_experts,
+        )
+        self.task_kernels, self.task_biases = [], []
+        self.shared_kernels, self.shared_biases = [], []
+        d = width
+        for i, units in enumerate(self.expert_units):
+            self.task_kernels.append(
+                self.add_weight(
+                    name=f"task_expert_kernel_{i}",
+                    # One stack of all tasks' experts: (T * m_t, d, units).
+                    shape=(tasks * per_task, d, units),
+                    initializer=init,
+                )
+            )
+            self.task_biases.append(
+                self.add_weight(
+                    name=f"task_expert_bias_{i}",
+                    shape=(tasks * per_task, units),
+                    initializer="zeros",
+                )
+            )
+            self.shared_kernels.append(
+                self.add_weight(
+                    name=f"shared_expert_kernel_{i}",
+                    shape=(shared, d, units),
+                    initializer=init,
+                )
+            )
+            self.shared_biases.append(
+                self.add_weight(
+                    name=f"shared_expert_bias_{i}",
+                    shape=(shared, units),
+                    initializer="zeros",
+                )
+            )
+            d = units
+        self.task_gate_kernel = self.add_weight(
+            name="task_gate_kernel",
+            shape=(tasks, width, per_task + shared),
+            initializer=init,
+        )
+        self.task_gate_bias = (
+            self.add_weight(
+                name="task_gate_bias",
+                shape=(tasks, per_task + shared),
+                initializer="zeros",
+            )
+            if self.use_gate_bias
+            else None
+        )
+        self.shared_gate_kernel, self.shared_gate_bias = None, None
+        if self.output_shared:
+            self.shared_gate_kernel = self.add_weight(
+                name="shared_gate_kernel",
+                shape=(width, tasks * per_task + shared),
+                initializer=self.kernel_initializer,
+            )
+            if self.use_gate_bias:
+                self.shared_gate_bias = self.add_weight(
+                    name="shared_gate_bias",
+                    shape=(tasks * per_task + shared,),
+                    initializer="zeros",
+                )
+
+    def _split_inputs(self, inputs):
+        """`(task_inputs, shared_input)`: task_inputs is `(batch, d)` when one
+        tensor feeds every task, else `(batch, T, d)`."""
+        if not isinstance(inputs, (list, tuple)):
+            return inputs, inputs
+        if len(inputs) == 1:
+            return inputs[0], inputs[0]
+        return ops.stack(list(inputs[:-1]), axis=1), inputs[-1]
+
+    def _experts(self, task_x, shared_x):
+        """`(task experts (batch, T, m_t, u), shared experts (batch, m_s, u))`."""
+        tasks, per_task = self.num_tasks, self.num_task_experts
+        h_t, h_s = None, shared_x
+        for i, (kt, bt, ks, bs) in enumerate(
+            zip(
+                self.task_kernels,
+                self.task_biases,
+                self.shared_kernels,
+                self.shared_biases,
+            )
+        ):
+            if i == 0:
+                kernel = ops.reshape(kt, (tasks, per_task, *kt.shape[1:]))
+                if len(task_x.shape) == 2:
+                    h_t = ops.einsum("bd,tedu->bteu", task_x, kernel)
+                else:
+                    h_t = ops.einsum("btd,tedu->bteu", task_x, kernel)
+                h_s = ops.einsum("bd,edu->beu", shared_x, ks)
+            else:
+                kernel = ops.reshape(kt, (tasks, per_task, *kt.shape[1:]))
+                h_t = ops.einsum("bteu,teuv->btev", h_t, kernel)
+                h_s = ops.einsum("beu,euv->bev", h_s, ks)
+            h_t = self.activation(h_t + ops.reshape(bt, (tasks, per_task, -1)))
+            h_s = self.activation(h_s + bs)
+        return h_t, h_s
+
+    def _task_gates(self, task_x):
+        if len(task_x.shape) == 2:
+            logits = ops.einsum("bd,tde->bte", task_x, self.task_gate_kernel)
+        else:
+            logits = ops.einsum("btd,tde->bte", task_x, self.task_gate_kernel)
+        if self.task_gate_bias is not None:
+            logits = logits + self.task_gate_bias
+        return ops.softmax(logits, axis=-1)
+
+    def _shared_gate(self, shared_x):
+        logits = ops.matmul(shared_x, self.shared_gate_kernel)
+        if self.shared_gate_bias is not None:
+            logits = logits + self.shared_gate_bias
+        return ops.softmax(logits, axis=-1)
+
+    def gate_weights(self, inputs) -> list:
+        """Each gate's softmax weights: T tensors `(batch, m_t + m_s)` over the
+        task's own then the shared experts, then (with `output_shared`) one
+        `(batch, T * m_t + m_s)` over every expert in `expert_names` order."""
+        if not self.built:
+            self.build(
+                [tuple(ops.shape(x)) for x in inputs]
+                if isinstance(inputs, (list, tuple))
+                else tuple(ops.shape(inputs))
+            )
+        task_x, shared_x = self._split_inputs(inputs)
+        task_gates = self._task_gates(task_x)
+        weights = [task_gates[:, k, :] for k in range(self.num_tasks)]
+        if self.output_shared:
+            weights.append(self._shared_gate(shared_x))
+        return weights
+
+    def call(self, inputs):
+        task_x, shared_x = self._split_inputs(inputs)
+        task_experts, shared_experts = self._experts(task_x, shared_x)
+        per_task = self.num_task_experts
+        gates = self._task_gates(task_x)
+        task_out = ops.einsum(
+            "bte,bteu->btu", gates[:, :, :per_task], task_experts
+        ) + ops.einsum("bts,bsu->btu", gates[:, :, per_task:], shared_experts)
+        outputs = [task_out[:, k, :] for k in range(self.num_tasks)]
+        if self.output_shared:
+            every_expert = ops.concatenate(
+                [
+                    ops.reshape(
+                        task_experts,
+                        (-1, self.num_tasks * per_task, self.expert_units[-1]),
+                    ),
+                    shared_experts,
+                ],
+                axis=1,
+            )
+            outputs.append(
+                ops.einsum("be,beu->bu", self._shared_gate(shared_x), every_expert)
+            )
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        batch = _shape_list(input_shape)[0][0]
+        count = self.num_tasks + int(self.output_shared)
+        return [(batch, self.expert_units[-1])] * count
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_tasks": self.num_tasks,
+            "num_task_experts": self.num_task_experts,
+            "num_shared_experts": self.num_shared_experts,
+            "expert_units": list(self.expert_units),
+            "output_shared": self.output_shared,
+            "gate_names": list(self.gate_names),
+            "activation": keras.activations.serialize(self.activation),
+            "use_gate_bias": self.use_gate_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

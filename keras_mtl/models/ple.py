@@ -1,0 +1,125 @@
+"""PLE and CGC: task-specific plus shared experts, extracted level by level."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.layers import CustomizedGateControl
+from keras_mtl.models._common import encode_inputs, finish_model
+
+
+def _per_level(name: str, value, num_levels: int, is_item) -> list:
+    """`value` for every level: one setting repeated, or a list of one per level."""
+    if is_item(value):
+        return [value] * num_levels
+    values = list(value)
+    if len(values) != num_levels or not all(is_item(v) for v in values):
+        raise ValueError(
+            f"build_ple: {name} must be one setting or a list of {num_levels} (one "
+            f"per level), got {value!r}."
+        )
+    return values
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_units(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(_is_count(u) for u in value)
+
+
+def build_ple(
+    features: Sequence[Feature],
+    tasks: Sequence[Task],
+    num_levels: int = 2,
+    num_shared_experts: int | Sequence[int] = 2,
+    num_task_experts: int | Sequence[int] = 2,
+    expert_units: Sequence[int] | Sequence[Sequence[int]] = (16,),
+    tower_units: Sequence[int] = (8,),
+    use_gate_bias: bool = False,
+    dropout: float = 0.0,
+    compile: bool | dict = True,
+    name: str | None = None,
+) -> keras.Model:
+    """Progressive layered extraction: stacked CGC levels, then one tower per task.
+
+    At every level each task has its own experts and all tasks share some
+    experts; a task's gate mixes its own and the shared experts, and (below the
+    last level) a shared gate mixes every expert of the level. Level j's task k
+    experts and gate read task k's output of level j - 1, its shared experts and
+    gate read the shared output, so the representations are separated
+    progressively. The last level feeds the task towers. `num_levels=1` is CGC.
+
+    Args:
+        features: the input feature specs.
+        tasks: the `Task`s (binary or regression); one output per task.
+        num_levels: int. Extraction levels. Defaults to 2 (the paper's).
+        num_shared_experts: int, or one int per level. Shared experts per level.
+            Defaults to 2.
+        num_task_experts: int, or one int per level. Experts per task per level.
+            Defaults to 2.
+        expert_units: sequence of int, or one such sequence per level. Hidden
+            widths of every expert. Defaults to (16,) (single-layer experts, as
+            in the paper).
+        tower_units: widths of each task tower. Defaults to (8,).
+        use_gate_bias: add a bias inside the gates. Defaults to False.
+        dropout: dropout rate in the towers. Defaults to 0.
+        compile: True compiles with per-task defaults, a dict passes arguments to
+            `keras_mtl.compile_model`, False leaves the model uncompiled.
+        name: model name. Defaults to "ple" (or "cgc" for one level).
+
+    Returns:
+        A functional `keras.Model` with inputs named after the features and a dict
+        of outputs keyed by task name. The levels are `CustomizedGateControl`
+        layers named "level_1", "level_2", ... ("cgc" for one level);
+        `keras_mtl.gate_weights(model, data)` reads which experts each gate uses.
+
+    Example:
+    >>> model = build_ple(features, [Task("ctr"), Task("watch_time", "regression")],
+    ...                   num_levels=2, num_shared_experts=2, num_task_experts=2)
+
+    References:
+        Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
+        Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
+    """
+    tasks = check_tasks(tasks)
+    if not _is_count(num_levels) or num_levels < 1:
+        raise ValueError(
+            f"build_ple: num_levels must be a positive int, got {num_levels!r}."
+        )
+    shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
+    own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
+    units = _per_level("expert_units", expert_units, num_levels, _is_units)
+    inputs, x = encode_inputs(features)
+    task_names = tuple(t.name for t in tasks)
+    for j in range(num_levels):
+        last = j == num_levels - 1
+        x = CustomizedGateControl(
+            len(tasks),
+            num_task_experts=own[j],
+            num_shared_experts=shared[j],
+            expert_units=units[j],
+            output_shared=not last,
+            gate_names=task_names,
+            use_gate_bias=use_gate_bias,
+            name="cgc" if num_levels == 1 else f"level_{j + 1}",
+        )(x)
+    name = name or ("cgc" if num_levels == 1 else "ple")
+    return finish_model(inputs, x, tasks, tower_units, dropout, name, compile)
+
+
+def build_cgc(
+    features: Sequence[Feature], tasks: Sequence[Task], **kwargs
+) -> keras.Model:
+    """Customized gate control: `build_ple(..., num_levels=1)`.
+
+    One level of task-specific and shared experts with one gate per task, then
+    the towers. Takes the other arguments of `build_ple`.
+    """
+    if "num_levels" in kwargs:
+        raise TypeError("build_cgc: CGC has one level; use build_ple for more.")
+    return build_ple(features, tasks, num_levels=1, **kwargs)
