@@ -21,7 +21,7 @@ def _mean_gates(layer, x) -> pd.DataFrame:
     experts = layer.expert_names
     table = pd.DataFrame(0.0, index=experts, columns=list(layer.gate_names))
     own, shared = layer.num_task_experts, layer.num_shared_experts
-    for k, name in enumerate(layer.gate_names):
+    for k in range(layer.num_tasks):
         mean = np.asarray(keras.ops.mean(gates[k], axis=0))
         table.iloc[k * own : (k + 1) * own, k] = mean[:own]
         table.iloc[len(experts) - shared :, k] = mean[own:]
