@@ -1,6 +1,6 @@
 """keras-mtl: multi-task recommendation models for Keras 3."""
 
-from keras_mtl import data, layers, losses, metrics
+from keras_mtl import data, layers, losses, metrics, weighting
 from keras_mtl.diagnostics import gate_weights, plot_gate_weights
 from keras_mtl.export import export_saved_model
 from keras_mtl.features import DenseFeature, SparseFeature, Task, make_inputs
@@ -9,12 +9,15 @@ from keras_mtl.models import (
     add_kl_bound,
     build_aitm,
     build_cgc,
+    build_cross_stitch,
     build_esm2,
     build_esmm,
+    build_l2_constrained,
     build_mmoe,
     build_omoe,
     build_ple,
     build_shared_bottom,
+    build_single_task,
     esm2_tasks,
     esmm_tasks,
 )
@@ -30,12 +33,15 @@ __all__ = [
     "add_kl_bound",
     "build_aitm",
     "build_cgc",
+    "build_cross_stitch",
     "build_esm2",
     "build_esmm",
+    "build_l2_constrained",
     "build_mmoe",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",
+    "build_single_task",
     "compile_model",
     "data",
     "esm2_tasks",
@@ -47,4 +53,5 @@ __all__ = [
     "make_inputs",
     "metrics",
     "plot_gate_weights",
+    "weighting",
 ]

@@ -1,24 +1,30 @@
 """Functional-API builders; each returns a `keras.Model` with dict outputs by task."""
 
-from keras_mtl.models._common import MultiTaskModel
 from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.esmm import build_esm2, build_esmm, esm2_tasks, esmm_tasks
 from keras_mtl.models.kl_bound import add_kl_bound
+from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.models.ple import build_cgc, build_ple
 from keras_mtl.models.shared_bottom import build_shared_bottom
+from keras_mtl.models.single_task import build_single_task
 
 __all__ = [
     "MultiTaskModel",
     "add_kl_bound",
     "build_aitm",
     "build_cgc",
+    "build_cross_stitch",
     "build_esm2",
     "build_esmm",
+    "build_l2_constrained",
     "build_mmoe",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",
+    "build_single_task",
     "esm2_tasks",
     "esmm_tasks",
 ]

@@ -1,0 +1,124 @@
+"""Cross-stitch unit: learned linear mixing of the task networks' activations."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _as_shape_list(owner: str, input_shape) -> list[tuple]:
+    if not (
+        isinstance(input_shape, (list, tuple))
+        and input_shape
+        and all(isinstance(s, (list, tuple)) for s in input_shape)
+    ):
+        raise ValueError(
+            f"{owner}: inputs must be a non-empty list of tensors (batch, units), "
+            f"one per task; got input shape {input_shape!r}."
+        )
+    shapes = [tuple(s) for s in input_shape]
+    widths = {s[-1] for s in shapes}
+    if len(widths) != 1 or any(len(s) != 2 for s in shapes):
+        raise ValueError(
+            f"{owner}: every input must be (batch, units) with one common width; "
+            f"got shapes {shapes}."
+        )
+    return shapes
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class CrossStitch(keras.layers.Layer):
+    """Mixes T task activations with a learned T x T matrix.
+
+    With inputs `x_1 ... x_T` (one per task network, at the same depth), output
+    `s` is `y_s = Σ_t α[s, t] x_t`. The matrix `α` is trained with the networks:
+    a diagonal near 1 keeps the tasks apart, uniform rows share everything. As in
+    the paper, `α` starts with `self_weight` on the diagonal and
+    `(1 - self_weight) / (T - 1)` elsewhere, so each row sums to 1 (for one task,
+    `α = [[1]]`). One scalar per task pair mixes every unit (the paper's basic
+    unit, not its per-channel variant).
+
+    Args:
+        self_weight: float in [0, 1]. Initial diagonal of `α`: the share of its
+            own activations each task keeps. Defaults to 0.9 (the paper's
+            `α_S`).
+
+    Call arguments:
+        inputs: list of T tensors `(batch, units)` of one width.
+
+    Returns:
+        A list of T tensors `(batch, units)`: the mixed activations, task `s` at
+        position `s`.
+
+    Example:
+    >>> ones, zeros = np.ones((2, 3), "float32"), np.zeros((2, 3), "float32")
+    >>> a, b = CrossStitch(self_weight=0.9)([ones, zeros])  # a = 0.9, b = 0.1
+    >>> a.shape
+    (2, 3)
+
+    References:
+        Misra et al., "Cross-stitch Networks for Multi-task Learning", CVPR 2016
+        (arXiv:1604.03539).
+    """
+
+    def __init__(self, self_weight: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            value = float(self_weight)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"CrossStitch: self_weight must be a float in [0, 1], got "
+                f"{self_weight!r}."
+            )
+        self.self_weight = value
+
+    def initial_matrix(self, num_tasks: int) -> np.ndarray:
+        """The starting `α` for `num_tasks` tasks, as a numpy array."""
+        if num_tasks == 1:
+            return np.ones((1, 1), "float32")
+        off = (1.0 - self.self_weight) / (num_tasks - 1)
+        alpha = np.full((num_tasks, num_tasks), off, "float32")
+        np.fill_diagonal(alpha, self.self_weight)
+        return alpha
+
+    def build(self, input_shape):
+        shapes = _as_shape_list("CrossStitch", input_shape)
+        self.num_tasks = len(shapes)
+        start = self.initial_matrix(self.num_tasks)
+        self.alpha = self.add_weight(
+            name="alpha",
+            shape=start.shape,
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(start, dtype),
+        )
+
+    @property
+    def weights_matrix(self) -> np.ndarray:
+        """The current `α` as a numpy array `(T, T)`; row `s` mixes into task `s`."""
+        if not self.built:
+            raise ValueError("CrossStitch: the layer is not built yet; call it first.")
+        return np.asarray(keras.ops.convert_to_numpy(self.alpha))
+
+    def call(self, inputs):
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                "CrossStitch: inputs must be a list of tensors (batch, units), one "
+                f"per task; got a single tensor of shape {ops.shape(inputs)}."
+            )
+        if len(inputs) != self.num_tasks:
+            raise ValueError(
+                f"CrossStitch: built for {self.num_tasks} inputs, called on "
+                f"{len(inputs)}."
+            )
+        stacked = ops.stack(list(inputs), axis=1)
+        mixed = ops.einsum("st,btu->bsu", self.alpha, stacked)
+        return [mixed[:, s, :] for s in range(self.num_tasks)]
+
+    def compute_output_shape(self, input_shape):
+        shapes = _as_shape_list("CrossStitch", input_shape)
+        return list(shapes)
+
+    def get_config(self):
+        return {**super().get_config(), "self_weight": self.self_weight}

@@ -1,0 +1,173 @@
+"""Independent dense layers of one width, one per branch, run as a single einsum."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_mtl.layers.mixture_of_experts import stacked_initializer
+
+
+def _shape_list(input_shape):
+    """A list of shapes for a list input, else the one shape as a tuple."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [tuple(s) for s in input_shape]
+    return tuple(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class ParallelDense(keras.layers.Layer):
+    """`num_branches` separate dense layers of the same width, batched together.
+
+    Branch `k` computes `h_k = activation(x_k K_k + b_k)` with its own kernel `K_k`
+    and bias `b_k`; the kernels are stored stacked, `(num_branches, input_dim,
+    units)`, so all branches cost one einsum. This is the per-task hidden layer of
+    soft-parameter-sharing models (cross-stitch, L2-constrained). With
+    `coupling > 0` the layer adds the penalty
+
+        coupling * Σ_{i<j} (||K_i - K_j||² + ||b_i - b_j||²)
+
+    to the model's losses: the L2-constrained model's `α ||θ_1 - θ_2||²` between
+    corresponding layers of two task networks, summed over every pair of tasks.
+
+    Args:
+        num_branches: int. Number of independent branches (one per task).
+        units: int. Output width of every branch.
+        activation: activation of every branch. Defaults to "relu".
+        coupling: float >= 0. Weight of the pairwise squared-distance penalty
+            between the branches' parameters; 0 adds no loss. Defaults to 0.
+        kernel_initializer: initializer of each branch's kernel, applied to each
+            `(input_dim, units)` slice on its own, so every branch starts like its
+            own `Dense` layer and differs from the others. Defaults to
+            "glorot_uniform".
+
+    Call arguments:
+        inputs: one tensor `(batch, input_dim)` read by every branch, or a list of
+            `num_branches` tensors `(batch, input_dim)`, branch `k` reading the
+            `k`-th.
+
+    Returns:
+        A list of `num_branches` tensors `(batch, units)`, one per branch.
+
+    Example:
+    >>> layer = ParallelDense(2, 8, coupling=1e-3)
+    >>> a, b = layer(np.zeros((4, 5), "float32"))
+    >>> a.shape, len(layer.losses)
+    ((4, 8), 1)
+
+    References:
+        Duong et al., "Low Resource Dependency Parsing: Cross-lingual Parameter
+        Sharing in a Neural Network Parser", ACL 2015.
+    """
+
+    def __init__(
+        self,
+        num_branches: int,
+        units: int,
+        activation="relu",
+        coupling: float = 0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (
+            isinstance(num_branches, bool)
+            or not isinstance(num_branches, int)
+            or num_branches < 1
+        ):
+            raise ValueError(
+                f"ParallelDense: num_branches must be a positive int, got "
+                f"{num_branches!r}."
+            )
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(
+                f"ParallelDense: units must be a positive int, got {units!r}."
+            )
+        try:
+            coupling_value = float(coupling)
+        except (TypeError, ValueError):
+            coupling_value = float("nan")
+        if not coupling_value >= 0.0 or coupling_value == float("inf"):
+            raise ValueError(
+                f"ParallelDense: coupling must be a finite float >= 0, got "
+                f"{coupling!r}."
+            )
+        self.num_branches = num_branches
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.coupling = coupling_value
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _input_dim(self, input_shape) -> int:
+        if isinstance(input_shape, list):
+            if len(input_shape) != self.num_branches:
+                raise ValueError(
+                    f"ParallelDense: got a list of {len(input_shape)} inputs for "
+                    f"num_branches={self.num_branches}; pass one tensor or one per "
+                    "branch."
+                )
+            widths = {tuple(s)[-1] for s in input_shape}
+            if len(widths) != 1:
+                raise ValueError(
+                    f"ParallelDense: all inputs must have one width, got shapes "
+                    f"{[tuple(s) for s in input_shape]}."
+                )
+            width = widths.pop()
+        else:
+            width = tuple(input_shape)[-1]
+        if width is None:
+            raise ValueError("ParallelDense: the last input dimension must be known.")
+        return int(width)
+
+    def build(self, input_shape):
+        width = self._input_dim(_shape_list(input_shape))
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.num_branches, width, self.units),
+            initializer=stacked_initializer(self.kernel_initializer),
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.num_branches, self.units), initializer="zeros"
+        )
+
+    def coupling_penalty(self):
+        """`Σ_{i<j} ||K_i - K_j||² + ||b_i - b_j||²`, without the `coupling` factor.
+
+        Computed as `T Σ_k ||θ_k - θ̄||²` (the same sum, with `θ̄` the mean over
+        the `T` branches), which needs no loop over pairs.
+        """
+        if not self.built:
+            raise ValueError(
+                "ParallelDense: the layer is not built yet; call it first."
+            )
+        total = 0.0
+        for weight in (self.kernel, self.bias):
+            centred = weight - ops.mean(weight, axis=0, keepdims=True)
+            total = total + ops.sum(ops.square(centred))
+        return self.num_branches * total
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            stacked = ops.stack(list(inputs), axis=1)
+            h = ops.einsum("bkd,kdu->bku", stacked, self.kernel)
+        else:
+            h = ops.einsum("bd,kdu->bku", inputs, self.kernel)
+        h = self.activation(h + self.bias)
+        if self.coupling > 0.0 and self.num_branches > 1:
+            self.add_loss(self.coupling * self.coupling_penalty())
+        return [h[:, k, :] for k in range(self.num_branches)]
+
+    def compute_output_shape(self, input_shape):
+        shapes = _shape_list(input_shape)
+        batch = (shapes[0] if isinstance(shapes, list) else shapes)[0]
+        return [(batch, self.units)] * self.num_branches
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_branches": self.num_branches,
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "coupling": self.coupling,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -1,0 +1,184 @@
+"""Cross-stitch, L2-constrained and single-task builders: the builder contract
+(shapes, learning, .keras round trip, serving parity) and what each one shares."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mtl as km
+from keras_mtl.data import make_dataset
+from keras_mtl.models.cross_stitch import build_cross_stitch
+from keras_mtl.models.l2_constrained import build_l2_constrained
+from keras_mtl.models.single_task import build_single_task
+from tests.helpers import assert_outputs_close, reload_in_fresh_process
+from tests.models.test_builders import FEATURES, TASKS, features_only, make_data
+
+COUPLING = 1e-3
+BUILDERS = {
+    "cross_stitch": lambda f, t, **kw: build_cross_stitch(
+        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
+    ),
+    "l2_constrained": lambda f, t, **kw: build_l2_constrained(
+        f, t, hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING, **kw
+    ),
+    "single_task": lambda f, t, **kw: build_single_task(
+        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+_TRAINED = {}
+
+
+def _train(name, data):
+    """Train builder `name` once per test module (the fixture and the
+    builder-specific tests share the run)."""
+    if name not in _TRAINED:
+        keras.utils.set_random_seed(0)
+        model = BUILDERS[name](FEATURES, TASKS, compile={"learning_rate": 0.01})
+        ds = make_dataset(data, FEATURES, TASKS, batch_size=256, seed=0)
+        _TRAINED[name] = (name, model, model.fit(ds, epochs=8, verbose=0))
+    return _TRAINED[name]
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def trained(request, data):
+    return _train(request.param, data)
+
+
+def test_outputs_are_a_dict_keyed_by_task(trained, data):
+    _, model, _ = trained
+    assert sorted(model.output) == ["income", "spend"]
+    assert sorted(i.name for i in model.inputs) == sorted(f.name for f in FEATURES)
+    out = model.predict(features_only(data, slice(0, 7)), verbose=0)
+    assert {k: v.shape for k, v in out.items()} == {"income": (7,), "spend": (7,)}
+    assert ((out["income"] >= 0) & (out["income"] <= 1)).all()
+
+
+def test_fit_learns_both_tasks(trained):
+    _, _, history = trained
+    h = history.history
+    assert h["income_auc"][-1] > 0.9, h["income_auc"]
+    assert h["spend_mse"][-1] < 0.5 * h["spend_mse"][0], h["spend_mse"]
+    assert all(np.isfinite(h["loss"]))
+
+
+def test_keras_round_trip(trained, data, tmp_path):
+    name, model, _ = trained
+    x = features_only(data, slice(0, 64))
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert type(loaded.loss["spend"]).__name__ == "MaskedMeanSquaredError"
+
+
+def test_export_parity_in_fresh_process(trained, data, tmp_path):
+    name, model, _ = trained
+    x = features_only(data, slice(0, 50))
+    path = km.export_saved_model(model, tmp_path / name)
+    served = reload_in_fresh_process(path, {k: np.asarray(v) for k, v in x.items()})
+    expected = model.predict(x, verbose=0)
+    assert sorted(served) == ["income", "spend"]
+    for task in expected:
+        np.testing.assert_allclose(served[task], expected[task], atol=1e-5)
+
+
+def _task_of(path):
+    owners = [t.name for t in TASKS if path.startswith(f"{t.name}_")]
+    assert len(owners) == 1, path
+    return owners[0]
+
+
+def test_single_task_shares_no_variable(data):
+    _, model, _ = _train("single_task", data)
+    variables = model.trainable_variables
+    owner = {v.path: _task_of(v.path) for v in variables}
+    for task in TASKS:  # each task has its own embeddings, hidden layers and tower
+        assert any(p.startswith(f"{task.name}_feature_encoder/") for p in owner)
+        assert any(p.startswith(f"{task.name}_hidden/") for p in owner)
+        assert any(p.startswith(f"{task.name}_tower/") for p in owner)
+    # One task's output does not depend on any variable of another task.
+    x = features_only(data, slice(0, 32))
+    for task in TASKS:
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(model(x)[task.name])
+        grads = dict(zip(owner, tape.gradient(total, variables)))
+        foreign = [
+            p for p, g in grads.items() if owner[p] != task.name and g is not None
+        ]
+        assert foreign == [], (task.name, foreign)
+        own = [p for p, g in grads.items() if owner[p] == task.name and g is not None]
+        assert any(p.startswith(f"{task.name}_feature_encoder/") for p in own)
+        assert any(p.startswith(f"{task.name}_hidden/") for p in own)
+
+
+def test_l2_penalty_is_in_the_loss(data):
+    _, model, _ = _train("l2_constrained", data)
+    x = features_only(data, slice(0, 16))
+    model(x)  # model.losses holds the terms of the last call
+    penalty = sum(
+        float(model.get_layer(f"hidden_{i}").coupling_penalty()) for i in (1, 2)
+    )
+    assert penalty > 0
+    # One term per hidden layer; the towers are not coupled.
+    assert len(model.losses) == 2
+    assert sum(float(t) for t in model.losses) == pytest.approx(
+        COUPLING * penalty, rel=1e-5
+    )
+    ds = make_dataset(make_data(512, seed=3), FEATURES, TASKS, batch_size=512)
+    logs = model.evaluate(ds, verbose=0, return_dict=True)
+    extra = logs["loss"] - logs["income_loss"] - logs["spend_loss"]
+    assert extra == pytest.approx(COUPLING * penalty, rel=1e-3)
+
+
+def test_l2_coupling_is_per_task_hidden_layers():
+    model = build_l2_constrained(
+        FEATURES, TASKS + [km.Task("third")], hidden_units=(6,), coupling=0.5
+    )
+    layer = model.get_layer("hidden_1")
+    assert (layer.num_branches, layer.units, layer.coupling) == (3, 6, 0.5)
+    assert tuple(layer.kernel.shape)[::2] == (3, 6)
+
+
+def test_cross_stitch_alpha_is_learned(data):
+    _, model, _ = _train("cross_stitch", data)
+    for i in (1, 2):
+        layer = model.get_layer(f"cross_stitch_{i}")
+        start = layer.initial_matrix(2)
+        np.testing.assert_allclose(start, [[0.9, 0.1], [0.1, 0.9]], rtol=1e-6)
+        assert np.abs(layer.weights_matrix - start).max() > 0.01, layer.weights_matrix
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_one_task_builds(name):
+    model = BUILDERS[name](FEATURES, TASKS[:1], compile=False)
+    out = model(features_only(make_data(5)))
+    assert list(out) == ["income"] and tuple(out["income"].shape) == (5,)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_builders_reject_bad_specs(name):
+    with pytest.raises(ValueError, match="unique"):
+        BUILDERS[name](FEATURES + [km.DenseFeature("age")], TASKS)
+    with pytest.raises(ValueError, match="At least one task"):
+        BUILDERS[name](FEATURES, [])
+
+
+@pytest.mark.parametrize("builder", [build_cross_stitch, build_l2_constrained])
+def test_hidden_units_must_not_be_empty(builder):
+    with pytest.raises(ValueError, match=f"{builder.__name__}: hidden_units"):
+        builder(FEATURES, TASKS, hidden_units=())
+
+
+def test_dropout_layers_follow_hidden_layers():
+    model = build_cross_stitch(FEATURES, TASKS, hidden_units=(4,), dropout=0.5)
+    assert model.get_layer("dropout_1").rate == 0.5
+    with pytest.raises(ValueError, match="build_l2_constrained: dropout"):
+        build_l2_constrained(FEATURES, TASKS, dropout=1.0)
