@@ -123,6 +123,11 @@ class CustomizedGateControl(keras.layers.Layer):
             for i in range(self.num_task_experts)
         ) + tuple(f"shared_{i}" for i in range(self.num_shared_experts))
 
+    @property
+    def shared_expert_weights(self) -> list:
+        """The shared experts' weights (what GradNorm takes gradient norms at)."""
+        return [*self.shared_kernels, *self.shared_biases]
+
     def _input_width(self, input_shape) -> int:
         shapes = _shape_list(input_shape)
         if len(shapes) not in (1, self.num_tasks + 1):

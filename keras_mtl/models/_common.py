@@ -1,11 +1,8 @@
-"""What every builder shares: the model class, inputs, encoder, towers, compile."""
+"""What every builder shares: inputs, encoder, towers, the model, compile."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import keras
-from keras import ops
 
 from keras_mtl.features import (
     Feature,
@@ -14,29 +11,8 @@ from keras_mtl.features import (
     make_inputs,
 )
 from keras_mtl.layers import FeatureEncoder, TaskTower
+from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.training import compile_model
-
-
-@keras.saving.register_keras_serializable(package="keras_mtl")
-class MultiTaskModel(keras.Model):
-    """A functional model whose dict outputs may outnumber the labels of a batch.
-
-    Every builder returns one. It behaves exactly like the functional
-    `keras.Model` it is built as (`MultiTaskModel(inputs, outputs)`), except that
-    `fit` and `evaluate` accept label dicts without a key for some outputs: that
-    output's metrics see only missing (NaN) labels. Plain Keras raises a
-    `KeyError` instead, which would forbid e.g. training ESMM (outputs `ctr`,
-    `cvr`, `ctcvr`) on data labelled for `ctr` and `ctcvr` only.
-    """
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if isinstance(y, dict) and isinstance(y_pred, dict):
-            missing = [k for k in y_pred if k not in y]
-            if missing:
-                y = dict(y)
-                for k in missing:
-                    y[k] = ops.full_like(y_pred[k], float("nan"))
-        return super().compute_metrics(x, y, y_pred, sample_weight)
 
 
 def encode_inputs(features: Sequence[Feature]):

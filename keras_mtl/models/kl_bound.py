@@ -6,7 +6,7 @@ import keras
 
 from keras_mtl.layers import AuxiliaryLoss
 from keras_mtl.losses import KLDivergenceBound
-from keras_mtl.models._common import MultiTaskModel
+from keras_mtl.models.multi_task_model import MultiTaskModel
 
 
 def add_kl_bound(

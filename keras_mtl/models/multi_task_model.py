@@ -1,0 +1,208 @@
+"""The model class every builder returns."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_mtl import weighting as weighting_module
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MultiTaskModel(keras.Model):
+    """A functional model with per-task losses, missing labels and loss weighting.
+
+    Every builder returns one. It behaves like the functional `keras.Model` it is
+    built as (`MultiTaskModel(inputs, outputs)`), plus:
+
+    - `fit` and `evaluate` accept label dicts without a key for some outputs:
+      that output's metrics see only missing (NaN) labels. Plain Keras raises a
+      `KeyError` instead, which would forbid e.g. training ESMM (outputs `ctr`,
+      `cvr`, `ctcvr`) on data labelled for `ctr` and `ctcvr` only.
+    - `compile(..., loss_weighting=...)` takes a `keras_mtl.weighting` strategy
+      (or its name). The strategy then combines the per-task losses inside
+      plain `fit`; the logs report each task's `{task}_loss` and `{task}_weight`.
+      The strategy and its state are saved with the model and restored by
+      `keras.saving.load_model`.
+    """
+
+    loss_weighting = None
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        loss_weighting=None,
+        **kwargs,
+    ):
+        """`keras.Model.compile`, plus `loss_weighting`.
+
+        Args:
+            loss_weighting: None (Keras's fixed `loss_weights`), a strategy name
+                ("fixed", "uncertainty", "gradnorm", "dwa", "decay") or a
+                `keras_mtl.weighting.LossWeighting`. With a strategy, `loss` must
+                be a dict of task name to loss; `loss_weights` then scales each
+                task's loss before the strategy weights it.
+            Other arguments: see `keras.Model.compile`.
+        """
+        self._drop_loss_weighting()
+        if loss_weighting is None:
+            return super().compile(
+                optimizer=optimizer,
+                loss=loss,
+                loss_weights=loss_weights,
+                metrics=metrics,
+                **kwargs,
+            )
+        if not isinstance(loss, dict) or not loss:
+            raise ValueError(
+                "MultiTaskModel.compile: a loss_weighting needs `loss` as a dict of "
+                f"task name to loss, got {loss!r}."
+            )
+        outputs = sorted(self.output) if isinstance(self.output, dict) else []
+        unknown = sorted(set(loss) - set(outputs))
+        if unknown:
+            raise ValueError(
+                f"MultiTaskModel.compile: losses for {unknown}, which are not "
+                f"outputs; the outputs are {outputs}."
+            )
+        strategy = weighting_module.get(loss_weighting)
+        self._task_losses = {n: keras.losses.get(fn) for n, fn in loss.items()}
+        strategy.configure(self._task_losses, loss_weights)
+        self.loss_weighting = strategy
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        # What `get_compile_config` saves, so that loading restores the strategy.
+        self._compile_config.config.update(
+            loss=loss, loss_weights=loss_weights, loss_weighting=strategy
+        )
+
+    def _drop_loss_weighting(self) -> None:
+        old = self.loss_weighting
+        if old is not None:
+            if old in self._layers:  # untrack its weights and metrics
+                self._layers.remove(old)
+            self.__dict__.pop("loss_weighting", None)
+        self._task_losses = None
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ---------------------------------------------------------------- losses
+
+    def task_losses(self, y, y_pred, sample_weight=None) -> dict:
+        """Each weighted task's loss on this batch, `{task: scalar}` (tasks without
+        labels in `y` are left out)."""
+        losses = {}
+        for name, loss_fn in self._task_losses.items():
+            if not isinstance(y, dict) or name not in y:
+                continue
+            weight = (
+                sample_weight.get(name)
+                if isinstance(sample_weight, dict)
+                else sample_weight
+            )
+            losses[name] = ops.cast(loss_fn(y[name], y_pred[name], weight), "float32")
+        self.loss_weighting.track(losses)
+        return losses
+
+    def _extra_losses(self):
+        """The losses layers added (`add_loss`: auxiliary terms, penalties)."""
+        return [ops.cast(loss, "float32") for loss in self.losses]
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if self.loss_weighting is None:
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        total = self.loss_weighting.combine(
+            self.task_losses(y, y_pred, sample_weight), training=training
+        )
+        return total + sum(self._extra_losses(), ops.zeros(()))
+
+    def train_step(self, data):
+        if self.loss_weighting is None or not self.loss_weighting.needs_task_gradients:
+            return super().train_step(data)
+        return self._train_step_with_task_gradients(data)
+
+    def _train_step_with_task_gradients(self, data):
+        """A TensorFlow train step that also hands the strategy each task's
+        gradient norm at the shared layer (GradNorm)."""
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                f"{type(self.loss_weighting).__name__} needs per-task gradients, "
+                "implemented for the TensorFlow backend only; this is "
+                f"{keras.backend.backend()!r}."
+            )
+        import tensorflow as tf
+
+        strategy = self.loss_weighting
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        shared = strategy.shared_weights(self)
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = self(x, training=True)
+            losses = self.task_losses(y, y_pred, sample_weight)
+            total = strategy.combine(losses) + sum(self._extra_losses(), 0.0)
+            scaled = strategy.scaled(losses)
+        variables = self.trainable_weights
+        gradients = tape.gradient(total, variables)
+        norms = []
+        for name, value in zip(strategy.task_names, scaled):
+            # A task without labels in this batch has no gradient (norm 0).
+            grads = tape.gradient(value, shared) if name in losses else []
+            grads = [g for g in grads if g is not None]
+            norms.append(tf.linalg.global_norm(grads) if grads else tf.zeros(()))
+        del tape
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        strategy.update_from_gradients(scaled, norms)
+        batch = tf.shape(keras.tree.flatten(x)[0])[0]
+        self._loss_tracker.update_state(total, sample_weight=batch)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ---------------------------------------------------------------- metrics
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y, dict) and isinstance(y_pred, dict):
+            missing = [k for k in y_pred if k not in y]
+            if missing:
+                y = dict(y)
+                for k in missing:
+                    y[k] = ops.full_like(y_pred[k], float("nan"))
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    # ---------------------------------------------------------------- fit
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
+        `{task}_weight` enters the logs (pass `callbacks` by keyword)."""
+        if self.loss_weighting is not None:
+            callbacks = [
+                _LossWeightingCallback(self.loss_weighting),
+                *(callbacks or []),
+            ]
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+
+class _LossWeightingCallback(keras.callbacks.Callback):
+    """Runs a strategy's epoch hooks and logs the weights it used."""
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.strategy.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name, value in self.strategy.weights_in_force().items():
+            logs[f"{name}_weight"] = value
+        self.strategy.on_epoch_end(
+            epoch,
+            {n: float(logs[f"{n}_loss"]) for n in self.strategy.task_names},
+        )

@@ -1,0 +1,140 @@
+"""GradNorm: balance the tasks' gradient norms at the last shared layer."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_mtl.weighting.loss_weighting import LossWeighting
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class GradNorm(LossWeighting):
+    """Adapts w_k so that every task trains at a similar rate.
+
+    Every step, with W the weights of the last layer shared by all tasks,
+    `G_k = ‖∇_W w_k L_k‖₂`, `Ḡ = mean_k G_k`, the relative inverse training rate
+    `r_k = L̃_k / mean_j L̃_j` with `L̃_k = L_k(t) / L_k(0)`, the weights take one
+    gradient-descent step on `Σ_k |G_k − Ḡ r_k^α|` (the target `Ḡ r_k^α` held
+    constant), are floored at 1e-3 and renormalised to sum to the number of
+    tasks. A task whose gradients dominate, or that trains faster than the others,
+    loses weight. The model parameters get the gradient of `Σ_k w_k L_k`.
+
+    `L_k(0)` is task k's loss at the first training step in which it has one.
+    The per-task gradients need `tf.GradientTape`: GradNorm trains on the
+    TensorFlow backend.
+
+    Args:
+        alpha: float >= 0. Strength of the pull towards equal training rates
+            (0: equal gradient norms only). Defaults to 1.5 (the paper's NYUv2
+            setting; 0.12 for its toy tasks).
+        learning_rate: float > 0. Step size of the weight update. Defaults to
+            0.025 (the paper's).
+        shared_layer: str or None. Name of the last shared layer. Defaults to the
+            last layer that every task output depends on (the shared bottom, the
+            experts of MMoE, the last level of PLE, whose shared experts are
+            used).
+
+    Example:
+    >>> compile_model(model, tasks, weighting=GradNorm(alpha=0.5))
+
+    References:
+        Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing
+        in Deep Multitask Networks", ICML 2018 (arXiv:1711.02257).
+    """
+
+    needs_task_gradients = True
+
+    def __init__(
+        self,
+        alpha: float = 1.5,
+        learning_rate: float = 0.025,
+        shared_layer: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not alpha >= 0:
+            raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}.")
+        if not learning_rate > 0:
+            raise ValueError(
+                f"GradNorm: learning_rate must be > 0, got {learning_rate!r}."
+            )
+        self.alpha = float(alpha)
+        self.learning_rate = float(learning_rate)
+        self.shared_layer = shared_layer
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.initial_losses = self.add_weight(
+            name="initial_losses",
+            shape=(self.num_tasks,),
+            initializer="zeros",
+            trainable=False,
+        )
+
+    def shared_weights(self, model: keras.Model) -> list:
+        """The weights W whose per-task gradient norms are balanced."""
+        if self.shared_layer is not None:
+            layer = model.get_layer(self.shared_layer)
+        else:
+            layer = last_shared_layer(model, self.task_names)
+        weights = (
+            getattr(layer, "shared_expert_weights", None) or layer.trainable_weights
+        )
+        if not weights:
+            raise ValueError(
+                f"GradNorm: layer {layer.name!r} has no trainable weights to take "
+                "gradient norms at; pass shared_layer=."
+            )
+        return list(weights)
+
+    def update_from_gradients(self, losses, gradient_norms) -> None:
+        """One step on the weights from `[λ_k L_k]` and `[‖∇_W λ_k L_k‖]`."""
+        losses = ops.stack(losses)
+        norms = ops.stack(gradient_norms)
+        initial = ops.where(self.initial_losses > 0, self.initial_losses, losses)
+        self.initial_losses.assign(initial)
+        present = losses > 0
+        ratio = ops.where(present & (initial > 0), losses / initial, 1.0)
+        inverse_rate = ratio / ops.mean(ratio)
+        w = self.task_weights
+        grad_norms = w * norms
+        target = ops.mean(grad_norms) * inverse_rate**self.alpha
+        step = ops.where(present, ops.sign(grad_norms - target) * norms, 0.0)
+        new = ops.maximum(w - self.learning_rate * step, 1e-3)
+        w.assign(new * self.num_tasks / ops.sum(new))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "learning_rate": self.learning_rate,
+            "shared_layer": self.shared_layer,
+        }
+
+
+def last_shared_layer(model: keras.Model, outputs) -> keras.layers.Layer:
+    """The last layer (in model order) with weights that every output depends on."""
+    ancestors = []
+    for name in outputs:
+        seen, stack = set(), [model.output[name]]
+        while stack:
+            tensor = stack.pop()
+            operation, node_index, _ = tensor._keras_history
+            if id(operation) in seen:
+                continue
+            seen.add(id(operation))
+            stack.extend(operation._inbound_nodes[node_index].input_tensors)
+        ancestors.append(seen)
+    common = set.intersection(*ancestors)
+    shared = [
+        layer
+        for layer in model.layers
+        if id(layer) in common and layer.trainable_weights
+    ]
+    if not shared:
+        raise ValueError(
+            f"GradNorm: no layer with weights is shared by the tasks "
+            f"{list(outputs)} of model {model.name!r}; pass shared_layer=."
+        )
+    return shared[-1]
