@@ -8,7 +8,19 @@ import pathlib
 import sys
 import time
 
-MODELS = ("mmoe", "omoe", "shared_bottom", "esmm", "esm2", "aitm")
+MODELS = (
+    "mmoe",
+    "omoe",
+    "ple",
+    "cgc",
+    "shared_bottom",
+    "cross_stitch",
+    "l2_constrained",
+    "single_task",
+    "esmm",
+    "esm2",
+    "aitm",
+)
 #: Models of a click -> conversion funnel; they need funnel data.
 FUNNEL_MODELS = ("esmm", "esm2", "aitm")
 DATASETS = ("synthetic", "census", "funnel")
@@ -37,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "census-income KDD (--data-path, or downloaded from UCI); funnel: "
         "simulated impressions with clicks, carts and conversions whose true "
         "probabilities are known (no download)",
+    )
+    train.add_argument(
+        "--weighting",
+        choices=("fixed", "uncertainty", "gradnorm", "dwa", "decay"),
+        help="how the task losses are combined in fit (default: each Task's "
+        "loss_weight). Their weights are logged per epoch as <task>_weight",
     )
     train.add_argument("--data-path", help="local census-income file or directory")
     train.add_argument("--epochs", type=int, default=10)
@@ -107,17 +125,22 @@ def load_data(args):
     return frame, funnel.features, tasks
 
 
-def build_model(name: str, features, tasks, learning_rate: float):
+def build_model(name: str, features, tasks, learning_rate: float, weighting=None):
     import keras_mtl as km
 
-    compile = {"learning_rate": learning_rate}
+    compile = {"learning_rate": learning_rate, "weighting": weighting}
     if name in FUNNEL_MODELS:
         builder = {"esmm": km.build_esmm, "esm2": km.build_esm2, "aitm": km.build_aitm}
         return builder[name](features, tasks=tasks, compile=compile)
     builders = {
         "mmoe": km.build_mmoe,
         "omoe": km.build_omoe,
+        "ple": km.build_ple,
+        "cgc": km.build_cgc,
         "shared_bottom": km.build_shared_bottom,
+        "cross_stitch": km.build_cross_stitch,
+        "l2_constrained": km.build_l2_constrained,
+        "single_task": km.build_single_task,
     }
     return builders[name](features, tasks, compile=compile)
 
@@ -139,14 +162,15 @@ def train(args) -> dict:
             rows, features, tasks, args.batch_size, shuffle=shuffle, seed=args.seed
         )
 
-    model = build_model(args.model, features, tasks, args.learning_rate)
+    model = build_model(args.model, features, tasks, args.learning_rate, args.weighting)
     num_train = len(
         next(iter(train_rows.values())) if isinstance(train_rows, dict) else train_rows
     )
     print(
         f"{args.model} on {args.data}: {num_train} train rows, "
         f"{model.count_params():,} parameters, XLA "
-        f"{'on' if model.jit_compile else 'off'}"
+        f"{'on' if model.jit_compile else 'off'}, loss weighting "
+        f"{args.weighting or 'Task.loss_weight'}"
     )
     start = time.perf_counter()
     model.fit(
@@ -157,8 +181,15 @@ def train(args) -> dict:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - start
-    logs = model.evaluate(dataset(test_rows, False), return_dict=True, verbose=0)
     results = {}
+    if model.loss_weighting is not None:
+        weights = model.loss_weighting.weights_in_force()
+        results["task_weights"] = weights
+        print(
+            "final task weights: "
+            + ", ".join(f"{t} {w:.4f}" for t, w in weights.items())
+        )
+    logs = model.evaluate(dataset(test_rows, False), return_dict=True, verbose=0)
     print(f"\nheld-out test metrics (trained {seconds:.1f} s):")
     for task in tasks:
         metric = "auc" if task.type == "binary" else "mse"

@@ -18,6 +18,28 @@ def test_train_synthetic_reports_and_exports(tmp_path, capsys):
     assert (tmp_path / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.parametrize(
+    "model, weighting",
+    [
+        ("ple", "uncertainty"),
+        ("cgc", "gradnorm"),
+        ("cross_stitch", "dwa"),
+        ("l2_constrained", "decay"),
+        ("single_task", "fixed"),
+    ],
+)
+def test_train_every_model_with_a_weighting(model, weighting, capsys):
+    args = ["train", "--model", model, "--weighting", weighting, "--epochs", "3"]
+    args += ["--num-examples", "3000", "--learning-rate", "0.01", "--no-export"]
+    results = cli.train(cli.build_parser().parse_args(args))
+    out = capsys.readouterr().out
+    assert f"loss weighting {weighting}" in out and "final task weights" in out
+    assert 0 < results["y1"] < 1.0 and 0 < results["y2"] < 1.0
+    assert sorted(results["task_weights"]) == ["y1", "y2"]
+    if weighting == "decay":  # 0.9 ** 2 during the third epoch
+        assert results["task_weights"]["y1"] == pytest.approx(0.81)
+
+
 def test_second_run_exports_the_next_version(tmp_path):
     base = ["train", "--epochs", "1", "--num-examples", "1000"]
     base += ["--export-dir", str(tmp_path)]
@@ -56,7 +78,11 @@ def test_console_entry_point_help():
         text=True,
         check=True,
     )
-    assert "--model {mmoe,omoe,shared_bottom,esmm,esm2,aitm}" in proc.stdout
+    assert (
+        "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,l2_constrained,"
+        "single_task,esmm,esm2,aitm}" in proc.stdout
+    )
+    assert "--weighting {fixed,uncertainty,gradnorm,dwa,decay}" in proc.stdout
     assert "--data {synthetic,census,funnel}" in proc.stdout
 
 
