@@ -6,24 +6,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mtl.layers._shapes import common_width, shape_list
 
-def _as_shape_list(owner: str, input_shape) -> list[tuple]:
-    if not (
-        isinstance(input_shape, (list, tuple))
-        and input_shape
-        and all(isinstance(s, (list, tuple)) for s in input_shape)
-    ):
+
+def _task_shapes(input_shape) -> list[tuple]:
+    """The shapes of a list of (batch, units) inputs of one width."""
+    is_list = bool(input_shape) and isinstance(input_shape[0], (list, tuple))
+    shapes = shape_list(input_shape) if is_list else []
+    if not is_list or any(len(s) != 2 for s in shapes):
         raise ValueError(
-            f"{owner}: inputs must be a non-empty list of tensors (batch, units), "
+            "CrossStitch: inputs must be a non-empty list of tensors (batch, units), "
             f"one per task; got input shape {input_shape!r}."
         )
-    shapes = [tuple(s) for s in input_shape]
-    widths = {s[-1] for s in shapes}
-    if len(widths) != 1 or any(len(s) != 2 for s in shapes):
-        raise ValueError(
-            f"{owner}: every input must be (batch, units) with one common width; "
-            f"got shapes {shapes}."
-        )
+    common_width("CrossStitch", shapes)
     return shapes
 
 
@@ -85,7 +80,7 @@ class CrossStitch(keras.layers.Layer):
         return alpha
 
     def build(self, input_shape):
-        shapes = _as_shape_list("CrossStitch", input_shape)
+        shapes = _task_shapes(input_shape)
         self.num_tasks = len(shapes)
         start = self.initial_matrix(self.num_tasks)
         self.alpha = self.add_weight(
@@ -117,7 +112,7 @@ class CrossStitch(keras.layers.Layer):
         return [mixed[:, s, :] for s in range(self.num_tasks)]
 
     def compute_output_shape(self, input_shape):
-        shapes = _as_shape_list("CrossStitch", input_shape)
+        shapes = _task_shapes(input_shape)
         return list(shapes)
 
     def get_config(self):

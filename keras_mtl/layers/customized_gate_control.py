@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_mtl.layers._shapes import common_width, shape_list
 from keras_mtl.layers.mixture_of_experts import stacked_initializer
 from keras_mtl.layers.mlp import check_units
 
@@ -17,13 +18,6 @@ def _positive_int(name: str, value) -> int:
             f"CustomizedGateControl: {name} must be a positive int, got {value!r}."
         )
     return value
-
-
-def _shape_list(input_shape) -> list:
-    """The input shape(s) as a list of shapes (one entry per input tensor)."""
-    if input_shape and isinstance(input_shape[0], (list, tuple)):
-        return list(input_shape)
-    return [input_shape]
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -129,20 +123,14 @@ class CustomizedGateControl(keras.layers.Layer):
         return [*self.shared_kernels, *self.shared_biases]
 
     def _input_width(self, input_shape) -> int:
-        shapes = _shape_list(input_shape)
+        shapes = shape_list(input_shape)
         if len(shapes) not in (1, self.num_tasks + 1):
             raise ValueError(
                 f"CustomizedGateControl: expected one input or a list of "
                 f"{self.num_tasks + 1} (one per task, then the shared one), got "
                 f"{len(shapes)}."
             )
-        widths = {tuple(s)[-1] for s in shapes}
-        if len(widths) != 1 or None in widths:
-            raise ValueError(
-                "CustomizedGateControl: every input must have the same known last "
-                f"dimension, got shapes {[tuple(s) for s in shapes]}."
-            )
-        return widths.pop()
+        return common_width("CustomizedGateControl", shapes)
 
     def build(self, input_shape):
         width = self._input_width(input_shape)
@@ -308,7 +296,7 @@ class CustomizedGateControl(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
-        batch = _shape_list(input_shape)[0][0]
+        batch = shape_list(input_shape)[0][0]
         count = self.num_tasks + int(self.output_shared)
         return [(batch, self.expert_units[-1])] * count
 

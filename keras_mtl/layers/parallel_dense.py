@@ -5,14 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl.layers._shapes import common_width, shape_list
 from keras_mtl.layers.mixture_of_experts import stacked_initializer
-
-
-def _shape_list(input_shape):
-    """A list of shapes for a list input, else the one shape as a tuple."""
-    if input_shape and isinstance(input_shape[0], (list, tuple)):
-        return [tuple(s) for s in input_shape]
-    return tuple(input_shape)
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -99,28 +93,17 @@ class ParallelDense(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _input_dim(self, input_shape) -> int:
-        if isinstance(input_shape, list):
-            if len(input_shape) != self.num_branches:
-                raise ValueError(
-                    f"ParallelDense: got a list of {len(input_shape)} inputs for "
-                    f"num_branches={self.num_branches}; pass one tensor or one per "
-                    "branch."
-                )
-            widths = {tuple(s)[-1] for s in input_shape}
-            if len(widths) != 1:
-                raise ValueError(
-                    f"ParallelDense: all inputs must have one width, got shapes "
-                    f"{[tuple(s) for s in input_shape]}."
-                )
-            width = widths.pop()
-        else:
-            width = tuple(input_shape)[-1]
-        if width is None:
-            raise ValueError("ParallelDense: the last input dimension must be known.")
-        return int(width)
+        shapes = shape_list(input_shape)
+        if len(shapes) not in (1, self.num_branches):
+            raise ValueError(
+                f"ParallelDense: got a list of {len(shapes)} inputs for "
+                f"num_branches={self.num_branches}; pass one tensor or one per "
+                "branch."
+            )
+        return common_width("ParallelDense", shapes)
 
     def build(self, input_shape):
-        width = self._input_dim(_shape_list(input_shape))
+        width = self._input_dim(input_shape)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(self.num_branches, width, self.units),
@@ -158,8 +141,7 @@ class ParallelDense(keras.layers.Layer):
         return [h[:, k, :] for k in range(self.num_branches)]
 
     def compute_output_shape(self, input_shape):
-        shapes = _shape_list(input_shape)
-        batch = (shapes[0] if isinstance(shapes, list) else shapes)[0]
+        batch = shape_list(input_shape)[0][0]
         return [(batch, self.units)] * self.num_branches
 
     def get_config(self):

@@ -171,5 +171,5 @@ def test_bad_arguments(kwargs, arg):
 def test_bad_inputs():
     with pytest.raises(ValueError, match="num_branches=3"):
         ParallelDense(3, 2)([X, X2])
-    with pytest.raises(ValueError, match="one width"):
+    with pytest.raises(ValueError, match="same known last dimension"):
         ParallelDense(2, 2)([X, np.zeros((5, 4), "float32")])

@@ -1,0 +1,22 @@
+"""Input-shape checks shared by the layers that take one tensor or a list."""
+
+from __future__ import annotations
+
+
+def shape_list(input_shape) -> list[tuple]:
+    """A layer's input shape(s) as a list with one shape per input tensor."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [tuple(s) for s in input_shape]
+    return [tuple(input_shape)]
+
+
+def common_width(owner: str, shapes: list[tuple]) -> int:
+    """The last dimension shared by every shape; ValueError naming `owner` if the
+    inputs differ or it is unknown."""
+    widths = {s[-1] for s in shapes}
+    if len(widths) != 1 or None in widths:
+        raise ValueError(
+            f"{owner}: every input must have the same known last dimension, got "
+            f"shapes {shapes}."
+        )
+    return int(widths.pop())
