@@ -34,6 +34,7 @@ class MultiTaskModel(keras.Model):
         loss=None,
         loss_weights=None,
         metrics=None,
+        *args,
         loss_weighting=None,
         **kwargs,
     ):
@@ -50,11 +51,7 @@ class MultiTaskModel(keras.Model):
         self._drop_loss_weighting()
         if loss_weighting is None:
             return super().compile(
-                optimizer=optimizer,
-                loss=loss,
-                loss_weights=loss_weights,
-                metrics=metrics,
-                **kwargs,
+                optimizer, loss, loss_weights, metrics, *args, **kwargs
             )
         if not isinstance(loss, dict) or not loss:
             raise ValueError(
@@ -72,7 +69,7 @@ class MultiTaskModel(keras.Model):
         self._task_losses = {n: keras.losses.get(fn) for n, fn in loss.items()}
         strategy.configure(self._task_losses, loss_weights)
         self.loss_weighting = strategy
-        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        super().compile(optimizer, None, None, metrics, *args, **kwargs)
         # What `get_compile_config` saves, so that loading restores the strategy.
         self._compile_config.config.update(
             loss=loss, loss_weights=loss_weights, loss_weighting=strategy

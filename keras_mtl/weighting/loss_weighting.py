@@ -75,6 +75,8 @@ class LossWeighting(keras.layers.Layer):
             else "regression"
             for loss in losses.values()
         )
+        if isinstance(loss_weights, (list, tuple)):  # Keras allows one per output
+            loss_weights = dict(zip(names, loss_weights))
         self.loss_weights = tuple(
             float((loss_weights or {}).get(n, 1.0)) for n in names
         )
