@@ -240,3 +240,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def warn_if_disturbed(runs: dict, limit: float = 0.25) -> None:
+    """Print a warning when other processes used more than `limit` cores during
+    any timed run of `runs` (`{key: [Run, ...]}`)."""
+    busiest = max(r.other_cores for rs in runs.values() for r in rs)
+    if busiest > limit:
+        print(
+            f"\nWARNING: other processes used up to {busiest:.2f} of "
+            f"{usable_cpus()} cores during timed epochs; these numbers are "
+            "disturbed. Re-run on a quiet machine."
+        )

@@ -142,8 +142,9 @@ def plain_arrays(frame: pd.DataFrame, features, tasks):
 # ----------------------------------------------------------------------------- models
 
 
-def plain_mmoe(features, tasks, jit_compile: bool) -> keras.Model:
-    """The hand-written MMoE: standard Keras layers only, compiled like a user would."""
+def plain_inputs(features):
+    """`(inputs, x)` of a hand-written model: one `Embedding(vocab + 1, dim)` per
+    sparse column, dense columns as they are, all concatenated into `x`."""
     inputs, parts = {}, []
     for f in features:
         if isinstance(f, km.SparseFeature):
@@ -157,7 +158,12 @@ def plain_mmoe(features, tasks, jit_compile: bool) -> keras.Model:
         else:
             inputs[f.name] = keras.Input(shape=(1,), dtype="float32", name=f.name)
             parts.append(inputs[f.name])
-    x = keras.layers.Concatenate(name="features")(parts)
+    return inputs, keras.layers.Concatenate(name="features")(parts)
+
+
+def plain_mmoe(features, tasks, jit_compile: bool) -> keras.Model:
+    """The hand-written MMoE: standard Keras layers only, compiled like a user would."""
+    inputs, x = plain_inputs(features)
     experts = [
         keras.layers.Dense(EXPERT_UNITS, activation="relu", name=f"expert_{i}")(x)
         for i in range(NUM_EXPERTS)
@@ -441,13 +447,7 @@ def main(argv=None) -> int:
             table,
         )
     )
-    busiest = max(r.other_cores for rs in runs.values() for r in rs)
-    if busiest > 0.25:
-        print(
-            f"\nWARNING: other processes used up to {busiest:.2f} of "
-            f"{_common.usable_cpus()} cores during timed epochs; these numbers are "
-            "disturbed. Re-run on a quiet machine."
-        )
+    _common.warn_if_disturbed(runs)
 
     print("\n## keras_mtl / plain Keras 3 (medians)\n")
     for km_key, plain_key, what in (

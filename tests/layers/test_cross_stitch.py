@@ -76,7 +76,9 @@ def test_alpha_is_trained():
 
 
 def test_mismatched_widths_raise():
-    with pytest.raises(ValueError, match=r"same known last dimension.*\(4, 3\), \(4, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"same known last dimension.*\(4, 3\), \(4, 5\)"
+    ):
         CrossStitch()([XS[0], np.zeros((4, 5), "float32")])
 
 
