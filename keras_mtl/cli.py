@@ -24,6 +24,8 @@ MODELS = (
 #: Models of a click -> conversion funnel; they need funnel data.
 FUNNEL_MODELS = ("esmm", "esm2", "aitm")
 DATASETS = ("synthetic", "census", "funnel")
+#: Models with softmax gates, which `--gate-plot` can draw.
+GATED_MODELS = ("mmoe", "omoe", "cgc", "ple")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Defaults to saved_models/<model>-<data>.",
     )
     train.add_argument("--no-export", action="store_true", help="skip the export")
+    train.add_argument(
+        "--gate-plot",
+        metavar="PNG",
+        help="gated models (mmoe, omoe, cgc, ple): save a heatmap of each task's "
+        "mean gate weight per expert on the test split",
+    )
     return parser
 
 
@@ -196,6 +204,10 @@ def train(args) -> dict:
         results[task.name] = logs[f"{task.name}_{metric}"]
         where = " (clicked impressions)" if task.given else ""
         print(f"  {task.name:<12} {metric.upper():<4} {results[task.name]:.4f}{where}")
+    if args.gate_plot:
+        results["gate_plot"] = save_gate_plot(
+            model, dataset(test_rows, False), args.gate_plot, args
+        )
     if "true_cvr" in test_rows and "cvr" in model.output:
         results["cvr_vs_truth"] = report_cvr_truth(model, test_rows, features)
     if not args.no_export:
@@ -212,6 +224,24 @@ def train(args) -> dict:
         )
         results["export_path"] = str(pathlib.Path(path))
     return results
+
+
+def save_gate_plot(model, data, path: str, args) -> str:
+    """Print the mean gate weights on `data` and save their heatmap to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import keras_mtl as km
+
+    tables = km.gate_weights(model, data)
+    for name, table in tables.items():
+        print(f"\nmean gate weight per expert, {name}:\n{table.round(3).to_string()}")
+    fig = km.plot_gate_weights(
+        tables, title=f"{args.model} on {args.data}: mean gate weights (test split)"
+    )
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"gate heatmap: {path}")
+    return path
 
 
 def report_cvr_truth(model, rows, features) -> dict:
@@ -238,6 +268,11 @@ def main(argv=None) -> int:
     if args.command == "train":
         if args.epochs < 1 or args.batch_size < 1:
             raise SystemExit("keras-mtl: --epochs and --batch-size must be positive")
+        if args.gate_plot and args.model not in GATED_MODELS:
+            raise SystemExit(
+                f"keras-mtl: --gate-plot needs a gated model {GATED_MODELS}, not "
+                f"{args.model}."
+            )
         train(args)
     return 0
 

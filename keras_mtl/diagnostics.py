@@ -109,7 +109,7 @@ def plot_gate_weights(weights: dict, title: str | None = None):
     axes[0][0].set_ylabel("gate")
     fig.colorbar(image, ax=axes[0].tolist(), label="mean gate weight", shrink=0.8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     return fig
 
 

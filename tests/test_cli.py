@@ -40,6 +40,18 @@ def test_train_every_model_with_a_weighting(model, weighting, capsys):
         assert results["task_weights"]["y1"] == pytest.approx(0.81)
 
 
+def test_gate_plot_of_a_ple(tmp_path, capsys):
+    png = tmp_path / "gates.png"
+    args = ["train", "--model", "ple", "--epochs", "1", "--num-examples", "1000"]
+    args += ["--no-export", "--gate-plot", str(png)]
+    results = cli.train(cli.build_parser().parse_args(args))
+    out = capsys.readouterr().out
+    assert "mean gate weight per expert, level_1" in out and "level_2" in out
+    assert results["gate_plot"] == str(png) and png.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="gated model"):
+        cli.main(args[:2] + ["shared_bottom"] + args[3:])
+
+
 def test_second_run_exports_the_next_version(tmp_path):
     base = ["train", "--epochs", "1", "--num-examples", "1000"]
     base += ["--export-dir", str(tmp_path)]
