@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -173,15 +175,17 @@ class MultiTaskModel(keras.Model):
 
     # ---------------------------------------------------------------- fit
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
-        `{task}_weight` enters the logs (pass `callbacks` by keyword)."""
-        if self.loss_weighting is not None:
-            callbacks = [
-                _LossWeightingCallback(self.loss_weighting),
-                *(callbacks or []),
-            ]
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        `{task}_weight` enters the logs."""
+        if self.loss_weighting is None:
+            return super().fit(*args, **kwargs)
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        bound.arguments["callbacks"] = [
+            _LossWeightingCallback(self.loss_weighting),
+            *(bound.arguments.get("callbacks") or []),
+        ]
+        return super().fit(*bound.args[1:], **bound.kwargs)
 
 
 class _LossWeightingCallback(keras.callbacks.Callback):

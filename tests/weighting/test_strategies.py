@@ -122,6 +122,20 @@ def test_dwa_hand_computed():
     )
 
 
+def test_fit_with_positional_callbacks():
+    """Keras's positional `fit(x, y, batch_size, epochs, verbose, callbacks)`
+    keeps working, and the strategy's hook runs next to the user's callback."""
+    model, _ = train("decay", epochs=1)
+    data = regression_data(256)
+    seen = []
+    log = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(logs["a_weight"])
+    )
+    y = {"a": data["a"], "b": data["b"]}
+    model.fit({"x": data["x"]}, y, 64, 2, 0, [log])
+    assert seen == pytest.approx([1.0, 0.9])
+
+
 def test_epoch_decay_schedule():
     _, h = train(EpochDecay({"a": 0.5}, weights={"b": 2.0}), epochs=3)
     np.testing.assert_allclose(h["a_weight"], [1.0, 0.5, 0.25])
