@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
+
 from keras_mtl.features import (
     Feature,
     Task,
     check_features,
     make_inputs,
 )
-from keras_mtl.layers import FeatureEncoder, TaskTower
+from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
+from keras_mtl.layers.mlp import check_units
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.training import compile_model
 
@@ -57,3 +60,33 @@ def finish_model(
         for task, x in zip(tasks, task_inputs)
     }
     return make_model(inputs, outputs, tasks, name, compile)
+
+
+def per_task_hidden(
+    owner: str,
+    x,
+    num_tasks: int,
+    hidden_units: Sequence[int],
+    dropout: float,
+    coupling: float = 0.0,
+    self_weight: float | None = None,
+) -> list:
+    """One hidden stack per task on the shared `x` (soft parameter sharing).
+
+    Layer `i` is `ParallelDense(num_tasks, units, coupling)` named `hidden_i`,
+    then dropout (`dropout_i`, when > 0) and, when `self_weight` is given, a
+    `CrossStitch` unit named `cross_stitch_i`. `owner` names the builder in
+    errors. Returns the T task tensors.
+    """
+    hidden_units = check_units(owner, "hidden_units", hidden_units, allow_empty=False)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}.")
+    h = x
+    for i, units in enumerate(hidden_units, start=1):
+        h = ParallelDense(num_tasks, units, coupling=coupling, name=f"hidden_{i}")(h)
+        if dropout:
+            drop = keras.layers.Dropout(dropout, name=f"dropout_{i}")
+            h = [drop(t) for t in h]
+        if self_weight is not None:
+            h = CrossStitch(self_weight, name=f"cross_stitch_{i}")(h)
+    return h

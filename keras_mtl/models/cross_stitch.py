@@ -7,10 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_mtl.features import Feature, Task, check_tasks
-from keras_mtl.layers.cross_stitch import CrossStitch
-from keras_mtl.layers.mlp import check_units
-from keras_mtl.layers.parallel_dense import ParallelDense
-from keras_mtl.models._common import encode_inputs, finish_model
+from keras_mtl.models._common import encode_inputs, finish_model, per_task_hidden
 
 
 def build_cross_stitch(
@@ -73,19 +70,13 @@ def build_cross_stitch(
         (arXiv:1604.03539).
     """
     tasks = check_tasks(tasks)
-    hidden_units = check_units(
-        "build_cross_stitch", "hidden_units", hidden_units, allow_empty=False
-    )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(
-            f"build_cross_stitch: dropout must be in [0, 1), got {dropout!r}."
-        )
     inputs, x = encode_inputs(features)
-    h = x
-    for i, units in enumerate(hidden_units, start=1):
-        h = ParallelDense(len(tasks), units, name=f"hidden_{i}")(h)
-        if dropout:
-            drop = keras.layers.Dropout(dropout, name=f"dropout_{i}")
-            h = [drop(t) for t in h]
-        h = CrossStitch(self_weight, name=f"cross_stitch_{i}")(h)
+    h = per_task_hidden(
+        "build_cross_stitch",
+        x,
+        len(tasks),
+        hidden_units,
+        dropout,
+        self_weight=self_weight,
+    )
     return finish_model(inputs, h, tasks, tower_units, dropout, name, compile)

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_mtl.features import Feature, Task, check_tasks
-from keras_mtl.layers.mlp import check_units
-from keras_mtl.layers.parallel_dense import ParallelDense
-from keras_mtl.models._common import encode_inputs, finish_model
+from keras_mtl.models._common import encode_inputs, finish_model, per_task_hidden
 
 
 def build_l2_constrained(
@@ -72,18 +70,13 @@ def build_l2_constrained(
         Multi-gate Mixture-of-Experts", KDD 2018 (the L2-constrained baseline).
     """
     tasks = check_tasks(tasks)
-    hidden_units = check_units(
-        "build_l2_constrained", "hidden_units", hidden_units, allow_empty=False
-    )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(
-            f"build_l2_constrained: dropout must be in [0, 1), got {dropout!r}."
-        )
     inputs, x = encode_inputs(features)
-    h = x
-    for i, units in enumerate(hidden_units, start=1):
-        h = ParallelDense(len(tasks), units, coupling=coupling, name=f"hidden_{i}")(h)
-        if dropout:
-            drop = keras.layers.Dropout(dropout, name=f"dropout_{i}")
-            h = [drop(t) for t in h]
+    h = per_task_hidden(
+        "build_l2_constrained",
+        x,
+        len(tasks),
+        hidden_units,
+        dropout,
+        coupling=coupling,
+    )
     return finish_model(inputs, h, tasks, tower_units, dropout, name, compile)

@@ -16,6 +16,10 @@ FEATURES = [
 ]
 TASKS = [km.Task("income", "binary"), km.Task("spend", "regression", missing_value=-1)]
 
+#: Weight of the L2-constrained model's coupling penalty in these tests.
+COUPLING = 1e-3
+#: Builders whose models have no gates.
+UNGATED = ("shared_bottom", "cross_stitch", "l2_constrained", "single_task")
 BUILDERS = {
     "shared_bottom": lambda f, t, **kw: km.build_shared_bottom(
         f, t, bottom_units=(16,), tower_units=(8,), **kw
@@ -25,6 +29,15 @@ BUILDERS = {
     ),
     "omoe": lambda f, t, **kw: km.build_omoe(
         f, t, num_experts=4, expert_units=(8,), tower_units=(8,), **kw
+    ),
+    "cross_stitch": lambda f, t, **kw: km.build_cross_stitch(
+        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
+    ),
+    "l2_constrained": lambda f, t, **kw: km.build_l2_constrained(
+        f, t, hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING, **kw
+    ),
+    "single_task": lambda f, t, **kw: km.build_single_task(
+        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
     ),
     "cgc": lambda f, t, **kw: km.build_cgc(
         f, t, num_shared_experts=2, num_task_experts=1, expert_units=(8,), **kw
@@ -137,7 +150,7 @@ def test_export_parity_in_fresh_process(trained, data, tmp_path):
 def test_gate_weights(trained, data):
     name, model, _ = trained
     x = features_only(data, slice(0, 500))
-    if name == "shared_bottom":
+    if name in UNGATED:
         with pytest.raises(ValueError, match="no MixtureOfExperts"):
             km.gate_weights(model, x)
         return

@@ -1,5 +1,6 @@
-"""Cross-stitch, L2-constrained and single-task builders: the builder contract
-(shapes, learning, .keras round trip, serving parity) and what each one shares."""
+"""Cross-stitch, L2-constrained and single-task builders: what each one shares.
+The builder contract (shapes, learning, .keras round trip, serving parity, bad
+specs) is checked for them with every builder in test_builders.py."""
 
 import keras
 import numpy as np
@@ -10,84 +11,21 @@ import keras_mtl as km
 from keras_mtl.data import make_dataset
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.l2_constrained import build_l2_constrained
-from keras_mtl.models.single_task import build_single_task
-from tests.helpers import assert_outputs_close, reload_in_fresh_process
-from tests.models.test_builders import FEATURES, TASKS, features_only, make_data
+from tests.models.test_builders import (
+    BUILDERS,
+    COUPLING,
+    FEATURES,
+    TASKS,
+    features_only,
+    make_data,
+)
 
-COUPLING = 1e-3
-BUILDERS = {
-    "cross_stitch": lambda f, t, **kw: build_cross_stitch(
-        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
-    ),
-    "l2_constrained": lambda f, t, **kw: build_l2_constrained(
-        f, t, hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING, **kw
-    ),
-    "single_task": lambda f, t, **kw: build_single_task(
-        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
-    ),
-}
+SOFT_SHARING = ("cross_stitch", "l2_constrained", "single_task")
 
 
 @pytest.fixture(scope="module")
 def data():
     return make_data()
-
-
-_TRAINED = {}
-
-
-def _train(name, data):
-    """Train builder `name` once per test module (the fixture and the
-    builder-specific tests share the run)."""
-    if name not in _TRAINED:
-        keras.utils.set_random_seed(0)
-        model = BUILDERS[name](FEATURES, TASKS, compile={"learning_rate": 0.01})
-        ds = make_dataset(data, FEATURES, TASKS, batch_size=256, seed=0)
-        _TRAINED[name] = (name, model, model.fit(ds, epochs=8, verbose=0))
-    return _TRAINED[name]
-
-
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
-def trained(request, data):
-    return _train(request.param, data)
-
-
-def test_outputs_are_a_dict_keyed_by_task(trained, data):
-    _, model, _ = trained
-    assert sorted(model.output) == ["income", "spend"]
-    assert sorted(i.name for i in model.inputs) == sorted(f.name for f in FEATURES)
-    out = model.predict(features_only(data, slice(0, 7)), verbose=0)
-    assert {k: v.shape for k, v in out.items()} == {"income": (7,), "spend": (7,)}
-    assert ((out["income"] >= 0) & (out["income"] <= 1)).all()
-
-
-def test_fit_learns_both_tasks(trained):
-    _, _, history = trained
-    h = history.history
-    assert h["income_auc"][-1] > 0.9, h["income_auc"]
-    assert h["spend_mse"][-1] < 0.5 * h["spend_mse"][0], h["spend_mse"]
-    assert all(np.isfinite(h["loss"]))
-
-
-def test_keras_round_trip(trained, data, tmp_path):
-    name, model, _ = trained
-    x = features_only(data, slice(0, 64))
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert type(loaded.loss["spend"]).__name__ == "MaskedMeanSquaredError"
-
-
-def test_export_parity_in_fresh_process(trained, data, tmp_path):
-    name, model, _ = trained
-    x = features_only(data, slice(0, 50))
-    path = km.export_saved_model(model, tmp_path / name)
-    served = reload_in_fresh_process(path, {k: np.asarray(v) for k, v in x.items()})
-    expected = model.predict(x, verbose=0)
-    assert sorted(served) == ["income", "spend"]
-    for task in expected:
-        np.testing.assert_allclose(served[task], expected[task], atol=1e-5)
 
 
 def _task_of(path):
@@ -97,7 +35,7 @@ def _task_of(path):
 
 
 def test_single_task_shares_no_variable(data):
-    _, model, _ = _train("single_task", data)
+    model = BUILDERS["single_task"](FEATURES, TASKS)
     variables = model.trainable_variables
     owner = {v.path: _task_of(v.path) for v in variables}
     for task in TASKS:  # each task has its own embeddings, hidden layers and tower
@@ -120,7 +58,7 @@ def test_single_task_shares_no_variable(data):
 
 
 def test_l2_penalty_is_in_the_loss(data):
-    _, model, _ = _train("l2_constrained", data)
+    model = BUILDERS["l2_constrained"](FEATURES, TASKS)
     x = features_only(data, slice(0, 16))
     model(x)  # model.losses holds the terms of the last call
     penalty = sum(
@@ -148,7 +86,9 @@ def test_l2_coupling_is_per_task_hidden_layers():
 
 
 def test_cross_stitch_alpha_is_learned(data):
-    _, model, _ = _train("cross_stitch", data)
+    keras.utils.set_random_seed(0)
+    model = BUILDERS["cross_stitch"](FEATURES, TASKS, compile={"learning_rate": 0.01})
+    model.fit(make_dataset(data, FEATURES, TASKS, 256, seed=0), epochs=8, verbose=0)
     for i in (1, 2):
         layer = model.get_layer(f"cross_stitch_{i}")
         start = layer.initial_matrix(2)
@@ -156,19 +96,11 @@ def test_cross_stitch_alpha_is_learned(data):
         assert np.abs(layer.weights_matrix - start).max() > 0.01, layer.weights_matrix
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", SOFT_SHARING)
 def test_one_task_builds(name):
     model = BUILDERS[name](FEATURES, TASKS[:1], compile=False)
     out = model(features_only(make_data(5)))
     assert list(out) == ["income"] and tuple(out["income"].shape) == (5,)
-
-
-@pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_builders_reject_bad_specs(name):
-    with pytest.raises(ValueError, match="unique"):
-        BUILDERS[name](FEATURES + [km.DenseFeature("age")], TASKS)
-    with pytest.raises(ValueError, match="At least one task"):
-        BUILDERS[name](FEATURES, [])
 
 
 @pytest.mark.parametrize("builder", [build_cross_stitch, build_l2_constrained])
