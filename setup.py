@@ -11,6 +11,7 @@ setup(
     install_requires=[
         "tensorflow>=2.16,<2.22",
         "keras>=3.10,<4",
+        "keras-rs>=0.4",
         "numpy",
         "pandas",
         "tensorflow-datasets>=4.9",

@@ -20,7 +20,7 @@ INT_PAD = -1
 #: Value that marks an empty slot in a string sparse feature.
 STRING_PAD = ""
 
-_TASK_TYPES = ("binary", "regression")
+_TASK_TYPES = ("binary", "regression", "multiclass", "ranking")
 
 
 def _check_name(kind: str, name: Any) -> None:
@@ -206,6 +206,106 @@ class DenseFeature:
     supports_jit = True
 
 
+@dataclasses.dataclass(frozen=True)
+class SequenceFeature:
+    """A padded list of items per example: a behaviour sequence or a candidate list.
+
+    Each step is an item, described by `item` fields (its id first, then side
+    information such as shop, brand, category or tags), and optionally
+    behaviour `properties` (type, scenario, bucketed time gap, ...). Every field
+    is one model input named `f"{name}_{field.name}"`, of shape `(max_len,)`,
+    or `(max_len, field.max_len)` for a multi-valued field (e.g. a movie's
+    genres). Steps are in time order and padded at the end; a step whose item
+    id (the first item field) is the padding value (-1 / "") is masked.
+
+    The item fields declare the item embedding tables; a model may embed the
+    same fields elsewhere (a target item, a candidate list) with the same
+    tables, as `keras_mtl.build_dupn` does.
+
+    Args:
+        name: str. Prefix of the input names, e.g. "history".
+        item: sequence of `SparseFeature`. The item id (single-valued), then side
+            information (single- or multi-valued).
+        properties: sequence of `SparseFeature`. Per-step behaviour properties
+            (single-valued ids, e.g. bucketed). Defaults to none.
+        max_len: int. Steps kept per example (the DUPN paper uses 100).
+            Defaults to 100.
+
+    Example:
+    >>> SequenceFeature("history", item=[SparseFeature("item", hash_bins=1000)],
+    ...                 properties=[SparseFeature("action", vocabulary_size=4)],
+    ...                 max_len=50).input_names
+    ['history_item', 'history_action']
+    """
+
+    name: str
+    item: tuple = ()
+    properties: tuple = ()
+    max_len: int = 100
+
+    def __post_init__(self):
+        _check_name("SequenceFeature", self.name)
+        item = tuple(feature_from_config(f) for f in self.item)
+        prop = tuple(feature_from_config(f) for f in self.properties)
+        object.__setattr__(self, "item", item)
+        object.__setattr__(self, "properties", prop)
+        what = f"SequenceFeature {self.name!r}"
+        if not item:
+            raise ValueError(f"{what}: needs at least one item field (the item id).")
+        bad = [f for f in item + prop if not isinstance(f, SparseFeature)]
+        if bad:
+            raise ValueError(
+                f"{what}: item and property fields must be SparseFeature (bucket "
+                f"numeric properties); got {type(bad[0]).__name__} {bad[0].name!r}."
+            )
+        if item[0].max_len is not None:
+            raise ValueError(
+                f"{what}: the first item field {item[0].name!r} is the item id and "
+                "must be single-valued (max_len=None); it marks padded steps."
+            )
+        multi = [f.name for f in prop if f.max_len is not None]
+        if multi:
+            raise ValueError(
+                f"{what}: property fields must be single-valued; {multi} have max_len."
+            )
+        shared = [f.name for f in item + prop if f.share_embedding_with is not None]
+        if shared:
+            raise ValueError(
+                f"{what}: share_embedding_with is not supported inside a sequence "
+                f"(fields {shared}); the item fields are shared by the model."
+            )
+        names = [f.name for f in item + prop]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{what}: field names must be unique; got {names}.")
+        if not isinstance(self.max_len, int) or self.max_len < 1:
+            raise ValueError(
+                f"{what}: max_len must be a positive int, got {self.max_len!r}."
+            )
+
+    @property
+    def fields(self) -> tuple:
+        """Item fields, then property fields."""
+        return self.item + self.properties
+
+    def input_name(self, field: SparseFeature) -> str:
+        return f"{self.name}_{field.name}"
+
+    @property
+    def input_names(self) -> list[str]:
+        return [self.input_name(f) for f in self.fields]
+
+    def input_spec(self, field: SparseFeature) -> SparseFeature:
+        """`field` as a flat spec named after its model input (for data checks)."""
+        return dataclasses.replace(field, name=self.input_name(field))
+
+    def input_shape(self, field: SparseFeature) -> tuple:
+        return (self.max_len,) + field.shape
+
+    @property
+    def supports_jit(self) -> bool:
+        return all(f.supports_jit for f in self.fields)
+
+
 Feature = Union[SparseFeature, DenseFeature]
 
 
@@ -232,6 +332,14 @@ class Task:
             checked by `make_dataset` without masking anything. Defaults to None.
         metric_only: bool. The task gets metrics but no loss (e.g. ESMM's `cvr`,
             which is trained only through `ctcvr`). Defaults to False.
+        num_classes: int. Classes of a "multiclass" task (softmax output,
+            categorical cross-entropy, one-vs-rest AUC). Its label is a class
+            index or a vector of `num_classes` non-negative weights (a soft or
+            multi-hot label, normalised to sum 1). Only for "multiclass".
+        list_size: int. Candidates per example of a "ranking" task (one score
+            per candidate, a pairwise ranking loss, NDCG@10). Its label is a
+            vector of `list_size` relevance grades >= 0; -1 or NaN marks a
+            padded candidate. Only for "ranking".
     """
 
     name: str
@@ -242,6 +350,8 @@ class Task:
     given: str | None = None
     requires: str | None = None
     metric_only: bool = False
+    num_classes: int | None = None
+    list_size: int | None = None
 
     def __post_init__(self):
         _check_name("Task", self.name)
@@ -250,6 +360,21 @@ class Task:
                 f"Task {self.name!r}: type must be one of {_TASK_TYPES}, got "
                 f"{self.type!r}."
             )
+        for arg, kind, least in (
+            ("num_classes", "multiclass", 2),
+            ("list_size", "ranking", 1),
+        ):
+            value = getattr(self, arg)
+            if (self.type == kind) != (value is not None):
+                raise ValueError(
+                    f"Task {self.name!r}: {arg} is required for type={kind!r} and "
+                    f"only for it; got type={self.type!r}, {arg}={value!r}."
+                )
+            if value is not None and (not isinstance(value, int) or value < least):
+                raise ValueError(
+                    f"Task {self.name!r}: {arg} must be an int >= {least}, got "
+                    f"{value!r}."
+                )
         if not self.loss_weight >= 0:
             raise ValueError(
                 f"Task {self.name!r}: loss_weight must be >= 0, got "
@@ -283,6 +408,12 @@ class Task:
         return self.label or self.name
 
     @property
+    def label_shape(self) -> tuple:
+        """Per-example shape of the label (and of the model's output)."""
+        width = self.num_classes or self.list_size
+        return () if width is None else (width,)
+
+    @property
     def parent_column(self) -> str | None:
         """The column this label must not exceed (`given` or `requires`), if any."""
         return self.given or self.requires
@@ -298,7 +429,18 @@ class Task:
 # ----------------------------------------------------------------------------- helpers
 
 
-def feature_to_config(feature: Feature) -> dict:
+_KINDS = {"sparse": SparseFeature, "dense": DenseFeature, "sequence": SequenceFeature}
+
+
+def feature_to_config(feature: Feature | SequenceFeature) -> dict:
+    if isinstance(feature, SequenceFeature):
+        return {
+            "kind": "sequence",
+            "name": feature.name,
+            "item": [feature_to_config(f) for f in feature.item],
+            "properties": [feature_to_config(f) for f in feature.properties],
+            "max_len": feature.max_len,
+        }
     config = dataclasses.asdict(feature)
     if config.get("vocabulary") is not None:
         config["vocabulary"] = list(config["vocabulary"])
@@ -306,13 +448,11 @@ def feature_to_config(feature: Feature) -> dict:
     return config
 
 
-def feature_from_config(config: dict | Feature) -> Feature:
-    if isinstance(config, (SparseFeature, DenseFeature)):
+def feature_from_config(config: dict | Feature | SequenceFeature):
+    if isinstance(config, tuple(_KINDS.values())):
         return config
     config = dict(config)
-    kind = config.pop("kind")
-    cls = {"sparse": SparseFeature, "dense": DenseFeature}[kind]
-    return cls(**config)
+    return _KINDS[config.pop("kind")](**config)
 
 
 def task_to_config(task: Task) -> dict:
@@ -323,12 +463,30 @@ def task_from_config(config: dict | Task) -> Task:
     return config if isinstance(config, Task) else Task(**config)
 
 
-def check_features(features: Sequence[Feature]) -> list[Feature]:
-    """Validate a list of specs as a whole and return it as a list."""
+def check_features(
+    features: Sequence[Feature | SequenceFeature], allow_sequences: bool = False
+) -> list:
+    """Validate a list of specs as a whole and return it as a list.
+
+    `SequenceFeature`s are accepted only with `allow_sequences` (by the data
+    pipeline and `make_inputs`); flat encoders such as `FeatureEncoder` reject
+    them rather than silently ignore them.
+    """
     features = [feature_from_config(f) for f in features]
     if not features:
         raise ValueError("At least one feature is needed; got an empty list.")
-    names = [f.name for f in features]
+    sequences = [f.name for f in features if isinstance(f, SequenceFeature)]
+    if sequences and not allow_sequences:
+        raise ValueError(
+            f"SequenceFeature(s) {sequences} need a sequence model such as "
+            "keras_mtl.build_dupn; here only SparseFeature and DenseFeature are "
+            "supported."
+        )
+    names = [
+        n
+        for f in features
+        for n in (f.input_names if isinstance(f, SequenceFeature) else [f.name])
+    ]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"Feature names must be unique; repeated: {dupes}.")
@@ -367,9 +525,18 @@ def check_tasks(tasks: Sequence[Task]) -> list[Task]:
     return tasks
 
 
-def make_inputs(features: Sequence[Feature]) -> dict:
-    """One `keras.Input` per feature, named after it, with its raw dtype and shape."""
-    return {
-        f.name: keras.Input(shape=f.shape, dtype=f.dtype, name=f.name)
-        for f in check_features(features)
-    }
+def make_inputs(features: Sequence[Feature | SequenceFeature]) -> dict:
+    """One `keras.Input` per model input, named after it, with its raw dtype and shape.
+
+    A flat feature is one input; a `SequenceFeature` is one input per field.
+    """
+    inputs = {}
+    for f in check_features(features, allow_sequences=True):
+        if isinstance(f, SequenceFeature):
+            for field in f.fields:
+                name = f.input_name(field)
+                shape = f.input_shape(field)
+                inputs[name] = keras.Input(shape=shape, dtype=field.dtype, name=name)
+        else:
+            inputs[f.name] = keras.Input(shape=f.shape, dtype=f.dtype, name=f.name)
+    return inputs

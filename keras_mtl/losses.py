@@ -78,6 +78,39 @@ class MaskedMeanSquaredError(_MaskedLoss):
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
+class MaskedCategoricalCrossentropy(_MaskedLoss):
+    """Cross-entropy of a class distribution, averaged over labelled rows only.
+
+    The label is a distribution over the classes (one-hot or soft, e.g. the
+    normalised genres of a movie), the prediction a softmax output. A row whose
+    label has a NaN (or `mask_value`) entry is left out.
+
+    Args:
+        mask_value: float or None. Label value meaning "no label" besides NaN.
+        epsilon: float. Probabilities are clipped to [epsilon, 1]. Defaults to 1e-7.
+
+    Example:
+    >>> MaskedCategoricalCrossentropy()(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5]]))
+    0.6931  # log 2
+    """
+
+    def __init__(self, mask_value=None, epsilon: float = 1e-7, name=None, **kwargs):
+        super().__init__(mask_value=mask_value, name=name or "masked_cce", **kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true, y_pred):
+        mask, y_clean = label_mask(y_true, self.mask_value)
+        row = ops.all(mask, axis=-1)
+        p = ops.clip(ops.cast(y_pred, "float32"), self.epsilon, 1.0)
+        values = -ops.sum(y_clean * ops.log(p), axis=-1)
+        count = ops.maximum(ops.sum(ops.cast(row, "float32")), 1.0)
+        return ops.where(row, values, 0.0) / count
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
 class KLDivergenceBound(keras.losses.Loss):
     """Symmetric Bernoulli KL divergence between two probabilities of one event.
 

@@ -9,16 +9,23 @@ from keras_mtl.masking import label_mask, match_rank
 
 
 def _mask_weight(mask, sample_weight):
-    """Per-row weight: 0 for a missing label, else the sample weight (or 1)."""
+    """Per-entry weight: 0 for a missing label, else the sample weight (or 1).
+
+    A per-row `sample_weight` is broadcast over the entries of vector labels.
+    """
     weight = ops.cast(mask, "float32")
     if sample_weight is not None:
-        weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        shape = (-1,) + (1,) * (len(mask.shape) - 1)
+        weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), shape)
     return weight
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class MaskedAUC(keras.metrics.AUC):
     """`keras.metrics.AUC` over the rows that have a label (NaN / `mask_value` skipped).
+
+    With vector labels (a multiclass task) it is the micro-averaged one-vs-rest
+    AUC: every (example, class) entry counts, positive where the label is > 0.
 
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.

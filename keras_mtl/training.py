@@ -7,21 +7,56 @@ from collections.abc import Sequence
 import keras
 
 from keras_mtl.features import Task, check_tasks
-from keras_mtl.losses import MaskedBinaryCrossentropy, MaskedMeanSquaredError
+from keras_mtl.losses import (
+    MaskedBinaryCrossentropy,
+    MaskedCategoricalCrossentropy,
+    MaskedMeanSquaredError,
+)
 from keras_mtl.metrics import MaskedAUC, MaskedMSE
+
+#: Name of each task type's default metric, as logged (`f"{task}_{name}"`).
+METRIC_NAMES = {
+    "binary": "auc",
+    "regression": "mse",
+    "multiclass": "auc",
+    "ranking": "ndcg_at_10",
+}
 
 
 def task_loss(task: Task) -> keras.losses.Loss:
-    """The default loss of a task: masked cross-entropy or masked MSE."""
-    cls = MaskedBinaryCrossentropy if task.type == "binary" else MaskedMeanSquaredError
-    return cls(mask_value=task.missing_value, name=f"{task.name}_loss")
+    """The default loss of a task.
+
+    Masked binary cross-entropy (binary), masked MSE (regression), masked
+    categorical cross-entropy (multiclass), or keras-rs's pairwise logistic
+    loss over the candidate list (ranking; labels -1 mark padded candidates).
+    """
+    name = f"{task.name}_loss"
+    if task.type == "ranking":
+        import keras_rs
+
+        return keras_rs.losses.PairwiseLogisticLoss(name=name)
+    cls = {
+        "binary": MaskedBinaryCrossentropy,
+        "regression": MaskedMeanSquaredError,
+        "multiclass": MaskedCategoricalCrossentropy,
+    }[task.type]
+    return cls(mask_value=task.missing_value, name=name)
 
 
 def task_metrics(task: Task) -> list:
-    """The default metrics of a task: masked AUC (binary) or masked MSE (regression)."""
-    if task.type == "binary":
-        return [MaskedAUC(mask_value=task.missing_value, name="auc")]
-    return [MaskedMSE(mask_value=task.missing_value, name="mse")]
+    """The default metrics of a task, named as in `METRIC_NAMES`.
+
+    Masked AUC (binary; micro-averaged one-vs-rest for multiclass), masked MSE
+    (regression), keras-rs NDCG@10 (ranking).
+    """
+    name = METRIC_NAMES[task.type]
+    if task.type == "ranking":
+        import keras_rs
+
+        return [keras_rs.metrics.NDCG(k=10, name=name)]
+    if task.type == "regression":
+        return [MaskedMSE(mask_value=task.missing_value, name=name)]
+    return [MaskedAUC(mask_value=task.missing_value, name=name)]
 
 
 def supports_jit(model: keras.Model) -> bool:

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keras_mtl.features import DenseFeature, Feature, SparseFeature, Task
+from keras_mtl.features import (
+    DenseFeature,
+    Feature,
+    SequenceFeature,
+    SparseFeature,
+    Task,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +73,17 @@ def validate_in_memory(
             f"{type(data).__name__}."
         )
     available = column_names(data)
-    wanted = [(f"feature {f.name!r}", f.name) for f in features]
+    wanted = [
+        (f"input {name!r} of SequenceFeature {f.name!r}", name)
+        for f in features
+        if isinstance(f, SequenceFeature)
+        for name in f.input_names
+    ]
+    wanted += [
+        (f"feature {f.name!r}", f.name)
+        for f in features
+        if not isinstance(f, SequenceFeature)
+    ]
     wanted += [(f"label of task {t.name!r}", t.label_column) for t in tasks]
     wanted += [
         (f"{'given' if t.given else 'requires'} column of task {t.name!r}", col)
@@ -90,9 +106,16 @@ def validate_in_memory(
     if num_rows == 0:
         raise ValueError("The data has no rows; at least one example is needed.")
 
-    out_features = {
-        f.name: _feature_array(f, _as_numpy(data[f.name])) for f in features
-    }
+    out_features = {}
+    for f in features:
+        if isinstance(f, SequenceFeature):
+            for field in f.fields:
+                spec = f.input_spec(field)
+                out_features[spec.name] = _step_ids(
+                    spec, f.input_shape(field), _as_numpy(data[spec.name])
+                )
+        else:
+            out_features[f.name] = _feature_array(f, _as_numpy(data[f.name]))
     labels = {t.name: _label_array(t, _as_numpy(data[t.label_column])) for t in tasks}
     for t in tasks:
         if t.parent_column is not None:
@@ -302,6 +325,23 @@ def _multi_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
     return out
 
 
+def _step_ids(spec: SparseFeature, shape: tuple, array: np.ndarray) -> np.ndarray:
+    """Ids of one field of a `SequenceFeature`: a padded array `(N, *shape)`."""
+    if array.ndim == 1 and array.dtype == object:  # a DataFrame column of arrays
+        try:
+            array = np.stack([np.asarray(v) for v in array])
+        except ValueError:
+            array = None
+    if array is None or array.shape[1:] != shape:
+        received = "rows of different lengths" if array is None else array.shape
+        raise ValueError(
+            f"Sequence input {spec.name!r}: expected a padded array of shape "
+            f"(N, {', '.join(map(str, shape))}) (pad with {spec.pad_value!r}); "
+            f"received {received}."
+        )
+    return _single_ids(spec, array.reshape(-1)).reshape(array.shape)
+
+
 def _dense_array(feature: DenseFeature, array: np.ndarray) -> np.ndarray:
     what = f"DenseFeature {feature.name!r}"
     if array.ndim == 1 and array.dtype == object and feature.dim > 1:
@@ -347,6 +387,10 @@ def _stack_rows(feature: DenseFeature, array: np.ndarray) -> np.ndarray:
 
 def _label_array(task: Task, array: np.ndarray) -> np.ndarray:
     what = f"Task {task.name!r} (label column {task.label_column!r})"
+    if task.type == "multiclass":
+        return _class_labels(task, array, what)
+    if task.type == "ranking":
+        return _relevance_labels(task, array, what)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
@@ -372,6 +416,71 @@ def _label_array(task: Task, array: np.ndarray) -> np.ndarray:
                 )
                 + f" for a missing label); received {examples}."
             )
+    return labels
+
+
+def _label_rows(task: Task, array: np.ndarray, what: str) -> np.ndarray:
+    """A column of per-row label vectors as float32 `(N, width)`."""
+    width = task.label_shape[0]
+    if array.ndim == 1 and array.dtype == object:
+        rows = [np.full(width, np.nan) if _is_missing(v) else v for v in array]
+        if all(np.ndim(r) == 1 and len(r) == width for r in rows):
+            array = np.array(rows, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ValueError(
+            f"{what}: expected a vector of {width} values per row (shape (N, "
+            f"{width})); received shape {array.shape}."
+        )
+    labels = _numeric(array, what, "numeric labels").astype(np.float32)
+    if np.isinf(labels).any():
+        raise ValueError(f"{what}: labels contain inf.")
+    return labels
+
+
+def _class_labels(task: Task, array: np.ndarray, what: str) -> np.ndarray:
+    """(N, num_classes) distributions from class indices or weight vectors.
+
+    A missing label (NaN index, or any NaN in a row) becomes a row of NaN.
+    """
+    k = task.num_classes
+    indices = array.ndim == 1 and array.dtype != object
+    if indices or (array.ndim == 2 and array.shape[1] == 1):
+        index = _numeric(array.reshape(-1), what, "class indices")
+        known = ~np.isnan(index)
+        bad = known & ((index != np.floor(index)) | (index < 0) | (index >= k))
+        if bad.any():
+            raise ValueError(
+                f"{what}: class indices must be integers in [0, num_classes={k}) "
+                f"or NaN; received {np.unique(index[bad])[:5].tolist()}."
+            )
+        labels = np.full((len(index), k), np.nan, dtype=np.float32)
+        labels[known] = 0.0
+        labels[np.flatnonzero(known), index[known].astype(np.int64)] = 1.0
+        return labels
+    labels = _label_rows(task, array, what)
+    known = ~np.isnan(labels).any(axis=1)
+    totals = labels[known].sum(axis=1)
+    if (labels[known] < 0).any() or (totals <= 0).any():
+        raise ValueError(
+            f"{what}: a label vector needs non-negative weights with a positive "
+            "sum (a one-hot, multi-hot or probability vector), or NaN for a "
+            "missing label."
+        )
+    labels[~known] = np.nan
+    labels[known] /= totals[:, None]
+    return labels
+
+
+def _relevance_labels(task: Task, array: np.ndarray, what: str) -> np.ndarray:
+    """(N, list_size) relevance grades; -1 marks a padded candidate (NaN -> -1)."""
+    labels = _label_rows(task, array, what)
+    labels = np.where(np.isnan(labels), np.float32(-1.0), labels)
+    bad = (labels < 0) & (labels != -1)
+    if bad.any():
+        raise ValueError(
+            f"{what}: relevance grades must be >= 0, or -1 / NaN for a padded "
+            f"candidate; received {np.unique(labels[bad])[:5].tolist()}."
+        )
     return labels
 
 

@@ -14,7 +14,13 @@ from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
 from keras_mtl.data.tfrecord import tfrecord_dataset
-from keras_mtl.features import Feature, Task, check_features, check_tasks
+from keras_mtl.features import (
+    Feature,
+    SequenceFeature,
+    Task,
+    check_features,
+    check_tasks,
+)
 
 DataSource = (
     pd.DataFrame | Mapping[str, Any] | str | os.PathLike | Sequence[str | os.PathLike]
@@ -45,8 +51,15 @@ def make_dataset(
       first `max_len` values and padded with `feature.pad_value` (-1 / "").
     - `DenseFeature`: float32, shape `(batch,)` if `dim == 1` else
       `(batch, dim)`; NaN marks a missing value.
+    - `SequenceFeature`: one int64 / string input per field, named
+      `f"{sequence}_{field}"`, shape `(batch, max_len)` or
+      `(batch, max_len, field.max_len)`; the data holds these padded arrays.
     - Labels: float32 `(batch,)`, passed through unchanged (NaN and a task's
-      `missing_value` are kept; the losses mask them).
+      `missing_value` are kept; the losses mask them). A "multiclass" task's
+      label is `(batch, num_classes)`, a distribution (from a class index or a
+      normalised weight vector; NaN rows are missing); a "ranking" task's is
+      `(batch, list_size)` relevance grades with -1 for padded candidates.
+      Sequences, multiclass and ranking tasks need in-memory data.
 
     Sources:
 
@@ -72,7 +85,7 @@ def make_dataset(
 
     Args:
         data: DataFrame, dict of arrays, or CSV / TFRecord path(s) or glob.
-        features: list of `SparseFeature` / `DenseFeature`.
+        features: list of `SparseFeature` / `DenseFeature` / `SequenceFeature`.
         tasks: list of `Task`, or None/empty for a features-only dataset (for
             `model.predict`). Defaults to None.
         batch_size: int. Examples per batch. Defaults to 1024.
@@ -120,7 +133,7 @@ def make_dataset(
     >>> x["tags"].numpy().tolist()
     [[1, 2], [4, -1]]
     """
-    features = check_features(features)
+    features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
@@ -132,6 +145,16 @@ def make_dataset(
         raise ValueError("sample_weight needs tasks: weights go with labels.")
 
     if _files.is_path_like(data):
+        in_memory_only = [
+            f"SequenceFeature {f.name!r}"
+            for f in features
+            if isinstance(f, SequenceFeature)
+        ] + [f"{t.type} task {t.name!r}" for t in tasks if t.label_shape]
+        if in_memory_only:
+            raise ValueError(
+                f"{', '.join(in_memory_only)}: supported for in-memory data (a "
+                "DataFrame or dict of arrays) only, not for CSV / TFRecord files."
+            )
         files = _files.expand_paths(data)
         reader = {"csv": csv_dataset, "tfrecord": tfrecord_dataset}[
             _files.detect_format(files, format)
