@@ -1,29 +1,39 @@
 """Reusable, registered and serializable Keras layers."""
 
 from keras_mtl.layers.adaptive_information_transfer import AdaptiveInformationTransfer
+from keras_mtl.layers.attention_pooling import AttentionPooling
 from keras_mtl.layers.auxiliary_loss import AuxiliaryLoss
 from keras_mtl.layers.bernoulli_mixture import BernoulliMixture
+from keras_mtl.layers.candidate_scorer import CandidateScorer
 from keras_mtl.layers.cross_stitch import CrossStitch
 from keras_mtl.layers.customized_gate_control import CustomizedGateControl
 from keras_mtl.layers.feature_encoder import FeatureEncoder
+from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.lstm_attention_encoder import LSTMAttentionEncoder
 from keras_mtl.layers.missing_value import MissingValueLayer
 from keras_mtl.layers.mixture_of_experts import MixtureOfExperts
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.parallel_dense import ParallelDense
+from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
 from keras_mtl.layers.task_tower import TaskTower
 
 __all__ = [
     "AdaptiveInformationTransfer",
+    "AttentionPooling",
     "AuxiliaryLoss",
     "BernoulliMixture",
+    "CandidateScorer",
     "CrossStitch",
     "CustomizedGateControl",
     "FeatureEncoder",
+    "FieldEmbedding",
     "FieldWiseSumPooling",
+    "LSTMAttentionEncoder",
     "MLP",
     "MissingValueLayer",
     "MixtureOfExperts",
     "ParallelDense",
+    "PropertyGatedLSTMCell",
     "TaskTower",
 ]

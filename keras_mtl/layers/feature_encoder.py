@@ -19,6 +19,39 @@ from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
 
 
+def make_lookup(feature: SparseFeature):
+    """The Keras layer that maps raw values to table rows, or None for int ids."""
+    name = f"lookup_{feature.name}"
+    if feature.hash_bins is not None:
+        return keras.layers.Hashing(feature.hash_bins, name=name)
+    if feature.vocabulary is not None:
+        cls = (
+            keras.layers.StringLookup
+            if feature.dtype == "string"
+            else keras.layers.IntegerLookup
+        )
+        return cls(
+            vocabulary=list(feature.vocabulary),
+            num_oov_indices=1,
+            mask_token=None,
+            name=name,
+        )
+    return None  # vocabulary_size: ids are rows already.
+
+
+def table_rows(feature: SparseFeature, lookup, raw):
+    """`(rows, mask)` of raw values of any shape: int32 rows of the feature's own
+    table (out-of-vocabulary ids to the OOV row) and True where not padding."""
+    mask = ops.not_equal(raw, feature.pad_value)
+    if lookup is None:
+        size = feature.vocabulary_size
+        in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
+        rows = ops.where(in_range, raw, size)
+    else:
+        rows = lookup(raw)
+    return ops.cast(rows, "int32"), mask
+
+
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class FeatureEncoder(keras.layers.Layer):
     """The embedding stack of a list of feature specs.
@@ -84,7 +117,7 @@ class FeatureEncoder(keras.layers.Layer):
             if f.share_embedding_with is not None:
                 self._row_offset[f.name] = self._row_offset[f.share_embedding_with]
 
-        self.lookups = {f.name: self._make_lookup(f) for f in self.sparse}
+        self.lookups = {f.name: make_lookup(f) for f in self.sparse}
         self.poolings = {
             width: FieldWiseSumPooling(
                 [f.length for f in fields], name=f"field_wise_sum_pooling_{width}"
@@ -96,25 +129,6 @@ class FeatureEncoder(keras.layers.Layer):
             if any(f.allow_missing for f in self.dense)
             else None
         )
-
-    @staticmethod
-    def _make_lookup(feature: SparseFeature):
-        name = f"lookup_{feature.name}"
-        if feature.hash_bins is not None:
-            return keras.layers.Hashing(feature.hash_bins, name=name)
-        if feature.vocabulary is not None:
-            cls = (
-                keras.layers.StringLookup
-                if feature.dtype == "string"
-                else keras.layers.IntegerLookup
-            )
-            return cls(
-                vocabulary=list(feature.vocabulary),
-                num_oov_indices=1,
-                mask_token=None,
-                name=name,
-            )
-        return None  # vocabulary_size: ids are rows already.
 
     @property
     def output_dim(self) -> int:
@@ -139,19 +153,6 @@ class FeatureEncoder(keras.layers.Layer):
                 (None, sum(f.dim for f in self.dense if f.allow_missing))
             )
 
-    def _rows_and_mask(self, feature: SparseFeature, raw):
-        """Table rows (within the feature's own block) and the not-padding mask."""
-        raw = ops.reshape(raw, (-1, feature.length))
-        mask = ops.not_equal(raw, feature.pad_value)
-        lookup = self.lookups[feature.name]
-        if lookup is None:
-            size = feature.vocabulary_size
-            in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
-            rows = ops.where(in_range, raw, size)
-        else:
-            rows = lookup(raw)
-        return ops.cast(rows, "int32"), mask
-
     def call(self, inputs):
         missing = [f.name for f in self.features if f.name not in inputs]
         if missing:
@@ -163,7 +164,8 @@ class FeatureEncoder(keras.layers.Layer):
         for width, fields in self._width_fields.items():
             rows, masks = [], []
             for f in fields:
-                r, m = self._rows_and_mask(f, inputs[f.name])
+                raw = ops.reshape(inputs[f.name], (-1, f.length))
+                r, m = table_rows(f, self.lookups[f.name], raw)
                 rows.append(r + self._row_offset[f.name])
                 masks.append(m)
             rows = ops.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]

@@ -9,26 +9,32 @@ from keras import ops
 
 from keras_mtl.layers.mlp import MLP
 
-_OUTPUT_ACTIVATION = {"binary": "sigmoid", "regression": "linear"}
+_OUTPUT_ACTIVATION = {
+    "binary": "sigmoid",
+    "regression": "linear",
+    "multiclass": "softmax",
+}
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class TaskTower(keras.layers.Layer):
-    """Hidden layers, then one output unit per example: a probability or a value.
+    """Hidden layers, then the task's output: a probability, a value or classes.
 
     Args:
         units: sequence of int. Hidden widths of the tower (may be empty).
-        task_type: "binary" (sigmoid output) or "regression" (linear output).
-            Defaults to "binary".
+        task_type: "binary" (sigmoid output), "regression" (linear output) or
+            "multiclass" (softmax over `num_classes`). Defaults to "binary".
         activation: activation of the hidden layers. Defaults to "relu".
         dropout: float. Dropout after each hidden layer. Defaults to 0.
+        num_classes: int. Classes of a "multiclass" tower. Defaults to None.
 
     Call arguments:
         inputs: tensor `(batch, features)`.
         training: bool, enables dropout.
 
     Returns:
-        Tensor `(batch,)`: the prediction of each example.
+        Tensor `(batch,)`: the prediction of each example; `(batch,
+        num_classes)` probabilities for "multiclass".
 
     Example:
     >>> TaskTower((8,), "binary")(np.zeros((3, 16), "float32")).shape
@@ -41,6 +47,7 @@ class TaskTower(keras.layers.Layer):
         task_type: str = "binary",
         activation="relu",
         dropout: float = 0.0,
+        num_classes: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -49,10 +56,20 @@ class TaskTower(keras.layers.Layer):
                 f"TaskTower: task_type must be one of {tuple(_OUTPUT_ACTIVATION)}, "
                 f"got {task_type!r}."
             )
+        if (task_type == "multiclass") != (num_classes is not None) or (
+            num_classes is not None
+            and (not isinstance(num_classes, int) or num_classes < 2)
+        ):
+            raise ValueError(
+                "TaskTower: num_classes (an int >= 2) is required for "
+                f"task_type='multiclass' and only for it; got {num_classes!r} with "
+                f"{task_type!r}."
+            )
         self.task_type = task_type
+        self.num_classes = num_classes
         self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")
         self.output_unit = keras.layers.Dense(
-            1, activation=_OUTPUT_ACTIVATION[task_type], name="output"
+            num_classes or 1, activation=_OUTPUT_ACTIVATION[task_type], name="output"
         )
 
     def build(self, input_shape):
@@ -60,10 +77,11 @@ class TaskTower(keras.layers.Layer):
         self.output_unit.build(self.hidden.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        return ops.squeeze(self.output_unit(self.hidden(inputs, training=training)), -1)
+        out = self.output_unit(self.hidden(inputs, training=training))
+        return out if self.num_classes else ops.squeeze(out, -1)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],)
+        return (input_shape[0],) + ((self.num_classes,) if self.num_classes else ())
 
     def get_config(self):
         hidden = self.hidden.get_config()
@@ -73,4 +91,5 @@ class TaskTower(keras.layers.Layer):
             "task_type": self.task_type,
             "activation": hidden["activation"],
             "dropout": hidden["dropout"],
+            "num_classes": self.num_classes,
         }
