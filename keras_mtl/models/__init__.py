@@ -2,6 +2,7 @@
 
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.cross_stitch import build_cross_stitch
+from keras_mtl.models.dupn import build_dupn, dupn_serving_models
 from keras_mtl.models.esmm import build_esm2, build_esmm, esm2_tasks, esmm_tasks
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.l2_constrained import build_l2_constrained
@@ -17,6 +18,7 @@ __all__ = [
     "build_aitm",
     "build_cgc",
     "build_cross_stitch",
+    "build_dupn",
     "build_esm2",
     "build_esmm",
     "build_l2_constrained",
@@ -25,6 +27,7 @@ __all__ = [
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
+    "dupn_serving_models",
     "esm2_tasks",
     "esmm_tasks",
 ]

@@ -1,0 +1,98 @@
+"""Warm starts: continue training from a previous export or checkpoint."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import keras
+import numpy as np
+
+from keras_mtl.export import DUPN_PARTS, existing_versions
+
+
+def _saved_model_dir(path: pathlib.Path) -> pathlib.Path:
+    """The SavedModel directory meant by `path`.
+
+    `path` may be a version directory, a TF Serving model directory (its
+    highest version is used) or a `keras_mtl.export_dupn` directory (its
+    `full` model).
+    """
+    if (path / "saved_model.pb").exists():
+        return path
+    if (path / DUPN_PARTS[0]).is_dir():
+        path = path / DUPN_PARTS[0]
+    versions = existing_versions(path)
+    if versions and (path / str(versions[-1]) / "saved_model.pb").exists():
+        return path / str(versions[-1])
+    raise FileNotFoundError(
+        f"warm_start: no SavedModel at {path} (expected saved_model.pb in it, or "
+        "numbered version directories holding one)."
+    )
+
+
+def _source_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """Variable path -> value of the model stored at `path`."""
+    if path.suffix == ".keras":
+        stored = keras.saving.load_model(path, compile=False)
+        return {v.path: np.asarray(v) for v in stored.variables}
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(_saved_model_dir(path)))
+    # A Keras export keeps each variable under its Keras path (plus ":0").
+    return {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.variables}
+
+
+def warm_start(
+    model: keras.Model, path: str | os.PathLike, strict: bool = True
+) -> dict[str, int]:
+    """Load the weights of a previous model into `model`, matched by variable path.
+
+    DUPN is retrained every day on the previous day's data, starting from
+    yesterday's weights. `path` is yesterday's SavedModel (a version directory,
+    a TF Serving model directory, whose highest version is used, or a
+    `keras_mtl.export_dupn` directory) or a `.keras` file. Each variable of
+    `model` takes the value of the stored variable with the same path (e.g.
+    `item_embedding/embeddings_item`), so the model must be built with the same
+    specs. Ids never seen before need no new rows: with `hash_bins` they land
+    in the existing buckets. The optimizer starts afresh.
+
+    Args:
+        model: the freshly built model to initialise.
+        path: SavedModel directory or `.keras` file.
+        strict: bool. Require every variable of `model` to be found with the
+            same shape (otherwise those keep their initial values). Defaults to
+            True.
+
+    Returns:
+        `{"loaded": n, "missing": m}`: variables loaded and not found.
+
+    Raises:
+        FileNotFoundError: nothing loadable at `path`.
+        ValueError: a shape differs (always), or variables are missing (with
+            `strict`); the message names them.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"warm_start: {path} does not exist.")
+    source = _source_weights(path)
+    missing = [v.path for v in model.variables if v.path not in source]
+    wrong = [
+        f"{v.path} {tuple(source[v.path].shape)} -> {tuple(v.shape)}"
+        for v in model.variables
+        if v.path in source and tuple(source[v.path].shape) != tuple(v.shape)
+    ]
+    if wrong:
+        raise ValueError(
+            f"warm_start: shapes differ between {path} and the model (was it "
+            f"built with other specs?): {wrong[:5]}"
+        )
+    if missing and strict:
+        raise ValueError(
+            f"warm_start: {len(missing)} variable(s) of the model are not in "
+            f"{path}: {missing[:5]}; pass strict=False to keep their initial values."
+        )
+    for v in model.variables:
+        if v.path in source:
+            v.assign(source[v.path])
+    return {"loaded": len(model.variables) - len(missing), "missing": len(missing)}
