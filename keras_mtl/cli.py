@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 import time
 
@@ -20,10 +19,11 @@ MODELS = (
     "esmm",
     "esm2",
     "aitm",
+    "dupn",
 )
 #: Models of a click -> conversion funnel; they need funnel data.
 FUNNEL_MODELS = ("esmm", "esm2", "aitm")
-DATASETS = ("synthetic", "census", "funnel")
+DATASETS = ("synthetic", "census", "funnel", "movielens")
 #: Models with softmax gates, which `--gate-plot` can draw.
 GATED_MODELS = ("mmoe", "omoe", "cgc", "ple")
 
@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic: the MMoE paper's generator (no download); census: UCI "
         "census-income KDD (--data-path, or downloaded from UCI); funnel: "
         "simulated impressions with clicks, carts and conversions whose true "
-        "probabilities are known (no download)",
+        "probabilities are known (no download); movielens: MovieLens-100K "
+        "behaviour sequences for dupn, split by time (--data-path, or downloaded "
+        "from GroupLens)",
     )
     train.add_argument(
         "--weighting",
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the task losses are combined in fit (default: each Task's "
         "loss_weight). Their weights are logged per epoch as <task>_weight",
     )
-    train.add_argument("--data-path", help="local census-income file or directory")
+    train.add_argument(
+        "--data-path", help="local census-income file, or MovieLens-100K directory"
+    )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument("--learning-rate", type=float, default=1e-3)
@@ -81,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-export", action="store_true", help="skip the export")
     train.add_argument(
+        "--warm-start",
+        metavar="PATH",
+        help="start from the weights of a previous export (SavedModel or export "
+        "directory, its highest version) or .keras file, built with the same "
+        "options, and continue training on the new data",
+    )
+    train.add_argument(
+        "--since",
+        metavar="YYYY-MM-DD",
+        help="movielens: train only on interactions from this day on (UTC)",
+    )
+    train.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD",
+        help="movielens: train only on interactions before this day (UTC)",
+    )
+    train.add_argument(
         "--gate-plot",
         metavar="PNG",
         help="gated models (mmoe, omoe, cgc, ple): save a heatmap of each task's "
@@ -90,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_data(args):
-    """`(data, features, tasks)` for the chosen data set and model."""
+    """`(splits, features, tasks, movielens)` for the chosen data set and model.
+
+    `splits` is `(train, val, test)`: a seeded 80/10/10 split, or MovieLens's
+    time-based split (with `--since` / `--until` applied to train), whose
+    `MovieLensSequences` is returned too (None for the other data sets).
+    """
     import keras_mtl as km
     from keras_mtl import data
 
@@ -99,44 +125,89 @@ def load_data(args):
             f"keras-mtl: --model {args.model} models a click -> conversion funnel; "
             "use --data funnel."
         )
+    if (args.model == "dupn") != (args.data == "movielens"):
+        raise SystemExit(
+            "keras-mtl: --model dupn reads behaviour sequences: use it with --data "
+            "movielens (and movielens only with dupn)."
+        )
+    if (args.since or args.until) and args.data != "movielens":
+        raise SystemExit("keras-mtl: --since / --until apply to --data movielens.")
+    if args.data == "movielens":
+        movielens = data.load_movielens(args.data_path, seed=args.seed)
+        train = window(movielens.train, args.since, args.until)
+        return (train, movielens.val, movielens.test), None, movielens.tasks, movielens
     if args.data == "synthetic":
         synthetic = data.make_synthetic(
             num_examples=args.num_examples or 50_000,
             correlation=args.correlation,
             seed=args.seed,
         )
-        return synthetic.data, synthetic.features, synthetic.tasks
-    if args.data == "census":
+        frame, features, tasks = synthetic.data, synthetic.features, synthetic.tasks
+    elif args.data == "census":
         census = data.load_census(args.data_path)
-        return census.frame, census.features, census.tasks
-    funnel = data.make_funnel(
-        num_impressions=args.num_examples or 200_000, seed=args.seed
-    )
-    # The true pCVR rides along (make_dataset ignores extra columns) so that the
-    # test report can compare the model's pCVR with it.
-    frame = funnel.frame.assign(true_cvr=funnel.true_cvr)
-    tasks = {
-        "esmm": km.esmm_tasks(),
-        "esm2": km.esm2_tasks(),
-        "aitm": [
-            km.Task("ctr", label="click"),
-            km.Task("ctcvr", label="conversion", requires="click"),
-        ],
-    }.get(
-        args.model,
-        [  # independent heads: CVR trained on clicked impressions only
-            km.Task("ctr", label="click"),
-            km.Task("cvr", label="conversion", given="click"),
-            km.Task("ctcvr", label="conversion", requires="click"),
-        ],
-    )
-    return frame, funnel.features, tasks
+        frame, features, tasks = census.frame, census.features, census.tasks
+    else:
+        funnel = data.make_funnel(
+            num_impressions=args.num_examples or 200_000, seed=args.seed
+        )
+        # The true pCVR rides along (make_dataset ignores extra columns) so that
+        # the test report can compare the model's pCVR with it.
+        frame, features = funnel.frame.assign(true_cvr=funnel.true_cvr), funnel.features
+        tasks = {
+            "esmm": km.esmm_tasks(),
+            "esm2": km.esm2_tasks(),
+            "aitm": [
+                km.Task("ctr", label="click"),
+                km.Task("ctcvr", label="conversion", requires="click"),
+            ],
+        }.get(
+            args.model,
+            [  # independent heads: CVR trained on clicked impressions only
+                km.Task("ctr", label="click"),
+                km.Task("cvr", label="conversion", given="click"),
+                km.Task("ctcvr", label="conversion", requires="click"),
+            ],
+        )
+    splits = data.split_frame(frame, (0.8, 0.1, 0.1), seed=args.seed)
+    return splits, features, tasks, None
 
 
-def build_model(name: str, features, tasks, learning_rate: float, weighting=None):
+def window(rows: dict, since: str | None, until: str | None) -> dict:
+    """The rows of a MovieLens split whose target time is in [since, until)."""
+    import numpy as np
+
+    keep = np.ones(len(rows["timestamp"]), dtype=bool)
+    for day, after in ((since, True), (until, False)):
+        if day is None:
+            continue
+        try:
+            seconds = np.datetime64(day, "s").astype("int64")
+        except ValueError as error:
+            raise SystemExit(f"keras-mtl: {day!r} is not a YYYY-MM-DD date.") from error
+        keep &= rows["timestamp"] >= seconds if after else rows["timestamp"] < seconds
+    if not keep.any():
+        raise SystemExit(
+            f"keras-mtl: no training interactions between --since {since} and "
+            f"--until {until}."
+        )
+    return {k: v[keep] for k, v in rows.items()}
+
+
+def build_model(
+    name: str, features, tasks, learning_rate: float, weighting=None, movielens=None
+):
     import keras_mtl as km
 
     compile = {"learning_rate": learning_rate, "weighting": weighting}
+    if name == "dupn":
+        return km.build_dupn(
+            movielens.history,
+            tasks,
+            candidates=movielens.candidates,
+            profile_features=movielens.profile,
+            query_features=movielens.query,
+            compile=compile,
+        )
     if name in FUNNEL_MODELS:
         builder = {"esmm": km.build_esmm, "esm2": km.build_esm2, "aitm": km.build_aitm}
         return builder[name](features, tasks=tasks, compile=compile)
@@ -153,24 +224,40 @@ def build_model(name: str, features, tasks, learning_rate: float, weighting=None
     return builders[name](features, tasks, compile=compile)
 
 
+def print_metrics(title: str, logs: dict, tasks) -> dict:
+    """Print and return each task's default metric from `evaluate` logs."""
+    from keras_mtl.training import METRIC_NAMES
+
+    print(f"\n{title}:")
+    results = {}
+    for task in tasks:
+        metric = METRIC_NAMES[task.type]
+        results[task.name] = logs[f"{task.name}_{metric}"]
+        where = " (clicked impressions)" if task.given else ""
+        print(f"  {task.name:<12} {metric.upper():<10} {results[task.name]:.4f}{where}")
+    return results
+
+
 def train(args) -> dict:
     import keras
 
     import keras_mtl as km
-    from keras_mtl.data import make_dataset, split_frame
+    from keras_mtl.data import make_dataset
+    from keras_mtl.training import METRIC_NAMES
 
     keras.utils.set_random_seed(args.seed)
-    frame, features, tasks = load_data(args)
-    train_rows, val_rows, test_rows = split_frame(
-        frame, (0.8, 0.1, 0.1), seed=args.seed
-    )
+    (train_rows, val_rows, test_rows), features, tasks, movielens = load_data(args)
+    if movielens is not None:
+        features = movielens.features
 
     def dataset(rows, shuffle):
         return make_dataset(
             rows, features, tasks, args.batch_size, shuffle=shuffle, seed=args.seed
         )
 
-    model = build_model(args.model, features, tasks, args.learning_rate, args.weighting)
+    model = build_model(
+        args.model, features, tasks, args.learning_rate, args.weighting, movielens
+    )
     num_train = len(
         next(iter(train_rows.values())) if isinstance(train_rows, dict) else train_rows
     )
@@ -180,8 +267,16 @@ def train(args) -> dict:
         f"{'on' if model.jit_compile else 'off'}, loss weighting "
         f"{args.weighting or 'Task.loss_weight'}"
     )
+    results = {}
+    if args.warm_start:
+        loaded = km.warm_start(model, args.warm_start)
+        print(f"warm start: {loaded['loaded']} variables from {args.warm_start}")
+        logs = model.evaluate(dataset(val_rows, False), return_dict=True, verbose=0)
+        results["before_training"] = print_metrics(
+            "validation metrics of the warm-started model, before training", logs, tasks
+        )
     start = time.perf_counter()
-    model.fit(
+    history = model.fit(
         dataset(train_rows, True),
         validation_data=dataset(val_rows, False),
         epochs=args.epochs,
@@ -189,7 +284,10 @@ def train(args) -> dict:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - start
-    results = {}
+    results["validation"] = {
+        t.name: history.history[f"val_{t.name}_{METRIC_NAMES[t.type]}"][-1]
+        for t in tasks
+    }
     if model.loss_weighting is not None:
         weights = model.loss_weighting.weights_in_force()
         results["task_weights"] = weights
@@ -198,12 +296,9 @@ def train(args) -> dict:
             + ", ".join(f"{t} {w:.4f}" for t, w in weights.items())
         )
     logs = model.evaluate(dataset(test_rows, False), return_dict=True, verbose=0)
-    print(f"\nheld-out test metrics (trained {seconds:.1f} s):")
-    for task in tasks:
-        metric = "auc" if task.type == "binary" else "mse"
-        results[task.name] = logs[f"{task.name}_{metric}"]
-        where = " (clicked impressions)" if task.given else ""
-        print(f"  {task.name:<12} {metric.upper():<4} {results[task.name]:.4f}{where}")
+    results.update(
+        print_metrics(f"held-out test metrics (trained {seconds:.1f} s)", logs, tasks)
+    )
     if args.gate_plot:
         results["gate_plot"] = save_gate_plot(
             model, dataset(test_rows, False), args.gate_plot, args
@@ -214,15 +309,23 @@ def train(args) -> dict:
         export_dir = args.export_dir or os.path.join(
             "saved_models", f"{args.model}-{args.data}"
         )
-        path = km.export_saved_model(model, export_dir)
-        print(f"\nexported SavedModel: {path}")
-        print(
-            "  serving_default inputs: "
-            + ", ".join(i.name for i in model.inputs)
-            + "; outputs: "
-            + ", ".join(model.output)
-        )
-        results["export_path"] = str(pathlib.Path(path))
+        if args.model == "dupn":
+            paths = km.export_dupn(model, export_dir)
+            encoder, scorer = km.dupn_serving_models(model)
+            parts = {"full": model, "user_encoder": encoder, "scorer": scorer}
+        else:
+            paths = {"model": km.export_saved_model(model, export_dir)}
+            parts = {"model": model}
+        for part, path in paths.items():
+            print(f"\nexported SavedModel ({part}): {path}")
+            print(
+                "  serving_default inputs: "
+                + ", ".join(i.name for i in parts[part].inputs)
+                + "; outputs: "
+                + ", ".join(parts[part].output)
+            )
+        results["export_path"] = str(paths.get("model", paths.get("full")))
+        results["export_paths"] = {k: str(v) for k, v in paths.items()}
     return results
 
 

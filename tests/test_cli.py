@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_mtl import cli
@@ -135,3 +136,41 @@ def test_funnel_models_train_report_and_serve_every_head(model, tmp_path, capsys
 def test_funnel_models_need_funnel_data():
     with pytest.raises(SystemExit, match="use --data funnel"):
         cli.main(["train", "--model", "esmm", "--data", "synthetic"])
+
+
+def test_dupn_daily_warm_start_on_movielens(tmp_path, capsys):
+    """Day 1 trains and exports the three SavedModels; day 2 starts from them
+    (its validation metrics before training are day 1's) and exports version 2."""
+    from tests.movielens_fixture import write_movielens
+
+    data = write_movielens(tmp_path / "ml", num_users=30, num_items=60)
+    export = tmp_path / "dupn"
+    base = ["train", "--model", "dupn", "--data", "movielens"]
+    base += ["--data-path", str(data), "--epochs", "1", "--batch-size", "64"]
+    base += ["--export-dir", str(export)]
+    day1 = cli.train(cli.build_parser().parse_args(base + ["--until", "1997-12-15"]))
+    out = capsys.readouterr().out
+    assert "NDCG_AT_10" in out and "exported SavedModel (user_encoder)" in out
+    assert day1["export_paths"] == {
+        part: str(export / part / "1") for part in ("full", "user_encoder", "scorer")
+    }
+    assert 0 <= day1["l2r"] <= 1 and 0 <= day1["ctr"] <= 1
+
+    args = base + ["--since", "1997-12-15", "--warm-start", str(export)]
+    day2 = cli.train(cli.build_parser().parse_args(args))
+    out = capsys.readouterr().out
+    assert "warm start: " in out
+    for task, value in day1["validation"].items():
+        assert day2["before_training"][task] == pytest.approx(value, abs=1e-6)
+    assert day2["export_paths"]["scorer"] == str(export / "scorer" / "2")
+
+
+def test_dupn_needs_movielens_and_dates_parse(tmp_path):
+    with pytest.raises(SystemExit, match="dupn reads behaviour sequences"):
+        cli.main(["train", "--model", "dupn", "--no-export"])
+    with pytest.raises(SystemExit, match="--since / --until apply"):
+        cli.main(["train", "--since", "1998-01-01", "--no-export"])
+    kept = cli.window({"timestamp": np.array([0, 10**9])}, "1990-01-01", None)
+    assert kept["timestamp"].tolist() == [10**9]
+    with pytest.raises(SystemExit, match="not a YYYY-MM-DD date"):
+        cli.window({"timestamp": np.array([0])}, "tomorrow", None)
