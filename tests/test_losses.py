@@ -101,3 +101,75 @@ def test_funnel_calibration_penalises_only_inversions():
     earlier = np.array([0.5, 0.2, 0.3], "float32")
     later = np.array([0.1, 0.6, 0.3], "float32")
     assert float(FunnelCalibration()(earlier, later)) == pytest.approx(0.4 / 3)
+
+
+# ----------------------------------------------------------------------------- multiclass
+
+
+def test_cce_hand_value_leaves_out_unlabelled_rows():
+    from keras_mtl.losses import MaskedCategoricalCrossentropy
+
+    y = np.array(
+        [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [NAN, NAN, NAN], [0.0, NAN, 1.0]],
+        "float32",
+    )
+    p = np.array(
+        [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.01, 0.01, 0.98], [0.5, 0.25, 0.25]],
+        "float32",
+    )
+    # Rows 2 (all NaN) and 3 (one NaN) have no label: mean over rows 0 and 1.
+    expected = (-np.log(0.7) - 0.5 * np.log(0.3) - 0.5 * np.log(0.6)) / 2
+    assert float(MaskedCategoricalCrossentropy()(y, p)) == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_cce_mask_value_and_zero_probabilities():
+    from keras_mtl.losses import MaskedCategoricalCrossentropy
+
+    loss = MaskedCategoricalCrossentropy(mask_value=-1)
+    y = np.array([[0.0, 1.0], [-1.0, -1.0]], "float32")
+    p = np.array([[0.5, 0.5], [1.0, 0.0]], "float32")
+    assert float(loss(y, p)) == pytest.approx(np.log(2.0), rel=1e-6)
+    # A certain wrong prediction is clipped at epsilon: large but finite.
+    value = float(MaskedCategoricalCrossentropy()(y[:1], np.array([[1.0, 0.0]])))
+    assert value == pytest.approx(-np.log(1e-7), rel=1e-4)
+
+
+def test_cce_all_missing_batch_is_zero_with_finite_gradient():
+    from keras_mtl.losses import MaskedCategoricalCrossentropy
+
+    pred = tf.Variable([[0.3, 0.7], [0.0, 1.0]])
+    with tf.GradientTape() as tape:
+        value = MaskedCategoricalCrossentropy()(np.full((2, 2), NAN, "float32"), pred)
+    grad = tape.gradient(value, pred).numpy()
+    assert float(value) == 0.0
+    assert np.isfinite(grad).all() and not grad.any()
+
+
+def test_cce_gradient_skips_unlabelled_rows():
+    from keras_mtl.losses import MaskedCategoricalCrossentropy
+
+    pred = tf.Variable([[0.25, 0.75], [0.5, 0.5]])
+    with tf.GradientTape() as tape:
+        value = MaskedCategoricalCrossentropy()(
+            np.array([[1.0, 0.0], [NAN, NAN]]), pred
+        )
+    grad = tape.gradient(value, pred).numpy()
+    np.testing.assert_allclose(grad, [[-4.0, 0.0], [0.0, 0.0]], rtol=1e-5)
+
+
+def test_cce_config_round_trip_and_default_for_multiclass_tasks():
+    from keras_mtl import Task
+    from keras_mtl.losses import MaskedCategoricalCrossentropy
+    from keras_mtl.training import METRIC_NAMES, task_loss
+
+    loss = MaskedCategoricalCrossentropy(mask_value=-1, epsilon=1e-5, name="x")
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(clone) is MaskedCategoricalCrossentropy
+    assert clone.get_config() == loss.get_config()
+    assert (clone.mask_value, clone.epsilon) == (-1.0, 1e-5)
+    default = task_loss(Task("genre", "multiclass", num_classes=3, missing_value=-1))
+    assert type(default) is MaskedCategoricalCrossentropy
+    assert default.name == "genre_loss" and default.mask_value == -1.0
+    assert METRIC_NAMES["multiclass"] == "auc"

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_mtl.data import make_dataset, write_tfrecord
-from keras_mtl.features import DenseFeature, SparseFeature, Task
+from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature, Task
 from tests.helpers import write_text
 
 NAN = float("nan")
@@ -627,3 +627,185 @@ def test_funnel_task_arguments_are_checked():
     bad_click = dict(FUNNEL, click=[2.0, 0.0, 1.0, 0.0])
     with pytest.raises(ValueError, match=r"'cvr \(given\)' \(label column 'click'\)"):
         make_dataset(bad_click, FEATURES[:1], FUNNEL_TASKS[1:2])
+
+
+# ----------------------------------------------------------------------------- sequences
+
+
+HISTORY = SequenceFeature(
+    "history",
+    item=[
+        SparseFeature("item", vocabulary_size=10),
+        SparseFeature("tags", vocabulary_size=5, max_len=2),
+    ],
+    properties=[SparseFeature("action", vocabulary=("click", "buy"))],
+    max_len=3,
+)
+SEQUENCE_FEATURES = [SparseFeature("user", vocabulary_size=10), HISTORY]
+SEQUENCE_TASKS = [
+    Task("genre", "multiclass", num_classes=3),
+    Task("genres", "multiclass", num_classes=3, label="genre_weights"),
+    Task("rank", "ranking", list_size=2),
+]
+SEQUENCE_ROWS = {
+    "user": np.array([1, 2, 3]),
+    "history_item": np.array([[4, 5, -1], [9, -1, -1], [-1, -1, -1]]),
+    "history_tags": np.array(
+        [[[1, 2], [3, -1], [-1, -1]], [[0, 0], [-1, -1], [-1, -1]], [[-1, -1]] * 3]
+    ),
+    "history_action": np.array(
+        [["click", "buy", ""], ["buy", "", ""], ["", "", ""]], dtype=object
+    ),
+    "genre": np.array([0.0, 2.0, NAN]),  # class indices; NaN: no label
+    "genre_weights": [[1, 1, 0], [0, 0, 3], None],  # multi-hot / weights
+    "rank": np.array([[2.0, 0.0], [1.0, NAN], [0.0, -1.0]]),
+}
+
+
+def test_sequences_and_vector_labels_in_memory():
+    ds = make_dataset(
+        SEQUENCE_ROWS, SEQUENCE_FEATURES, SEQUENCE_TASKS, batch_size=2, shuffle=False
+    )
+    spec_x, spec_y = ds.element_spec
+    shapes = {k: (s.shape.as_list(), s.dtype) for k, s in spec_x.items()}
+    assert shapes == {
+        "user": ([None], tf.int64),
+        "history_item": ([None, 3], tf.int64),
+        "history_tags": ([None, 3, 2], tf.int64),
+        "history_action": ([None, 3], tf.string),
+    }
+    assert {k: s.shape.as_list() for k, s in spec_y.items()} == {
+        "genre": [None, 3],
+        "genres": [None, 3],
+        "rank": [None, 2],
+    }
+    assert [int(x["user"].shape[0]) for x, _ in ds] == [2, 1]
+    x, y = collect(ds)
+    assert x["history_item"].tolist() == SEQUENCE_ROWS["history_item"].tolist()
+    assert x["history_tags"].tolist() == SEQUENCE_ROWS["history_tags"].tolist()
+    assert x["history_action"].tolist() == [
+        [b"click", b"buy", b""],
+        [b"buy", b"", b""],
+        [b"", b"", b""],
+    ]
+    np.testing.assert_array_equal(  # class index -> one-hot, NaN -> NaN row
+        y["genre"], [[1, 0, 0], [0, 0, 1], [NAN, NAN, NAN]]
+    )
+    np.testing.assert_array_equal(  # weights -> normalised, None -> NaN row
+        y["genres"], [[0.5, 0.5, 0], [0, 0, 1], [NAN, NAN, NAN]]
+    )
+    np.testing.assert_array_equal(y["rank"], [[2, 0], [1, -1], [0, -1]])  # NaN -> -1
+    assert all(v.dtype == np.float32 for v in y.values())
+
+
+def test_sequences_from_a_dataframe_of_arrays():
+    frame = pd.DataFrame(
+        {k: list(v) for k, v in SEQUENCE_ROWS.items() if not k.startswith("genre")}
+    )
+    x, y = collect(
+        make_dataset(frame, SEQUENCE_FEATURES, [SEQUENCE_TASKS[2]], shuffle=False)
+    )
+    assert x["history_tags"].tolist() == SEQUENCE_ROWS["history_tags"].tolist()
+    assert x["history_action"][0].tolist() == [b"click", b"buy", b""]
+    np.testing.assert_array_equal(y["rank"], [[2, 0], [1, -1], [0, -1]])
+
+
+def _sequence_rows(**changes):
+    return {**SEQUENCE_ROWS, **changes}
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        (
+            {"history_item": np.zeros((3, 4), "int64")},
+            ValueError,
+            r"Sequence input 'history_item': expected a padded array of shape "
+            r"\(N, 3\) \(pad with -1\); received \(3, 4\)",
+        ),
+        (
+            {"history_tags": np.zeros((3, 3), "int64")},
+            ValueError,
+            r"'history_tags': expected a padded array of shape \(N, 3, 2\)",
+        ),
+        (
+            {"history_item": [[4, 5, -1], [9], []]},
+            ValueError,
+            r"'history_item'.*received rows of different lengths",
+        ),
+        (
+            {"history_item": np.array([[4, 10, -1]] * 3)},
+            ValueError,
+            r"'history_item': ids must lie in \[0, vocabulary_size=10\)",
+        ),
+        (
+            {"history_action": np.array([[1, 2, 3]] * 3)},
+            TypeError,
+            r"'history_action': expected strings",
+        ),
+        (
+            {"genre": np.array([0.0, 3.0, 1.0])},
+            ValueError,
+            r"'genre'.*class indices must be integers in \[0, num_classes=3\)",
+        ),
+        (
+            {"genre": np.array([0.0, 1.5, 1.0])},
+            ValueError,
+            r"'genre'.*received \[1.5\]",
+        ),
+        (
+            {"genre_weights": [[1, -1, 1], [0, 0, 1], None]},
+            ValueError,
+            r"'genres'.*non-negative weights with a positive sum",
+        ),
+        (
+            {"genre_weights": [[0, 0, 0], [0, 0, 1], None]},
+            ValueError,
+            r"'genres'.*non-negative weights with a positive sum",
+        ),
+        (
+            {"genre_weights": [[1, 0], [0, 1], None]},
+            ValueError,
+            r"'genres'.*vector of 3 values per row",
+        ),
+        (
+            {"rank": np.array([[2.0, -2.0], [1.0, 0.0], [0.0, 0.0]])},
+            ValueError,
+            r"'rank'.*relevance grades must be >= 0.*received \[-2.0\]",
+        ),
+        (
+            {"rank": np.array([1.0, 2.0, 3.0])},
+            ValueError,
+            r"'rank'.*shape \(N, 2\)\); received shape \(3,\)",
+        ),
+    ],
+)
+def test_bad_sequences_and_vector_labels_are_explained(changes, error, match):
+    with pytest.raises(error, match=match):
+        make_dataset(_sequence_rows(**changes), SEQUENCE_FEATURES, SEQUENCE_TASKS)
+
+
+def test_missing_sequence_input_is_named():
+    rows = {k: v for k, v in SEQUENCE_ROWS.items() if k != "history_action"}
+    with pytest.raises(
+        ValueError,
+        match=r"input 'history_action' of SequenceFeature 'history' "
+        r"\(column 'history_action'\)",
+    ):
+        make_dataset(rows, SEQUENCE_FEATURES)
+
+
+@pytest.mark.parametrize(
+    "features, tasks, match",
+    [
+        (SEQUENCE_FEATURES, None, r"SequenceFeature 'history'.*in-memory data"),
+        (BASIC_FEATURES, [SEQUENCE_TASKS[0]], r"multiclass task 'genre'.*in-memory"),
+        (BASIC_FEATURES, [SEQUENCE_TASKS[2]], r"ranking task 'rank'.*not for CSV"),
+    ],
+)
+def test_sequences_and_vector_labels_need_in_memory_data(
+    features, tasks, match, tmp_path
+):
+    path = write_text(tmp_path / "d.csv", "user,price,click\n1,2.0,1\n")
+    with pytest.raises(ValueError, match=match):
+        make_dataset(str(path), features, tasks)
