@@ -49,6 +49,13 @@ def trained(movielens):
     return model, history.history
 
 
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """The trained model's three SavedModels, version 1."""
+    base = tmp_path_factory.mktemp("dupn_export")
+    return base, km.export_dupn(trained[0], base)
+
+
 def test_outputs_per_task(trained, movielens):
     model, _ = trained
     out = model(batch(movielens, movielens.test))
@@ -102,12 +109,12 @@ def test_split_inputs(trained):
     assert list(encoder.output) == ["user_representation"]
 
 
-def test_exported_encoder_then_scorer_equals_full_model(trained, movielens, tmp_path):
+def test_exported_encoder_then_scorer_equals_full_model(trained, movielens, exported):
     """The serving contract, checked as TF Serving would: plain TensorFlow in a
     fresh process that never imports keras_mtl."""
     model, _ = trained
-    paths = km.export_dupn(model, tmp_path)
-    assert {k: p.relative_to(tmp_path).as_posix() for k, p in paths.items()} == {
+    base, paths = exported
+    assert {k: p.relative_to(base).as_posix() for k, p in paths.items()} == {
         "full": "full/1",
         "user_encoder": "user_encoder/1",
         "scorer": "scorer/1",
@@ -125,8 +132,16 @@ def test_exported_encoder_then_scorer_equals_full_model(trained, movielens, tmp_
     for task in ("ctr", "l2r", "genre"):
         np.testing.assert_allclose(scored[task], full[task], atol=1e-5, rtol=0)
     assert_outputs_close(full, model(x), atol=1e-5)
-    # The next export of all three is version 2.
-    assert km.export_dupn(model, tmp_path)["scorer"].name == "2"
+
+
+def test_next_export_is_one_version_for_all_three(trained, tmp_path):
+    (tmp_path / "scorer" / "4").mkdir(parents=True)
+    paths = km.export_dupn(trained[0], tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths.values()) == [
+        "full/5",
+        "scorer/5",
+        "user_encoder/5",
+    ]
 
 
 def test_one_representation_scores_many_candidates(trained, movielens):
@@ -154,11 +169,11 @@ def test_one_representation_scores_many_candidates(trained, movielens):
         )
 
 
-def test_saved_model_cli_shows_the_signatures(trained, tmp_path):
+def test_saved_model_cli_shows_the_signatures(exported):
     cli = shutil.which("saved_model_cli")
     if cli is None:
         pytest.skip("saved_model_cli not on PATH")
-    paths = km.export_dupn(trained[0], tmp_path)
+    _, paths = exported
 
     def show(path):
         return subprocess.run(
@@ -190,13 +205,12 @@ def test_saved_model_cli_shows_the_signatures(trained, tmp_path):
     assert "history_item" not in scorer
 
 
-def test_warm_start_uses_the_exported_weights(trained, movielens, tmp_path):
+def test_warm_start_uses_the_exported_weights(trained, movielens, exported):
     model, _ = trained
     x = batch(movielens, movielens.test)
-    km.export_dupn(model, tmp_path)
     fresh = build(movielens)
     assert not np.allclose(fresh(x)["ctr"], model(x)["ctr"], atol=1e-3)
-    report = km.warm_start(fresh, tmp_path)  # the export directory: full/<latest>
+    report = km.warm_start(fresh, exported[0])  # the export directory: full/<latest>
     assert report == {"loaded": len(model.variables), "missing": 0}
     assert_outputs_close(fresh(x), model(x), atol=1e-6)
     # Training goes on from there, and unseen movie ids (hashed) are scored.
@@ -216,14 +230,15 @@ def test_warm_start_from_keras_file(trained, movielens, tmp_path):
     assert_outputs_close(fresh(x), model(x), atol=1e-6)
 
 
-def test_warm_start_rejects_other_specs(trained, movielens, tmp_path):
-    model, _ = trained
-    km.export_dupn(model, tmp_path)
+def test_warm_start_rejects_other_specs(movielens, exported):
+    base, _ = exported
     wider = build(movielens, units=32)
     with pytest.raises(ValueError, match="shapes differ.*sequence_encoder"):
-        km.warm_start(wider, tmp_path)
+        km.warm_start(wider, base)
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
-        km.warm_start(wider, tmp_path / "user_encoder" / "1" / "variables")
+        km.warm_start(wider, base / "user_encoder" / "1" / "variables")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        km.warm_start(wider, base / "yesterday")
 
 
 @pytest.mark.parametrize(
