@@ -93,10 +93,11 @@ def test_console_entry_point_help():
     )
     assert (
         "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,l2_constrained,"
-        "single_task,esmm,esm2,aitm}" in proc.stdout
+        "single_task,esmm,esm2,aitm,dupn}" in proc.stdout
     )
     assert "--weighting {fixed,uncertainty,gradnorm,dwa,decay}" in proc.stdout
-    assert "--data {synthetic,census,funnel}" in proc.stdout
+    assert "--data {synthetic,census,funnel,movielens}" in proc.stdout
+    assert "--warm-start PATH" in proc.stdout
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])

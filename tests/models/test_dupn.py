@@ -241,10 +241,8 @@ def test_warm_start_rejects_other_specs(movielens, exported):
         km.warm_start(wider, base / "yesterday")
 
 
-@pytest.mark.parametrize(
-    "cell, pooling",
-    [("lstm", "attention"), ("none", "mean"), ("property_gated", "mean")],
-)
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # mean: query unused
+@pytest.mark.parametrize("cell, pooling", [("lstm", "attention"), ("none", "mean")])
 def test_encoder_variants_train(movielens, cell, pooling):
     model = build(movielens, cell=cell, pooling=pooling)
     data = make_dataset(movielens.val, movielens.features, movielens.tasks, 256)
