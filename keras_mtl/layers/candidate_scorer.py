@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from keras_mtl.layers.mlp import MLP
+from keras_mtl.layers.task_tower import TaskTower
 
-_OUTPUT_ACTIVATION = {"binary": "sigmoid", "regression": "linear", "ranking": "linear"}
+_TASK_TYPES = ("binary", "regression", "ranking")
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class CandidateScorer(keras.layers.Layer):
-    """An MLP on `[user; item]`: one score per candidate item.
+    """A `TaskTower` on `[user; item]`: one score per candidate item.
 
     The user vector is paired with one item `(batch, item_dim)` (e.g. DUPN's
     CTR head: does the user click this item?) or with each item of a list
@@ -53,15 +53,19 @@ class CandidateScorer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if task_type not in _OUTPUT_ACTIVATION:
+        if task_type not in _TASK_TYPES:
             raise ValueError(
-                f"CandidateScorer: task_type must be one of "
-                f"{tuple(_OUTPUT_ACTIVATION)}, got {task_type!r}."
+                f"CandidateScorer: task_type must be one of {_TASK_TYPES}, got "
+                f"{task_type!r}."
             )
         self.task_type = task_type
-        self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")
-        self.output_unit = keras.layers.Dense(
-            1, activation=_OUTPUT_ACTIVATION[task_type], name="output"
+        # A ranking score is an unbounded value, like a regression output.
+        self.tower = TaskTower(
+            units,
+            "regression" if task_type == "ranking" else task_type,
+            activation=activation,
+            dropout=dropout,
+            name="tower",
         )
         self.supports_masking = True
 
@@ -75,16 +79,14 @@ class CandidateScorer(keras.layers.Layer):
         return tuple(items[:-1]) + (user[-1] + items[-1],)
 
     def build(self, input_shape):
-        pair = self._pair_shape(input_shape)
-        self.hidden.build(pair)
-        self.output_unit.build(self.hidden.compute_output_shape(pair))
+        self.tower.build(self._pair_shape(input_shape))
 
     def call(self, inputs, training=None):
         user, items = inputs
         if len(items.shape) == 3:
             user = ops.repeat(ops.expand_dims(user, 1), ops.shape(items)[1], axis=1)
         pair = ops.concatenate([user, ops.cast(items, user.dtype)], axis=-1)
-        return ops.squeeze(self.output_unit(self.hidden(pair, training=training)), -1)
+        return self.tower(pair, training=training)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -93,11 +95,9 @@ class CandidateScorer(keras.layers.Layer):
         return self._pair_shape(input_shape)[:-1]
 
     def get_config(self):
-        hidden = self.hidden.get_config()
+        tower = self.tower.get_config()
         return {
             **super().get_config(),
-            "units": hidden["units"],
+            **{k: tower[k] for k in ("units", "activation", "dropout")},
             "task_type": self.task_type,
-            "activation": hidden["activation"],
-            "dropout": hidden["dropout"],
         }

@@ -29,7 +29,8 @@ class TaskTower(keras.layers.Layer):
         num_classes: int. Classes of a "multiclass" tower. Defaults to None.
 
     Call arguments:
-        inputs: tensor `(batch, features)`.
+        inputs: tensor `(batch, features)` (or `(batch, ..., features)`: the
+            tower applies to the last axis).
         training: bool, enables dropout.
 
     Returns:
@@ -81,7 +82,8 @@ class TaskTower(keras.layers.Layer):
         return out if self.num_classes else ops.squeeze(out, -1)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + ((self.num_classes,) if self.num_classes else ())
+        lead = tuple(input_shape[:-1])
+        return lead + ((self.num_classes,) if self.num_classes else ())
 
     def get_config(self):
         hidden = self.hidden.get_config()

@@ -42,8 +42,8 @@ def test_list_form_scores_each_candidate_alone(task_type):
 def test_hand_computed_scores(task_type, link):
     scorer = CandidateScorer((), task_type)  # no hidden layer: w . [user; item] + b
     scorer.build([(None, 2), (None, 3, 1)])
-    scorer.output_unit.kernel.assign([[1.0], [-2.0], [0.5]])
-    scorer.output_unit.bias.assign([0.25])
+    scorer.tower.output_unit.kernel.assign([[1.0], [-2.0], [0.5]])
+    scorer.tower.output_unit.bias.assign([0.25])
     user = np.array([[1.0, 1.0], [0.0, 2.0]], "float32")
     items = np.array([[[2.0], [0.0], [-4.0]], [[1.0], [1.0], [3.0]]], "float32")
     z = (user @ [1.0, -2.0])[:, None] + 0.5 * items[..., 0] + 0.25
