@@ -243,11 +243,15 @@ def test_warm_start_rejects_other_specs(movielens, exported):
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")  # mean: query unused
 @pytest.mark.parametrize("cell, pooling", [("lstm", "attention"), ("none", "mean")])
-def test_encoder_variants_train(movielens, cell, pooling):
-    model = build(movielens, cell=cell, pooling=pooling)
+def test_encoder_variants_train_with_a_listwise_loss(movielens, cell, pooling):
+    import keras_rs
+
+    listwise = {"l2r": keras_rs.losses.ListMLELoss(name="l2r_loss")}
+    model = build(movielens, cell=cell, pooling=pooling, compile={"loss": listwise})
+    assert isinstance(model.loss["l2r"], keras_rs.losses.ListMLELoss)
     data = make_dataset(movielens.val, movielens.features, movielens.tasks, 256)
     logs = model.fit(data, epochs=1, verbose=0).history
-    assert np.isfinite(logs["loss"][0])
+    assert np.isfinite(logs["loss"][0]) and 0 <= logs["l2r_ndcg_at_10"][0] <= 1
 
 
 @keras.saving.register_keras_serializable(package="tests")
@@ -262,20 +266,25 @@ class DotGenreHead(keras.layers.Layer):
         return self.dense(user)
 
 
-def test_custom_head_and_single_task(movielens):
+def test_custom_head_and_user_level_heads(movielens):
+    """PPP / FIFP-style heads read the representation alone: no item inputs."""
     genre = [t for t in movielens.tasks if t.name == "genre"]
+    likes = km.Task("likes_next", label="like")  # a binary user-level task
     model = km.build_dupn(
         movielens.history,
-        genre,
+        genre + [likes],
         profile_features=movielens.profile,
         heads={"genre": DotGenreHead(name="genre_head")},
+        item_tasks=[],
         **SMALL,
     )
-    assert list(model.output) == ["genre"]
+    assert list(model.output) == ["genre", "likes_next"]
     assert "item" not in model.input and "candidates_item" not in model.input
+    assert isinstance(model.get_layer("likes_next_head"), km.layers.TaskTower)
     x = batch(movielens, movielens.test)
-    out = model({k: x[k] for k in model.input})["genre"]
-    np.testing.assert_allclose(np.sum(out, axis=1), 1.0, atol=1e-5)
+    out = model({k: x[k] for k in model.input})
+    np.testing.assert_allclose(np.sum(out["genre"], axis=1), 1.0, atol=1e-5)
+    assert out["likes_next"].shape == (64,)
 
 
 def test_builder_errors(movielens):
