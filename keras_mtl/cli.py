@@ -135,7 +135,8 @@ def load_data(args):
     if args.data == "movielens":
         movielens = data.load_movielens(args.data_path, seed=args.seed)
         train = window(movielens.train, args.since, args.until)
-        return (train, movielens.val, movielens.test), None, movielens.tasks, movielens
+        splits = (train, movielens.val, movielens.test)
+        return splits, movielens.features, movielens.tasks, movielens
     if args.data == "synthetic":
         synthetic = data.make_synthetic(
             num_examples=args.num_examples or 50_000,
@@ -247,8 +248,6 @@ def train(args) -> dict:
 
     keras.utils.set_random_seed(args.seed)
     (train_rows, val_rows, test_rows), features, tasks, movielens = load_data(args)
-    if movielens is not None:
-        features = movielens.features
 
     def dataset(rows, shuffle):
         return make_dataset(
