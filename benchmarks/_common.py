@@ -219,6 +219,47 @@ def run_once(contender: Contender, rows: int, epochs: int, batch_size: int):
     return run, model
 
 
+def run_rotated(
+    contenders: Sequence[Contender],
+    rows: int,
+    epochs: int,
+    batch_size: int,
+    repeats: int,
+    keep: str | None = None,
+):
+    """`run_once` for every contender, `repeats` times; one printed line per run.
+
+    The order is rotated, and reversed every other repeat, so that no contender
+    always runs first, or always right after the same one. Returns `(runs,
+    kept)`: the runs by contender key, and the model of contender `keep` from
+    its last run (None without `keep`).
+    """
+    runs = {c.key: [] for c in contenders}
+    kept = None
+    for r in range(repeats):
+        shift = r % len(contenders)
+        order = list(contenders[shift:]) + list(contenders[:shift])
+        for c in order[::-1] if r % 2 else order:
+            run, model = run_once(c, rows, epochs, batch_size)
+            runs[c.key].append(run)
+            print(
+                f"- repeat {r + 1}/{repeats} `{c.key}`: "
+                f"{run.examples_per_s:,.0f} examples/s, first epoch "
+                f"{run.first_epoch_s:.1f} s, other processes {run.other_cores:.2f} "
+                f"cores, load average {load_average()}",
+                flush=True,
+            )
+            if c.key == keep:
+                kept = model
+            del model
+    return runs, kept
+
+
+def median_speed(runs: dict, key: str) -> float:
+    """Median examples/s of the runs of contender `key`."""
+    return statistics.median(r.examples_per_s for r in runs[key])
+
+
 # ----------------------------------------------------------------------------- output
 
 

@@ -650,26 +650,14 @@ def run_speed(frame, tasks, real: bool, args) -> dict:
     contenders = speed_contenders(
         frame, features, tasks, args.batch_size, not args.skip_shuffled
     )
-    runs = {c.key: [] for c in contenders}
     start = time.perf_counter()
-    for r in range(args.repeats):
-        shift = r % len(contenders)
-        order = contenders[shift:] + contenders[:shift]
-        for c in order[::-1] if r % 2 else order:
-            run, model = _common.run_once(c, rows, args.epochs, args.batch_size)
-            runs[c.key].append(run)
-            print(
-                f"- repeat {r + 1}/{args.repeats} `{c.key}`: "
-                f"{run.examples_per_s:,.0f} examples/s, first epoch "
-                f"{run.first_epoch_s:.1f} s, other processes {run.other_cores:.2f} "
-                f"cores, load average {_common.load_average()}",
-                flush=True,
-            )
-            del model
+    runs, _ = _common.run_rotated(
+        contenders, rows, args.epochs, args.batch_size, args.repeats
+    )
     elapsed = time.perf_counter() - start
 
     def median(key):
-        return statistics.median(r.examples_per_s for r in runs[key])
+        return _common.median_speed(runs, key)
 
     reference = {"no shuffle": "plain", "shuffle every epoch": "plain_shuffled"}
     table = []

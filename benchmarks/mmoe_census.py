@@ -384,30 +384,13 @@ def main(argv=None) -> int:
     sys.stdout.flush()
 
     contenders = make_contenders(frame, features, tasks, args.batch_size)
-    runs: dict[str, list[_common.Run]] = {c.key: [] for c in contenders}
-    last_km_model = None
     print("\n## Runs (in execution order)\n")
-    for r in range(args.repeats):
-        # Rotate the order, and reverse it every other repeat, so that no
-        # contender always runs first, or always right after the same one.
-        shift = r % len(contenders)
-        order = contenders[shift:] + contenders[:shift]
-        for c in order[::-1] if r % 2 else order:
-            run, model = _common.run_once(c, rows, args.epochs, args.batch_size)
-            runs[c.key].append(run)
-            print(
-                f"- repeat {r + 1}/{args.repeats} `{c.key}`: "
-                f"{run.examples_per_s:,.0f} examples/s, first epoch "
-                f"{run.first_epoch_s:.1f} s, other processes "
-                f"{run.other_cores:.2f} cores, load average {_common.load_average()}",
-                flush=True,
-            )
-            if c.key == "km_shuffled":
-                last_km_model = model
-            del model
+    runs, last_km_model = _common.run_rotated(
+        contenders, rows, args.epochs, args.batch_size, args.repeats, keep="km_shuffled"
+    )
 
     def median_speed(key):
-        return statistics.median(r.examples_per_s for r in runs[key])
+        return _common.median_speed(runs, key)
 
     def auc(run, task):
         value = run.metrics.get(f"{task}_auc")
