@@ -159,29 +159,6 @@ def model_features(model, features) -> list:
     return [f for f in features if set(input_names(f)) & wanted]
 
 
-def train_period_popularity(ml):
-    """Ratings per movie id in the train period (before the first val example).
-
-    Every train-period rating is a train example's target or a step of some
-    later history (the user's first ratings are history only), so the union of
-    the two, deduplicated by (user, movie), recovers them from the splits.
-    """
-    import numpy as np
-
-    splits = (ml.train, ml.val, ml.test)
-    later = [s["timestamp"] for s in (ml.val, ml.test) if len(s["timestamp"])]
-    cut = min(t.min() for t in later) if later else np.iinfo(np.int64).max
-    users, items = [ml.train["user_id"]], [ml.train["item"]]
-    for split in splits:
-        steps = (split["history_item"] >= 0) & (split["history_timestamp"] < cut)
-        rows = np.nonzero(steps)[0]
-        users.append(split["user_id"][rows])
-        items.append(split["history_item"][steps])
-    pairs = np.unique(np.stack([np.concatenate(users), np.concatenate(items)]), axis=1)
-    num_items = int(max(s["candidates_item"].max() for s in splits)) + 1
-    return np.bincount(pairs[1], minlength=num_items)
-
-
 def random_ndcg(list_size: int, k: int) -> float:
     """Expected NDCG@k of a random order with one relevant item in the list."""
     import math
@@ -194,8 +171,7 @@ def popularity_ndcg(ml) -> float:
     import keras_rs
     import numpy as np
 
-    counts = train_period_popularity(ml).astype(np.float32)
-    scores = counts[ml.test["candidates_item"]]
+    scores = ml.popularity.astype(np.float32)[ml.test["candidates_item"]]
     metric = keras_rs.metrics.NDCG(k=10)
     metric.update_state(ml.test["relevance"], scores)
     return float(metric.result())

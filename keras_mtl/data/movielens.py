@@ -139,6 +139,9 @@ class MovieLensSequences:
         query: list of `SparseFeature`: `hour`, `weekday`.
         tasks: list of `Task`: "ctr" (binary, label `like`), "l2r" (ranking,
             label `relevance`) and "genre" (multiclass, label `genre`).
+        popularity: int64 array indexed by movie id: the movie's number of
+            ratings in the train period (before the first val example), which
+            (plus one) weighs the negative sampling. A popularity baseline.
     """
 
     train: dict[str, np.ndarray]
@@ -150,6 +153,7 @@ class MovieLensSequences:
     profile: list[SparseFeature]
     query: list[SparseFeature]
     tasks: list[Task]
+    popularity: np.ndarray
 
     @property
     def features(self) -> list:
@@ -471,6 +475,7 @@ def load_movielens(
         profile=profile,
         query=query,
         tasks=tasks,
+        popularity=popularity.astype(np.int64),
     )
 
 

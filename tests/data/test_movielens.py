@@ -460,6 +460,17 @@ def test_negatives_favour_movies_popular_in_the_train_period(data, raw):
     assert got.mean() > 1.3 * uniform.mean()
 
 
+def test_popularity_counts_the_train_period_ratings(data, raw):
+    ratings, _, _ = raw
+    cut = data.val["timestamp"].min()
+    counts = {}
+    for _, movie, _, t in ratings:
+        if t < cut:
+            counts[movie] = counts.get(movie, 0) + 1
+    assert data.popularity.dtype == np.int64 and data.popularity[0] == 0
+    assert {m: int(c) for m, c in enumerate(data.popularity) if c} == counts
+
+
 def test_negatives_follow_popularity_without_replacement():
     rng = np.random.default_rng(0)
     pool = np.array([1, 2, 3, 4, 5])
