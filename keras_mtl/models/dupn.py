@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
+from keras_mtl._graph import upstream_operations
 from keras_mtl.features import (
     Feature,
     SequenceFeature,
@@ -252,20 +253,12 @@ def build_dupn(
 
 def _input_names_behind(model: keras.Model, tensor) -> set[str]:
     """Names of the model inputs that `tensor` depends on."""
-    inputs = {id(t): name for name, t in _named_inputs(model).items()}
-    found, seen, stack = set(), set(), [tensor]
-    while stack:
-        t = stack.pop()
-        if id(t) in inputs:
-            found.add(inputs[id(t)])
-            continue
-        operation, node_index, _ = t._keras_history
-        key = (id(operation), node_index)
-        if key in seen:
-            continue
-        seen.add(key)
-        stack.extend(operation._inbound_nodes[node_index].input_tensors)
-    return found
+    upstream = upstream_operations(tensor)
+    return {
+        name
+        for name, t in _named_inputs(model).items()
+        if id(t._keras_history.operation) in upstream
+    }
 
 
 def _replay(tensor, env: dict):

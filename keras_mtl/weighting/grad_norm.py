@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._graph import upstream_operations
 from keras_mtl.weighting.loss_weighting import LossWeighting
 
 
@@ -115,17 +116,7 @@ class GradNorm(LossWeighting):
 
 def last_shared_layer(model: keras.Model, outputs) -> keras.layers.Layer:
     """The last layer (in model order) with weights that every output depends on."""
-    ancestors = []
-    for name in outputs:
-        seen, stack = set(), [model.output[name]]
-        while stack:
-            tensor = stack.pop()
-            operation, node_index, _ = tensor._keras_history
-            if id(operation) in seen:
-                continue
-            seen.add(id(operation))
-            stack.extend(operation._inbound_nodes[node_index].input_tensors)
-        ancestors.append(seen)
+    ancestors = [upstream_operations(model.output[name]) for name in outputs]
     common = set.intersection(*ancestors)
     shared = [
         layer
