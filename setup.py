@@ -7,6 +7,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_mtl", "keras_mtl.*"]),
+    package_data={"keras_mtl.datasets": ["*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

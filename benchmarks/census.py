@@ -230,7 +230,7 @@ def train_and_test(key, train, val, test, features, tasks, seed, args) -> dict:
 def _train_job(key, train, val, test, tasks, seed, args) -> dict:
     """`train_and_test` with the training part's mean/std (runs in a child process)."""
     _common.add_repo_to_path()
-    from keras_mtl.data import census
+    from keras_mtl.datasets import census
 
     features = census.census_features(train)  # training mean/std only
     return train_and_test(key, train, val, test, features, tasks, seed, args)
@@ -288,7 +288,8 @@ def _mean_std(values, fmt="{:.4f}") -> str:
 
 
 def run_accuracy(frame, tasks, real: bool, args) -> dict:
-    from keras_mtl.data import census, split_frame
+    from keras_mtl.data import split_frame
+    from keras_mtl.datasets import census
 
     keys = args.models
     # Parameter counts (a split's mean/std do not change them).
@@ -627,7 +628,7 @@ def check_same_shape(features, tasks) -> tuple[int, int]:
 
 def run_speed(frame, tasks, real: bool, args) -> dict:
     import keras_mtl as km
-    from keras_mtl.data import census
+    from keras_mtl.datasets import census
 
     features = census.census_features(frame)
     rows = len(frame)

@@ -1,6 +1,6 @@
 """DUPN on MovieLens-100K: multi-task vs per-task vs mean pooling, then serving.
 
-Part 1, accuracy. `keras_mtl.data.load_movielens` turns every rating into one
+Part 1, accuracy. `keras_mtl.datasets.load_movielens` turns every rating into one
 example (the user's earlier ratings as the behaviour sequence, the rated movie,
 20 candidates = that movie and 19 popularity-sampled negatives, profile and
 request context), split by time 80/10/10. Three tasks: `ctr` (rating >= 4,
@@ -519,7 +519,7 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from keras_mtl.data import load_movielens
+    from keras_mtl.datasets import load_movielens
 
     tf.get_logger().setLevel("ERROR")  # retracing notes: one tf.function per model
 

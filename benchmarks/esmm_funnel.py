@@ -1,6 +1,6 @@
 """ESMM on the funnel simulator: the bias-correction proof, then training speed.
 
-Part 1, accuracy. `keras_mtl.data.make_funnel` draws impressions whose true
+Part 1, accuracy. `keras_mtl.datasets.make_funnel` draws impressions whose true
 P(click | x) and P(conversion | click, x) are known. For each seed: a fresh
 funnel, a seeded 70/10/20 train/validation/test split of the impressions, and
 two models of the same architecture (shared `FeatureEncoder`, a CVR tower of
@@ -53,7 +53,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_mtl as km  # noqa: E402
-from keras_mtl.data import make_dataset, make_funnel, split_frame  # noqa: E402
+from keras_mtl.data import make_dataset, split_frame  # noqa: E402
+from keras_mtl.datasets import make_funnel  # noqa: E402
 from keras_mtl.diagnostics import cvr_against_truth  # noqa: E402
 
 TOWER = (64, 32)  # see README: the paper's 360-200-80 overfits this data in 1-2 epochs

@@ -70,7 +70,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_mtl as km  # noqa: E402
-from keras_mtl.data import census  # noqa: E402
+from keras_mtl.datasets import census  # noqa: E402
 
 DEFAULT_DATA = (
     _common.REPO_ROOT.parent
@@ -106,7 +106,7 @@ def census_like_frame(rows: int = CENSUS_TEST_ROWS, seed: int = 0):
 def load_data(path: Path):
     """`(frame, features, tasks, description)`; a generated frame if `path` is absent."""
     if path.exists():
-        data = km.data.load_census(path)
+        data = km.datasets.load_census(path)
         return data.frame, data.features, data.tasks, f"`{path}`"
     frame, features, tasks = census_like_frame()
     note = (

@@ -11,7 +11,7 @@ about the same number of parameters:
 - shared-bottom: one bottom layer of 113 units, towers of 8
   (`build_shared_bottom`); 113 = 13056 / (100 + 8 * 2), the paper's budget.
 
-Data: `keras_mtl.data.make_synthetic(dim=100, correlation=p)` with its defaults
+Data: `keras_mtl.datasets.make_synthetic(dim=100, correlation=p)` with its defaults
 (scale c = 1, m = 5 sine terms, alpha and beta ~ N(0, 1), noise std 0.1; the
 paper gives none of c, m, alpha, beta or the data size). Every run draws fresh
 data from its own seed: `--train-rows` + `--val-rows` + `--test-rows` rows
@@ -122,7 +122,7 @@ def parameter_counts(learning_rate: float = 1e-2) -> dict:
     """Trainable parameters of each model on the 100-dimensional input."""
     import keras
 
-    from keras_mtl.data import make_synthetic
+    from keras_mtl.datasets import make_synthetic
 
     syn = make_synthetic(4, dim=DIM, seed=0)
     counts = {}
@@ -157,7 +157,8 @@ def run_one(
     import keras
     import numpy as np
 
-    from keras_mtl.data import make_dataset, make_synthetic
+    from keras_mtl.data import make_dataset
+    from keras_mtl.datasets import make_synthetic
 
     syn = make_synthetic(sum(rows), dim=DIM, correlation=correlation, seed=data_seed)
     train, val, test = _slices(syn.data, rows)
@@ -201,7 +202,7 @@ def label_variance(correlation: float, seed: int, rows: int) -> float:
     """Mean over the two tasks of the label variance (the MSE of predicting the mean)."""
     import numpy as np
 
-    from keras_mtl.data import make_synthetic
+    from keras_mtl.datasets import make_synthetic
 
     d = make_synthetic(rows, dim=DIM, correlation=correlation, seed=seed).data
     return float((np.var(d["y1"]) + np.var(d["y2"])) / 2)

@@ -1,15 +1,8 @@
 """keras-mtl: multi-task recommendation models for Keras 3."""
 
-from keras_mtl import data, layers, losses, metrics, weighting
+from keras_mtl import data, datasets, layers, losses, metrics, serving, tasks, weighting
 from keras_mtl.diagnostics import gate_weights, plot_gate_weights
-from keras_mtl.export import export_dupn, export_saved_model
-from keras_mtl.features import (
-    DenseFeature,
-    SequenceFeature,
-    SparseFeature,
-    Task,
-    make_inputs,
-)
+from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature, make_inputs
 from keras_mtl.models import (
     MultiTaskModel,
     add_kl_bound,
@@ -25,12 +18,15 @@ from keras_mtl.models import (
     build_ple,
     build_shared_bottom,
     build_single_task,
-    dupn_serving_models,
-    esm2_tasks,
-    esmm_tasks,
 )
+from keras_mtl.serving import (
+    dupn_serving_models,
+    export_dupn,
+    export_saved_model,
+    warm_start,
+)
+from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
 from keras_mtl.training import compile_model
-from keras_mtl.warm_start import warm_start
 
 __version__ = "0.1.0"
 
@@ -41,6 +37,7 @@ __all__ = [
     "SparseFeature",
     "Task",
     "add_kl_bound",
+    "aitm_tasks",
     "build_aitm",
     "build_cgc",
     "build_cross_stitch",
@@ -56,16 +53,20 @@ __all__ = [
     "compile_model",
     "dupn_serving_models",
     "data",
+    "datasets",
     "esm2_tasks",
     "esmm_tasks",
     "export_dupn",
     "export_saved_model",
+    "funnel_tasks",
     "gate_weights",
     "layers",
     "losses",
     "make_inputs",
     "metrics",
     "plot_gate_weights",
+    "serving",
+    "tasks",
     "warm_start",
     "weighting",
 ]

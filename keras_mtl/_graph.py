@@ -1,4 +1,7 @@
-"""Walks over a functional model's graph (Keras keeps it in `_keras_history`)."""
+"""Walks over a functional model's graph (Keras keeps it in `_keras_history`).
+
+The only module that reads Keras's private graph attributes.
+"""
 
 from __future__ import annotations
 
@@ -19,3 +22,11 @@ def upstream_operations(tensor) -> set[int]:
         found.add(id(operation))
         stack.extend(operation._inbound_nodes[node_index].input_tensors)
     return found
+
+
+def inputs_behind(inputs: dict, tensor) -> set[str]:
+    """Names of the `inputs` (a dict of a model's input tensors) `tensor` depends on."""
+    upstream = upstream_operations(tensor)
+    return {
+        name for name, t in inputs.items() if id(t._keras_history.operation) in upstream
+    }

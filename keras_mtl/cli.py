@@ -118,7 +118,7 @@ def load_data(args):
     `MovieLensSequences` is returned too (None for the other data sets).
     """
     import keras_mtl as km
-    from keras_mtl import data
+    from keras_mtl import data, datasets
 
     if args.model in FUNNEL_MODELS and args.data != "funnel":
         raise SystemExit(
@@ -133,42 +133,31 @@ def load_data(args):
     if (args.since or args.until) and args.data != "movielens":
         raise SystemExit("keras-mtl: --since / --until apply to --data movielens.")
     if args.data == "movielens":
-        movielens = data.load_movielens(args.data_path, seed=args.seed)
+        movielens = datasets.load_movielens(args.data_path, seed=args.seed)
         train = window(movielens.train, args.since, args.until)
         splits = (train, movielens.val, movielens.test)
         return splits, movielens.features, movielens.tasks, movielens
     if args.data == "synthetic":
-        synthetic = data.make_synthetic(
+        synthetic = datasets.make_synthetic(
             num_examples=args.num_examples or 50_000,
             correlation=args.correlation,
             seed=args.seed,
         )
         frame, features, tasks = synthetic.data, synthetic.features, synthetic.tasks
     elif args.data == "census":
-        census = data.load_census(args.data_path)
+        census = datasets.load_census(args.data_path)
         frame, features, tasks = census.frame, census.features, census.tasks
     else:
-        funnel = data.make_funnel(
+        funnel = datasets.make_funnel(
             num_impressions=args.num_examples or 200_000, seed=args.seed
         )
         # The true pCVR rides along (make_dataset ignores extra columns) so that
         # the test report can compare the model's pCVR with it.
         frame, features = funnel.frame.assign(true_cvr=funnel.true_cvr), funnel.features
-        tasks = {
-            "esmm": km.esmm_tasks(),
-            "esm2": km.esm2_tasks(),
-            "aitm": [
-                km.Task("ctr", label="click"),
-                km.Task("ctcvr", label="conversion", requires="click"),
-            ],
-        }.get(
-            args.model,
-            [  # independent heads: CVR trained on clicked impressions only
-                km.Task("ctr", label="click"),
-                km.Task("cvr", label="conversion", given="click"),
-                km.Task("ctcvr", label="conversion", requires="click"),
-            ],
-        )
+        presets = {"esmm": km.esmm_tasks, "esm2": km.esm2_tasks, "aitm": km.aitm_tasks}
+        # Models without a funnel structure get independent heads, CVR trained
+        # on clicked impressions only.
+        tasks = presets.get(args.model, km.funnel_tasks)()
     splits = data.split_frame(frame, (0.8, 0.1, 0.1), seed=args.seed)
     return splits, features, tasks, None
 

@@ -118,7 +118,7 @@ def cvr_against_truth(
 ) -> dict[str, float]:
     """How well a pCVR matches the true P(conversion | click, x) on given impressions.
 
-    Meant for simulated data (`keras_mtl.data.make_funnel`), where the truth is
+    Meant for simulated data (`keras_mtl.datasets.make_funnel`), where the truth is
     known for every impression, clicked or not, so a CVR model can be judged on
     the whole impression space it is served on.
 

@@ -1,10 +1,10 @@
-"""Feature and task specifications: one declaration per input drives everything.
+"""Feature specifications: one declaration per input drives everything.
 
 A list of `SparseFeature` / `DenseFeature` specs yields the model's `keras.Input`
 dict (`make_inputs`), the embedding stack (`keras_mtl.layers.FeatureEncoder`), the
 `tf.data` parsing (`keras_mtl.data.make_dataset`) and the serving signature
-(`keras_mtl.export_saved_model`). A `Task` names one model output, its kind, its
-label column and how a missing label is written.
+(`keras_mtl.export_saved_model`).
+Targets are declared with `keras_mtl.tasks.Task`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ INT_PAD = -1
 #: Value that marks an empty slot in a string sparse feature.
 STRING_PAD = ""
 
-_TASK_TYPES = ("binary", "regression", "multiclass", "ranking")
 
-
-def _check_name(kind: str, name: Any) -> None:
+def check_name(kind: str, name: Any) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"{kind} needs a non-empty string name, got {name!r}.")
 
@@ -68,7 +66,7 @@ class SparseFeature:
     dtype: str | None = None
 
     def __post_init__(self):
-        _check_name("SparseFeature", self.name)
+        check_name("SparseFeature", self.name)
         given = [
             k
             for k in ("vocabulary_size", "vocabulary", "hash_bins")
@@ -184,7 +182,7 @@ class DenseFeature:
     std: float = 1.0
 
     def __post_init__(self):
-        _check_name("DenseFeature", self.name)
+        check_name("DenseFeature", self.name)
         if not isinstance(self.dim, int) or self.dim < 1:
             raise ValueError(
                 f"DenseFeature {self.name!r}: dim must be a positive int, got "
@@ -244,7 +242,7 @@ class SequenceFeature:
     max_len: int = 100
 
     def __post_init__(self):
-        _check_name("SequenceFeature", self.name)
+        check_name("SequenceFeature", self.name)
         item = tuple(feature_from_config(f) for f in self.item)
         prop = tuple(feature_from_config(f) for f in self.properties)
         object.__setattr__(self, "item", item)
@@ -309,123 +307,6 @@ class SequenceFeature:
 Feature = Union[SparseFeature, DenseFeature]
 
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """One prediction target.
-
-    Args:
-        name: str. Output name of the model (the key of the output dict).
-        type: "binary" (sigmoid output, cross-entropy, AUC) or "regression"
-            (linear output, mean squared error). Defaults to "binary".
-        label: str or None. Data column holding the label; defaults to `name`.
-        loss_weight: float. Weight of this task's loss in the total. Defaults to 1.
-        missing_value: float or None. Label value that means "no label for this row"
-            besides NaN (e.g. -1). Such rows are left out of the task's loss and
-            metrics. Defaults to None (NaN only).
-        given: str or None. Data column of a 0/1 event this label is conditional
-            on, e.g. `Task("cvr", label="conversion", given="click")`: rows where
-            it is not 1 have no label (masked out of the loss and metrics, which
-            is how CVR is trained and evaluated on clicked impressions only). A
-            positive label on such a row is a data error. Defaults to None.
-        requires: str or None. Data column of a 0/1 event that must be 1 wherever
-            this label is 1 (funnel order, e.g. no conversion without a click),
-            checked by `make_dataset` without masking anything. Defaults to None.
-        metric_only: bool. The task gets metrics but no loss (e.g. ESMM's `cvr`,
-            which is trained only through `ctcvr`). Defaults to False.
-        num_classes: int. Classes of a "multiclass" task (softmax output,
-            categorical cross-entropy, one-vs-rest AUC). Its label is a class
-            index or a vector of `num_classes` non-negative weights (a soft or
-            multi-hot label, normalised to sum 1). Only for "multiclass".
-        list_size: int. Candidates per example of a "ranking" task (one score
-            per candidate, a pairwise ranking loss, NDCG@10). Its label is a
-            vector of `list_size` relevance grades >= 0; -1 or NaN marks a
-            padded candidate. Only for "ranking".
-    """
-
-    name: str
-    type: str = "binary"
-    label: str | None = None
-    loss_weight: float = 1.0
-    missing_value: float | None = None
-    given: str | None = None
-    requires: str | None = None
-    metric_only: bool = False
-    num_classes: int | None = None
-    list_size: int | None = None
-
-    def __post_init__(self):
-        _check_name("Task", self.name)
-        if self.type not in _TASK_TYPES:
-            raise ValueError(
-                f"Task {self.name!r}: type must be one of {_TASK_TYPES}, got "
-                f"{self.type!r}."
-            )
-        for arg, kind, least in (
-            ("num_classes", "multiclass", 2),
-            ("list_size", "ranking", 1),
-        ):
-            value = getattr(self, arg)
-            if (self.type == kind) != (value is not None):
-                raise ValueError(
-                    f"Task {self.name!r}: {arg} is required for type={kind!r} and "
-                    f"only for it; got type={self.type!r}, {arg}={value!r}."
-                )
-            if value is not None and (not isinstance(value, int) or value < least):
-                raise ValueError(
-                    f"Task {self.name!r}: {arg} must be an int >= {least}, got "
-                    f"{value!r}."
-                )
-        if not self.loss_weight >= 0:
-            raise ValueError(
-                f"Task {self.name!r}: loss_weight must be >= 0, got "
-                f"{self.loss_weight!r}."
-            )
-
-        if self.given is not None and self.requires is not None:
-            raise ValueError(
-                f"Task {self.name!r}: set given or requires, not both (given "
-                "already requires its column)."
-            )
-        for arg in ("given", "requires"):
-            value = getattr(self, arg)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(
-                    f"Task {self.name!r}: {arg} must be a column name or None, got "
-                    f"{value!r}."
-                )
-            if value is not None and self.type != "binary":
-                raise ValueError(
-                    f"Task {self.name!r}: {arg}={value!r} needs a binary task (an "
-                    f"event in a funnel); got type={self.type!r}."
-                )
-            if value == self.label_column:
-                raise ValueError(
-                    f"Task {self.name!r}: {arg}={value!r} names its own label column."
-                )
-
-    @property
-    def label_column(self) -> str:
-        return self.label or self.name
-
-    @property
-    def label_shape(self) -> tuple:
-        """Per-example shape of the label (and of the model's output)."""
-        width = self.num_classes or self.list_size
-        return () if width is None else (width,)
-
-    @property
-    def parent_column(self) -> str | None:
-        """The column this label must not exceed (`given` or `requires`), if any."""
-        return self.given or self.requires
-
-    @property
-    def data_columns(self) -> tuple[str, ...]:
-        """Every data column the task reads: its label, then its parent column."""
-        return (self.label_column,) + (
-            (self.parent_column,) if self.parent_column else ()
-        )
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -453,14 +334,6 @@ def feature_from_config(config: dict | Feature | SequenceFeature):
         return config
     config = dict(config)
     return _KINDS[config.pop("kind")](**config)
-
-
-def task_to_config(task: Task) -> dict:
-    return dataclasses.asdict(task)
-
-
-def task_from_config(config: dict | Task) -> Task:
-    return config if isinstance(config, Task) else Task(**config)
 
 
 def check_features(
@@ -513,16 +386,6 @@ def check_features(
                 f"{other.num_rows} x {other.embedding_dim}."
             )
     return features
-
-
-def check_tasks(tasks: Sequence[Task]) -> list[Task]:
-    tasks = [task_from_config(t) for t in tasks]
-    if not tasks:
-        raise ValueError("At least one task is needed; got an empty list.")
-    names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Task names must be unique; got {names}.")
-    return tasks
 
 
 def make_inputs(features: Sequence[Feature | SequenceFeature]) -> dict:

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Task, check_tasks
 from keras_mtl.losses import (
     MaskedBinaryCrossentropy,
     MaskedCategoricalCrossentropy,
     MaskedMeanSquaredError,
 )
 from keras_mtl.metrics import MaskedAUC, MaskedMSE
+from keras_mtl.tasks import Task, check_tasks
 
 #: Name of each task type's default metric, as logged (`f"{task}_{name}"`).
 METRIC_NAMES = {

@@ -1,13 +1,8 @@
 import pytest
 
 import keras_mtl as km
-from keras_mtl.features import (
-    check_features,
-    feature_from_config,
-    feature_to_config,
-    task_from_config,
-    task_to_config,
-)
+from keras_mtl.features import check_features, feature_from_config, feature_to_config
+from keras_mtl.tasks import task_from_config, task_to_config
 
 
 def test_make_inputs_names_dtypes_shapes():

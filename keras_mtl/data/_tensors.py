@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_mtl.features import DenseFeature, SparseFeature, Task
+from keras_mtl.features import DenseFeature, SparseFeature
+from keras_mtl.tasks import Task
 
 #: Separator of the values of a multi-valued field in one CSV cell.
 MULTI_VALUE_SEPARATOR = "|"

@@ -17,13 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keras_mtl.features import (
-    DenseFeature,
-    Feature,
-    SequenceFeature,
-    SparseFeature,
-    Task,
-)
+from keras_mtl.features import DenseFeature, Feature, SequenceFeature, SparseFeature
+from keras_mtl.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True)

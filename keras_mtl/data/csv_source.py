@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from keras_mtl.data import _files, _tensors
-from keras_mtl.features import DenseFeature, Feature, SparseFeature, Task
+from keras_mtl.features import DenseFeature, Feature, SparseFeature
+from keras_mtl.tasks import Task
 
 
 def read_header(path: str) -> tuple[list[str], bool]:

@@ -14,13 +14,8 @@ from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
 from keras_mtl.data.tfrecord import tfrecord_dataset
-from keras_mtl.features import (
-    Feature,
-    SequenceFeature,
-    Task,
-    check_features,
-    check_tasks,
-)
+from keras_mtl.features import Feature, SequenceFeature, check_features
+from keras_mtl.tasks import Task, check_tasks
 
 DataSource = (
     pd.DataFrame | Mapping[str, Any] | str | os.PathLike | Sequence[str | os.PathLike]

@@ -26,14 +26,8 @@ import tensorflow as tf
 
 from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import validate_in_memory
-from keras_mtl.features import (
-    DenseFeature,
-    Feature,
-    SparseFeature,
-    Task,
-    check_features,
-    check_tasks,
-)
+from keras_mtl.features import DenseFeature, Feature, SparseFeature, check_features
+from keras_mtl.tasks import Task, check_tasks
 
 _PEEK_RECORDS = 64
 

@@ -7,11 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from keras_mtl.features import (
-    SparseFeature,
-    feature_from_config,
-    feature_to_config,
-)
+from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
 from keras_mtl.layers.feature_encoder import make_lookup, table_rows
 
 

@@ -1,9 +1,9 @@
-"""Functional-API builders; each returns a `keras.Model` with dict outputs by task."""
+"""Functional-API builders; each returns a `MultiTaskModel` with dict outputs by task."""
 
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.cross_stitch import build_cross_stitch
-from keras_mtl.models.dupn import build_dupn, dupn_serving_models
-from keras_mtl.models.esmm import build_esm2, build_esmm, esm2_tasks, esmm_tasks
+from keras_mtl.models.dupn import build_dupn
+from keras_mtl.models.esmm import build_esm2, build_esmm
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
@@ -27,7 +27,4 @@ __all__ = [
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
-    "dupn_serving_models",
-    "esm2_tasks",
-    "esmm_tasks",
 ]

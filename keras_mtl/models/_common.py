@@ -6,15 +6,11 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import (
-    Feature,
-    Task,
-    check_features,
-    make_inputs,
-)
+from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
 from keras_mtl.layers.mlp import check_units
 from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 from keras_mtl.training import compile_model
 
 

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.features import Feature
 from keras_mtl.layers import MLP, AdaptiveInformationTransfer, AuxiliaryLoss, TaskTower
 from keras_mtl.losses import FunnelCalibration
 from keras_mtl.models._common import encode_inputs, make_model
+from keras_mtl.tasks import Task, aitm_tasks, check_tasks
 
 
 def build_aitm(
@@ -56,10 +57,7 @@ def build_aitm(
         Advertising", KDD 2021 (arXiv:2105.08489).
     """
     if tasks is None:
-        tasks = [
-            Task("ctr", label="click"),
-            Task("ctcvr", label="conversion", requires="click"),
-        ]
+        tasks = aitm_tasks()
     tasks = check_tasks(tasks)
     wrong = [t.name for t in tasks if t.type != "binary" or t.metric_only]
     if wrong or len(tasks) < 2:

@@ -6,13 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
-from keras_mtl._graph import upstream_operations
 from keras_mtl.features import (
     Feature,
     SequenceFeature,
-    Task,
     check_features,
-    check_tasks,
     feature_from_config,
     make_inputs,
 )
@@ -25,6 +22,7 @@ from keras_mtl.layers import (
 )
 from keras_mtl.layers.mlp import check_units
 from keras_mtl.models._common import make_model
+from keras_mtl.tasks import Task, check_tasks
 
 #: Name of the layer whose output is the user representation (the encoder's output).
 USER_REPRESENTATION = "user_representation"
@@ -130,7 +128,7 @@ def build_dupn(
         A `keras_mtl.MultiTaskModel` with outputs keyed by task name.
 
     Example:
-    >>> ml = keras_mtl.data.load_movielens("ml-100k")
+    >>> ml = keras_mtl.datasets.load_movielens("ml-100k")
     >>> model = build_dupn(ml.history, ml.tasks, candidates=ml.candidates,
     ...                    profile_features=ml.profile, query_features=ml.query)
 
@@ -249,82 +247,3 @@ def build_dupn(
             )
         outputs[task.name] = head(user if items is None else [user, items])
     return make_model(inputs, outputs, tasks, name, compile)
-
-
-def _input_names_behind(model: keras.Model, tensor) -> set[str]:
-    """Names of the model inputs that `tensor` depends on."""
-    upstream = upstream_operations(tensor)
-    return {
-        name
-        for name, t in _named_inputs(model).items()
-        if id(t._keras_history.operation) in upstream
-    }
-
-
-def _replay(tensor, env: dict):
-    """`tensor` recomputed from the tensors in `env` (keyed by `id` of the old ones)."""
-    if id(tensor) not in env:
-        operation, node_index, _ = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
-        for t in node.input_tensors:
-            _replay(t, env)
-        args, kwargs = node.arguments.fill_in(env)
-        new = keras.tree.flatten(operation(*args, **kwargs))
-        for old, out in zip(node.output_tensors, new):
-            env[id(old)] = out
-    return env[id(tensor)]
-
-
-def _named_inputs(model: keras.Model) -> dict:
-    if isinstance(model.input, dict):
-        return dict(model.input)
-    return {t.name: t for t in model.inputs}
-
-
-def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Split a DUPN model into `(user_encoder, scorer)` for serving.
-
-    DUPN's deployment trick: the user representation depends only on the
-    user's history, profile and request, so a server computes it once per
-    request (`user_encoder`) and scores any number of candidates with it
-    (`scorer`). Both models share the full model's layers (and weights), and
-    `scorer(user_encoder(x) + candidates)` equals the full model.
-
-    - `user_encoder`: the inputs the representation depends on -> dict
-      `{"user_representation": (batch, dim)}`.
-    - `scorer`: `user_representation` plus the remaining inputs (target item,
-      candidate list) -> the full model's outputs. User-level heads need only
-      the representation.
-
-    Args:
-        model: a model from `build_dupn` (also after a `.keras` round trip).
-
-    Returns:
-        `(user_encoder, scorer)`, two functional `keras.Model`s.
-    """
-    try:
-        user = model.get_layer(USER_REPRESENTATION).output
-    except ValueError as error:
-        raise ValueError(
-            f"dupn_serving_models: model {model.name!r} has no layer named "
-            f"{USER_REPRESENTATION!r}; pass a model from build_dupn."
-        ) from error
-    named = _named_inputs(model)
-    behind = _input_names_behind(model, user)
-    encoder = keras.Model(
-        {n: t for n, t in named.items() if n in behind},
-        {USER_REPRESENTATION: user},
-        name=f"{model.name}_user_encoder",
-    )
-    rest = {n: t for n, t in named.items() if n not in behind}
-    scorer_inputs = {
-        USER_REPRESENTATION: keras.Input(user.shape[1:], name=USER_REPRESENTATION),
-        **{n: keras.Input(t.shape[1:], dtype=t.dtype, name=n) for n, t in rest.items()},
-    }
-    # Re-call the layers between (representation, other inputs) and the outputs
-    # on the scorer's inputs: same layers, same weights, new graph.
-    env = {id(user): scorer_inputs[USER_REPRESENTATION]}
-    env.update({id(t): scorer_inputs[n] for n, t in rest.items()})
-    outputs = {k: _replay(t, env) for k, t in model.output.items()}
-    scorer = keras.Model(scorer_inputs, outputs, name=f"{model.name}_scorer")
-    return encoder, scorer

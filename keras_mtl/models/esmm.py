@@ -6,39 +6,13 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.features import Feature
 from keras_mtl.layers import BernoulliMixture, TaskTower
 from keras_mtl.models._common import encode_inputs, make_model
+from keras_mtl.tasks import Task, check_tasks, esm2_tasks, esmm_tasks
 
 #: The paper's tower: MLP 360-200-80, then the output unit.
 ESMM_TOWER = (360, 200, 80)
-
-
-def esmm_tasks(click: str = "click", conversion: str = "conversion") -> list[Task]:
-    """ESMM's tasks over impressions with 0/1 columns `click` and `conversion`.
-
-    `ctr` and `ctcvr` are trained on every impression; `cvr` is metric-only and
-    labelled on clicked impressions only (its AUC is the paper's CVR AUC). A
-    conversion without a click is reported by `make_dataset` as a data error.
-    """
-    return [
-        Task("ctr", label=click),
-        Task("cvr", label=conversion, given=click, metric_only=True),
-        Task("ctcvr", label=conversion, requires=click),
-    ]
-
-
-def esm2_tasks(
-    click: str = "click", action: str = "action", conversion: str = "conversion"
-) -> list[Task]:
-    """ESM²'s tasks: `ctr`, `ctavr` (click then action) and `ctcvr` trained on
-    every impression, `cvr` metric-only on clicked impressions."""
-    return [
-        Task("ctr", label=click),
-        Task("ctavr", label=action, requires=click),
-        Task("cvr", label=conversion, given=click, metric_only=True),
-        Task("ctcvr", label=conversion, requires=click),
-    ]
 
 
 def _towers(x, names, units, dropout):

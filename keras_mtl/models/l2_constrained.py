@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.features import Feature
 from keras_mtl.models._common import encode_inputs, finish_model, per_task_hidden
+from keras_mtl.tasks import Task, check_tasks
 
 
 def build_l2_constrained(

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Feature, Task, check_tasks
+from keras_mtl.features import Feature
 from keras_mtl.layers import MLP
 from keras_mtl.models._common import encode_inputs, finish_model
+from keras_mtl.tasks import Task, check_tasks
 
 
 def build_shared_bottom(

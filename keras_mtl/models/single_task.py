@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.features import Feature, Task, check_features, check_tasks, make_inputs
+from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.models._common import finish_model
+from keras_mtl.tasks import Task, check_tasks
 
 
 def build_single_task(

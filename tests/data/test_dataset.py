@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from keras_mtl.data import make_dataset, write_tfrecord
-from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature, Task
+from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature
+from keras_mtl.tasks import Task
 from tests.helpers import write_text
 
 NAN = float("nan")

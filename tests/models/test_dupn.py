@@ -11,7 +11,7 @@ import pytest
 
 import keras_mtl as km
 from keras_mtl.data import make_dataset
-from keras_mtl.data.movielens import load_movielens
+from keras_mtl.datasets.movielens import load_movielens
 from tests.helpers import assert_outputs_close, reload_in_fresh_process
 from tests.movielens_fixture import write_movielens
 

@@ -5,15 +5,16 @@ import pytest
 import tensorflow as tf
 
 import keras_mtl
-from keras_mtl.data import aliccp
-from keras_mtl.data.aliccp import (
+from keras_mtl.datasets import aliccp
+from keras_mtl.datasets.aliccp import (
     AITM_FIELDS,
     ALICCP_FIELDS,
     aliccp_features,
     aliccp_tasks,
     load_aliccp,
 )
-from keras_mtl.features import SparseFeature, Task
+from keras_mtl.features import SparseFeature
+from keras_mtl.tasks import Task
 from tests.helpers import write_text
 
 NAN = float("nan")

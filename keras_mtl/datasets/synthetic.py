@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_mtl.features import DenseFeature, Task
+from keras_mtl.features import DenseFeature
+from keras_mtl.tasks import Task
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -8,6 +8,8 @@ label `- 50000.` or `50000+.`. `?` marks an unknown value.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
+import json
 import os
 import pathlib
 import tarfile
@@ -17,8 +19,22 @@ import zipfile
 import numpy as np
 import pandas as pd
 
-from keras_mtl.data._census_vocab import VOCABULARIES
-from keras_mtl.features import DenseFeature, SparseFeature, Task
+from keras_mtl.features import DenseFeature, SparseFeature
+from keras_mtl.tasks import Task
+
+
+def _read_vocabularies() -> dict[str, tuple[str, ...]]:
+    """The category lists of census-income.names, shipped as package data."""
+    text = (
+        importlib.resources.files("keras_mtl.datasets")
+        .joinpath("census_vocabularies.json")
+        .read_text(encoding="utf-8")
+    )
+    return {k: tuple(c["values"]) for k, c in json.loads(text)["columns"].items()}
+
+
+#: Category lists of the categorical columns (an id is the position in its tuple).
+VOCABULARIES = _read_vocabularies()
 
 #: Official UCI archive (a zip holding census.tar.gz with the .data.gz/.test.gz files).
 CENSUS_URL = "https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip"

@@ -40,7 +40,7 @@ def test_failed_export_leaves_no_version_and_no_debris(model, tmp_path, monkeypa
         raise RuntimeError("disk full")
 
     # Fails after the SavedModel is written, before it is moved into place.
-    monkeypatch.setattr("keras_mtl.export.os.rename", broken)
+    monkeypatch.setattr("keras_mtl.serving.export.os.rename", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         km.export_saved_model(model, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from keras_mtl.data import SyntheticData, make_dataset, make_synthetic
-from keras_mtl.data.synthetic import synthetic_targets
-from keras_mtl.features import DenseFeature, Task
+from keras_mtl.data import make_dataset
+from keras_mtl.datasets import SyntheticData, make_synthetic
+from keras_mtl.datasets.synthetic import synthetic_targets
+from keras_mtl.features import DenseFeature
+from keras_mtl.tasks import Task
 
 
 def test_shapes_dtypes_and_specs():

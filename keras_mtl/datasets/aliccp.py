@@ -32,13 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mtl.data import _files, _tensors
-from keras_mtl.features import (
-    INT_PAD,
-    SparseFeature,
-    Task,
-    check_features,
-    check_tasks,
-)
+from keras_mtl.features import INT_PAD, SparseFeature, check_features
+from keras_mtl.tasks import Task, check_tasks, esmm_tasks
 
 #: Where the data is published (free, behind a login; ~40 GB unpacked).
 ALICCP_URL = "https://tianchi.aliyun.com/dataset/408"
@@ -262,7 +257,7 @@ def aliccp_features(
 
     Example:
 
-    >>> from keras_mtl.data.aliccp import AITM_FIELDS, aliccp_features
+    >>> from keras_mtl.datasets.aliccp import AITM_FIELDS, aliccp_features
     >>> features = aliccp_features(AITM_FIELDS, embedding_dim=5)
     >>> [(f.name, f.hash_bins, f.max_len) for f in features[:2]]
     [('user_id', 500000, None), ('user_cate1', 10000, None)]
@@ -309,11 +304,7 @@ def aliccp_tasks() -> list[Task]:
         given="click", metric_only=True), Task("ctcvr", label="conversion",
         requires="click")]`.
     """
-    return [
-        Task("ctr", label="click"),
-        Task("cvr", label="conversion", given="click", metric_only=True),
-        Task("ctcvr", label="conversion", requires="click"),
-    ]
+    return esmm_tasks()
 
 
 def find_aliccp_files(
@@ -438,7 +429,7 @@ def load_aliccp(
     Example:
 
     >>> import keras_mtl as km
-    >>> from keras_mtl.data.aliccp import aliccp_features, aliccp_tasks, load_aliccp
+    >>> from keras_mtl.datasets.aliccp import aliccp_features, aliccp_tasks, load_aliccp
     >>> features, tasks = aliccp_features(), aliccp_tasks()
     >>> train = load_aliccp("data/ali-ccp", "train", features, tasks,
     ...                     shuffle=True, seed=0, drop_conversions_without_click=True)

@@ -6,7 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_mtl.data import census, load_census, make_dataset
+from keras_mtl.data import make_dataset
+from keras_mtl.datasets import census, load_census
 from keras_mtl.features import DenseFeature, SparseFeature
 from tests.helpers import write_text
 

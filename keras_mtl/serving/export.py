@@ -33,7 +33,7 @@ def existing_versions(base_dir: str | os.PathLike) -> list[int]:
     )
 
 
-def _check_version(version) -> None:
+def check_version(version) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive int, got {version!r}.")
 
@@ -71,7 +71,7 @@ def export_saved_model(
     base.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = (existing_versions(base) or [0])[-1] + 1
-    _check_version(version)
+    check_version(version)
     target = base / str(version)
     if target.exists():
         raise FileExistsError(
@@ -97,45 +97,3 @@ def export_saved_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-#: Subdirectories of a DUPN export: one TF Serving model each.
-DUPN_PARTS = ("full", "user_encoder", "scorer")
-
-
-def export_dupn(
-    model: keras.Model,
-    base_dir: str | os.PathLike,
-    version: int | None = None,
-) -> dict[str, pathlib.Path]:
-    """Export a DUPN model as three TF Serving models, for the serving split.
-
-    Writes `<base_dir>/full/<version>` (the whole model),
-    `<base_dir>/user_encoder/<version>` (the user's sequence, profile and
-    request -> `user_representation`) and `<base_dir>/scorer/<version>`
-    (`user_representation` + target item / candidate list -> the task
-    outputs), all of one version. A server calls the encoder once per request
-    and the scorer for as many candidates as it likes, tiling the
-    representation across them; `scorer(user_encoder(x))` equals `full(x)`.
-
-    Args:
-        model: a model from `keras_mtl.build_dupn`.
-        base_dir: directory holding the three model directories.
-        version: positive int, or None for one more than the highest version
-            found in any of the three. Defaults to None.
-
-    Returns:
-        `{"full": path, "user_encoder": path, "scorer": path}`.
-    """
-    from keras_mtl.models.dupn import dupn_serving_models
-
-    base = pathlib.Path(base_dir)
-    if version is None:
-        found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
-        version = max(found, default=0) + 1
-    _check_version(version)
-    encoder, scorer = dupn_serving_models(model)
-    models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
-    return {
-        part: export_saved_model(m, base / part, version) for part, m in models.items()
-    }

@@ -4,7 +4,7 @@ Kept out of `keras_mtl.data.__init__` so that `import keras_mtl.data` does not
 pay for importing `tensorflow_datasets`. Usage::
 
     import tensorflow_datasets as tfds
-    import keras_mtl.data.census_tfds  # noqa: F401  (registers the builder)
+    import keras_mtl.datasets.census_tfds  # noqa: F401  (registers the builder)
 
     ds = tfds.load("census_income_kdd", split="train", as_supervised=True)
 
@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from keras_mtl.data import census
+from keras_mtl.datasets import census
 
 _DESCRIPTION = """\
 UCI Census-Income (KDD): 299,285 records of the 1994-1995 US Current Population

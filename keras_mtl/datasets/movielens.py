@@ -32,7 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from keras_mtl.features import INT_PAD, SequenceFeature, SparseFeature, Task
+from keras_mtl.features import INT_PAD, SequenceFeature, SparseFeature
+from keras_mtl.tasks import Task
 
 #: Official GroupLens archive (about 5 MB).
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"

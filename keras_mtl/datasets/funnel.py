@@ -163,7 +163,7 @@ def make_funnel(
     Example:
 
     >>> from keras_mtl.data import make_dataset
-    >>> from keras_mtl.data.funnel import make_funnel
+    >>> from keras_mtl.datasets.funnel import make_funnel
     >>> from keras_mtl.features import Task
     >>> funnel = make_funnel(10_000, num_users=500, num_items=200, seed=0)
     >>> tasks = [Task("ctr", label="click"), Task("ctcvr", label="conversion")]

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_mtl.data import make_dataset, movielens
-from keras_mtl.data.movielens import (
+from keras_mtl.data import make_dataset
+from keras_mtl.datasets import movielens
+from keras_mtl.datasets.movielens import (
     GAP_EDGES_SECONDS,
     GENRES,
     MAX_GENRES,
@@ -143,7 +144,7 @@ def test_specs(data):
         *data.profile,
         *data.query,
     ]
-    assert load_movielens.__module__ == "keras_mtl.data.movielens"
+    assert load_movielens.__module__ == "keras_mtl.datasets.movielens"
     assert movielens.URL.endswith("/ml-100k.zip")
 
 

@@ -8,7 +8,8 @@ import pathlib
 import keras
 import numpy as np
 
-from keras_mtl.export import DUPN_PARTS, existing_versions
+from keras_mtl.serving.dupn import DUPN_PARTS
+from keras_mtl.serving.export import existing_versions
 
 
 def _saved_model_dir(path: pathlib.Path) -> pathlib.Path:

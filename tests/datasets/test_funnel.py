@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from keras_mtl.data import make_dataset
-from keras_mtl.data.funnel import FunnelData, make_funnel
-from keras_mtl.features import DenseFeature, SparseFeature, Task
+from keras_mtl.datasets.funnel import FunnelData, make_funnel
+from keras_mtl.features import DenseFeature, SparseFeature
+from keras_mtl.tasks import Task
 
 SMALL = dict(num_users=2_000, num_items=500, num_categories=20, history_len=6)
 EVENTS = ("click", "action", "conversion")

@@ -5,9 +5,9 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-import keras_mtl.data.census_tfds  # noqa: E402,F401  (registers the builder)
-from keras_mtl.data import census  # noqa: E402
-from tests.data.test_census import (  # noqa: E402
+import keras_mtl.datasets.census_tfds  # noqa: E402,F401  (registers the builder)
+from keras_mtl.datasets import census  # noqa: E402
+from tests.datasets.test_census import (  # noqa: E402
     EXPECTED_CODES,
     RAW_LINES,
     make_fake_uci_zip,

@@ -1,0 +1,13 @@
+"""Serving: SavedModel export for TF Serving, DUPN's serving split, warm starts."""
+
+from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
+from keras_mtl.serving.export import export_saved_model
+from keras_mtl.serving.warm_start import warm_start
+
+__all__ = [
+    "DUPN_PARTS",
+    "dupn_serving_models",
+    "export_dupn",
+    "export_saved_model",
+    "warm_start",
+]

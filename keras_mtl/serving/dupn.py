@@ -1,0 +1,116 @@
+"""DUPN's serving split: a user encoder and a candidate scorer, exported together."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import keras
+
+from keras_mtl._graph import inputs_behind
+from keras_mtl.models.dupn import USER_REPRESENTATION
+from keras_mtl.serving.export import (
+    check_version,
+    existing_versions,
+    export_saved_model,
+)
+
+
+def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Split a DUPN model into `(user_encoder, scorer)` for serving.
+
+    DUPN's deployment trick: the user representation depends only on the
+    user's history, profile and request, so a server computes it once per
+    request (`user_encoder`) and scores any number of candidates with it
+    (`scorer`). Both models share the full model's layers (and weights), and
+    `scorer(user_encoder(x) + candidates)` equals the full model.
+
+    - `user_encoder`: the inputs the representation depends on -> dict
+      `{"user_representation": (batch, dim)}`.
+    - `scorer`: `user_representation` plus the remaining inputs (target item,
+      candidate list) -> the full model's outputs. User-level heads need only
+      the representation.
+
+    Args:
+        model: a model from `build_dupn` (also after a `.keras` round trip).
+
+    Returns:
+        `(user_encoder, scorer)`, two functional `keras.Model`s.
+    """
+    try:
+        user = model.get_layer(USER_REPRESENTATION).output
+    except ValueError as error:
+        raise ValueError(
+            f"dupn_serving_models: model {model.name!r} has no layer named "
+            f"{USER_REPRESENTATION!r}; pass a model from build_dupn."
+        ) from error
+    named = (
+        model.input
+        if isinstance(model.input, dict)
+        else {t.name: t for t in model.inputs}
+    )
+    behind = inputs_behind(named, user)
+    encoder = keras.Model(
+        {n: named[n] for n in named if n in behind},
+        {USER_REPRESENTATION: user},
+        name=f"{model.name}_user_encoder",
+    )
+    rest = [n for n in named if n not in behind]
+    # The part of the graph between (representation, other inputs) and the
+    # outputs, as a functional model on those intermediate tensors: the same
+    # layers and weights, called on the scorer's own inputs.
+    head = keras.Model(
+        [user] + [named[n] for n in rest], model.output, name=f"{model.name}_heads"
+    )
+    scorer_inputs = {
+        USER_REPRESENTATION: keras.Input(user.shape[1:], name=USER_REPRESENTATION),
+        **{
+            n: keras.Input(named[n].shape[1:], dtype=named[n].dtype, name=n)
+            for n in rest
+        },
+    }
+    outputs = head(
+        [scorer_inputs[USER_REPRESENTATION]] + [scorer_inputs[n] for n in rest]
+    )
+    scorer = keras.Model(scorer_inputs, outputs, name=f"{model.name}_scorer")
+    return encoder, scorer
+
+
+#: Subdirectories of a DUPN export: one TF Serving model each.
+DUPN_PARTS = ("full", "user_encoder", "scorer")
+
+
+def export_dupn(
+    model: keras.Model,
+    base_dir: str | os.PathLike,
+    version: int | None = None,
+) -> dict[str, pathlib.Path]:
+    """Export a DUPN model as three TF Serving models, for the serving split.
+
+    Writes `<base_dir>/full/<version>` (the whole model),
+    `<base_dir>/user_encoder/<version>` (the user's sequence, profile and
+    request -> `user_representation`) and `<base_dir>/scorer/<version>`
+    (`user_representation` + target item / candidate list -> the task
+    outputs), all of one version. A server calls the encoder once per request
+    and the scorer for as many candidates as it likes, tiling the
+    representation across them; `scorer(user_encoder(x))` equals `full(x)`.
+
+    Args:
+        model: a model from `keras_mtl.build_dupn`.
+        base_dir: directory holding the three model directories.
+        version: positive int, or None for one more than the highest version
+            found in any of the three. Defaults to None.
+
+    Returns:
+        `{"full": path, "user_encoder": path, "scorer": path}`.
+    """
+    base = pathlib.Path(base_dir)
+    if version is None:
+        found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
+        version = max(found, default=0) + 1
+    check_version(version)
+    encoder, scorer = dupn_serving_models(model)
+    models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
+    return {
+        part: export_saved_model(m, base / part, version) for part, m in models.items()
+    }
