@@ -1,0 +1,132 @@
+"""Docstring examples run as tests: one test per module of `keras_mtl`.
+
+Each module's `>>>` examples are run with `doctest` (flags `ELLIPSIS` and
+`NORMALIZE_WHITESPACE`), and a failure names the docstring, the example and the
+output expected and got.
+
+Convention for writing examples: an example runs in its module's own namespace,
+with three names predefined, so an example need not import them:
+
+- `np`: numpy,
+- `keras`: keras,
+- `km`: keras_mtl.
+
+Anything else an example uses it imports or defines itself. Examples stay cheap
+(tiny arrays, at most a couple of training steps) and write files only under a
+temporary directory they create and remove (`tempfile`). An example that needs a
+download or data a user does not have (a data set loaded from its default
+location) is a plain indented code block, without `>>>`, so it is not run.
+Printed shapes are tuples (`tuple(x.shape)`), never `TensorShape`s.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import io
+import pkgutil
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mtl
+
+#: Modules not collected: `__main__` runs the CLI when imported.
+SKIPPED = {"keras_mtl.__main__"}
+
+#: Modules whose examples are known to fail until their files are rewritten
+#: (builders, data sets, the pipeline's `make_dataset`). Each is a strict xfail:
+#: once its examples pass the test fails, and the module must leave this set.
+PENDING = {
+    "keras_mtl.data.dataset",
+    "keras_mtl.datasets.aliccp",
+    "keras_mtl.datasets.census",
+    "keras_mtl.datasets.funnel",
+    "keras_mtl.datasets.synthetic",
+    "keras_mtl.models.cross_stitch",
+    "keras_mtl.models.dupn",
+    "keras_mtl.models.esmm",
+    "keras_mtl.models.l2_constrained",
+    "keras_mtl.models.mmoe",
+    "keras_mtl.models.ple",
+    "keras_mtl.models.shared_bottom",
+    "keras_mtl.models.single_task",
+}
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")
+    if info.name not in SKIPPED
+)
+
+
+def _params():
+    for name in MODULES:
+        marks = ()
+        if name in PENDING:
+            marks = pytest.mark.xfail(
+                reason="examples to fix with the rewrite of this module", strict=True
+            )
+        yield pytest.param(name, marks=marks, id=name)
+
+
+def docstring_tests(module) -> list[doctest.DocTest]:
+    """The doctests of the docstrings defined in `module` (not imported names)."""
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    extraglobs = {"np": np, "keras": keras, "km": keras_mtl}
+    tests = finder.find(module, module.__name__, module=module, extraglobs=extraglobs)
+    return sorted((t for t in tests if t.examples), key=lambda t: t.name)
+
+
+def run_docstring_tests(tests: list[doctest.DocTest]) -> tuple[int, int, str]:
+    """(failed, attempted, report) over `tests`; the report is doctest's own."""
+    failed = attempted = 0
+    report = io.StringIO()
+    for test in tests:
+        runner = doctest.DocTestRunner(optionflags=FLAGS)
+        result = runner.run(test, out=report.write, clear_globs=True)
+        failed += result.failed
+        attempted += result.attempted
+    return failed, attempted, report.getvalue()
+
+
+def test_pending_and_skipped_are_modules():
+    """A renamed or deleted module cannot stay behind in PENDING or SKIPPED."""
+    names = {info.name for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")}
+    assert PENDING <= names, sorted(PENDING - names)
+    assert SKIPPED <= names, sorted(SKIPPED - names)
+
+
+def test_runner_reports_a_wrong_output():
+    """The runner fails on a wrong output and names docstring, example and outputs."""
+
+    def shape_of_ones():
+        """
+        >>> tuple(np.ones((2, 3)).shape)
+        (3, 2)
+        """
+
+    finder = doctest.DocTestFinder()
+    tests = finder.find(shape_of_ones, "demo.shape_of_ones", globs={"np": np})
+    failed, attempted, report = run_docstring_tests(tests)
+    assert (failed, attempted) == (1, 1)
+    assert "demo.shape_of_ones" in report
+    assert "tuple(np.ones((2, 3)).shape)" in report
+    assert "Expected:\n    (3, 2)\nGot:\n    (2, 3)" in report
+
+
+@pytest.mark.parametrize("name", _params())
+def test_docstring_examples(name):
+    if name == "keras_mtl.datasets.census_tfds":
+        pytest.importorskip("tensorflow_datasets")
+    module = importlib.import_module(name)
+    tests = docstring_tests(module)
+    if not tests:
+        pytest.skip("module has no docstring examples")
+    failed, attempted, report = run_docstring_tests(tests)
+    assert failed == 0, (
+        f"{failed} of {attempted} docstring examples of {name} failed:\n{report}"
+    )
