@@ -30,6 +30,20 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
         Tensor `(batch, d)`. `attention_weights(inputs)` gives `(batch, 2)`: the
         weight on the current tower and on the transferred information.
 
+    Example:
+    >>> ait = AdaptiveInformationTransfer()
+    >>> current, previous = np.ones((2, 8), "float32"), np.ones((2, 8), "float32")
+    >>> tuple(ait([current, previous]).shape)
+    (2, 8)
+
+    Zero Q and K matrices score both candidates alike:
+
+    >>> even = AdaptiveInformationTransfer(kernel_initializer="zeros")
+    >>> _ = even([current, previous])  # builds the layer
+    >>> keras.ops.convert_to_numpy(even.attention_weights([current, previous]))
+    array([[0.5, 0.5],
+           [0.5, 0.5]], dtype=float32)
+
     References:
         Xi et al., "Modeling the Sequential Dependence among Audience
         Multi-step Conversions with Multi-task Learning in Targeted Display

@@ -45,8 +45,16 @@ class AttentionPooling(keras.layers.Layer):
 
     Example:
     >>> pool = AttentionPooling(8)
-    >>> pool([np.ones((2, 5, 4), "float32"), np.ones((2, 3), "float32")]).shape
+    >>> steps, query = np.ones((2, 5, 4), "float32"), np.ones((2, 3), "float32")
+    >>> tuple(pool([steps, query]).shape)
     (2, 4)
+
+    With `units=0`, the mean of the unmasked steps, here (1 + 3) / 2:
+
+    >>> steps = np.array([[[1.0], [3.0], [8.0]]], "float32")
+    >>> mask = np.array([[True, True, False]])
+    >>> keras.ops.convert_to_numpy(AttentionPooling(0)(steps, mask=mask))
+    array([[2.]], dtype=float32)
     """
 
     def __init__(self, units: int = 64, **kwargs):

@@ -26,7 +26,14 @@ class AuxiliaryLoss(keras.layers.Layer):
         `value`, unchanged.
 
     Example:
-    >>> pay = AuxiliaryLoss(FunnelCalibration(), 0.6)([p_click, p_pay])
+    >>> from keras_mtl.losses import FunnelCalibration
+    >>> p_click = np.array([0.5, 0.2], "float32")
+    >>> p_pay = np.array([0.3, 0.4], "float32")  # the second exceeds its click
+    >>> layer = AuxiliaryLoss(FunnelCalibration(), weight=0.5)
+    >>> keras.ops.convert_to_numpy(layer([p_click, p_pay]))  # p_pay, unchanged
+    array([0.3, 0.4], dtype=float32)
+    >>> round(float(layer.losses[0]), 4)  # 0.5 * mean(max(p_pay - p_click, 0))
+    0.05
     """
 
     def __init__(self, loss, weight: float = 1.0, **kwargs):

@@ -19,8 +19,9 @@ class BernoulliMixture(keras.layers.Layer):
         A tensor of that shape.
 
     Example:
-    >>> BernoulliMixture()([np.array([0.25]), np.array([0.8]), np.array([0.4])])
-    [0.5]
+    >>> p, a, b = np.array([0.25]), np.array([0.8]), np.array([0.4])
+    >>> keras.ops.convert_to_numpy(BernoulliMixture()([p, a, b]))  # .2 + .3
+    array([0.5], dtype=float32)
 
     References:
         Wen et al., "Entire Space Multi-Task Modeling via Post-Click Behavior

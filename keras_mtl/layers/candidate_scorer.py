@@ -40,8 +40,11 @@ class CandidateScorer(keras.layers.Layer):
 
     Example:
     >>> scorer = CandidateScorer((8,), "ranking")
-    >>> scorer([np.ones((2, 6), "float32"), np.ones((2, 10, 4), "float32")]).shape
+    >>> user = np.ones((2, 6), "float32")
+    >>> tuple(scorer([user, np.ones((2, 10, 4), "float32")]).shape)  # 10 candidates
     (2, 10)
+    >>> tuple(scorer([user, np.ones((2, 4), "float32")]).shape)  # one item each
+    (2,)
     """
 
     def __init__(

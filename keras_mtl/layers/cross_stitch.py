@@ -48,9 +48,13 @@ class CrossStitch(keras.layers.Layer):
 
     Example:
     >>> ones, zeros = np.ones((2, 3), "float32"), np.zeros((2, 3), "float32")
-    >>> a, b = CrossStitch(self_weight=0.9)([ones, zeros])  # a = 0.9, b = 0.1
-    >>> a.shape
-    (2, 3)
+    >>> stitch = CrossStitch(self_weight=0.9)
+    >>> a, b = stitch([ones, zeros])
+    >>> stitch.weights_matrix
+    array([[0.9, 0.1],
+           [0.1, 0.9]], dtype=float32)
+    >>> keras.ops.convert_to_numpy(a[0]), keras.ops.convert_to_numpy(b[0])
+    (array([0.9, 0.9, 0.9], dtype=float32), array([0.1, 0.1, 0.1], dtype=float32))
 
     References:
         Misra et al., "Cross-stitch Networks for Multi-task Learning", CVPR 2016

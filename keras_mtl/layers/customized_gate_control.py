@@ -63,9 +63,14 @@ class CustomizedGateControl(keras.layers.Layer):
 
     Example:
     >>> cgc = CustomizedGateControl(2, 2, 1, (16,), gate_names=("ctr", "cvr"))
-    >>> ctr_in, cvr_in = cgc(np.zeros((4, 10), "float32"))
-    >>> [w.shape for w in cgc.gate_weights(np.zeros((4, 10), "float32"))]
-    [(4, 2, 5), (4, 2, 5)]
+    >>> x = np.zeros((4, 10), "float32")
+    >>> [tuple(t.shape) for t in cgc(x)]  # the inputs of the two towers
+    [(4, 16), (4, 16)]
+    >>> cgc.expert_names
+    ('ctr_0', 'ctr_1', 'cvr_0', 'cvr_1', 'shared_0')
+    >>> ctr_gate, cvr_gate = cgc.gate_weights(x)  # over ctr_0, ctr_1, shared_0
+    >>> np.round(keras.ops.convert_to_numpy(ctr_gate[0]), 3)  # zero input: uniform
+    array([0.333, 0.333, 0.333], dtype=float32)
 
     References:
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task

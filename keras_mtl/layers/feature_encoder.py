@@ -83,9 +83,14 @@ class FeatureEncoder(keras.layers.Layer):
 
     Example:
     >>> enc = FeatureEncoder([SparseFeature("city", vocabulary_size=10,
-    ...                       embedding_dim=4), DenseFeature("age")])
-    >>> enc({"city": np.array([3]), "age": np.array([41.0])}).shape
-    (1, 5)
+    ...                       embedding_dim=4), DenseFeature("age", mean=40, std=2)],
+    ...                      embeddings_initializer="ones")
+    >>> out = enc({"city": np.array([3, -1]), "age": np.array([41.0, 36.0])})
+    >>> keras.ops.convert_to_numpy(out)  # city's 4 dims, then (age - 40) / 2
+    array([[ 1. ,  1. ,  1. ,  1. ,  0.5],
+           [ 0. ,  0. ,  0. ,  0. , -2. ]], dtype=float32)
+
+    The padding id -1 embeds to zeros.
     """
 
     def __init__(

@@ -43,8 +43,11 @@ class FieldEmbedding(keras.layers.Layer):
     >>> emb = FieldEmbedding([SparseFeature("item", vocabulary_size=9,
     ...                       embedding_dim=4), SparseFeature("tags",
     ...                       vocabulary_size=5, embedding_dim=2, max_len=3)])
-    >>> emb([np.zeros((2, 7), "int64"), np.zeros((2, 7, 3), "int64")]).shape
+    >>> items, tags = np.zeros((2, 7), "int64"), np.zeros((2, 7, 3), "int64")
+    >>> tuple(emb([items, tags]).shape)  # 4 item dims, then 2 (summed) tag dims
     (2, 7, 6)
+    >>> tuple(emb([np.zeros((2,), "int64"), np.zeros((2, 3), "int64")]).shape)
+    (2, 6)
     """
 
     def __init__(

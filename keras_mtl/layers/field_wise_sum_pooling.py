@@ -32,8 +32,15 @@ class FieldWiseSumPooling(keras.layers.Layer):
     Example:
     >>> pool = FieldWiseSumPooling(field_lengths=(1, 3))
     >>> emb = np.ones((2, 4, 5), "float32")
-    >>> pool(emb, mask=np.array([[1, 1, 1, 0]] * 2, bool)).shape
-    TensorShape([2, 10])
+    >>> tuple(pool(emb).shape)  # two fields of width 5
+    (2, 10)
+
+    Field 0 is slot 0; field 1 sums slots 1 to 3, where slot 3 is padding:
+
+    >>> emb = np.array([[[1.0], [2.0], [3.0], [100.0]]], "float32")
+    >>> mask = np.array([[True, True, True, False]])
+    >>> keras.ops.convert_to_numpy(pool(emb, mask=mask))
+    array([[1., 5.]], dtype=float32)
 
     References:
         Ma et al., "Entire Space Multi-Task Model", SIGIR 2018 (arXiv:1804.07931).

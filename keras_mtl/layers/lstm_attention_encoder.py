@@ -46,8 +46,9 @@ class LSTMAttentionEncoder(keras.layers.Layer):
 
     Example:
     >>> enc = LSTMAttentionEncoder(16)
-    >>> enc([np.ones((2, 5, 8), "float32"), np.ones((2, 5, 4), "float32"),
-    ...      np.ones((2, 3), "float32")]).shape
+    >>> items, properties = np.ones((2, 5, 8), "float32"), np.ones((2, 5, 4), "float32")
+    >>> query = np.ones((2, 3), "float32")
+    >>> tuple(enc([items, properties, query]).shape)
     (2, 16)
 
     References:

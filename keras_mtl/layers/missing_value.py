@@ -26,9 +26,15 @@ class MissingValueLayer(keras.layers.Layer):
         Tensor like `inputs`, with no NaN in it.
 
     Example:
-    >>> layer = MissingValueLayer()
-    >>> layer(np.array([[1.0, np.nan]], "float32"))  # fills start at 0
-    [[1.0, 0.0]]
+    >>> layer = MissingValueLayer(fill_initializer=keras.initializers.Constant(7.0))
+    >>> x = np.array([[1.0, np.nan], [np.nan, 4.0]], "float32")
+    >>> keras.ops.convert_to_numpy(layer(x))  # NaN -> the column's fill (7 here)
+    array([[1., 7.],
+           [7., 4.]], dtype=float32)
+    >>> missing = np.array([[True, False], [False, False]])
+    >>> keras.ops.convert_to_numpy(layer(x, missing=missing))  # and where marked
+    array([[7., 7.],
+           [7., 4.]], dtype=float32)
 
     References:
         Meituan tech blog, "美团'猜你喜欢'深度学习排序模型实践" (2018), Missing Value Layer.

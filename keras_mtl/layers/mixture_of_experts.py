@@ -68,9 +68,14 @@ class MixtureOfExperts(keras.layers.Layer):
 
     Example:
     >>> moe = MixtureOfExperts(4, (16,), gate_names=("ctr", "cvr"))
-    >>> ctr_in, cvr_in = moe(np.zeros((2, 10), "float32"))
-    >>> moe.gate_weights(np.zeros((2, 10), "float32")).shape  # (batch, gates, experts)
+    >>> x = np.zeros((2, 10), "float32")
+    >>> [tuple(t.shape) for t in moe(x)]  # the inputs of the two towers
+    [(2, 16), (2, 16)]
+    >>> gates = moe.gate_weights(x)
+    >>> tuple(gates.shape)  # (batch, gates, experts)
     (2, 2, 4)
+    >>> keras.ops.convert_to_numpy(gates[0, 0])  # zero input: uniform weights
+    array([0.25, 0.25, 0.25, 0.25], dtype=float32)
 
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with

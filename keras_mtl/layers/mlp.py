@@ -39,8 +39,12 @@ class MLP(keras.layers.Layer):
         Tensor `(batch, units[-1])` (or the input when `units` is empty).
 
     Example:
-    >>> MLP((16, 8))(np.zeros((4, 3))).shape
+    >>> tuple(MLP((16, 8))(np.zeros((4, 3))).shape)
     (4, 8)
+    >>> mlp = MLP((2,), kernel_initializer="ones")  # zero bias: relu(x @ ones)
+    >>> keras.ops.convert_to_numpy(mlp(np.array([[1.0, 2.0], [-1.0, -2.0]])))
+    array([[3., 3.],
+           [0., 0.]], dtype=float32)
     """
 
     def __init__(

@@ -46,8 +46,15 @@ class ParallelDense(keras.layers.Layer):
     Example:
     >>> layer = ParallelDense(2, 8, coupling=1e-3)
     >>> a, b = layer(np.zeros((4, 5), "float32"))
-    >>> a.shape, len(layer.losses)
-    ((4, 8), 1)
+    >>> tuple(a.shape), tuple(b.shape), len(layer.losses)
+    ((4, 8), (4, 8), 1)
+
+    Two branches that start equal are not penalised:
+
+    >>> same = ParallelDense(2, 3, coupling=1.0, kernel_initializer="ones")
+    >>> _ = same(np.zeros((1, 2), "float32"))
+    >>> float(same.losses[0])
+    0.0
 
     References:
         Duong et al., "Low Resource Dependency Parsing: Cross-lingual Parameter

@@ -41,7 +41,7 @@ class PropertyGatedLSTMCell(keras.layers.Layer):
     Example:
     >>> rnn = keras.layers.RNN(PropertyGatedLSTMCell(16, item_dim=8),
     ...                        return_sequences=True)
-    >>> rnn(np.zeros((2, 5, 12), "float32")).shape
+    >>> tuple(rnn(np.zeros((2, 5, 12), "float32")).shape)  # 8 item + 4 property
     (2, 5, 16)
 
     References:

@@ -38,8 +38,12 @@ class TaskTower(keras.layers.Layer):
         num_classes)` probabilities for "multiclass".
 
     Example:
-    >>> TaskTower((8,), "binary")(np.zeros((3, 16), "float32")).shape
+    >>> tuple(TaskTower((8,), "binary")(np.zeros((3, 16), "float32")).shape)
     (3,)
+    >>> tower = TaskTower((), "multiclass", num_classes=4)
+    >>> probabilities = tower(np.zeros((3, 16), "float32"))
+    >>> keras.ops.convert_to_numpy(probabilities[0])  # zero input, zero bias
+    array([0.25, 0.25, 0.25, 0.25], dtype=float32)
     """
 
     def __init__(
