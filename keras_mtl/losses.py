@@ -46,8 +46,18 @@ class MaskedBinaryCrossentropy(_MaskedLoss):
             Defaults to 1e-7.
 
     Example:
-    >>> MaskedBinaryCrossentropy()(np.array([1.0, np.nan]), np.array([0.5, 0.9]))
-    0.6931  # log 2: the NaN row is left out
+    >>> loss = MaskedBinaryCrossentropy()
+    >>> round(float(loss(np.array([1.0, np.nan]), np.array([0.5, 0.9]))), 4)
+    0.6931
+
+    That is log 2, from the first row alone: the NaN row is left out. A batch
+    without any label gives 0:
+
+    >>> float(loss(np.array([np.nan, np.nan]), np.array([0.5, 0.9])))
+    0.0
+    >>> round(float(MaskedBinaryCrossentropy(mask_value=-1)(
+    ...     np.array([1.0, -1.0]), np.array([0.5, 0.9]))), 4)
+    0.6931
     """
 
     def __init__(self, mask_value=None, epsilon: float = 1e-7, name=None, **kwargs):
@@ -68,6 +78,13 @@ class MaskedMeanSquaredError(_MaskedLoss):
 
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.
+
+    Example:
+    >>> loss = MaskedMeanSquaredError()
+    >>> float(loss(np.array([1.0, np.nan, 3.0]), np.array([2.0, 9.0, 3.0])))
+    0.5
+
+    The mean of `(2 - 1)²` and `(3 - 3)²`; the NaN row is left out.
     """
 
     def __init__(self, mask_value=None, name=None, **kwargs):
@@ -90,8 +107,10 @@ class MaskedCategoricalCrossentropy(_MaskedLoss):
         epsilon: float. Probabilities are clipped to [epsilon, 1]. Defaults to 1e-7.
 
     Example:
-    >>> MaskedCategoricalCrossentropy()(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5]]))
-    0.6931  # log 2
+    >>> loss = MaskedCategoricalCrossentropy()
+    >>> labels = np.array([[0.5, 0.5], [np.nan, np.nan]])
+    >>> round(float(loss(labels, np.array([[0.5, 0.5], [0.9, 0.1]]))), 4)  # log 2
+    0.6931
     """
 
     def __init__(self, mask_value=None, epsilon: float = 1e-7, name=None, **kwargs):
@@ -130,8 +149,11 @@ class KLDivergenceBound(keras.losses.Loss):
         reduction: Keras loss reduction. Defaults to "sum_over_batch_size" (mean).
 
     Example:
-    >>> KLDivergenceBound()(np.array([0.2]), np.array([0.5]))  # 0.3 * (1.386)
+    >>> loss = KLDivergenceBound()
+    >>> round(float(loss(np.array([0.2]), np.array([0.5]))), 4)  # -0.3 * -log 4
     0.4159
+    >>> float(loss(np.array([0.3]), np.array([0.3])))
+    0.0
 
     References:
         Meituan tech blog, "美团'猜你喜欢'深度学习排序模型实践" (2018).
@@ -173,6 +195,11 @@ class FunnelCalibration(keras.losses.Loss):
     Args:
         name: str. Defaults to "funnel_calibration".
         reduction: Keras loss reduction. Defaults to "sum_over_batch_size" (mean).
+
+    Example:
+    >>> p_click, p_purchase = np.array([0.5, 0.2]), np.array([0.3, 0.4])
+    >>> round(float(FunnelCalibration()(p_click, p_purchase)), 4)  # (0 + 0.2) / 2
+    0.1
 
     References:
         Xi et al., "Modeling the Sequential Dependence among Audience

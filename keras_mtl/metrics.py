@@ -30,6 +30,14 @@ class MaskedAUC(keras.metrics.AUC):
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.
         **kwargs: passed to `keras.metrics.AUC` (e.g. `num_thresholds`, `curve`).
+
+    Example:
+    >>> auc = MaskedAUC()
+    >>> auc.update_state(np.array([1.0, 0.0, np.nan]), np.array([0.8, 0.3, 0.1]))
+    >>> round(float(auc.result()), 4)  # the unlabelled row is not counted
+    1.0
+    >>> float(MaskedAUC().result())  # nothing seen yet
+    nan
     """
 
     def __init__(self, mask_value=None, name="auc", num_thresholds=1000, **kwargs):
@@ -59,6 +67,12 @@ class MaskedMSE(keras.metrics.Mean):
 
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.
+
+    Example:
+    >>> mse = MaskedMSE(mask_value=-1)
+    >>> mse.update_state(np.array([1.0, -1.0, 3.0]), np.array([2.0, 9.0, 3.0]))
+    >>> float(mse.result())  # mean of 1 and 0
+    0.5
     """
 
     def __init__(self, mask_value=None, name="mse", **kwargs):
