@@ -22,7 +22,18 @@ class DynamicWeightAverage(LossWeighting):
             Defaults to 2 (the paper's).
 
     Example:
-    >>> compile_model(model, tasks, weighting="dwa")
+    In use, `keras_mtl.compile_model(model, tasks, weighting="dwa")`. What
+    `compile` and `fit` then do:
+
+    >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
+    >>> dwa = DynamicWeightAverage(temperature=1.0)
+    >>> dwa.configure({"ctr": BCE(), "cvr": BCE()})  # by compile
+    >>> dwa.on_epoch_end(0, {"ctr": 0.6, "cvr": 0.4})  # by fit; no ratio yet
+    >>> dwa.on_epoch_end(1, {"ctr": 0.3, "cvr": 0.4})  # ctr halved, cvr flat
+    >>> {task: round(w, 3) for task, w in dwa.weights_in_force().items()}
+    {'ctr': 0.755, 'cvr': 1.245}
+
+    That is `2 · softmax([0.5, 1.0])`: the task that stalled gets more weight.
 
     References:
         Liu, Johns and Davison, "End-to-End Multi-Task Learning with Attention",

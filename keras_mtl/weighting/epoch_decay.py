@@ -23,7 +23,15 @@ class EpochDecay(LossWeighting):
             Defaults to None.
 
     Example:
-    >>> compile_model(model, tasks, weighting=EpochDecay({"ctr": 0.8}))
+    In use, `keras_mtl.compile_model(model, tasks,
+    weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
+
+    >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
+    >>> decay = EpochDecay({"ctr": 0.5})
+    >>> decay.configure({"ctr": BCE(), "cvr": BCE()})  # by compile
+    >>> decay.on_epoch_begin(2)  # by fit, before the third epoch
+    >>> decay.weights_in_force()  # ctr: 0.5 ** 2; cvr is not decayed
+    {'ctr': 0.25, 'cvr': 1.0}
 
     References:
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task

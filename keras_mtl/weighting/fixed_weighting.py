@@ -19,5 +19,15 @@ class FixedWeighting(LossWeighting):
             Defaults to None (all 1).
 
     Example:
-    >>> compile_model(model, tasks, weighting=FixedWeighting({"marital": 0.5}))
+    In use, `keras_mtl.compile_model(model, tasks,
+    weighting=FixedWeighting({"marital": 0.5}))`. What `compile` and each
+    training step then do:
+
+    >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
+    >>> fixed = FixedWeighting({"marital": 0.5})
+    >>> fixed.configure({"income": BCE(), "marital": BCE()})  # by compile
+    >>> fixed.weights_in_force()
+    {'income': 1.0, 'marital': 0.5}
+    >>> round(float(fixed.combine({"income": 0.4, "marital": 0.2})), 4)  # .4 + .1
+    0.5
     """

@@ -37,7 +37,19 @@ class GradNorm(LossWeighting):
             used).
 
     Example:
-    >>> compile_model(model, tasks, weighting=GradNorm(alpha=0.5))
+    In use, `keras_mtl.compile_model(model, tasks, weighting=GradNorm(alpha=0.5))`.
+    One weight update by hand, as a training step makes it:
+
+    >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
+    >>> gradnorm = GradNorm(alpha=0.5)
+    >>> gradnorm.configure({"ctr": BCE(), "cvr": BCE()})  # by compile
+    >>> gradnorm.update_from_gradients([1.0, 1.0], [3.0, 1.0])  # losses, norms
+    >>> {task: round(w, 4) for task, w in gradnorm.weights_in_force().items()}
+    {'ctr': 0.9487, 'cvr': 1.0513}
+
+    Both losses are at their start (equal rates), so the target norm is the mean,
+    2: ctr's weight steps down by 0.025 · 3, cvr's up by 0.025 · 1, and the two
+    are rescaled to sum to 2.
 
     References:
         Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing

@@ -159,6 +159,14 @@ def get(identifier) -> LossWeighting:
     """A fresh strategy from a name, a config dict, or an instance (returned as is).
 
     Names: "fixed", "uncertainty", "gradnorm", "dwa", "decay" (their defaults).
+
+    Example:
+    >>> type(get("dwa")).__name__
+    'DynamicWeightAverage'
+    >>> from keras_mtl.weighting import EpochDecay
+    >>> config = keras.saving.serialize_keras_object(EpochDecay(decay=0.5))
+    >>> get(config).decay
+    0.5
     """
     from keras_mtl.weighting import STRATEGIES
 

@@ -23,7 +23,17 @@ class UncertaintyWeighting(LossWeighting):
         initial_log_variance: float. s_k before training. Defaults to 0.
 
     Example:
-    >>> compile_model(model, tasks, weighting="uncertainty")
+    In use, `keras_mtl.compile_model(model, tasks, weighting="uncertainty")`.
+    What `compile` and each training step then do:
+
+    >>> from keras_mtl.losses import MaskedBinaryCrossentropy, MaskedMeanSquaredError
+    >>> uw = UncertaintyWeighting()
+    >>> uw.configure({"ctr": MaskedBinaryCrossentropy(),  # by compile
+    ...               "watch_time": MaskedMeanSquaredError()})
+    >>> uw.weights_in_force()  # s = 0: exp(0) and, for regression, exp(0) / 2
+    {'ctr': 1.0, 'watch_time': 0.5}
+    >>> round(float(uw.combine({"ctr": 0.4, "watch_time": 2.0})), 4)  # .4 + 1 + 0
+    1.4
 
     References:
         Kendall, Gal and Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
