@@ -49,6 +49,19 @@ def gate_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
         gate "shared"; a CGC/PLE level has one gate per task (0 on other tasks'
         experts, which it cannot select) plus, below the last PLE level, the
         "shared" gate over every expert. `plot_gate_weights` draws it.
+
+    Example:
+    >>> x = keras.Input((5,), name="x")
+    >>> moe = km.layers.MixtureOfExperts(2, (4,), gate_names=("ctr", "cvr"),
+    ...                                  name="moe")
+    >>> ctr_in, cvr_in = moe(x)
+    >>> model = keras.Model(x, {"ctr": km.layers.TaskTower(name="ctr")(ctr_in),
+    ...                         "cvr": km.layers.TaskTower(name="cvr")(cvr_in)})
+    >>> weights = gate_weights(model, {"x": np.zeros((4, 5), "float32")})
+    >>> weights["moe"]  # a zero input scores both experts alike
+              ctr  cvr
+    expert_0  0.5  0.5
+    expert_1  0.5  0.5
     """
     layers = [layer for layer in model.layers if isinstance(layer, _GATED)]
     if not layers:
@@ -72,6 +85,16 @@ def plot_gate_weights(weights: dict, title: str | None = None):
 
     Returns:
         The matplotlib `Figure` (needs `pip install matplotlib`).
+
+    Example:
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"ctr": [0.7, 0.3], "cvr": [0.2, 0.8]},
+    ...                      index=["expert_0", "expert_1"])
+    >>> fig = plot_gate_weights({"moe": table}, title="MMoE gates")
+    >>> [ax.get_title() for ax in fig.axes][:1]  # the panel, then the colour bar
+    ['moe']
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(fig)
     """
     try:
         import matplotlib.pyplot as plt
@@ -136,6 +159,14 @@ def cvr_against_truth(
         - `"oracle_auc"`: the same AUC for the truth itself (the ceiling).
         - `"mean_predicted"`, `"mean_true"` and `"calibration"` (their ratio; 1
           is calibrated on average).
+
+    Example:
+    >>> truth = np.linspace(0.05, 0.5, 200)
+    >>> scores = cvr_against_truth(truth / 2, truth)  # right order, half as high
+    >>> round(scores["spearman"], 6), round(scores["calibration"], 6)
+    (1.0, 0.5)
+    >>> scores["auc"] == scores["oracle_auc"]  # the AUC sees only the order
+    True
     """
     predicted = np.asarray(predicted_cvr, dtype=np.float64).reshape(-1)
     truth = np.asarray(true_cvr, dtype=np.float64).reshape(-1)

@@ -29,6 +29,11 @@ def task_loss(task: Task) -> keras.losses.Loss:
     Masked binary cross-entropy (binary), masked MSE (regression), masked
     categorical cross-entropy (multiclass), or keras-rs's pairwise logistic
     loss over the candidate list (ranking; labels -1 mark padded candidates).
+
+    Example:
+    >>> loss = task_loss(Task("watch_time", "regression", missing_value=-1))
+    >>> type(loss).__name__, loss.name, loss.mask_value
+    ('MaskedMeanSquaredError', 'watch_time_loss', -1.0)
     """
     name = f"{task.name}_loss"
     if task.type == "ranking":
@@ -48,6 +53,13 @@ def task_metrics(task: Task) -> list:
 
     Masked AUC (binary; micro-averaged one-vs-rest for multiclass), masked MSE
     (regression), keras-rs NDCG@10 (ranking).
+
+    Example:
+    >>> [m.name for m in task_metrics(Task("ctr"))]
+    ['auc']
+    >>> [type(m).__name__ for m in task_metrics(Task("genre", "multiclass",
+    ...                                                num_classes=3))]
+    ['MaskedAUC']
     """
     name = METRIC_NAMES[task.type]
     if task.type == "ranking":
@@ -109,6 +121,27 @@ def compile_model(
 
     Returns:
         The model, compiled.
+
+    Example:
+    >>> x = keras.Input((3,), name="x")
+    >>> h = keras.layers.Dense(4, name="shared")(x)
+    >>> model = km.MultiTaskModel(x, {
+    ...     "ctr": km.layers.TaskTower((), "binary", name="ctr")(h),
+    ...     "watch": km.layers.TaskTower((), "regression", name="watch")(h)})
+    >>> tasks = [Task("ctr"), Task("watch", "regression", loss_weight=0.5)]
+    >>> model = compile_model(model, tasks)
+    >>> {task: type(loss).__name__ for task, loss in model.loss.items()}
+    {'ctr': 'MaskedBinaryCrossentropy', 'watch': 'MaskedMeanSquaredError'}
+    >>> model.get_compile_config()["loss_weights"]
+    {'ctr': 1.0, 'watch': 0.5}
+    >>> model.jit_compile  # no string lookups, so XLA is on
+    True
+
+    With `weighting=`, the strategy combines the task losses inside `fit`:
+
+    >>> model = compile_model(model, tasks, weighting="uncertainty")
+    >>> type(model.loss_weighting).__name__
+    'UncertaintyWeighting'
     """
     tasks = check_tasks(tasks)
     if isinstance(model.output, dict):

@@ -62,8 +62,18 @@ def export_saved_model(
         The path of the written version directory.
 
     Example:
-    >>> export_saved_model(model, "saved_models/mmoe")
-    PosixPath('saved_models/mmoe/1')
+    >>> import shutil, tempfile
+    >>> import tensorflow as tf
+    >>> inputs = km.make_inputs([km.DenseFeature("x", dim=3)])
+    >>> ctr = km.layers.TaskTower((), "binary", name="ctr")(inputs["x"])
+    >>> model = keras.Model(inputs, {"ctr": ctr})
+    >>> base = tempfile.mkdtemp()  # e.g. "saved_models/ctr" in production
+    >>> export_saved_model(model, base).name  # the first version
+    '1'
+    >>> served = tf.saved_model.load(f"{base}/1").signatures["serving_default"]
+    >>> {name: tuple(t.shape) for name, t in served(x=tf.zeros((2, 3))).items()}
+    {'ctr': (2,)}
+    >>> shutil.rmtree(base)
     """
     import tensorflow as tf
 

@@ -72,6 +72,23 @@ def warm_start(
         FileNotFoundError: nothing loadable at `path`.
         ValueError: a shape differs (always), or variables are missing (with
             `strict`); the message names them.
+
+    Example:
+    >>> import os, shutil, tempfile
+    >>> def build():
+    ...     x = keras.Input((3,), name="x")
+    ...     tower = km.layers.TaskTower((4,), "binary", name="ctr")
+    ...     return keras.Model(x, {"ctr": tower(x)})
+    >>> yesterday, today = build(), build()
+    >>> tmp = tempfile.mkdtemp()
+    >>> yesterday.save(os.path.join(tmp, "yesterday.keras"))
+    >>> warm_start(today, os.path.join(tmp, "yesterday.keras"))
+    {'loaded': 4, 'missing': 0}
+    >>> x = np.ones((2, 3), "float32")
+    >>> bool(np.all(keras.ops.convert_to_numpy(today(x)["ctr"])
+    ...             == keras.ops.convert_to_numpy(yesterday(x)["ctr"])))
+    True
+    >>> shutil.rmtree(tmp)
     """
     path = pathlib.Path(path)
     if not path.exists():
