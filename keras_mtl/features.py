@@ -54,6 +54,18 @@ class SparseFeature:
             embedding table this one reuses (same rows and width). Defaults to None.
         dtype: "int64" or "string". Raw value type. Defaults to "string" for string
             vocabularies and hashing, "int64" otherwise.
+
+    Example:
+    >>> city = SparseFeature("city", vocabulary=["paris", "rome"], embedding_dim=4)
+    >>> city.dtype, city.num_rows  # two known values and the OOV row
+    ('string', 3)
+    >>> tags = SparseFeature("tags", vocabulary_size=50, max_len=5)
+    >>> tags.dtype, tags.num_rows, tags.shape, tags.pad_value
+    ('int64', 51, (5,), -1)
+    >>> SparseFeature("city", vocabulary_size=10, hash_bins=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: SparseFeature 'city': give exactly one of vocabulary_size, ...
     """
 
     name: str
@@ -173,6 +185,12 @@ class DenseFeature:
         allow_missing: bool. Whether NaN marks a missing value. Defaults to False.
         mean: float. Subtracted before the model sees the value. Defaults to 0.
         std: float. Divides the centred value. Defaults to 1.
+
+    Example:
+    >>> DenseFeature("age", mean=40, std=12).shape  # one value per example
+    ()
+    >>> DenseFeature("price_history", dim=4, allow_missing=True).shape
+    (4,)
     """
 
     name: str
@@ -344,6 +362,12 @@ def check_features(
     `SequenceFeature`s are accepted only with `allow_sequences` (by the data
     pipeline and `make_inputs`); flat encoders such as `FeatureEncoder` reject
     them rather than silently ignore them.
+
+    Example:
+    >>> check_features([DenseFeature("age"), SparseFeature("age", hash_bins=8)])
+    Traceback (most recent call last):
+    ...
+    ValueError: Feature names must be unique; repeated: ['age'].
     """
     features = [feature_from_config(f) for f in features]
     if not features:
@@ -392,6 +416,16 @@ def make_inputs(features: Sequence[Feature | SequenceFeature]) -> dict:
     """One `keras.Input` per model input, named after it, with its raw dtype and shape.
 
     A flat feature is one input; a `SequenceFeature` is one input per field.
+
+    Example:
+    >>> inputs = make_inputs([
+    ...     SparseFeature("city", vocabulary=["paris", "rome"]),
+    ...     DenseFeature("price", dim=2),
+    ...     SequenceFeature("history", item=[SparseFeature("item", hash_bins=100)],
+    ...                     max_len=20)])
+    >>> {name: (tuple(x.shape), x.dtype) for name, x in inputs.items()}
+    {'city': ((None,), 'string'), 'price': ((None, 2), 'float32'),
+     'history_item': ((None, 20), 'string')}
     """
     inputs = {}
     for f in check_features(features, allow_sequences=True):

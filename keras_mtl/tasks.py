@@ -23,8 +23,14 @@ class Task:
 
     Args:
         name: str. Output name of the model (the key of the output dict).
-        type: "binary" (sigmoid output, cross-entropy, AUC) or "regression"
-            (linear output, mean squared error). Defaults to "binary".
+        type: one of `TASK_TYPES`. Defaults to "binary".
+            - "binary": a probability (sigmoid output), binary cross-entropy,
+              AUC. Its label is 0 or 1.
+            - "regression": a value (linear output), mean squared error, MSE.
+            - "multiclass": `num_classes` probabilities (softmax output),
+              categorical cross-entropy, one-vs-rest AUC. Needs `num_classes`.
+            - "ranking": one raw score per candidate of a list of `list_size`,
+              keras-rs's pairwise logistic loss, NDCG@10. Needs `list_size`.
         label: str or None. Data column holding the label; defaults to `name`.
         loss_weight: float. Weight of this task's loss in the total. Defaults to 1.
         missing_value: float or None. Label value that means "no label for this row"
@@ -48,6 +54,19 @@ class Task:
             per candidate, a pairwise ranking loss, NDCG@10). Its label is a
             vector of `list_size` relevance grades >= 0; -1 or NaN marks a
             padded candidate. Only for "ranking".
+
+    Example:
+    >>> cvr = Task("cvr", label="conversion", given="click")
+    >>> cvr.label_column, cvr.data_columns, cvr.label_shape
+    ('conversion', ('conversion', 'click'), ())
+    >>> Task("genre", "multiclass", num_classes=18).label_shape
+    (18,)
+    >>> Task("rank", "ranking", list_size=10).label_shape
+    (10,)
+    >>> Task("genre", "multiclass")
+    Traceback (most recent call last):
+    ...
+    ValueError: Task 'genre': num_classes is required for type='multiclass' ...
     """
 
     name: str
@@ -143,6 +162,16 @@ def task_from_config(config: dict | Task) -> Task:
 
 
 def check_tasks(tasks: Sequence[Task]) -> list[Task]:
+    """Validate a list of tasks (or their configs) as a whole; return the `Task`s.
+
+    Example:
+    >>> check_tasks([{"name": "ctr"}, Task("ctcvr", requires="click")])
+    [Task(name='ctr', ...), Task(name='ctcvr', ..., requires='click', ...)]
+    >>> check_tasks([Task("ctr"), Task("ctr", "regression")])
+    Traceback (most recent call last):
+    ...
+    ValueError: Task names must be unique; got ['ctr', 'ctr'].
+    """
     tasks = [task_from_config(t) for t in tasks]
     if not tasks:
         raise ValueError("At least one task is needed; got an empty list.")

@@ -37,6 +37,9 @@ def split_frame(
     >>> train, val, test = split_frame(pd.DataFrame({"a": range(10)}), seed=1)
     >>> len(train), len(val), len(test)
     (8, 1, 1)
+    >>> a, b = split_frame({"x": np.arange(5)}, fractions=(0.6, 0.4))
+    >>> len(a["x"]), len(b["x"]), sorted(np.concatenate([a["x"], b["x"]]).tolist())
+    (3, 2, [0, 1, 2, 3, 4])
     """
     fractions = [float(f) for f in fractions]
     if not fractions or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
