@@ -15,7 +15,8 @@ Anything else an example uses it imports or defines itself. Examples stay cheap
 (tiny arrays, at most a couple of training steps) and write files only under a
 temporary directory they create and remove (`tempfile`). An example that needs a
 download or data a user does not have (a data set loaded from its default
-location) is a plain indented code block, without `>>>`, so it is not run.
+location) is a plain indented code block, without `>>>`, so it is not run;
+the network is blocked while examples run, so one that tries to download fails.
 Printed shapes are tuples (`tuple(x.shape)`), never `TensorShape`s.
 """
 
@@ -25,6 +26,7 @@ import doctest
 import importlib
 import io
 import pkgutil
+import socket
 
 import keras
 import numpy as np
@@ -56,11 +58,10 @@ PENDING = {
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-MODULES = sorted(
-    info.name
-    for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")
-    if info.name not in SKIPPED
+ALL_MODULES = sorted(
+    info.name for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")
 )
+MODULES = [name for name in ALL_MODULES if name not in SKIPPED]
 
 
 def _params():
@@ -68,7 +69,8 @@ def _params():
         marks = ()
         if name in PENDING:
             marks = pytest.mark.xfail(
-                reason="examples to fix with the rewrite of this module", strict=True
+                reason="examples to fix; remove the module from PENDING once they pass",
+                strict=True,
             )
         yield pytest.param(name, marks=marks, id=name)
 
@@ -95,9 +97,8 @@ def run_docstring_tests(tests: list[doctest.DocTest]) -> tuple[int, int, str]:
 
 def test_pending_and_skipped_are_modules():
     """A renamed or deleted module cannot stay behind in PENDING or SKIPPED."""
-    names = {info.name for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")}
-    assert PENDING <= names, sorted(PENDING - names)
-    assert SKIPPED <= names, sorted(SKIPPED - names)
+    assert PENDING <= set(ALL_MODULES), sorted(PENDING - set(ALL_MODULES))
+    assert SKIPPED <= set(ALL_MODULES), sorted(SKIPPED - set(ALL_MODULES))
 
 
 def test_runner_reports_a_wrong_output():
@@ -118,8 +119,30 @@ def test_runner_reports_a_wrong_output():
     assert "Expected:\n    (3, 2)\nGot:\n    (2, 3)" in report
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt raises: docstring examples must not download."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(
+            "A docstring example tried to open a network connection; an example "
+            "that needs a download must be a plain code block (no `>>>`)."
+        )
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_no_network_refuses_connections(no_network):
+    with pytest.raises(RuntimeError, match="plain code block"):
+        socket.create_connection(("127.0.0.1", 9))
+    with socket.socket() as sock, pytest.raises(RuntimeError, match="download"):
+        sock.connect(("127.0.0.1", 9))
+
+
 @pytest.mark.parametrize("name", _params())
-def test_docstring_examples(name):
+def test_docstring_examples(name, no_network):
     if name == "keras_mtl.datasets.census_tfds":
         pytest.importorskip("tensorflow_datasets")
     module = importlib.import_module(name)
