@@ -93,10 +93,10 @@ def make_dataset(
       readers written in numpy (`keras_mtl.datasets.load_aliccp`) feed the
       pipeline.
 
-    Streamed sources (files and block sources) are checked per batch inside the pipeline (numbers that do
-    not parse, NaN/inf in dense features without `allow_missing`, non-0/1
-    binary labels) and fail with a `tf.errors.InvalidArgumentError` naming the
-    feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
+    Streamed sources (files and block sources) are checked per batch inside
+    the pipeline (numbers that do not parse, NaN/inf in dense features without
+    `allow_missing`, non-0/1 binary labels) and fail with a
+    `tf.errors.InvalidArgumentError` naming the feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
     sources: inside the model they go to the out-of-vocabulary row.
 
     Args:
@@ -134,6 +134,8 @@ def make_dataset(
         TypeError: a column of the wrong dtype (e.g. strings for a dense or
             integer sparse feature, floats with a fractional part as ids).
         FileNotFoundError: a path or glob that matches no file.
+        TypeError: a block source that is a one-shot iterator (pass a callable
+            returning a new one each epoch), or a block that is no dict.
 
     Example:
 
@@ -151,6 +153,19 @@ def make_dataset(
     >>> x, y = next(iter(ds))
     >>> x["tags"].numpy().tolist()
     [[1, 2], [4, -1]]
+
+    A block source, here a generator function of two blocks:
+
+    >>> import numpy as np
+    >>> def blocks():
+    ...     for start in (0, 3):
+    ...         ids = np.arange(start, start + 3)
+    ...         yield {"user": ids, "price": ids * 0.5, "click": ids % 2}
+    >>> ds = make_dataset(blocks, [SparseFeature("user", vocabulary_size=10),
+    ...                            DenseFeature("price")], [Task("click")],
+    ...                   batch_size=4, shuffle=False)
+    >>> [x["user"].numpy().tolist() for x, y in ds]
+    [[0, 1, 2, 3], [4, 5]]
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []

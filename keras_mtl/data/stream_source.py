@@ -46,9 +46,8 @@ def is_block_source(data: Any) -> bool:
     or a list or tuple of dicts (one per block)."""
     if isinstance(data, (list, tuple)):
         return len(data) > 0 and all(isinstance(b, Mapping) for b in data)
-    if isinstance(
-        data, (pd.DataFrame, Mapping, str, bytes, os.PathLike, np.ndarray, tf.Tensor)
-    ):
+    not_blocks = (pd.DataFrame, pd.Series, Mapping, str, bytes, os.PathLike)
+    if isinstance(data, (*not_blocks, np.ndarray, tf.Tensor, tf.data.Dataset)):
         return False
     return callable(data) or isinstance(data, Iterable)
 
