@@ -1,4 +1,5 @@
-"""`make_dataset`: one `tf.data` pipeline for DataFrames, dicts, CSV and TFRecord files."""
+"""`make_dataset`: one `tf.data` pipeline for DataFrames, dicts, CSV and TFRecord
+files, and block sources (streams of numpy column blocks)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ import tensorflow as tf
 from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
+from keras_mtl.data.stream_source import BlockSource, block_dataset, is_block_source
 from keras_mtl.data.tfrecord import tfrecord_dataset
 from keras_mtl.features import Feature, SequenceFeature, check_features
 from keras_mtl.tasks import Task, check_tasks
 
 DataSource = (
-    pd.DataFrame | Mapping[str, Any] | str | os.PathLike | Sequence[str | os.PathLike]
+    pd.DataFrame
+    | Mapping[str, Any]
+    | str
+    | os.PathLike
+    | Sequence[str | os.PathLike]
+    | BlockSource
 )
 
 
@@ -35,7 +42,7 @@ def make_dataset(
     format: str | None = None,
     shuffle_buffer_size: int = 100_000,
 ) -> tf.data.Dataset:
-    """Batches of `(features, labels)` for `model.fit`, from memory or from files.
+    """Batches of `(features, labels)` for `model.fit`, from memory, files or blocks.
 
     Each feature is read from the column named after it, each task's label from
     `task.label_column`. Elements are dicts keyed by feature name and by task
@@ -71,22 +78,38 @@ def make_dataset(
     - TFRecord file(s) of `tf.train.Example` (`.tfrecord`/`.tfrecords`[`.gz`],
       or `format="tfrecord"`), in the layout `write_tfrecord` writes; an absent
       key is NaN (numbers) or the pad value (sparse).
+    - A block source: a callable returning a new iterator of blocks each epoch
+      (e.g. a generator function), a re-iterable object, or a list of blocks. A
+      block is a dict of numpy columns with one entry per row, in the element
+      format above: int64 (or string) ids `(n,)`, multi-valued ids `(n, L)`
+      (truncated or padded to `max_len`), dense float `(n,)` / `(n, dim)`,
+      labels and weights `(n,)`. Blocks of any size are grouped into chunks,
+      shuffled through a buffer of `shuffle_buffer_size` rows (a new order each
+      epoch, reproducible given `seed`) and cut into batches. The first block
+      is read when `make_dataset` is called, so a source in the wrong layout
+      fails at once; a column missing from a block or of the wrong dtype or
+      shape fails with an error naming the column and the block (and the
+      source's `name` attribute, e.g. a file, when it has one). This is how
+      readers written in numpy (`keras_mtl.datasets.load_aliccp`) feed the
+      pipeline.
 
-    Streamed sources are checked per batch inside the pipeline (numbers that do
-    not parse, NaN/inf in dense features without `allow_missing`, non-0/1
-    binary labels) and fail with a `tf.errors.InvalidArgumentError` naming the
-    feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
+    Streamed sources (files and block sources) are checked per batch inside
+    the pipeline (numbers that do not parse, NaN/inf in dense features without
+    `allow_missing`, non-0/1 binary labels) and fail with a
+    `tf.errors.InvalidArgumentError` naming the feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
     sources: inside the model they go to the out-of-vocabulary row.
 
     Args:
-        data: DataFrame, dict of arrays, or CSV / TFRecord path(s) or glob.
+        data: DataFrame, dict of arrays, CSV / TFRecord path(s) or glob, or a
+            block source.
         features: list of `SparseFeature` / `DenseFeature` / `SequenceFeature`.
         tasks: list of `Task`, or None/empty for a features-only dataset (for
             `model.predict`). Defaults to None.
         batch_size: int. Examples per batch. Defaults to 1024.
         shuffle: bool. Shuffle the examples, differently in each epoch. In
             memory this is a full permutation; for files, the file order and a
-            buffer of `shuffle_buffer_size` examples. Defaults to True.
+            buffer of `shuffle_buffer_size` examples; for a block source, a
+            buffer of `shuffle_buffer_size` rows. Defaults to True.
         seed: int or None. Makes the sequence of epoch orders reproducible.
             Defaults to None.
         drop_remainder: bool. Drop the last partial batch (static batch
@@ -111,12 +134,15 @@ def make_dataset(
         TypeError: a column of the wrong dtype (e.g. strings for a dense or
             integer sparse feature, floats with a fractional part as ids).
         FileNotFoundError: a path or glob that matches no file.
+        TypeError: a block source that is a one-shot iterator (pass a callable
+            returning a new one each epoch), or a block that is no dict.
 
     Example:
 
     >>> import pandas as pd
     >>> from keras_mtl.data import make_dataset
-    >>> from keras_mtl.features import DenseFeature, SparseFeature, Task
+    >>> from keras_mtl.features import DenseFeature, SparseFeature
+    >>> from keras_mtl.tasks import Task
     >>> frame = pd.DataFrame({"user": [3, 1], "price": [9.5, 2.0],
     ...                       "tags": [[1, 2, 3], [4]], "click": [1, 0]})
     >>> ds = make_dataset(
@@ -127,6 +153,19 @@ def make_dataset(
     >>> x, y = next(iter(ds))
     >>> x["tags"].numpy().tolist()
     [[1, 2], [4, -1]]
+
+    A block source, here a generator function of two blocks:
+
+    >>> import numpy as np
+    >>> def blocks():
+    ...     for start in (0, 3):
+    ...         ids = np.arange(start, start + 3)
+    ...         yield {"user": ids, "price": ids * 0.5, "click": ids % 2}
+    >>> ds = make_dataset(blocks, [SparseFeature("user", vocabulary_size=10),
+    ...                            DenseFeature("price")], [Task("click")],
+    ...                   batch_size=4, shuffle=False)
+    >>> [x["user"].numpy().tolist() for x, y in ds]
+    [[0, 1, 2, 3], [4, 5]]
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
@@ -156,6 +195,20 @@ def make_dataset(
         ]
         return reader(
             files,
+            features,
+            tasks,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_remainder=drop_remainder,
+            shuffle_buffer_size=shuffle_buffer_size,
+        )
+    if is_block_source(data):
+        if format is not None:
+            raise ValueError(f"format={format!r} applies to file paths, not blocks.")
+        return block_dataset(
+            data,
             features,
             tasks,
             sample_weight=sample_weight,

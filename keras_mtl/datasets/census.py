@@ -170,7 +170,8 @@ def load_census(
 
     Example:
 
-    >>> from keras_mtl.data import load_census, make_dataset, split_frame
+    >>> from keras_mtl.data import make_dataset, split_frame
+    >>> from keras_mtl.datasets import load_census
     >>> census = load_census("census-income.test.gz")
     >>> train, val, test = split_frame(census.frame, seed=0)
     >>> ds = make_dataset(train, census.features, census.tasks)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from keras_mtl.features import DenseFeature, SparseFeature
+from keras_mtl.tasks import esmm_tasks
 
 NUM_AGES = 6
 # Weights of the unit-variance components (latent dot product, user bias, item
@@ -33,6 +34,10 @@ class FunnelData:
             one list object), `item_id`, `item_category`, `item_log_price` and
             the float32 0/1 events `click`, `action`, `conversion`.
         features: list. Specs of the six feature columns.
+        tasks: list. ESMM's tasks on `click` and `conversion` (`esmm_tasks()`:
+            `ctr`, `cvr` given a click, metric-only, and `ctcvr`). The frame also
+            fits `esm2_tasks()` (with `action`), `aitm_tasks()` and
+            `funnel_tasks()` (independent heads for MMoE, shared-bottom, ...).
         true_ctr: np.ndarray. `(N,)` float64 P(click | x); the other `true_*`
             arrays are likewise `(N,)` float64, defined for every row.
         true_action: np.ndarray. P(action | click, x).
@@ -49,6 +54,7 @@ class FunnelData:
 
     frame: pd.DataFrame
     features: list
+    tasks: list
     true_ctr: np.ndarray
     true_action: np.ndarray
     true_cvr: np.ndarray
@@ -157,17 +163,15 @@ def make_funnel(
         seed: int or None. Fully determines the output. Defaults to None.
 
     Returns:
-        A `FunnelData` with the frame, feature specs, true probabilities and
-        generating parameters.
+        A `FunnelData` with the frame, feature specs, ESMM's tasks, the true
+        probabilities and the generating parameters.
 
     Example:
 
     >>> from keras_mtl.data import make_dataset
-    >>> from keras_mtl.datasets.funnel import make_funnel
-    >>> from keras_mtl.features import Task
+    >>> from keras_mtl.datasets import make_funnel
     >>> funnel = make_funnel(10_000, num_users=500, num_items=200, seed=0)
-    >>> tasks = [Task("ctr", label="click"), Task("ctcvr", label="conversion")]
-    >>> ds = make_dataset(funnel.frame, funnel.features, tasks, batch_size=512)
+    >>> ds = make_dataset(funnel.frame, funnel.features, funnel.tasks, batch_size=512)
 
     References:
         Ma et al., "Entire Space Multi-Task Model: An Effective Approach for
@@ -285,6 +289,7 @@ def make_funnel(
     return FunnelData(
         frame=frame,
         features=features,
+        tasks=esmm_tasks(),
         true_ctr=true_ctr,
         true_action=true_action,
         true_cvr=true_cvr,

@@ -91,7 +91,8 @@ def make_synthetic(
 
     Example:
 
-    >>> from keras_mtl.data import make_dataset, make_synthetic
+    >>> from keras_mtl.data import make_dataset
+    >>> from keras_mtl.datasets import make_synthetic
     >>> syn = make_synthetic(1000, dim=16, correlation=0.9, seed=0)
     >>> ds = make_dataset(syn.data, syn.features, syn.tasks, batch_size=128)
 

@@ -5,14 +5,16 @@ import pytest
 import tensorflow as tf
 
 import keras_mtl
-from keras_mtl.datasets import aliccp
 from keras_mtl.datasets.aliccp import (
     AITM_FIELDS,
     ALICCP_FIELDS,
     aliccp_features,
     aliccp_tasks,
     load_aliccp,
+    loader,
+    parser,
 )
+from keras_mtl.datasets.aliccp.fields import BY_NAME
 from keras_mtl.features import SparseFeature
 from keras_mtl.tasks import Task
 from tests.helpers import write_text
@@ -190,8 +192,8 @@ def test_batches_max_rows_split_subdirectory_and_blank_lines(tmp_path):
 
 
 def test_crlf_no_final_newline_and_lines_longer_than_a_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(aliccp, "_BLOCK_BYTES", 7)
-    monkeypatch.setattr(aliccp, "_COMMON_BLOCK_BYTES", 5)
+    monkeypatch.setattr(parser, "BLOCK_BYTES", 7)
+    monkeypatch.setattr(parser, "COMMON_BLOCK_BYTES", 5)
     write_text(tmp_path / "sample_skeleton_train.csv", "\r\n".join(SKELETON))
     write_text(tmp_path / "common_features_train.csv", "\r\n".join(COMMON))
     x, y = next(iter(load_aliccp(tmp_path, features=FEATURES)))
@@ -203,8 +205,8 @@ def test_crlf_no_final_newline_and_lines_longer_than_a_block(tmp_path, monkeypat
 def test_random_lines_match_a_line_by_line_reading(tmp_path, monkeypatch):
     """The vectorised parser against a plain per-line reading of random data:
     repeated, interleaved, unknown and absent fields, empty lists, odd blocks."""
-    monkeypatch.setattr(aliccp, "_BLOCK_BYTES", 997)
-    monkeypatch.setattr(aliccp, "_COMMON_BLOCK_BYTES", 389)
+    monkeypatch.setattr(parser, "BLOCK_BYTES", 997)
+    monkeypatch.setattr(parser, "COMMON_BLOCK_BYTES", 389)
     rng = np.random.default_rng(7)
     fields = ["101", "124", "109_14", "110_14", "205", "210", "301", "9", "1101_14_99"]
 
@@ -231,7 +233,7 @@ def test_random_lines_match_a_line_by_line_reading(tmp_path, monkeypatch):
 
     for i, (user, feats) in enumerate(impressions):
         for feature in FEATURES:
-            field = aliccp._BY_NAME[feature.name].field
+            field = BY_NAME[feature.name].field
             ids = [v for f, v in feats if f == field] or [
                 v for f, v in users[user] if f == field
             ]
@@ -242,10 +244,10 @@ def test_random_lines_match_a_line_by_line_reading(tmp_path, monkeypatch):
 
 def test_max_rows_keeps_only_the_users_it_needs(tmp_path):
     root = write_split(tmp_path)
-    common = aliccp._CommonTable.read(
+    common = loader._CommonTable.read(
         root / "common_features_train.csv",
-        aliccp._Layout(FEATURES),
-        aliccp._skeleton_indices(tmp_path / "sample_skeleton_train.csv", 2),
+        parser.Layout(FEATURES),
+        loader._skeleton_indices(tmp_path / "sample_skeleton_train.csv", 2),
     )
     assert sorted(common.index) == sorted([U1.encode(), U2.encode()])
     # Only the user-side fields present in the file take room in the table.
@@ -419,7 +421,7 @@ def test_malformed_skeleton_lines_name_file_and_line(tmp_path, line, match):
 
 
 def test_an_error_after_the_first_block_stops_the_pipeline(tmp_path, monkeypatch):
-    monkeypatch.setattr(aliccp, "_BLOCK_BYTES", 1)  # one line per block
+    monkeypatch.setattr(parser, "BLOCK_BYTES", 1)  # one line per block
     root = write_split(tmp_path, skeleton=[*SKELETON[:3], BAD_TOKEN])
     ds = load_aliccp(root, features=FEATURES, batch_size=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"line 4: feature"):
@@ -462,7 +464,7 @@ def test_conversion_without_click(tmp_path, monkeypatch):
     )
     assert x["item_id"].numpy().tolist()[-1] == 2006
     # Past the first block, the error stops the pipeline.
-    monkeypatch.setattr(aliccp, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(parser, "BLOCK_BYTES", 1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="line 6: conversion=1"):
         list(load_aliccp(root, features=FEATURES))
 
