@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
@@ -130,12 +131,8 @@ def make_dataset(
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    if not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 1:
-        raise ValueError(
-            f"shuffle_buffer_size must be a positive int; got {shuffle_buffer_size!r}."
-        )
+    check_positive_int("make_dataset", "batch_size", batch_size)
+    check_positive_int("make_dataset", "shuffle_buffer_size", shuffle_buffer_size)
     if sample_weight is not None and not tasks:
         raise ValueError("sample_weight needs tasks: weights go with labels.")
 

@@ -31,6 +31,7 @@ from itertools import repeat
 import numpy as np
 import tensorflow as tf
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.data import _files, _tensors
 from keras_mtl.features import INT_PAD, SparseFeature, check_features
 from keras_mtl.tasks import Task, check_tasks, esmm_tasks
@@ -451,13 +452,12 @@ def load_aliccp(
                     f"Task {t.name!r}: Ali-CCP has the label columns "
                     f"{LABEL_COLUMNS} (conversion is the raw `buy`); got {column!r}."
                 )
-    for name, value, low in (
+    for name, value, _ in (
         ("batch_size", batch_size, 1),
         ("shuffle_buffer_size", shuffle_buffer_size, 1),
         ("max_rows", 1 if max_rows is None else max_rows, 1),
     ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
+        check_positive_int("load_aliccp", name, value)
 
     needed = None
     if max_rows is not None:
