@@ -127,6 +127,8 @@ def csv_dataset(
                 x[f.name] = _tensors.cells_to_dense(cells[position[f.name]], f, what)
             if isinstance(f, DenseFeature):
                 x[f.name] = _tensors.check_dense(x[f.name], f, what)
+            else:
+                x[f.name] = _tensors.check_ids(x[f.name], f, what)
         if not tasks:
             return _tensors.assemble(x, None)
         y = _tensors.task_labels(

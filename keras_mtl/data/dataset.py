@@ -73,11 +73,16 @@ def make_dataset(
       or `format="tfrecord"`), in the layout `write_tfrecord` writes; an absent
       key is NaN (numbers) or the pad value (sparse).
 
-    Streamed sources are checked per batch inside the pipeline (numbers that do
-    not parse, NaN/inf in dense features without `allow_missing`, non-0/1
-    binary labels) and fail with a `tf.errors.InvalidArgumentError` naming the
-    feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
-    sources: inside the model they go to the out-of-vocabulary row.
+    In-memory data and streamed sources obey the same data rules (one table,
+    `keras_mtl.data._rules`): finite labels, 0/1 (or missing) binary labels,
+    funnel order (`given` / `requires`), finite non-negative sample weights, no
+    inf in dense values and no NaN without `allow_missing`, ids in
+    `[0, vocabulary_size)` or padding. In-memory columns are checked whole, up
+    front (see Raises); streamed sources are checked per batch inside the
+    pipeline, together with numbers that do not parse, and fail with a
+    `tf.errors.InvalidArgumentError` with the same message, naming the feature
+    and its file column. (At serving time, the model itself sends an id
+    outside the vocabulary to the out-of-vocabulary row.)
 
     Args:
         data: DataFrame, dict of arrays, or CSV / TFRecord path(s) or glob.

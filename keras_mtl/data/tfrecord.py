@@ -217,7 +217,7 @@ def tfrecord_dataset(
             if isinstance(f, SparseFeature):
                 if f.max_len is not None:
                     value = _tensors.pad_ragged(tf.RaggedTensor.from_sparse(value), f)
-                x[f.name] = value
+                x[f.name] = _tensors.check_ids(value, f, what)
             else:
                 value = _numbers(value, f.dim, what)
                 x[f.name] = _tensors.check_dense(value, f, what)
