@@ -87,6 +87,10 @@ class Rule:
         show_values: bool. The message quotes offending values. Defaults to True.
         describe: optional callable `(spec, values, valid) -> str`, a custom
             in-memory detail (after the core). Defaults to offending values and rows.
+        spec_fields: tuple of str. The spec attributes `valid` reads. Several
+            scalar columns are then checked at once, stacked `(batch, k)`, with
+            each attribute an array over the k columns (None becomes NaN).
+            Defaults to none.
     """
 
     name: str
@@ -97,6 +101,7 @@ class Rule:
     per_row: bool = False
     show_values: bool = True
     describe: Callable[..., str] | None = None
+    spec_fields: tuple[str, ...] = ()
 
 
 def _binary_ok(ops, task: Task, y):
@@ -164,6 +169,7 @@ RULES = (
         _is_task_type("binary"),
         _binary_ok,
         _binary_expected,
+        spec_fields=("missing_value",),
     ),
     Rule(
         "class_index",
@@ -174,6 +180,7 @@ RULES = (
             f"class indices must be integers in [0, num_classes={task.num_classes}) "
             "or NaN"
         ),
+        spec_fields=("num_classes",),
     ),
     Rule(
         "class_weights",
@@ -240,6 +247,7 @@ RULES = (
             f"the padding value {feature.pad_value}"
         ),
         describe=_ids_detail,
+        spec_fields=("vocabulary_size", "pad_value"),
     ),
 )
 
@@ -304,22 +312,73 @@ def check_tensor(target: str, spec, what: str, values: tf.Tensor, *more) -> tf.T
     `"{what}: {expected}; received"` followed by the offending values and their
     rows in the batch. The rules are checked in table order.
     """
-    assertion = None
-    for rule in rules_for(target, spec):
-        valid = rule.valid(TENSORS, spec, values, *more)
-        rows_ok = valid if rule.per_row else TENSORS.all_rows(valid)
-        rows = tf.where(tf.logical_not(rows_ok))[:, 0]
-        message = f"{what}: {rule.expected(spec)}; "
-        if rule.show_values:
-            bad = tf.logical_not(rows_ok if rule.per_row else valid)
-            data = [message + "received", tf.boolean_mask(values, bad)]
-            data += ["in batch rows", rows]
-        else:
-            data = [message + "found in batch rows", rows]
-        deps = [] if assertion is None else [assertion]
-        with tf.control_dependencies(deps):
-            assertion = tf.debugging.Assert(tf.reduce_all(valid), data, summarize=5)
-    if assertion is None:
+    return check_tensors(target, [(spec, what, values, *more)])[0]
+
+
+def check_tensors(target: str, items: list) -> list:
+    """`check_tensor` for several columns at once, e.g. every id column of a batch.
+
+    Scalar columns `(batch,)` of one dtype are stacked and checked together:
+    one assertion per rule, whose message names the first column that breaks
+    it, so that wide data costs a few ops per rule rather than per column.
+
+    Args:
+        target: as for `check_array`.
+        items: list of `(spec, what, values, *more)` tuples.
+
+    Returns:
+        The `values` of each item, in order, after the assertions.
+    """
+    assertions = []
+    for rule in RULES:
+        chosen = [item for item in items if rule in rules_for(target, item[0])]
+        groups: dict = {}
+        for item in chosen:
+            values = item[2]
+            stackable = values.shape.rank == 1 and not rule.per_row
+            key = (values.dtype, len(item)) if stackable else id(item)
+            groups.setdefault(key, []).append(item)
+        for group in groups.values():
+            with tf.control_dependencies(assertions[-1:]):
+                assertions.append(_assert_rule(rule, group))
+    values = [item[2] for item in items]
+    if not assertions:
         return values
-    with tf.control_dependencies([assertion]):
-        return tf.identity(values)
+    with tf.control_dependencies(assertions[-1:]):
+        return tf.identity_n(values)
+
+
+def _assert_rule(rule: Rule, items: list):
+    """One assertion of `rule` on one column, or on scalar columns stacked."""
+    after = "received" if rule.show_values else "found in batch rows"
+    messages = [f"{what}: {rule.expected(spec)}; {after}" for spec, what, *_ in items]
+    if len(items) == 1:
+        spec, _, values, *more = items[0]
+        valid = rule.valid(TENSORS, spec, values, *more)
+        message = messages[0]
+    else:
+        values = tf.stack([item[2] for item in items], axis=1)
+        more = [tf.stack(column, axis=1) for column in zip(*(it[3:] for it in items))]
+        spec = _stacked_spec(rule, [item[0] for item in items], values.dtype)
+        table = rule.valid(TENSORS, spec, values, *more)  # (batch, k)
+        first = tf.argmin(tf.cast(tf.reduce_all(table, axis=0), tf.int32))
+        valid = tf.gather(table, first, axis=1)
+        values = tf.gather(values, first, axis=1)
+        message = tf.gather(tf.constant(messages), first)
+    rows_ok = valid if rule.per_row else TENSORS.all_rows(valid)
+    rows = tf.where(tf.logical_not(rows_ok))[:, 0]
+    data = [message, rows]
+    if rule.show_values:
+        bad = tf.logical_not(rows_ok if rule.per_row else valid)
+        data = [message, tf.boolean_mask(values, bad), "in batch rows", rows]
+    return tf.debugging.Assert(tf.reduce_all(valid), data, summarize=5)
+
+
+def _stacked_spec(rule: Rule, specs: list, dtype: tf.DType) -> types.SimpleNamespace:
+    """The `spec_fields` of k specs as arrays over the k columns (None -> NaN)."""
+    fields = {}
+    for field in rule.spec_fields:
+        column = [getattr(spec, field) for spec in specs]
+        column = [np.nan if value is None else value for value in column]
+        fields[field] = np.array(column, dtype=dtype.as_numpy_dtype)
+    return types.SimpleNamespace(**fields)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_mtl.data._rules import check_tensor, parent_task
+from keras_mtl.data._rules import check_tensor, check_tensors, parent_task
 from keras_mtl.features import DenseFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -172,19 +172,38 @@ def funnel_label(labels: tf.Tensor, parent: tf.Tensor, task: Task, what: str):
     )
 
 
+def check_feature_values(x: dict, features, what) -> dict:
+    """`x` after the dense-value and id-range rules, one assertion per rule and
+    column shape for all `features` (`what(feature)` names the source)."""
+    items = {"dense": [], "ids": []}
+    for f in features:
+        target = "dense" if isinstance(f, DenseFeature) else "ids"
+        items[target].append((f, what(f), x[f.name]))
+    out = dict(x)
+    for target, chosen in items.items():
+        for (f, _, _), value in zip(chosen, check_tensors(target, chosen)):
+            out[f.name] = value
+    return out
+
+
 def task_labels(numbers: dict, tasks, what) -> dict:
     """Labels of `tasks` from parsed float columns; `what(task)` names the source.
 
     A `given` / `requires` column is checked as the binary label of
-    `parent_task(task)` (as in memory), then the funnel order.
+    `parent_task(task)` (as in memory), then the funnel order; a `given` label
+    is masked (NaN) where its parent event did not happen.
     """
-    y = {}
-    for t in tasks:
-        y[t.name] = check_label(numbers[t.label_column], t, what(t))
-        if t.parent_column is not None:
-            parent = parent_task(t)
-            happened = check_label(numbers[t.parent_column], parent, what(parent))
-            y[t.name] = funnel_label(y[t.name], happened, t, what(t))
+    funnels = [t for t in tasks if t.parent_column is not None]
+    parents = [parent_task(t) for t in funnels]
+    columns = [t.label_column for t in tasks] + [t.parent_column for t in funnels]
+    checked = check_tensors(
+        "label",
+        [(t, what(t), numbers[c]) for t, c in zip([*tasks, *parents], columns)],
+    )
+    y = {t.name: value for t, value in zip(tasks, checked)}
+    happened = dict(zip([t.name for t in funnels], checked[len(tasks) :]))
+    for t in funnels:
+        y[t.name] = funnel_label(y[t.name], happened[t.name], t, what(t))
     return y
 
 

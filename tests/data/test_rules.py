@@ -193,3 +193,28 @@ def test_streamed_multi_valued_ids_are_range_checked(tmp_path):
         list(ds)
     with pytest.raises(ValueError, match=r"'tags'.*from 1 to 12 \(1 out of range"):
         make_dataset({"tags": [[1, 2], [3, 12, 4]]}, [tags])
+
+
+def test_stacked_columns_name_the_column_that_breaks_the_rule(tmp_path):
+    """Scalar columns are checked together; each keeps its own spec and name."""
+    path = tmp_path / "two.csv"
+    path.write_text("a,b,c\n9,4,-1\n9,7,0\n")
+    features = [SparseFeature(n, vocabulary_size=s) for n, s in zip("ab", (10, 5))]
+    ds = make_dataset(str(path), features, shuffle=False)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"SparseFeature `b` \(CSV column `b`\): ids must lie in "
+        r"\[0, vocabulary_size=5\).*\[7\] \[in batch rows\] \[1\]",
+    ):
+        list(ds)
+    # missing_value=-1 is a valid label of "c" only; "c2" reads the same column.
+    tasks = [Task("c", missing_value=-1.0), Task("c2", label="c")]
+    ds = make_dataset(str(path), features[:1], tasks, shuffle=False)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Task `c2` \(CSV column `c`\): binary labels must be 0 or 1 "
+        r"\(NaN for a missing label\); received\] \[-1\] \[in batch rows\] \[0\]",
+    ):
+        list(ds)
+    ok = make_dataset(str(path), features[:1], tasks[:1], shuffle=False)
+    assert [y["c"].numpy().tolist() for _, y in ok] == [[-1.0, 0.0]]
