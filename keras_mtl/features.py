@@ -15,6 +15,8 @@ from typing import Any, Union
 
 import keras
 
+from keras_mtl._checks import check_positive, check_positive_int
+
 #: Value that marks an empty slot (padding / no id) in an integer sparse feature.
 INT_PAD = -1
 #: Value that marks an empty slot in a string sparse feature.
@@ -98,20 +100,12 @@ class SparseFeature:
                     f"SparseFeature {self.name!r}: vocabulary has duplicates."
                 )
             object.__setattr__(self, "vocabulary", vocab)
-        for arg in ("vocabulary_size", "hash_bins", "embedding_dim"):
-            value = getattr(self, arg)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(
-                    f"SparseFeature {self.name!r}: {arg} must be a positive int, "
-                    f"got {value!r}."
-                )
-        if self.max_len is not None and (
-            not isinstance(self.max_len, int) or self.max_len < 1
-        ):
-            raise ValueError(
-                f"SparseFeature {self.name!r}: max_len must be a positive int or "
-                f"None, got {self.max_len!r}."
+        owner = f"SparseFeature {self.name!r}"
+        for arg in ("vocabulary_size", "hash_bins", "embedding_dim", "max_len"):
+            value = check_positive_int(
+                owner, arg, getattr(self, arg), allow_none=arg != "embedding_dim"
             )
+            object.__setattr__(self, arg, value)
         if self.dtype is None:
             if self.vocabulary is not None:
                 is_str = isinstance(self.vocabulary[0], str)
@@ -201,17 +195,11 @@ class DenseFeature:
 
     def __post_init__(self):
         check_name("DenseFeature", self.name)
-        if not isinstance(self.dim, int) or self.dim < 1:
-            raise ValueError(
-                f"DenseFeature {self.name!r}: dim must be a positive int, got "
-                f"{self.dim!r}."
-            )
-        if not self.std > 0:
-            raise ValueError(
-                f"DenseFeature {self.name!r}: std must be > 0, got {self.std!r}."
-            )
+        dim = check_positive_int(f"DenseFeature {self.name!r}", "dim", self.dim)
+        object.__setattr__(self, "dim", dim)
+        std = check_positive(f"DenseFeature {self.name!r}", "std", self.std)
         object.__setattr__(self, "mean", float(self.mean))
-        object.__setattr__(self, "std", float(self.std))
+        object.__setattr__(self, "std", std)
 
     dtype = "float32"
 
@@ -293,10 +281,9 @@ class SequenceFeature:
         names = [f.name for f in item + prop]
         if len(set(names)) != len(names):
             raise ValueError(f"{what}: field names must be unique; got {names}.")
-        if not isinstance(self.max_len, int) or self.max_len < 1:
-            raise ValueError(
-                f"{what}: max_len must be a positive int, got {self.max_len!r}."
-            )
+        object.__setattr__(
+            self, "max_len", check_positive_int(what, "max_len", self.max_len)
+        )
 
     @property
     def fields(self) -> tuple:

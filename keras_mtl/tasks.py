@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from keras_mtl._checks import check_int_at_least, check_non_negative
 from keras_mtl.features import check_name
 
 #: Every `Task.type`.
@@ -97,16 +98,13 @@ class Task:
                     f"Task {self.name!r}: {arg} is required for type={kind!r} and "
                     f"only for it; got type={self.type!r}, {arg}={value!r}."
                 )
-            if value is not None and (not isinstance(value, int) or value < least):
-                raise ValueError(
-                    f"Task {self.name!r}: {arg} must be an int >= {least}, got "
-                    f"{value!r}."
-                )
-        if not self.loss_weight >= 0:
-            raise ValueError(
-                f"Task {self.name!r}: loss_weight must be >= 0, got "
-                f"{self.loss_weight!r}."
-            )
+            if value is not None:
+                value = check_int_at_least(f"Task {self.name!r}", arg, value, least)
+                object.__setattr__(self, arg, value)
+        weight = check_non_negative(
+            f"Task {self.name!r}", "loss_weight", self.loss_weight
+        )
+        object.__setattr__(self, "loss_weight", weight)
 
         if self.given is not None and self.requires is not None:
             raise ValueError(

@@ -1,14 +1,16 @@
 """TensorFlow-side conversions and checks shared by the streamed readers (CSV, TFRecord).
 
-Streamed data is never held in memory, so the checks that `validate_in_memory`
-does up front happen here per batch, inside the `tf.data` map, as assertions
-whose message names the feature.
+Streamed data is never held in memory, so the data rules (`keras_mtl.data._rules`)
+that `validate_in_memory` applies to whole columns up front are asserted here per
+batch, inside the `tf.data` map, with the same message cores naming the feature
+and its file column.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_mtl.data._rules import check_tensor, check_tensors, parent_task
 from keras_mtl.features import DenseFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -140,73 +142,68 @@ def ragged_to_vectors(
 
 
 def check_weight(weights: tf.Tensor, what: str) -> tf.Tensor:
-    """Assert per-example weights are finite and >= 0."""
-    return with_check(
-        weights,
-        tf.math.is_finite(weights) & (weights >= 0),
-        f"{what}: need finite >= 0",
-        weights,
-    )
+    """Assert the sample-weight rule (finite, >= 0) on a batch of weights."""
+    return check_tensor("weight", None, what, weights)
 
 
 def check_dense(values: tf.Tensor, feature: DenseFeature, what: str) -> tf.Tensor:
-    """Assert no inf, and no NaN unless `allow_missing` (the model cannot take them)."""
-    if feature.allow_missing:
-        return with_check(
-            values,
-            tf.logical_not(tf.math.is_inf(values)),
-            f"{what}: contains inf; only finite values or NaN (missing) allowed.",
-            tf.shape(values),
-        )
-    return tf.debugging.check_numerics(
-        values,
-        f"{what}: NaN or inf (an empty cell or absent value is NaN) but "
-        "allow_missing=False",
-    )
+    """Assert the dense-value rules (no inf; no NaN unless `allow_missing`)."""
+    return check_tensor("dense", feature, what, values)
+
+
+def check_ids(ids: tf.Tensor, feature: SparseFeature, what: str) -> tf.Tensor:
+    """Assert the id-range rule (`[0, vocabulary_size)` or padding) on a batch."""
+    return check_tensor("ids", feature, what, ids)
 
 
 def check_label(labels: tf.Tensor, task: Task, what: str) -> tf.Tensor:
-    """Assert finite-or-NaN labels, and 0/1 (or missing) for binary tasks."""
-    ok = tf.logical_not(tf.math.is_inf(labels))
-    expected = "finite labels or NaN"
-    if task.type == "binary":
-        missing = tf.math.is_nan(labels)
-        if task.missing_value is not None:
-            missing |= tf.equal(labels, task.missing_value)
-        ok = missing | tf.equal(labels, 0.0) | tf.equal(labels, 1.0)
-        expected = "binary labels 0 or 1 (NaN or missing_value for missing)"
-    return with_check(
-        labels,
-        ok,
-        f"{what}: expected {expected}; received:",
-        tf.boolean_mask(labels, tf.logical_not(ok)),
-    )
+    """Assert the label rules of `task` (finite; 0/1 or missing for binary tasks)."""
+    return check_tensor("label", task, what, labels)
 
 
 def funnel_label(labels: tf.Tensor, parent: tf.Tensor, task: Task, what: str):
-    """Assert the label is 1 only where `parent` is 1; mask other rows if `given`."""
-    happened = tf.equal(parent, 1.0)
-    ok = tf.logical_not(tf.equal(labels, 1.0) & tf.logical_not(happened))
-    labels = with_check(
-        labels,
-        ok,
-        f"{what}: {task.label_column}=1 where {task.parent_column}!=1 (a "
-        f"{task.label_column} needs a {task.parent_column} first); in the batch, "
-        "rows",
-        tf.where(tf.logical_not(ok))[:, 0],
-    )
+    """Assert the funnel-order rule (label 1 only where `parent` is 1); with
+    `given`, mask the label where `parent` is not 1."""
+    labels = check_tensor("funnel", task, what, labels, parent)
     if task.given is None:
         return labels
-    return tf.where(happened, labels, tf.fill(tf.shape(labels), float("nan")))
+    return tf.where(
+        tf.equal(parent, 1.0), labels, tf.fill(tf.shape(labels), float("nan"))
+    )
+
+
+def check_feature_values(x: dict, features, what) -> dict:
+    """`x` after the dense-value and id-range rules, one assertion per rule and
+    column shape for all `features` (`what(feature)` names the source)."""
+    items = {"dense": [], "ids": []}
+    for f in features:
+        target = "dense" if isinstance(f, DenseFeature) else "ids"
+        items[target].append((f, what(f), x[f.name]))
+    out = dict(x)
+    for target, chosen in items.items():
+        for (f, _, _), value in zip(chosen, check_tensors(target, chosen)):
+            out[f.name] = value
+    return out
 
 
 def task_labels(numbers: dict, tasks, what) -> dict:
-    """Labels of `tasks` from parsed float columns; `what(task)` names the source."""
-    y = {}
-    for t in tasks:
-        y[t.name] = check_label(numbers[t.label_column], t, what(t))
-        if t.parent_column is not None:
-            y[t.name] = funnel_label(y[t.name], numbers[t.parent_column], t, what(t))
+    """Labels of `tasks` from parsed float columns; `what(task)` names the source.
+
+    A `given` / `requires` column is checked as the binary label of
+    `parent_task(task)` (as in memory), then the funnel order; a `given` label
+    is masked (NaN) where its parent event did not happen.
+    """
+    funnels = [t for t in tasks if t.parent_column is not None]
+    parents = [parent_task(t) for t in funnels]
+    columns = [t.label_column for t in tasks] + [t.parent_column for t in funnels]
+    checked = check_tensors(
+        "label",
+        [(t, what(t), numbers[c]) for t, c in zip([*tasks, *parents], columns)],
+    )
+    y = {t.name: value for t, value in zip(tasks, checked)}
+    happened = dict(zip([t.name for t in funnels], checked[len(tasks) :]))
+    for t in funnels:
+        y[t.name] = funnel_label(y[t.name], happened[t.name], t, what(t))
     return y
 
 

@@ -2,10 +2,10 @@
 
 `validate_in_memory` is the single entry point used by every in-memory path
 (`make_dataset` on a DataFrame or a dict, `write_tfrecord`). It looks up each
-column, checks its dtype, shape and values against the feature/task specs and
-returns numpy arrays in the exact element format of `make_dataset`, so that bad
-input fails here with a message naming the feature instead of deep inside
-TensorFlow or as a NaN loss.
+column, coerces its dtype and shape to the element format of `make_dataset` and
+applies the data rules of `keras_mtl.data._rules` (the same table the streamed
+readers apply per batch) to whole columns, so that bad input fails here with a
+message naming the feature instead of deep inside TensorFlow or as a NaN loss.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_mtl.data._rules import check_array, parent_task
 from keras_mtl.features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -264,23 +265,8 @@ def _single_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
                 f"a fractional part, e.g. {float(whole[fractional][0])}."
             )
         ids = np.where(nan, feature.pad_value, whole).astype(np.int64)
-    _check_vocabulary(feature, ids)
+    check_array("ids", feature, what, ids)
     return ids
-
-
-def _check_vocabulary(feature: SparseFeature, ids: np.ndarray) -> None:
-    size = feature.vocabulary_size
-    if size is None:
-        return
-    valid = ids[ids != feature.pad_value]
-    if valid.size and (valid.min() < 0 or valid.max() >= size):
-        bad = valid[(valid < 0) | (valid >= size)]
-        raise ValueError(
-            f"SparseFeature {feature.name!r}: ids must lie in [0, vocabulary_size="
-            f"{size}) or be the padding value {feature.pad_value}; received ids "
-            f"from {valid.min()} to {valid.max()} ({bad.size} out of range, e.g. "
-            f"{bad[0]})."
-        )
 
 
 def _multi_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
@@ -349,17 +335,7 @@ def _dense_array(feature: DenseFeature, array: np.ndarray) -> np.ndarray:
             f"received shape {array.shape}."
         )
     values = _numeric(array, what, "numbers (float32)").astype(np.float32)
-    if np.isinf(values).any():
-        raise ValueError(
-            f"{what}: contains inf (or values too large for float32); only finite "
-            "values (and NaN with allow_missing=True) are allowed."
-        )
-    if not feature.allow_missing and np.isnan(values).any():
-        count = int(np.isnan(values).any(axis=tuple(range(1, values.ndim))).sum())
-        raise ValueError(
-            f"{what}: {count} row(s) contain NaN but allow_missing=False; fill "
-            "them or declare DenseFeature(..., allow_missing=True)."
-        )
+    check_array("dense", feature, what, values)
     return values
 
 
@@ -393,24 +369,7 @@ def _label_array(task: Task, array: np.ndarray) -> np.ndarray:
             f"{what}: expected one label per row; received shape {array.shape}."
         )
     labels = _numeric(array, what, "numeric labels").astype(np.float32)
-    if np.isinf(labels).any():
-        raise ValueError(f"{what}: labels contain inf.")
-    if task.type == "binary":
-        known = ~np.isnan(labels)
-        if task.missing_value is not None:
-            known &= labels != np.float32(task.missing_value)
-        bad = known & (labels != 0) & (labels != 1)
-        if bad.any():
-            examples = np.unique(labels[bad])[:5].tolist()
-            raise ValueError(
-                f"{what}: binary labels must be 0 or 1 (NaN"
-                + (
-                    f" or missing_value={task.missing_value}"
-                    if task.missing_value is not None
-                    else ""
-                )
-                + f" for a missing label); received {examples}."
-            )
+    check_array("label", task, what, labels)
     return labels
 
 
@@ -426,10 +385,7 @@ def _label_rows(task: Task, array: np.ndarray, what: str) -> np.ndarray:
             f"{what}: expected a vector of {width} values per row (shape (N, "
             f"{width})); received shape {array.shape}."
         )
-    labels = _numeric(array, what, "numeric labels").astype(np.float32)
-    if np.isinf(labels).any():
-        raise ValueError(f"{what}: labels contain inf.")
-    return labels
+    return _numeric(array, what, "numeric labels").astype(np.float32)
 
 
 def _class_labels(task: Task, array: np.ndarray, what: str) -> np.ndarray:
@@ -441,28 +397,17 @@ def _class_labels(task: Task, array: np.ndarray, what: str) -> np.ndarray:
     indices = array.ndim == 1 and array.dtype != object
     if indices or (array.ndim == 2 and array.shape[1] == 1):
         index = _numeric(array.reshape(-1), what, "class indices")
+        check_array("label", task, what, index)
         known = ~np.isnan(index)
-        bad = known & ((index != np.floor(index)) | (index < 0) | (index >= k))
-        if bad.any():
-            raise ValueError(
-                f"{what}: class indices must be integers in [0, num_classes={k}) "
-                f"or NaN; received {np.unique(index[bad])[:5].tolist()}."
-            )
         labels = np.full((len(index), k), np.nan, dtype=np.float32)
         labels[known] = 0.0
         labels[np.flatnonzero(known), index[known].astype(np.int64)] = 1.0
         return labels
     labels = _label_rows(task, array, what)
+    check_array("label_vector", task, what, labels)
     known = ~np.isnan(labels).any(axis=1)
-    totals = labels[known].sum(axis=1)
-    if (labels[known] < 0).any() or (totals <= 0).any():
-        raise ValueError(
-            f"{what}: a label vector needs non-negative weights with a positive "
-            "sum (a one-hot, multi-hot or probability vector), or NaN for a "
-            "missing label."
-        )
     labels[~known] = np.nan
-    labels[known] /= totals[:, None]
+    labels[known] /= labels[known].sum(axis=1)[:, None]
     return labels
 
 
@@ -470,30 +415,17 @@ def _relevance_labels(task: Task, array: np.ndarray, what: str) -> np.ndarray:
     """(N, list_size) relevance grades; -1 marks a padded candidate (NaN -> -1)."""
     labels = _label_rows(task, array, what)
     labels = np.where(np.isnan(labels), np.float32(-1.0), labels)
-    bad = (labels < 0) & (labels != -1)
-    if bad.any():
-        raise ValueError(
-            f"{what}: relevance grades must be >= 0, or -1 / NaN for a padded "
-            f"candidate; received {np.unique(labels[bad])[:5].tolist()}."
-        )
+    check_array("label_vector", task, what, labels)
     return labels
 
 
 def _funnel_labels(task: Task, labels: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Check that the label is 1 only where its parent event is; mask if `given`."""
-    column = task.parent_column
     what = f"Task {task.name!r} (label column {task.label_column!r})"
-    role = "given" if task.given is not None else "requires"
-    happened = _label_array(Task(f"{task.name} ({role})", label=column), parent) == 1
-    bad = np.flatnonzero((labels == 1) & ~happened)
-    if bad.size:
-        raise ValueError(
-            f"{what}: {bad.size} row(s) have {task.label_column}=1 but "
-            f"{column}!=1 (first rows {bad[:5].tolist()}); a {task.label_column} "
-            f"needs a {column} first. Fix or drop those rows."
-        )
+    parent = _label_array(parent_task(task), parent)
+    check_array("funnel", task, what, labels, parent)
     if task.given is not None:
-        labels = np.where(happened, labels, np.float32("nan")).astype(np.float32)
+        labels = np.where(parent == 1, labels, np.float32("nan")).astype(np.float32)
     return labels
 
 
@@ -502,6 +434,5 @@ def _weight_array(column: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"{what}: expected shape (N,); received {array.shape}.")
     weights = _numeric(array, what, "numbers").astype(np.float32)
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"{what}: weights must be finite and >= 0.")
+    check_array("weight", None, what, weights)
     return weights

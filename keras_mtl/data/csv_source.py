@@ -125,8 +125,11 @@ def csv_dataset(
                 x[f.name] = _tensors.cells_to_ids(cells[position[f.name]], f, what)
             else:
                 x[f.name] = _tensors.cells_to_dense(cells[position[f.name]], f, what)
-            if isinstance(f, DenseFeature):
-                x[f.name] = _tensors.check_dense(x[f.name], f, what)
+        x = _tensors.check_feature_values(
+            x,
+            features,
+            lambda f: f"{type(f).__name__} `{f.name}` (CSV column `{f.name}`)",
+        )
         if not tasks:
             return _tensors.assemble(x, None)
         y = _tensors.task_labels(

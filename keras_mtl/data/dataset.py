@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.data import _files, _tensors
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
@@ -93,11 +94,16 @@ def make_dataset(
       readers written in numpy (`keras_mtl.datasets.load_aliccp`) feed the
       pipeline.
 
-    Streamed sources (files and block sources) are checked per batch inside
-    the pipeline (numbers that do not parse, NaN/inf in dense features without
-    `allow_missing`, non-0/1 binary labels) and fail with a
-    `tf.errors.InvalidArgumentError` naming the feature. Ids outside `[0, vocabulary_size)` are NOT checked for streamed
-    sources: inside the model they go to the out-of-vocabulary row.
+    In-memory data and streamed sources obey the same data rules (one table,
+    `keras_mtl.data._rules`): finite labels, 0/1 (or missing) binary labels,
+    funnel order (`given` / `requires`), finite non-negative sample weights, no
+    inf in dense values and no NaN without `allow_missing`, ids in
+    `[0, vocabulary_size)` or padding. In-memory columns are checked whole, up
+    front (see Raises); streamed sources are checked per batch inside the
+    pipeline, together with numbers that do not parse, and fail with a
+    `tf.errors.InvalidArgumentError` with the same message, naming the feature
+    and its file column. (At serving time, the model itself sends an id
+    outside the vocabulary to the out-of-vocabulary row.)
 
     Args:
         data: DataFrame, dict of arrays, CSV / TFRecord path(s) or glob, or a
@@ -169,12 +175,8 @@ def make_dataset(
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    if not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 1:
-        raise ValueError(
-            f"shuffle_buffer_size must be a positive int; got {shuffle_buffer_size!r}."
-        )
+    check_positive_int("make_dataset", "batch_size", batch_size)
+    check_positive_int("make_dataset", "shuffle_buffer_size", shuffle_buffer_size)
     if sample_weight is not None and not tasks:
         raise ValueError("sample_weight needs tasks: weights go with labels.")
 

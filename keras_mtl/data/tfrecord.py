@@ -226,8 +226,12 @@ def tfrecord_dataset(
                     value = _tensors.pad_ragged(tf.RaggedTensor.from_sparse(value), f)
                 x[f.name] = value
             else:
-                value = _numbers(value, f.dim, what)
-                x[f.name] = _tensors.check_dense(value, f, what)
+                x[f.name] = _numbers(value, f.dim, what)
+        x = _tensors.check_feature_values(
+            x,
+            features,
+            lambda f: f"{type(f).__name__} `{f.name}` (TFRecord key `{f.name}`)",
+        )
         if not tasks:
             return _tensors.assemble(x, None)
         numbers = {

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from keras_mtl._checks import check_int_at_least, check_non_negative, check_positive
 from keras_mtl.features import DenseFeature, SparseFeature
 from keras_mtl.tasks import esmm_tasks
 
@@ -183,15 +184,14 @@ def make_funnel(
     ints.update(num_items=num_items, history_len=history_len, latent_dim=latent_dim)
     for name, value in [*ints.items(), ("num_categories", num_categories)]:
         low = 2 if name == "num_categories" else 1
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-        _check(name, value, ok, f"an int >= {low}")
+        check_int_at_least("make_funnel", name, value, low)
     rates = dict(click_rate=click_rate, action_rate=action_rate)
     for name, value in [*rates.items(), ("conversion_rate", conversion_rate)]:
         _check(name, value, 0.0 < value < 1.0, "in (0, 1)")
     _check("correlation", correlation, -1.0 <= correlation <= 1.0, "in [-1, 1]")
-    _check("logit_scale", logit_scale, logit_scale > 0, "> 0")
-    _check("action_lift", action_lift, action_lift >= 0, ">= 0")
-    _check("popularity_exponent", popularity_exponent, popularity_exponent >= 0, ">= 0")
+    check_positive("make_funnel", "logit_scale", logit_scale)
+    check_non_negative("make_funnel", "action_lift", action_lift)
+    check_non_negative("make_funnel", "popularity_exponent", popularity_exponent)
 
     rng = np.random.default_rng(seed)
     d, n = latent_dim, num_impressions

@@ -6,6 +6,12 @@ import dataclasses
 
 import numpy as np
 
+from keras_mtl._checks import (
+    check_int_at_least,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+)
 from keras_mtl.features import DenseFeature
 from keras_mtl.tasks import Task
 
@@ -100,20 +106,13 @@ def make_synthetic(
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018.
     """
-    if not isinstance(num_examples, int) or num_examples < 1:
-        raise ValueError(f"num_examples must be a positive int; got {num_examples!r}.")
-    if not isinstance(dim, int) or dim < 2:
-        raise ValueError(
-            f"dim must be an int >= 2 (two orthogonal vectors); got {dim!r}."
-        )
+    check_positive_int("make_synthetic", "num_examples", num_examples)
+    check_int_at_least("make_synthetic", "dim (two orthogonal vectors)", dim, 2)
     if not -1.0 <= correlation <= 1.0:
         raise ValueError(f"correlation must lie in [-1, 1]; got {correlation!r}.")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0; got {scale!r}.")
-    if not isinstance(num_sin, int) or num_sin < 0:
-        raise ValueError(f"num_sin must be an int >= 0; got {num_sin!r}.")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0; got {noise_std!r}.")
+    check_positive("make_synthetic", "scale", scale)
+    check_int_at_least("make_synthetic", "num_sin", num_sin, 0)
+    check_non_negative("make_synthetic", "noise_std", noise_std)
 
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((dim, 2)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_rate
+
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class AdaptiveInformationTransfer(keras.layers.Layer):
@@ -52,12 +54,7 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
 
     def __init__(self, dropout: float = 0.0, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"AdaptiveInformationTransfer: dropout must be in [0, 1); got "
-                f"{dropout!r}."
-            )
-        self.dropout = float(dropout)
+        self.dropout = check_rate("AdaptiveInformationTransfer", "dropout", dropout)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.RandomNormal(stddev=0.01)
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_int_at_least
+
 
 def masked_softmax(scores, mask):
     """Softmax over the last axis restricted to `mask`; all-masked rows give 0s."""
@@ -59,11 +61,7 @@ class AttentionPooling(keras.layers.Layer):
 
     def __init__(self, units: int = 64, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 0:
-            raise ValueError(
-                f"AttentionPooling: units must be an int >= 0, got {units!r}."
-            )
-        self.units = units
+        self.units = check_int_at_least("AttentionPooling", "units", units, 0)
         self.supports_masking = True
 
     @staticmethod

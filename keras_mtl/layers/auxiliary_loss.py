@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_mtl._checks import check_non_negative
+
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class AuxiliaryLoss(keras.layers.Layer):
@@ -44,9 +46,7 @@ class AuxiliaryLoss(keras.layers.Layer):
                 f"AuxiliaryLoss: loss must be a keras.losses.Loss (or its name); got "
                 f"{loss!r}."
             )
-        if not weight >= 0:
-            raise ValueError(f"AuxiliaryLoss: weight must be >= 0; got {weight!r}.")
-        self.weight = float(weight)
+        self.weight = check_non_negative("AuxiliaryLoss", "weight", weight)
 
     def call(self, inputs):
         reference, value = inputs

@@ -7,17 +7,9 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_positive_int, check_units
+from keras_mtl.layers._initializers import stacked_initializer
 from keras_mtl.layers._shapes import common_width, shape_list
-from keras_mtl.layers.mixture_of_experts import stacked_initializer
-from keras_mtl.layers.mlp import check_units
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"CustomizedGateControl: {name} must be a positive int, got {value!r}."
-        )
-    return value
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -91,10 +83,13 @@ class CustomizedGateControl(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_tasks = _positive_int("num_tasks", num_tasks)
-        self.num_task_experts = _positive_int("num_task_experts", num_task_experts)
-        self.num_shared_experts = _positive_int(
-            "num_shared_experts", num_shared_experts
+        owner = "CustomizedGateControl"
+        self.num_tasks = check_positive_int(owner, "num_tasks", num_tasks)
+        self.num_task_experts = check_positive_int(
+            owner, "num_task_experts", num_task_experts
+        )
+        self.num_shared_experts = check_positive_int(
+            owner, "num_shared_experts", num_shared_experts
         )
         self.expert_units = check_units(
             "CustomizedGateControl", "expert_units", expert_units, allow_empty=False

@@ -15,41 +15,9 @@ from keras_mtl.features import (
     feature_from_config,
     feature_to_config,
 )
+from keras_mtl.layers._lookup import make_lookup, table_rows
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
-
-
-def make_lookup(feature: SparseFeature):
-    """The Keras layer that maps raw values to table rows, or None for int ids."""
-    name = f"lookup_{feature.name}"
-    if feature.hash_bins is not None:
-        return keras.layers.Hashing(feature.hash_bins, name=name)
-    if feature.vocabulary is not None:
-        cls = (
-            keras.layers.StringLookup
-            if feature.dtype == "string"
-            else keras.layers.IntegerLookup
-        )
-        return cls(
-            vocabulary=list(feature.vocabulary),
-            num_oov_indices=1,
-            mask_token=None,
-            name=name,
-        )
-    return None  # vocabulary_size: ids are rows already.
-
-
-def table_rows(feature: SparseFeature, lookup, raw):
-    """`(rows, mask)` of raw values of any shape: int32 rows of the feature's own
-    table (out-of-vocabulary ids to the OOV row) and True where not padding."""
-    mask = ops.not_equal(raw, feature.pad_value)
-    if lookup is None:
-        size = feature.vocabulary_size
-        in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
-        rows = ops.where(in_range, raw, size)
-    else:
-        rows = lookup(raw)
-    return ops.cast(rows, "int32"), mask
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")

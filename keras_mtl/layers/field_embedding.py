@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
-from keras_mtl.layers.feature_encoder import make_lookup, table_rows
+from keras_mtl.layers._lookup import make_lookup, table_rows
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")

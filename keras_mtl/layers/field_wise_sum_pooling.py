@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_units
+
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class FieldWiseSumPooling(keras.layers.Layer):
@@ -48,13 +50,9 @@ class FieldWiseSumPooling(keras.layers.Layer):
 
     def __init__(self, field_lengths: Sequence[int], **kwargs):
         super().__init__(**kwargs)
-        field_lengths = tuple(int(n) for n in field_lengths)
-        if not field_lengths or min(field_lengths) < 1:
-            raise ValueError(
-                "FieldWiseSumPooling: field_lengths must be a non-empty sequence of "
-                f"positive ints, got {field_lengths!r}."
-            )
-        self.field_lengths = field_lengths
+        self.field_lengths = check_units(
+            "FieldWiseSumPooling", "field_lengths", field_lengths, allow_empty=False
+        )
         self.supports_masking = True
 
     def build(self, input_shape):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.layers.attention_pooling import AttentionPooling
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
 
@@ -66,10 +67,7 @@ class LSTMAttentionEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"LSTMAttentionEncoder: units must be a positive int, got {units!r}."
-            )
+        check_positive_int("LSTMAttentionEncoder", "units", units)
         if cell not in CELLS:
             raise ValueError(
                 f"LSTMAttentionEncoder: cell must be one of {CELLS}, got {cell!r}."

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import keras
 from keras import ops
 
-from keras_mtl.layers.mlp import check_units
-
-
-def stacked_initializer(initializer, axis: int = 0):
-    """Initialise a stack of matrices as if each were its own 2-D kernel.
-
-    Keras computes fan-in/fan-out of a 3-D kernel as a convolution's, which would
-    shrink every expert's weights; drawing each slice on its own keeps each expert
-    initialised like a plain Dense layer. Each slice gets its own initializer
-    instance (and its own seed when one was given): a Keras initializer instance
-    repeats its draws, and identical experts would never diverge.
-    """
-    config = keras.initializers.serialize(keras.initializers.get(initializer))
-
-    def slice_initializer(i):
-        cfg = copy.deepcopy(config)
-        if isinstance(cfg, dict) and cfg.get("config", {}).get("seed") is not None:
-            cfg["config"]["seed"] += i
-        return keras.initializers.deserialize(cfg)
-
-    def init(shape, dtype=None):
-        shape = tuple(shape)
-        inner = shape[:axis] + shape[axis + 1 :]
-        slices = [slice_initializer(i)(inner, dtype) for i in range(shape[axis])]
-        return ops.stack(slices, axis)
-
-    return init
+from keras_mtl._checks import check_positive_int, check_units
+from keras_mtl.layers._initializers import stacked_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -94,12 +68,9 @@ class MixtureOfExperts(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_experts, int) or num_experts < 1:
-            raise ValueError(
-                f"MixtureOfExperts: num_experts must be a positive int, got "
-                f"{num_experts!r}."
-            )
-        self.num_experts = num_experts
+        self.num_experts = check_positive_int(
+            "MixtureOfExperts", "num_experts", num_experts
+        )
         self.expert_units = check_units(
             "MixtureOfExperts", "expert_units", expert_units, allow_empty=False
         )
@@ -112,10 +83,7 @@ class MixtureOfExperts(keras.layers.Layer):
                 )
             num_gates = len(gate_names)
         num_gates = 1 if num_gates is None else num_gates
-        if not isinstance(num_gates, int) or num_gates < 1:
-            raise ValueError(
-                f"MixtureOfExperts: num_gates must be a positive int, got {num_gates!r}."
-            )
+        num_gates = check_positive_int("MixtureOfExperts", "num_gates", num_gates)
         self.num_gates = num_gates
         self.gate_names = gate_names or tuple(f"gate_{i}" for i in range(num_gates))
         self.activation = keras.activations.get(activation)

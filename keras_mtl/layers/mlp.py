@@ -6,18 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-
-def check_units(owner: str, arg: str, units, allow_empty: bool = True) -> tuple:
-    """Validate a sequence of layer widths and return it as a tuple of ints."""
-    try:
-        units = tuple(int(u) for u in units)
-    except TypeError:
-        raise ValueError(
-            f"{owner}: {arg} must be a sequence of ints, got {units!r}."
-        ) from None
-    if (not units and not allow_empty) or any(u < 1 for u in units):
-        raise ValueError(f"{owner}: {arg} must hold positive ints, got {units!r}.")
-    return units
+from keras_mtl._checks import check_rate, check_units
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -58,10 +47,8 @@ class MLP(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = check_units("MLP", "units", units)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MLP: dropout must be in [0, 1), got {dropout!r}.")
+        self.dropout = check_rate("MLP", "dropout", dropout)
         self.activation = keras.activations.get(activation)
-        self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.dense_layers = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_non_negative, check_positive_int
+from keras_mtl.layers._initializers import stacked_initializer
 from keras_mtl.layers._shapes import common_width, shape_list
-from keras_mtl.layers.mixture_of_experts import stacked_initializer
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -71,32 +72,12 @@ class ParallelDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(num_branches, bool)
-            or not isinstance(num_branches, int)
-            or num_branches < 1
-        ):
-            raise ValueError(
-                f"ParallelDense: num_branches must be a positive int, got "
-                f"{num_branches!r}."
-            )
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"ParallelDense: units must be a positive int, got {units!r}."
-            )
-        try:
-            coupling_value = float(coupling)
-        except (TypeError, ValueError):
-            coupling_value = float("nan")
-        if not coupling_value >= 0.0 or coupling_value == float("inf"):
-            raise ValueError(
-                f"ParallelDense: coupling must be a finite float >= 0, got "
-                f"{coupling!r}."
-            )
-        self.num_branches = num_branches
-        self.units = units
+        self.num_branches = check_positive_int(
+            "ParallelDense", "num_branches", num_branches
+        )
+        self.units = check_positive_int("ParallelDense", "units", units)
         self.activation = keras.activations.get(activation)
-        self.coupling = coupling_value
+        self.coupling = check_non_negative("ParallelDense", "coupling", coupling)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _input_dim(self, input_shape) -> int:

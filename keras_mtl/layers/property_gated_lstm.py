@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class PropertyGatedLSTMCell(keras.layers.Layer):
@@ -60,14 +62,11 @@ class PropertyGatedLSTMCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for arg, value in (("units", units), ("item_dim", item_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"PropertyGatedLSTMCell: {arg} must be a positive int, got "
-                    f"{value!r}."
-                )
+        units = check_positive_int("PropertyGatedLSTMCell", "units", units)
         self.units = units
-        self.item_dim = item_dim
+        self.item_dim = check_positive_int(
+            "PropertyGatedLSTMCell", "item_dim", item_dim
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.unit_forget_bias = bool(unit_forget_bias)

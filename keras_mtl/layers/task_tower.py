@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_int_at_least
 from keras_mtl.layers.mlp import MLP
 
 _OUTPUT_ACTIVATION = {
@@ -61,15 +62,14 @@ class TaskTower(keras.layers.Layer):
                 f"TaskTower: task_type must be one of {tuple(_OUTPUT_ACTIVATION)}, "
                 f"got {task_type!r}."
             )
-        if (task_type == "multiclass") != (num_classes is not None) or (
-            num_classes is not None
-            and (not isinstance(num_classes, int) or num_classes < 2)
-        ):
+        if (task_type == "multiclass") != (num_classes is not None):
             raise ValueError(
                 "TaskTower: num_classes (an int >= 2) is required for "
                 f"task_type='multiclass' and only for it; got {num_classes!r} with "
                 f"{task_type!r}."
             )
+        if num_classes is not None:
+            num_classes = check_int_at_least("TaskTower", "num_classes", num_classes, 2)
         self.task_type = task_type
         self.num_classes = num_classes
         self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")

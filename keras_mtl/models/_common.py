@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_mtl._checks import check_rate, check_units
 from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
-from keras_mtl.layers.mlp import check_units
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 from keras_mtl.training import compile_model
@@ -75,8 +75,7 @@ def per_task_hidden(
     errors. Returns the T task tensors.
     """
     hidden_units = check_units(owner, "hidden_units", hidden_units, allow_empty=False)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}.")
+    check_rate(owner, "dropout", dropout)
     h = x
     for i, units in enumerate(hidden_units, start=1):
         h = ParallelDense(num_tasks, units, coupling=coupling, name=f"hidden_{i}")(h)

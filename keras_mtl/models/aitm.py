@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_mtl._checks import check_non_negative
 from keras_mtl.features import Feature
 from keras_mtl.layers import MLP, AdaptiveInformationTransfer, AuxiliaryLoss, TaskTower
 from keras_mtl.losses import FunnelCalibration
@@ -65,10 +66,7 @@ def build_aitm(
             "build_aitm: needs at least 2 funnel steps, each a trained binary task; "
             f"got {[t.name for t in tasks]} (unsuitable: {wrong})."
         )
-    if not calibration_weight >= 0:
-        raise ValueError(
-            f"build_aitm: calibration_weight must be >= 0; got {calibration_weight!r}."
-        )
+    check_non_negative("build_aitm", "calibration_weight", calibration_weight)
     inputs, x = encode_inputs(features)
     outputs, previous_hidden, previous_p = {}, None, None
     for task in tasks:

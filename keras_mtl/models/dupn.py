@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
+from keras_mtl._checks import check_units
 from keras_mtl.features import (
     Feature,
     SequenceFeature,
@@ -20,7 +21,6 @@ from keras_mtl.layers import (
     LSTMAttentionEncoder,
     TaskTower,
 )
-from keras_mtl.layers.mlp import check_units
 from keras_mtl.models._common import make_model
 from keras_mtl.tasks import Task, check_tasks
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.features import Feature
 from keras_mtl.layers import CustomizedGateControl
 from keras_mtl.models._common import encode_inputs, finish_model
@@ -88,10 +89,7 @@ def build_ple(
         Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
     """
     tasks = check_tasks(tasks)
-    if not _is_count(num_levels) or num_levels < 1:
-        raise ValueError(
-            f"build_ple: num_levels must be a positive int, got {num_levels!r}."
-        )
+    check_positive_int("build_ple", "num_levels", num_levels)
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
     units = _per_level("expert_units", expert_units, num_levels, _is_units)

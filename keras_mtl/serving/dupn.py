@@ -108,7 +108,7 @@ def export_dupn(
     if version is None:
         found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
         version = max(found, default=0) + 1
-    check_version(version)
+    check_version(version, "export_dupn")
     encoder, scorer = dupn_serving_models(model)
     models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
     return {

@@ -9,6 +9,8 @@ import tempfile
 
 import keras
 
+from keras_mtl._checks import check_positive_int
+
 
 def serving_signature(model: keras.Model) -> dict:
     """`tf.TensorSpec` per model input, keyed (and named) by feature name."""
@@ -33,9 +35,8 @@ def existing_versions(base_dir: str | os.PathLike) -> list[int]:
     )
 
 
-def check_version(version) -> None:
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"version must be a positive int, got {version!r}.")
+def check_version(version, owner: str = "export_saved_model") -> None:
+    check_positive_int(owner, "version", version)
 
 
 def export_saved_model(

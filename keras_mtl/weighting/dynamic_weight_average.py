@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_mtl._checks import check_positive
 from keras_mtl.weighting.loss_weighting import LossWeighting
 
 
@@ -41,12 +42,9 @@ class DynamicWeightAverage(LossWeighting):
     """
 
     def __init__(self, temperature: float = 2.0, **kwargs):
-        if not temperature > 0:
-            raise ValueError(
-                f"DynamicWeightAverage: temperature must be > 0, got {temperature!r}."
-            )
+        temperature = check_positive("DynamicWeightAverage", "temperature", temperature)
         super().__init__(**kwargs)
-        self.temperature = float(temperature)
+        self.temperature = temperature
 
     def build(self, input_shape=None):
         super().build(input_shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_mtl._checks import check_positive
 from keras_mtl.weighting.loss_weighting import LossWeighting
 
 
@@ -42,13 +43,14 @@ class EpochDecay(LossWeighting):
         self, decay: float | dict = 0.9, weights: dict | None = None, **kwargs
     ):
         if isinstance(decay, dict):
-            bad = {k: v for k, v in decay.items() if not v > 0}
+            decay = {
+                k: check_positive("EpochDecay", f"the decay of task {k!r}", v)
+                for k, v in decay.items()
+            }
         else:
-            bad = {} if decay > 0 else {"all": decay}
-        if bad:
-            raise ValueError(f"EpochDecay: decay rates must be > 0, got {bad}.")
+            decay = check_positive("EpochDecay", "decay", decay)
         super().__init__(weights=weights, **kwargs)
-        self.decay = dict(decay) if isinstance(decay, dict) else float(decay)
+        self.decay = decay
 
     def _check_tasks(self) -> None:
         if isinstance(self.decay, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_non_negative, check_positive
 from keras_mtl._graph import upstream_operations
 from keras_mtl.weighting.loss_weighting import LossWeighting
 
@@ -66,14 +67,8 @@ class GradNorm(LossWeighting):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not alpha >= 0:
-            raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}.")
-        if not learning_rate > 0:
-            raise ValueError(
-                f"GradNorm: learning_rate must be > 0, got {learning_rate!r}."
-            )
-        self.alpha = float(alpha)
-        self.learning_rate = float(learning_rate)
+        self.alpha = check_non_negative("GradNorm", "alpha", alpha)
+        self.learning_rate = check_positive("GradNorm", "learning_rate", learning_rate)
         self.shared_layer = shared_layer
 
     def build(self, input_shape=None):

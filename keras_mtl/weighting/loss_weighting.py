@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_mtl._checks import check_non_negative
+
 #: Losses read as a negative log-likelihood of a classifier (Kendall's "classification
 #: form" of uncertainty weighting); every other loss uses the regression form.
 CLASSIFICATION_LOSSES = (
@@ -44,11 +46,7 @@ class LossWeighting(keras.layers.Layer):
         super().__init__(**kwargs)
         self.fixed_weights = dict(weights) if weights is not None else None
         for task, w in (self.fixed_weights or {}).items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-                raise ValueError(
-                    f"{type(self).__name__}: the weight of task {task!r} must be a "
-                    f"number >= 0, got {w!r}."
-                )
+            check_non_negative(type(self).__name__, f"the weight of task {task!r}", w)
         self.task_names = None
 
     # ------------------------------------------------------------------ set-up

@@ -331,7 +331,7 @@ def _with(**changes):
             BASIC_FEATURES,
             None,
             ValueError,
-            r"DenseFeature 'price': 1 row\(s\) contain NaN but allow_missing=False",
+            r"DenseFeature 'price': contains NaN but allow_missing=False.*in 1 row\(s\)",
         ),
         (
             _with(price=[1.0, np.inf]),
@@ -436,11 +436,11 @@ def test_csv_without_rows_raises(tmp_path, text):
 @pytest.mark.parametrize(
     "rows, match",
     [
-        ("1,,0\n", r"DenseFeature `price`.*NaN or inf.*allow_missing=False"),
+        ("1,,0\n", r"DenseFeature `price`.*contains NaN but allow_missing=False"),
         ("1,abc,0\n", r"DenseFeature `price`.*expected numbers.*\[abc\]"),
         ("x7,1.0,0\n", r"SparseFeature `user`.*expected integers.*\[x7\]"),
         ("1.5,1.0,0\n", r"SparseFeature `user`.*expected integers.*\[1.5\]"),
-        ("1,1.0,3\n", r"Task `click`.*binary labels 0 or 1.*\[3\]"),
+        ("1,1.0,3\n", r"Task `click`.*binary labels must be 0 or 1.*\[3\]"),
         ("1,1.0,yes\n", r"Task `click`.*expected numbers.*\[yes\]"),
     ],
 )
@@ -587,8 +587,8 @@ def test_conversion_without_click_is_reported(kind, task, tmp_path):
     if kind == "frame":
         with pytest.raises(
             ValueError,
-            match=r"2 row\(s\) have conversion=1 but "
-            r"click!=1 \(first rows \[1, 3\]\)",
+            match=r"conversion=1 where click!=1 .*found in 2 row\(s\) "
+            r"\(first rows \[1, 3\]\)",
         ):
             make_dataset(data, FEATURES[:1], [task])
         return

@@ -19,6 +19,7 @@ from itertools import repeat
 import numpy as np
 import tensorflow as tf
 
+from keras_mtl._checks import check_positive_int
 from keras_mtl.data import make_dataset
 from keras_mtl.datasets.aliccp import parser
 from keras_mtl.datasets.aliccp.fields import (
@@ -191,13 +192,9 @@ def load_aliccp(
                     f"Task {t.name!r}: Ali-CCP has the label columns "
                     f"{LABEL_COLUMNS} (conversion is the raw `buy`); got {column!r}."
                 )
-    for name, value, low in (
-        ("batch_size", batch_size, 1),
-        ("shuffle_buffer_size", shuffle_buffer_size, 1),
-        ("max_rows", 1 if max_rows is None else max_rows, 1),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    check_positive_int("load_aliccp", "batch_size", batch_size)
+    check_positive_int("load_aliccp", "shuffle_buffer_size", shuffle_buffer_size)
+    check_positive_int("load_aliccp", "max_rows", max_rows, allow_none=True)
 
     needed = None
     if max_rows is not None:

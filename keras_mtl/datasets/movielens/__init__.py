@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_mtl._checks import check_int_at_least
 from keras_mtl.datasets.movielens.reader import (
     MOVIELENS_FILES,
     URL,
@@ -218,8 +219,7 @@ def _check_args(max_len, list_size, split, min_history, seed) -> None:
         ("list_size", list_size, 1),
         ("min_history", min_history, 0),
     ):
-        if not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}.")
+        check_int_at_least("load_movielens", name, value, least)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int, got {seed!r}.")
     try:
