@@ -22,7 +22,7 @@ class DynamicWeightAverage(LossWeighting):
             Defaults to 2 (the paper's).
 
     Example:
-    >>> compile_model(model, tasks, weighting="dwa")
+    >>> compile_model(model, tasks, loss_weighting="dwa")
 
     References:
         Liu, Johns and Davison, "End-to-End Multi-Task Learning with Attention",

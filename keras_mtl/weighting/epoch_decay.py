@@ -23,7 +23,7 @@ class EpochDecay(LossWeighting):
             Defaults to None.
 
     Example:
-    >>> compile_model(model, tasks, weighting=EpochDecay({"ctr": 0.8}))
+    >>> compile_model(model, tasks, loss_weighting=EpochDecay({"ctr": 0.8}))
 
     References:
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task

@@ -19,5 +19,5 @@ class FixedWeighting(LossWeighting):
             Defaults to None (all 1).
 
     Example:
-    >>> compile_model(model, tasks, weighting=FixedWeighting({"marital": 0.5}))
+    >>> compile_model(model, tasks, loss_weighting=FixedWeighting({"marital": 0.5}))
     """

@@ -37,7 +37,7 @@ class GradNorm(LossWeighting):
             used).
 
     Example:
-    >>> compile_model(model, tasks, weighting=GradNorm(alpha=0.5))
+    >>> compile_model(model, tasks, loss_weighting=GradNorm(alpha=0.5))
 
     References:
         Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing

@@ -23,7 +23,7 @@ class UncertaintyWeighting(LossWeighting):
         initial_log_variance: float. s_k before training. Defaults to 0.
 
     Example:
-    >>> compile_model(model, tasks, weighting="uncertainty")
+    >>> compile_model(model, tasks, loss_weighting="uncertainty")
 
     References:
         Kendall, Gal and Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
