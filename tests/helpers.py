@@ -117,12 +117,11 @@ def input_names(features) -> list[str]:
 
 
 def feature_batch(data: dict, features, n: int) -> dict:
-    """The first `n` rows of `data` as model inputs (numpy), via `make_dataset`."""
+    """The first `n` rows of `data` as model inputs (tensors), via `make_dataset`."""
     from keras_mtl.data import make_dataset
 
     rows = {k: v[:n] for k, v in data.items()}
-    batch = next(iter(make_dataset(rows, features, None, n, shuffle=False)))
-    return {k: np.asarray(v) for k, v in batch.items()}
+    return next(iter(make_dataset(rows, features, None, n, shuffle=False)))
 
 
 @dataclasses.dataclass
@@ -131,7 +130,7 @@ class BuiltModel:
 
     model: keras.Model
     history: dict  # fit logs, one value per epoch
-    x: dict  # a batch of model inputs (numpy)
+    x: dict  # a batch of model inputs (tensors)
     predicted: dict  # model.predict(x)
     export: pathlib.Path  # its SavedModel
 
@@ -171,8 +170,9 @@ def run_builder_test(
     model = build(compile={"learning_rate": learning_rate})
     assert isinstance(model, km.MultiTaskModel), type(model)
     want_inputs = sorted(input_names(features))
+    assert isinstance(model.input, dict), type(model.input)
     assert sorted(model.input) == want_inputs, sorted(model.input)
-    assert sorted(t.name for t in model.inputs) == want_inputs
+    assert all(model.input[name].name == name for name in want_inputs)
     by_task = {t.name: t for t in tasks}
     if outputs is None:
         outputs = {t.name: t.label_shape for t in tasks}

@@ -148,6 +148,9 @@ def build_model(
         The `MultiTaskModel`.
 
     Example:
-    >>> model = build_model("mmoe", features, tasks, num_experts=4)
+    >>> features = [km.SparseFeature("item", vocabulary_size=10)]
+    >>> model = build_model("mmoe", features, [km.Task("click")], num_experts=2)
+    >>> sorted(model.output)
+    ['click']
     """
     return get_builder(name).build(features, tasks, **kwargs)

@@ -103,7 +103,7 @@ def test_builder_battery_and_learning(battery, name):
     h = built.history
     assert h["income_auc"][-1] > 0.9, h["income_auc"]
     assert h["spend_mse"][-1] < 0.5 * h["spend_mse"][0], h["spend_mse"]
-    assert h["segment_auc"][-1] > 0.9, h["segment_auc"]
+    assert h["segment_auc"][-1] > 0.8, h["segment_auc"]  # chance: 0.5
     assert type(built.model.loss["spend"]).__name__ == "MaskedMeanSquaredError"
 
 
