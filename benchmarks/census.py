@@ -86,22 +86,18 @@ REQUIRED_RATIO = 0.90
 REQUIRED_AUC = {"income": 0.93, "marital": 0.99}
 REFERENCE_MODEL = "mmoe"  # the parameter budget the others are sized to
 
-#: key -> (label, builder in keras_mtl, architecture arguments). Widths are
-#: chosen so that the non-embedding parameters are within ~25% of MMoE's.
+#: key -> (label, name in the builder registry, architecture arguments). Widths
+#: are chosen so that the non-embedding parameters are within ~25% of MMoE's.
 MODELS = {
-    "single_task": ("Single-Task", "build_single_task", {"hidden_units": (72,)}),
-    "shared_bottom": ("Shared-Bottom", "build_shared_bottom", {"bottom_units": (136,)}),
-    "cross_stitch": ("Cross-Stitch", "build_cross_stitch", {"hidden_units": (72,)}),
-    "l2_constrained": (
-        "L2-Constrained",
-        "build_l2_constrained",
-        {"hidden_units": (72,)},
-    ),
-    "omoe": ("OMoE", "build_omoe", {}),
-    "mmoe": ("MMoE (defaults)", "build_mmoe", {}),
-    "cgc": ("CGC", "build_cgc", {"num_task_experts": 3, "num_shared_experts": 2}),
-    "ple": ("PLE", "build_ple", {"num_task_experts": 3, "num_shared_experts": 2}),
-    "ple_default": ("PLE (defaults)", "build_ple", {}),
+    "single_task": ("Single-Task", "single_task", {"hidden_units": (72,)}),
+    "shared_bottom": ("Shared-Bottom", "shared_bottom", {"hidden_units": (136,)}),
+    "cross_stitch": ("Cross-Stitch", "cross_stitch", {"hidden_units": (72,)}),
+    "l2_constrained": ("L2-Constrained", "l2_constrained", {"hidden_units": (72,)}),
+    "omoe": ("OMoE", "omoe", {}),
+    "mmoe": ("MMoE (defaults)", "mmoe", {}),
+    "cgc": ("CGC", "cgc", {"num_task_experts": 3, "num_shared_experts": 2}),
+    "ple": ("PLE", "ple", {"num_task_experts": 3, "num_shared_experts": 2}),
+    "ple_default": ("PLE (defaults)", "ple", {}),
 }
 #: Models whose builder defaults are checked against REQUIRED_AUC.
 DEFAULTS_CHECKED = ("mmoe", "ple_default")
@@ -170,18 +166,25 @@ def non_embedding_params(model) -> int:
 
 
 def build(key: str, features, tasks, learning_rate: float):
-    import keras_mtl as km
+    from keras_mtl.models import build_model
 
-    _, builder, kwargs = MODELS[key]
-    return getattr(km, builder)(
-        features, tasks, **kwargs, compile={"learning_rate": learning_rate}
+    _, name, kwargs = MODELS[key]
+    return build_model(
+        name, features, tasks, **kwargs, compile={"learning_rate": learning_rate}
     )
 
 
+def builder_name(key: str) -> str:
+    """The function behind a row, e.g. "build_mmoe"."""
+    from keras_mtl.models import get_builder
+
+    return get_builder(MODELS[key][1]).builder.__name__
+
+
 def describe(key: str) -> str:
-    _, builder, kwargs = MODELS[key]
+    kwargs = MODELS[key][2]
     args = "".join(f", {k}={v}" for k, v in kwargs.items())
-    return f"`{builder}(features, tasks{args})`"
+    return f"`{builder_name(key)}(features, tasks{args})`"
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -440,7 +443,7 @@ def run_accuracy(frame, tasks, real: bool, args) -> dict:
         if key not in results:
             print(f"- `{key}`: not run (see `--models`)")
             continue
-        _, builder, _ = MODELS[key]
+        builder = builder_name(key)
         parts = []
         for task, needed in REQUIRED_AUC.items():
             values = [r[task] for r in results[key]]

@@ -213,16 +213,23 @@ def build(key: str, ml, args):
     _, encoder, task_names = CONTENDERS[key]
     tasks = [t for t in ml.tasks if t.name in task_names]
     ranking = any(t.type == "ranking" for t in tasks)
+    # MovieLens's one feature list, less what a per-task model has no task
+    # for (build_dupn rejects unused inputs): the candidate list without a
+    # ranking task, the target item without the ctr task.
+    scores_item = any(t.name == "ctr" for t in tasks)
+    features = [
+        f
+        for f in ml.features
+        if (f is not ml.candidates or ranking) and (f not in ml.item or scores_item)
+    ]
     model = km.build_dupn(
-        ml.history,
+        features,
         tasks,
-        candidates=ml.candidates if ranking else None,
-        profile_features=ml.profile,
-        query_features=ml.query,
+        query=ml.query,
         units=args.units,
         profile_units=args.profile_units,
         attention_units=args.attention_units,
-        head_units=args.head_units,
+        tower_units=args.tower_units,
         compile={"learning_rate": args.learning_rate},
         name=key,
         **encoder,
@@ -473,7 +480,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--attention-units", type=int, default=None, help="attention MLP (64)"
     )
     parser.add_argument(
-        "--head-units", default=None, help="hidden widths of every head (64)"
+        "--tower-units", default=None, help="hidden widths of every head (64)"
     )
     parser.add_argument("--max-len", type=int, default=None, help="history (50)")
     parser.add_argument("--epochs", type=int, default=None, help="at most (4)")
@@ -494,7 +501,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "units": (64, 8),
         "profile_units": (64, 8),
         "attention_units": (64, 8),
-        "head_units": ("64", "8"),
+        "tower_units": ("64", "8"),
         "max_len": (50, 8),
         "epochs": (4, 1),
         "latency_calls": (50, 5),
@@ -502,7 +509,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    args.head_units = tuple(int(u) for u in str(args.head_units).split(",") if u)
+    args.tower_units = tuple(int(u) for u in str(args.tower_units).split(",") if u)
     if args.quick:
         if args.seeds == [0, 1, 2]:
             args.seeds = [0]
@@ -540,7 +547,7 @@ def main(argv=None) -> int:
         print(
             f"- sizes: units={args.units}, profile_units={args.profile_units} "
             f"(user representation {args.units + args.profile_units}), "
-            f"attention_units={args.attention_units}, head_units={args.head_units}, "
+            f"attention_units={args.attention_units}, tower_units={args.tower_units}, "
             f"max_len={args.max_len}, list_size=20"
         )
         print(

@@ -105,7 +105,7 @@ def compare_on_funnel(
             lambda: km.build_shared_bottom(
                 features,
                 [NAIVE_TASK],
-                bottom_units=(),
+                hidden_units=(),
                 tower_units=tower_units,
                 compile=compile_args,
                 name="naive_cvr",
@@ -118,7 +118,9 @@ def compare_on_funnel(
         # The CTR loss overfits the id embeddings first; stop on the loss that
         # involves the CVR tower.
         "esmm": (
-            lambda: km.build_esmm(features, tower_units, compile=compile_args),
+            lambda: km.build_esmm(
+                features, tower_units=tower_units, compile=compile_args
+            ),
             train,
             val,
             km.esmm_tasks(),
@@ -213,7 +215,7 @@ def speed_contenders(funnel, tower_units, batch_size):
         return model, lambda e: model.fit(ds, epochs=e, verbose=0)
 
     def keras_mtl():
-        model = km.build_esmm(features, tower_units, tasks=tasks)
+        model = km.build_esmm(features, tasks, tower_units=tower_units)
         ds = make_dataset(frame, features, tasks, batch_size, shuffle=False)
         return model, lambda e: model.fit(ds, epochs=e, verbose=0)
 

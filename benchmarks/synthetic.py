@@ -96,25 +96,19 @@ class RunResult:
 
 def build(model: str, features, tasks, learning_rate: float):
     """One of the three paper models, compiled with Adam and per-task MSE."""
-    import keras_mtl as km
+    from keras_mtl.models import build_model
 
-    compile_args = {"learning_rate": learning_rate}
     if model == "shared_bottom":
-        return km.build_shared_bottom(
-            features,
-            tasks,
-            bottom_units=(BOTTOM_UNITS,),
-            tower_units=(TOWER_UNITS,),
-            compile=compile_args,
-        )
-    builder = km.build_mmoe if model == "mmoe" else km.build_omoe
-    return builder(
+        sizes = {"hidden_units": (BOTTOM_UNITS,)}
+    else:
+        sizes = {"num_experts": NUM_EXPERTS, "expert_units": (EXPERT_UNITS,)}
+    return build_model(
+        model,
         features,
         tasks,
-        num_experts=NUM_EXPERTS,
-        expert_units=(EXPERT_UNITS,),
+        **sizes,
         tower_units=(TOWER_UNITS,),
-        compile=compile_args,
+        compile={"learning_rate": learning_rate},
     )
 
 

@@ -5,6 +5,8 @@ The only module that reads Keras's private graph attributes.
 
 from __future__ import annotations
 
+import keras
+
 
 def upstream_operations(tensor) -> set[int]:
     """`id`s of the operations `tensor` depends on, its own included.
@@ -30,3 +32,38 @@ def inputs_behind(inputs: dict, tensor) -> set[str]:
     return {
         name for name, t in inputs.items() if id(t._keras_history.operation) in upstream
     }
+
+
+def calls_reading(outputs, inputs) -> list:
+    """Output tensors of the calls that read any of `inputs` (input tensors of a
+    model), among the calls `outputs` depend on; each call once, in walk order.
+
+    Such a call must read nothing else: a model cut there (`keras.Model(inputs,
+    cut)` and `keras.Model(cut, outputs)`) then never passes a model's own input
+    tensors to a model built on intermediate tensors, which Keras would re-wire
+    (after which the original model could no longer be saved).
+
+    Raises:
+        ValueError: a call reads one of `inputs` and another tensor; the error
+            names the layer.
+    """
+    wanted = {id(t) for t in inputs}
+    cut, seen = [], set()
+    stack = list(keras.tree.flatten(outputs))
+    while stack:
+        operation, node_index, _ = stack.pop()._keras_history
+        if (id(operation), node_index) in seen:
+            continue
+        seen.add((id(operation), node_index))
+        node = operation._inbound_nodes[node_index]
+        read = [id(t) in wanted for t in node.input_tensors]
+        if any(read) and not all(read):
+            raise ValueError(
+                f"Layer {operation.name!r} reads model inputs together with other "
+                "tensors; the model cannot be cut after its inputs there."
+            )
+        if any(read):
+            cut.extend(node.output_tensors)
+        else:
+            stack.extend(node.input_tensors)
+    return cut

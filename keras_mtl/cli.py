@@ -7,25 +7,22 @@ import os
 import sys
 import time
 
-MODELS = (
-    "mmoe",
-    "omoe",
-    "ple",
-    "cgc",
-    "shared_bottom",
-    "cross_stitch",
-    "l2_constrained",
-    "single_task",
-    "esmm",
-    "esm2",
-    "aitm",
-    "dupn",
-)
-#: Models of a click -> conversion funnel; they need funnel data.
-FUNNEL_MODELS = ("esmm", "esm2", "aitm")
-DATASETS = ("synthetic", "census", "funnel", "movielens")
-#: Models with softmax gates, which `--gate-plot` can draw.
-GATED_MODELS = ("mmoe", "omoe", "cgc", "ple")
+from keras_mtl.models.registry import MODELS, build_model, get_builder, model_names
+
+#: The built-in data sets and the kind of data each holds (see
+#: `keras_mtl.models.registry.DATA_KINDS`).
+DATASETS = {
+    "synthetic": "flat",
+    "census": "flat",
+    "funnel": "funnel",
+    "movielens": "sequence",
+}
+#: How the error for a model on the wrong data describes what it reads.
+_READS = {
+    "flat": "reads flat features",
+    "funnel": "models a click -> conversion funnel",
+    "sequence": "reads behaviour sequences",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
             "export a TF Serving SavedModel."
         ),
     )
-    train.add_argument("--model", choices=MODELS, default="mmoe")
+    train.add_argument("--model", choices=list(MODELS), default="mmoe")
     train.add_argument(
         "--data",
-        choices=DATASETS,
+        choices=list(DATASETS),
         default="synthetic",
         help="synthetic: the MMoE paper's generator (no download); census: UCI "
         "census-income KDD (--data-path, or downloaded from UCI); funnel: "
@@ -55,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from GroupLens)",
     )
     train.add_argument(
-        "--weighting",
+        "--loss-weighting",
         choices=("fixed", "uncertainty", "gradnorm", "dwa", "decay"),
         help="how the task losses are combined in fit (default: each Task's "
         "loss_weight). Their weights are logged per epoch as <task>_weight",
@@ -104,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--gate-plot",
         metavar="PNG",
-        help="gated models (mmoe, omoe, cgc, ple): save a heatmap of each task's "
-        "mean gate weight per expert on the test split",
+        help=f"gated models ({', '.join(model_names(gated=True))}): save a heatmap "
+        "of each task's mean gate weight per expert on the test split",
     )
     return parser
 
@@ -120,16 +117,8 @@ def load_data(args):
     import keras_mtl as km
     from keras_mtl import data, datasets
 
-    if args.model in FUNNEL_MODELS and args.data != "funnel":
-        raise SystemExit(
-            f"keras-mtl: --model {args.model} models a click -> conversion funnel; "
-            "use --data funnel."
-        )
-    if (args.model == "dupn") != (args.data == "movielens"):
-        raise SystemExit(
-            "keras-mtl: --model dupn reads behaviour sequences: use it with --data "
-            "movielens (and movielens only with dupn)."
-        )
+    spec = get_builder(args.model)
+    check_model_data(spec, args.data)
     if (args.since or args.until) and args.data != "movielens":
         raise SystemExit("keras-mtl: --since / --until apply to --data movielens.")
     if args.data == "movielens":
@@ -154,10 +143,9 @@ def load_data(args):
         # The true pCVR rides along (make_dataset ignores extra columns) so that
         # the test report can compare the model's pCVR with it.
         frame, features = funnel.frame.assign(true_cvr=funnel.true_cvr), funnel.features
-        presets = {"esmm": km.esmm_tasks, "esm2": km.esm2_tasks, "aitm": km.aitm_tasks}
         # Models without a funnel structure get independent heads, CVR trained
         # on clicked impressions only.
-        tasks = presets.get(args.model, km.funnel_tasks)()
+        tasks = (spec.preset_tasks or km.funnel_tasks)()
     splits = data.split_frame(frame, (0.8, 0.1, 0.1), seed=args.seed)
     return splits, features, tasks, None
 
@@ -183,35 +171,16 @@ def window(rows: dict, since: str | None, until: str | None) -> dict:
     return {k: v[keep] for k, v in rows.items()}
 
 
-def build_model(
-    name: str, features, tasks, learning_rate: float, weighting=None, movielens=None
-):
-    import keras_mtl as km
-
-    compile = {"learning_rate": learning_rate, "weighting": weighting}
-    if name == "dupn":
-        return km.build_dupn(
-            movielens.history,
-            tasks,
-            candidates=movielens.candidates,
-            profile_features=movielens.profile,
-            query_features=movielens.query,
-            compile=compile,
-        )
-    if name in FUNNEL_MODELS:
-        builder = {"esmm": km.build_esmm, "esm2": km.build_esm2, "aitm": km.build_aitm}
-        return builder[name](features, tasks=tasks, compile=compile)
-    builders = {
-        "mmoe": km.build_mmoe,
-        "omoe": km.build_omoe,
-        "ple": km.build_ple,
-        "cgc": km.build_cgc,
-        "shared_bottom": km.build_shared_bottom,
-        "cross_stitch": km.build_cross_stitch,
-        "l2_constrained": km.build_l2_constrained,
-        "single_task": km.build_single_task,
-    }
-    return builders[name](features, tasks, compile=compile)
+def check_model_data(spec, data: str) -> None:
+    """Exit with a message naming what fits when `--model` cannot read `--data`."""
+    if spec.reads(DATASETS[data]):
+        return
+    fitting = [d for d, kind in DATASETS.items() if spec.reads(kind)]
+    raise SystemExit(
+        f"keras-mtl: --model {spec.name} {_READS[spec.data]}; use --data "
+        f"{' or '.join(fitting)} (--data {data} suits "
+        f"{', '.join(model_names(data=DATASETS[data]))})."
+    )
 
 
 def print_metrics(title: str, logs: dict, tasks) -> dict:
@@ -243,9 +212,13 @@ def train(args) -> dict:
             rows, features, tasks, args.batch_size, shuffle=shuffle, seed=args.seed
         )
 
-    model = build_model(
-        args.model, features, tasks, args.learning_rate, args.weighting, movielens
-    )
+    compile = {
+        "learning_rate": args.learning_rate,
+        "loss_weighting": args.loss_weighting,
+    }
+    # MovieLens's request context (hour, weekday) is DUPN's attention query.
+    roles = {"query": movielens.query} if movielens is not None else {}
+    model = build_model(args.model, features, tasks, compile=compile, **roles)
     num_train = len(
         next(iter(train_rows.values())) if isinstance(train_rows, dict) else train_rows
     )
@@ -253,7 +226,7 @@ def train(args) -> dict:
         f"{args.model} on {args.data}: {num_train} train rows, "
         f"{model.count_params():,} parameters, XLA "
         f"{'on' if model.jit_compile else 'off'}, loss weighting "
-        f"{args.weighting or 'Task.loss_weight'}"
+        f"{args.loss_weighting or 'Task.loss_weight'}"
     )
     results = {}
     if args.warm_start:
@@ -359,10 +332,10 @@ def main(argv=None) -> int:
     if args.command == "train":
         if args.epochs < 1 or args.batch_size < 1:
             raise SystemExit("keras-mtl: --epochs and --batch-size must be positive")
-        if args.gate_plot and args.model not in GATED_MODELS:
+        if args.gate_plot and not get_builder(args.model).gated:
             raise SystemExit(
-                f"keras-mtl: --gate-plot needs a gated model {GATED_MODELS}, not "
-                f"{args.model}."
+                "keras-mtl: --gate-plot needs a gated model "
+                f"{tuple(model_names(gated=True))}, not {args.model}."
             )
         train(args)
     return 0

@@ -90,7 +90,7 @@ def compile_model(
     loss=None,
     metrics=None,
     jit_compile="auto",
-    weighting=None,
+    loss_weighting=None,
     **kwargs,
 ) -> keras.Model:
     """Compile `model` with one masked loss, loss weight and metric list per task.
@@ -112,7 +112,7 @@ def compile_model(
         loss: dict of task name to loss, overriding the defaults.
         metrics: dict of task name to metric list, overriding the defaults.
         jit_compile: bool or "auto". Defaults to "auto".
-        weighting: None, a strategy name ("fixed", "uncertainty", "gradnorm",
+        loss_weighting: None, a strategy name ("fixed", "uncertainty", "gradnorm",
             "dwa", "decay") or a `keras_mtl.weighting.LossWeighting`: how the
             task losses are combined inside `fit` (needs a `MultiTaskModel`,
             which every builder returns). None: `Task.loss_weight` only.
@@ -167,13 +167,13 @@ def compile_model(
     task_metric.update(metrics or {})
     if jit_compile == "auto":
         jit_compile = supports_jit(model)
-    if weighting is not None:
+    if loss_weighting is not None:
         if not hasattr(model, "loss_weighting"):
             raise TypeError(
-                "compile_model: a weighting needs a keras_mtl MultiTaskModel (every "
-                f"builder returns one), got {type(model).__name__}."
+                "compile_model: a loss_weighting needs a keras_mtl MultiTaskModel "
+                f"(every builder returns one), got {type(model).__name__}."
             )
-        kwargs["loss_weighting"] = weighting
+        kwargs["loss_weighting"] = loss_weighting
     model.compile(
         optimizer=optimizer,
         loss=losses,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -102,36 +104,244 @@ def run_layer_test(
     return layer
 
 
-def reload_in_fresh_process(export_dir, inputs: dict) -> dict:
-    """Call `serving_default` of a SavedModel in a new Python that never imports
-    keras_mtl, as TF Serving would; returns the outputs as arrays."""
+# ----------------------------------------------------------------------------- builders
 
-    def plain(value):
-        value = np.asarray(value)
-        if value.dtype.kind in "OS":  # strings arrive from TF as bytes
-            value = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b)(
-                value
-            ).astype(object)
-        return value.tolist()
 
-    payload = {k: {"value": plain(v)} for k, v in inputs.items()}
-    script = textwrap.dedent(
+def input_names(features) -> list[str]:
+    """The model inputs a list of specs declares (a sequence: one per field)."""
+    return [
+        name
+        for f in features
+        for name in (f.input_names if hasattr(f, "input_names") else [f.name])
+    ]
+
+
+def feature_batch(data: dict, features, n: int) -> dict:
+    """The first `n` rows of `data` as model inputs (tensors), via `make_dataset`."""
+    from keras_mtl.data import make_dataset
+
+    rows = {k: v[:n] for k, v in data.items()}
+    return next(iter(make_dataset(rows, features, None, n, shuffle=False)))
+
+
+@dataclasses.dataclass
+class BuiltModel:
+    """A builder's model after `run_builder_test`, for further checks."""
+
+    model: keras.Model
+    history: dict  # fit logs, one value per epoch
+    x: dict  # a batch of model inputs (tensors)
+    predicted: dict  # model.predict(x)
+    export: pathlib.Path  # its SavedModel
+
+
+def run_builder_test(
+    build,
+    features,
+    tasks,
+    data: dict,
+    tmp_path,
+    *,
+    outputs: dict | None = None,
+    epochs: int = 4,
+    batch_size: int = 256,
+    learning_rate: float = 0.01,
+    min_loss_drop: float = 0.1,
+    num_examples: int = 32,
+) -> BuiltModel:
+    """The builder battery: the contract every builder's model keeps.
+
+    `build(compile=...)` returns the model. Checks: a `MultiTaskModel` whose
+    inputs are named after `features`; a dict of outputs keyed by task with
+    the tasks' shapes (probabilities in [0, 1], class distributions summing to
+    1); `fit` on `make_dataset(data, features, tasks)` lowers the total loss by
+    `min_loss_drop` and every trained task's loss, finite throughout; a `.keras`
+    save/load gives identical outputs, the same losses and auxiliary terms; a
+    SavedModel export lands in `<tmp_path>/serving/1`. The served outputs are
+    compared with `predicted` in a fresh process by `BuilderBattery.check_serving`.
+
+    `outputs` (task name -> per-example shape) defaults to the tasks' label
+    shapes.
+    """
+    import keras_mtl as km
+    from keras_mtl.data import make_dataset
+
+    keras.utils.set_random_seed(0)
+    model = build(compile={"learning_rate": learning_rate})
+    assert isinstance(model, km.MultiTaskModel), type(model)
+    want_inputs = sorted(input_names(features))
+    assert isinstance(model.input, dict), type(model.input)
+    assert sorted(model.input) == want_inputs, sorted(model.input)
+    assert all(model.input[name].name == name for name in want_inputs)
+    by_task = {t.name: t for t in tasks}
+    if outputs is None:
+        outputs = {t.name: t.label_shape for t in tasks}
+    assert isinstance(model.output, dict) and sorted(model.output) == sorted(outputs)
+    for name, shape in outputs.items():
+        assert tuple(model.output[name].shape) == (None, *shape), name
+
+    ds = make_dataset(data, features, tasks, batch_size=batch_size, seed=0)
+    history = model.fit(ds, epochs=epochs, verbose=0).history
+    assert all(np.isfinite(history["loss"])), history["loss"]
+    first, last = history["loss"][0], history["loss"][-1]
+    assert last <= (1 - min_loss_drop) * first, history["loss"]
+    for name in model.loss:
+        curve = history[f"{name}_loss"]
+        assert curve[-1] < curve[0], (name, curve)
+
+    x = feature_batch(data, features, num_examples)
+    predicted = model.predict(x, verbose=0)
+    for name, shape in outputs.items():
+        value = predicted[name]
+        assert value.shape == (num_examples, *shape), (name, value.shape)
+        kind = by_task[name].type if name in by_task else "binary"
+        if kind == "binary":
+            assert ((value >= 0) & (value <= 1)).all(), name
+        if kind == "multiclass":
+            np.testing.assert_allclose(value.sum(axis=-1), 1.0, atol=1e-5)
+
+    path = pathlib.Path(tmp_path) / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode: no Lambda anywhere
+    assert type(loaded) is type(model)
+    assert_outputs_close(loaded.predict(x, verbose=0), predicted)
+    # The compile config (masked losses, metrics, loss weights) survives too.
+    assert {k: type(v).__name__ for k, v in loaded.loss.items()} == {
+        k: type(v).__name__ for k, v in model.loss.items()
+    }
+    # Auxiliary terms (`model.losses`, filled by a call) come back with the model.
+    model(x)
+    loaded(x)
+    assert len(loaded.losses) == len(model.losses)
+
+    export = km.export_saved_model(model, pathlib.Path(tmp_path) / "serving")
+    assert export == pathlib.Path(tmp_path) / "serving" / "1"
+    assert (export / "saved_model.pb").is_file()
+    return BuiltModel(model, history, x, predicted, export)
+
+
+class BuilderBattery:
+    """`run_builder_test` for each builder of a test module, once each, and one
+    fresh process that serves every export.
+
+    Args:
+        cases: dict of name to `run_builder_test` keyword arguments.
+        tmp_path: a directory for the module (one subdirectory per builder).
+    """
+
+    def __init__(self, cases: dict, tmp_path):
+        self.cases = cases
+        self.tmp_path = pathlib.Path(tmp_path)
+        self._built = {}
+
+    def run(self, name: str) -> BuiltModel:
+        """The battery for `name` (run on the first call, then remembered)."""
+        if name not in self._built:
+            directory = self.tmp_path / name
+            directory.mkdir(exist_ok=True)
+            self._built[name] = run_builder_test(tmp_path=directory, **self.cases[name])
+        return self._built[name]
+
+    def check_serving(self, extra_calls=()) -> list[dict]:
+        """Serve every builder's export (and `extra_calls`) in ONE new Python that
+        never imports keras_mtl: outputs equal `model.predict` within 1e-5 and
+        `saved_model_cli` shows each input and output with its dtype and shape.
+
+        Returns the results of `serve_in_fresh_process`, the builders' first.
         """
-        import json, os, sys
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import tensorflow as tf
-        payload = json.loads(sys.stdin.read())
-        fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-        args = {}
-        for name, spec in fn.structured_input_signature[1].items():
-            args[name] = tf.constant(payload[name]["value"], dtype=spec.dtype)
-        out = fn(**args)
-        assert "keras_mtl" not in sys.modules
-        print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
-        """
+        built = {name: self.run(name) for name in self.cases}
+        calls = [{"dir": b.export, "inputs": b.x} for b in built.values()]
+        served = serve_in_fresh_process(calls + list(extra_calls))
+        for (name, b), result in zip(built.items(), served):
+            assert sorted(result["outputs"]) == sorted(b.predicted), name
+            for task, value in b.predicted.items():
+                np.testing.assert_allclose(
+                    result["outputs"][task], value, atol=1e-5, rtol=0, err_msg=name
+                )
+            assert_signature_shows(result["signature"], b.model)
+        return served
+
+
+def shown_tensor(kind: str, name: str, dtype, shape) -> str:
+    """How `saved_model_cli show` prints one tensor of a signature."""
+    dt = {"int64": "DT_INT64", "string": "DT_STRING", "float32": "DT_FLOAT"}
+    dims = ", ".join("-1" if d is None else str(d) for d in shape)
+    return (
+        f"{kind}['{name}'] tensor_info:\n      dtype: {dt[str(dtype)]}\n"
+        f"      shape: ({dims})"
     )
+
+
+def assert_signature_shows(signature: str, model) -> None:
+    """`signature` (saved_model_cli's text) lists every input and output of
+    `model`, named as in the model, with the raw dtype and the shape."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    for name, tensor in inputs.items():
+        want = shown_tensor("inputs", name, tensor.dtype, tensor.shape)
+        assert want in signature, (want, signature)
+    for name, tensor in model.output.items():
+        want = shown_tensor("outputs", name, "float32", tensor.shape)
+        assert want in signature, (want, signature)
+
+
+_SERVE_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, io, json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tensorflow as tf
+    from tensorflow.python.tools import saved_model_cli
+    results = []
+    for call in json.loads(sys.stdin.read()):
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            saved_model_cli._show_inputs_outputs(
+                call["dir"], "serve", "serving_default"
+            )
+        fn = tf.saved_model.load(call["dir"]).signatures["serving_default"]
+        values = dict(call["inputs"])
+        for name, (index, output) in call["refs"].items():
+            values[name] = results[index]["outputs"][output]
+        args = {
+            name: tf.constant(values[name], dtype=spec.dtype)
+            for name, spec in fn.structured_input_signature[1].items()
+        }
+        out = {k: v.numpy().tolist() for k, v in fn(**args).items()}
+        results.append({"outputs": out, "signature": shown.getvalue()})
+    assert "keras_mtl" not in sys.modules
+    print(json.dumps(results))
+    """
+)
+
+
+def _plain(value):
+    value = np.asarray(value)
+    if value.dtype.kind in "OS":  # strings arrive from TF as bytes
+        value = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b)(
+            value
+        ).astype(object)
+    return value.tolist()
+
+
+def serve_in_fresh_process(calls) -> list[dict]:
+    """Call `serving_default` of several SavedModels in ONE new Python that never
+    imports keras_mtl, as TF Serving would.
+
+    Each call is `{"dir": path, "inputs": {name: array}}`, optionally with
+    `"refs": {name: (i, output)}` feeding an input from output `output` of
+    call `i` (an earlier one). Returns, per call, `{"outputs": {name: array},
+    "signature": str}`, the signature as `saved_model_cli show --tag_set serve
+    --signature_def serving_default` prints it.
+    """
+    payload = [
+        {
+            "dir": str(call["dir"]),
+            "inputs": {k: _plain(v) for k, v in call.get("inputs", {}).items()},
+            "refs": {k: list(v) for k, v in call.get("refs", {}).items()},
+        }
+        for call in calls
+    ]
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(export_dir)],
+        [sys.executable, "-c", _SERVE_SCRIPT],
         input=json.dumps(payload),
         capture_output=True,
         text=True,
@@ -140,7 +350,16 @@ def reload_in_fresh_process(export_dir, inputs: dict) -> dict:
         cwd="/",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {k: np.array(v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    results = json.loads(proc.stdout.splitlines()[-1])
+    for result in results:
+        result["outputs"] = {k: np.array(v) for k, v in result["outputs"].items()}
+    return results
+
+
+def reload_in_fresh_process(export_dir, inputs: dict) -> dict:
+    """`serving_default` of one SavedModel called in a new Python that never
+    imports keras_mtl; returns the outputs as arrays."""
+    return serve_in_fresh_process([{"dir": export_dir, "inputs": inputs}])[0]["outputs"]
 
 
 def write_text(path, text: str):

@@ -1,4 +1,5 @@
-"""Functional-API builders; each returns a `MultiTaskModel` with dict outputs by task."""
+"""Functional-API builders, `build_x(features, tasks, *, ...) -> MultiTaskModel`
+with dict outputs by task, and their registry (`MODELS`, `get_builder`)."""
 
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.cross_stitch import build_cross_stitch
@@ -9,10 +10,19 @@ from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.models.ple import build_cgc, build_ple
+from keras_mtl.models.registry import (
+    MODELS,
+    BuilderSpec,
+    build_model,
+    get_builder,
+    model_names,
+)
 from keras_mtl.models.shared_bottom import build_shared_bottom
 from keras_mtl.models.single_task import build_single_task
 
 __all__ = [
+    "MODELS",
+    "BuilderSpec",
     "MultiTaskModel",
     "add_kl_bound",
     "build_aitm",
@@ -22,9 +32,12 @@ __all__ = [
     "build_esm2",
     "build_esmm",
     "build_l2_constrained",
+    "build_model",
     "build_mmoe",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
+    "get_builder",
+    "model_names",
 ]

@@ -10,8 +10,36 @@ from keras_mtl._checks import check_rate, check_units
 from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
 from keras_mtl.models.multi_task_model import MultiTaskModel
-from keras_mtl.tasks import Task
+from keras_mtl.tasks import Task, check_tasks
 from keras_mtl.training import compile_model
+
+#: Task types of the builders whose heads are `TaskTower`s (one per task).
+TOWER_TASK_TYPES = ("binary", "regression", "multiclass")
+#: Task types of the funnel builders (ESMM, ESM², AITM): event probabilities.
+FUNNEL_TASK_TYPES = ("binary",)
+
+
+def check_builder_tasks(
+    owner: str, tasks: Sequence[Task], supported: Sequence[str]
+) -> list[Task]:
+    """`check_tasks(tasks)`, then reject any task whose type `owner` cannot build.
+
+    The error names the builder, the task, its type and what the builder
+    supports, before any layer is built.
+    """
+    tasks = check_tasks(tasks)
+    for task in tasks:
+        if task.type not in supported:
+            hint = (
+                " (a ranking task scores a candidate list: see build_dupn)"
+                if task.type == "ranking"
+                else ""
+            )
+            raise ValueError(
+                f"{owner}: task {task.name!r} has type {task.type!r}; {owner} "
+                f"supports {', '.join(supported)}{hint}."
+            )
+    return tasks
 
 
 def encode_inputs(features: Sequence[Feature]):
@@ -51,7 +79,11 @@ def finish_model(
     """One `TaskTower` per task on its own input, then `make_model`."""
     outputs = {
         task.name: TaskTower(
-            tower_units, task.type, dropout=tower_dropout, name=f"{task.name}_tower"
+            tower_units,
+            task.type,
+            dropout=tower_dropout,
+            num_classes=task.num_classes,
+            name=f"{task.name}_tower",
         )(x)
         for task, x in zip(tasks, task_inputs)
     }

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl._checks import check_non_negative
 from keras_mtl.features import Feature
 from keras_mtl.layers import MLP, AdaptiveInformationTransfer, AuxiliaryLoss, TaskTower
 from keras_mtl.losses import FunnelCalibration
-from keras_mtl.models._common import encode_inputs, make_model
-from keras_mtl.tasks import Task, aitm_tasks, check_tasks
+from keras_mtl.models._common import (
+    FUNNEL_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    make_model,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task, aitm_tasks
 
 
 def build_aitm(
     features: Sequence[Feature],
     tasks: Sequence[Task] | None = None,
+    *,
     tower_units: Sequence[int] = (128, 64, 32),
     calibration_weight: float = 0.6,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "aitm",
-) -> keras.Model:
+) -> MultiTaskModel:
     """Adaptive Information Transfer Multi-task model for multi-step conversions.
 
     `tasks` are the steps of a funnel in order (e.g. click, then purchase), each
@@ -36,9 +41,10 @@ def build_aitm(
 
     Args:
         features: the input feature specs (the authors use `embedding_dim=5`).
-        tasks: the funnel steps, in order, all binary. Defaults to
-            `[Task("ctr", label="click"), Task("ctcvr", label="conversion",
-            requires="click")]`.
+        tasks: the funnel steps, in order, all binary and trained (not
+            `metric_only`), or None for `aitm_tasks()`: `[Task("ctr",
+            label="click"), Task("ctcvr", label="conversion",
+            requires="click")]`. Defaults to None.
         tower_units: widths of each tower. Defaults to (128, 64, 32), the
             authors'.
         calibration_weight: float >= 0. Weight of the calibrator. Defaults to
@@ -59,12 +65,12 @@ def build_aitm(
     """
     if tasks is None:
         tasks = aitm_tasks()
-    tasks = check_tasks(tasks)
-    wrong = [t.name for t in tasks if t.type != "binary" or t.metric_only]
+    tasks = check_builder_tasks("build_aitm", tasks, FUNNEL_TASK_TYPES)
+    wrong = [t.name for t in tasks if t.metric_only]
     if wrong or len(tasks) < 2:
         raise ValueError(
             "build_aitm: needs at least 2 funnel steps, each a trained binary task; "
-            f"got {[t.name for t in tasks]} (unsuitable: {wrong})."
+            f"got {[t.name for t in tasks]} (metric_only: {wrong})."
         )
     check_non_negative("build_aitm", "calibration_weight", calibration_weight)
     inputs, x = encode_inputs(features)

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl.features import Feature
-from keras_mtl.models._common import encode_inputs, finish_model, per_task_hidden
-from keras_mtl.tasks import Task, check_tasks
+from keras_mtl.models._common import (
+    TOWER_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    finish_model,
+    per_task_hidden,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 
 
 def build_cross_stitch(
     features: Sequence[Feature],
     tasks: Sequence[Task],
+    *,
     hidden_units: Sequence[int] = (32, 16),
     tower_units: Sequence[int] = (8,),
     self_weight: float = 0.9,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "cross_stitch",
-) -> keras.Model:
+) -> MultiTaskModel:
     """Per-task hidden stacks whose activations are mixed after every layer.
 
     Each task has its own hidden layers (`ParallelDense`, one branch per task,
@@ -41,7 +47,8 @@ def build_cross_stitch(
 
     Args:
         features: the input feature specs.
-        tasks: the `Task`s; the model outputs one prediction per task.
+        tasks: the `Task`s (binary, regression or multiclass); the model outputs
+            one prediction per task.
         hidden_units: widths of each task's hidden layers; a cross-stitch unit
             follows each. Must not be empty. Defaults to (32, 16).
         tower_units: widths of each task tower. Defaults to (8,).
@@ -56,7 +63,8 @@ def build_cross_stitch(
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
-        by task name, each of shape `(batch,)`. The learned mixing matrices are
+        by task name, each of shape `(batch,)` (`(batch, num_classes)` for a
+        multiclass task). The learned mixing matrices are
         `model.get_layer(f"cross_stitch_{l}").weights_matrix`.
 
     Example:
@@ -70,7 +78,7 @@ def build_cross_stitch(
         Misra et al., "Cross-stitch Networks for Multi-task Learning", CVPR 2016
         (arXiv:1604.03539).
     """
-    tasks = check_tasks(tasks)
+    tasks = check_builder_tasks("build_cross_stitch", tasks, TOWER_TASK_TYPES)
     inputs, x = encode_inputs(features)
     h = per_task_hidden(
         "build_cross_stitch",

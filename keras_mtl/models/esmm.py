@@ -8,8 +8,14 @@ import keras
 
 from keras_mtl.features import Feature
 from keras_mtl.layers import BernoulliMixture, TaskTower
-from keras_mtl.models._common import encode_inputs, make_model
-from keras_mtl.tasks import Task, check_tasks, esm2_tasks, esmm_tasks
+from keras_mtl.models._common import (
+    FUNNEL_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    make_model,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task, esm2_tasks, esmm_tasks
 
 #: The paper's tower: MLP 360-200-80, then the output unit.
 ESMM_TOWER = (360, 200, 80)
@@ -23,12 +29,13 @@ def _towers(x, names, units, dropout):
 
 def build_esmm(
     features: Sequence[Feature],
-    tower_units: Sequence[int] = ESMM_TOWER,
     tasks: Sequence[Task] | None = None,
+    *,
+    tower_units: Sequence[int] = ESMM_TOWER,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "esmm",
-) -> keras.Model:
+) -> MultiTaskModel:
     """Entire Space Multi-task Model: pCTCVR = pCTR x pCVR over all impressions.
 
     A CTR tower and a CVR tower read the same embeddings (one `FeatureEncoder`,
@@ -40,12 +47,12 @@ def build_esmm(
 
     Args:
         features: the input feature specs. The paper uses `embedding_dim=18`.
+        tasks: the binary tasks to compile with, or None for `esmm_tasks()`:
+            labels `click` and `conversion`, losses on `ctr` and `ctcvr`, AUC on
+            all three (CVR AUC on clicked impressions). Task names must be
+            among "ctr", "cvr", "ctcvr". Defaults to None.
         tower_units: hidden widths of each tower. Defaults to (360, 200, 80),
             the paper's.
-        tasks: the tasks to compile with. Defaults to `esmm_tasks()`: labels
-            `click` and `conversion`, losses on `ctr` and `ctcvr`, AUC on all
-            three (CVR AUC on clicked impressions). Task names must be among
-            "ctr", "cvr", "ctcvr".
         dropout: float. Dropout in the towers. Defaults to 0.
         compile: True compiles for `tasks`, a dict passes arguments to
             `keras_mtl.compile_model`, False leaves the model uncompiled.
@@ -75,12 +82,13 @@ def build_esmm(
 
 def build_esm2(
     features: Sequence[Feature],
-    tower_units: Sequence[int] = ESMM_TOWER,
     tasks: Sequence[Task] | None = None,
+    *,
+    tower_units: Sequence[int] = ESMM_TOWER,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "esm2",
-) -> keras.Model:
+) -> MultiTaskModel:
     """ESM²: impression -> click -> action (cart / wish) -> purchase, over all impressions.
 
     Four towers on shared embeddings predict y1 = p(click), y2 = p(action |
@@ -92,11 +100,11 @@ def build_esm2(
 
     Args:
         features: the input feature specs.
+        tasks: the binary tasks to compile with, or None for `esm2_tasks()`
+            (labels `click`, `action`, `conversion`). Names must be among
+            "ctr", "ctavr", "cvr", "ctcvr". Defaults to None.
         tower_units: hidden widths of each of the four towers. Defaults to
             (360, 200, 80).
-        tasks: the tasks to compile with. Defaults to `esm2_tasks()` (labels
-            `click`, `action`, `conversion`). Names must be among "ctr",
-            "ctavr", "cvr", "ctcvr".
         dropout: float. Dropout in the towers. Defaults to 0.
         compile: True, False or a dict of `keras_mtl.compile_model` arguments.
         name: model name. Defaults to "esm2".
@@ -131,14 +139,11 @@ def build_esm2(
 def _funnel_tasks(tasks, default: list[Task], builder: str) -> list[Task]:
     if tasks is None:
         return default
-    tasks = check_tasks(tasks)
+    tasks = check_builder_tasks(builder, tasks, FUNNEL_TASK_TYPES)
     names = [t.name for t in default]
     unknown = [t.name for t in tasks if t.name not in names]
     if unknown:
         raise ValueError(
             f"{builder}: task names must be among the outputs {names}; got {unknown}."
         )
-    wrong = [t.name for t in tasks if t.type != "binary"]
-    if wrong:
-        raise ValueError(f"{builder}: tasks {wrong} must be binary.")
     return tasks

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl.features import Feature
-from keras_mtl.models._common import encode_inputs, finish_model, per_task_hidden
-from keras_mtl.tasks import Task, check_tasks
+from keras_mtl.models._common import (
+    TOWER_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    finish_model,
+    per_task_hidden,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 
 
 def build_l2_constrained(
     features: Sequence[Feature],
     tasks: Sequence[Task],
+    *,
     hidden_units: Sequence[int] = (32, 16),
     tower_units: Sequence[int] = (8,),
     coupling: float = 1e-3,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "l2_constrained",
-) -> keras.Model:
+) -> MultiTaskModel:
     """Per-task hidden stacks with an L2 penalty between corresponding layers.
 
     Every task has its own hidden layers (`ParallelDense`, one branch per task,
@@ -43,7 +49,8 @@ def build_l2_constrained(
 
     Args:
         features: the input feature specs.
-        tasks: the `Task`s; the model outputs one prediction per task.
+        tasks: the `Task`s (binary, regression or multiclass); the model outputs
+            one prediction per task.
         hidden_units: widths of each task's hidden layers. Must not be empty.
             Defaults to (32, 16).
         tower_units: widths of each task tower. Defaults to (8,).
@@ -57,7 +64,8 @@ def build_l2_constrained(
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
-        by task name, each of shape `(batch,)`. Each hidden layer's unscaled
+        by task name, each of shape `(batch,)` (`(batch, num_classes)` for a
+        multiclass task). Each hidden layer's unscaled
         distance is `model.get_layer(f"hidden_{l}").coupling_penalty()`.
 
     Example:
@@ -70,7 +78,7 @@ def build_l2_constrained(
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018 (the L2-constrained baseline).
     """
-    tasks = check_tasks(tasks)
+    tasks = check_builder_tasks("build_l2_constrained", tasks, TOWER_TASK_TYPES)
     inputs, x = encode_inputs(features)
     h = per_task_hidden(
         "build_l2_constrained",

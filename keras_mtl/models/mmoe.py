@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl.features import Feature
 from keras_mtl.layers import MixtureOfExperts
-from keras_mtl.models._common import encode_inputs, finish_model
-from keras_mtl.tasks import Task, check_tasks
+from keras_mtl.models._common import (
+    TOWER_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    finish_model,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 
 
 def build_mmoe(
     features: Sequence[Feature],
     tasks: Sequence[Task],
+    *,
     num_experts: int = 8,
     expert_units: Sequence[int] = (16,),
     tower_units: Sequence[int] = (8,),
@@ -23,12 +28,13 @@ def build_mmoe(
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
-) -> keras.Model:
+) -> MultiTaskModel:
     """Multi-gate mixture-of-experts: shared experts, one softmax gate per task.
 
     Args:
         features: the input feature specs.
-        tasks: the `Task`s; the model outputs one prediction per task.
+        tasks: the `Task`s (binary, regression or multiclass); the model outputs
+            one prediction per task.
         num_experts: number of experts. Defaults to 8 (the paper's).
         expert_units: hidden widths of each expert. Defaults to (16,).
         tower_units: widths of each task tower. Defaults to (8,).
@@ -40,8 +46,8 @@ def build_mmoe(
         name: model name. Defaults to "mmoe" or "omoe".
 
     Returns:
-        A functional `keras.Model` with inputs named after the features and a dict
-        of outputs keyed by task name. `keras_mtl.gate_weights(model, data)` reads
+        A `MultiTaskModel` with inputs named after the features and a dict of
+        outputs keyed by task name. `keras_mtl.gate_weights(model, data)` reads
         which experts each task uses (the gates are named after the tasks; the
         OMoE gate is named "shared").
 
@@ -53,7 +59,8 @@ def build_mmoe(
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018.
     """
-    tasks = check_tasks(tasks)
+    owner = "build_omoe" if single_gate else "build_mmoe"
+    tasks = check_builder_tasks(owner, tasks, TOWER_TASK_TYPES)
     inputs, x = encode_inputs(features)
     gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
     mixed = MixtureOfExperts(
@@ -70,10 +77,14 @@ def build_mmoe(
 
 def build_omoe(
     features: Sequence[Feature], tasks: Sequence[Task], **kwargs
-) -> keras.Model:
+) -> MultiTaskModel:
     """One-gate mixture-of-experts: `build_mmoe(..., single_gate=True)`.
 
     Every task reads the same gated mixture of the shared experts. Takes the same
-    arguments as `build_mmoe`.
+    keyword arguments as `build_mmoe`.
     """
+    if "single_gate" in kwargs:
+        raise TypeError(
+            "build_omoe: OMoE has one gate; use build_mmoe for one per task."
+        )
     return build_mmoe(features, tasks, single_gate=True, **kwargs)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl._checks import check_positive_int
 from keras_mtl.features import Feature
 from keras_mtl.layers import CustomizedGateControl
-from keras_mtl.models._common import encode_inputs, finish_model
-from keras_mtl.tasks import Task, check_tasks
+from keras_mtl.models._common import (
+    TOWER_TASK_TYPES,
+    check_builder_tasks,
+    encode_inputs,
+    finish_model,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 
 
 def _per_level(name: str, value, num_levels: int, is_item) -> list:
@@ -37,6 +41,7 @@ def _is_units(value) -> bool:
 def build_ple(
     features: Sequence[Feature],
     tasks: Sequence[Task],
+    *,
     num_levels: int = 2,
     num_shared_experts: int | Sequence[int] = 2,
     num_task_experts: int | Sequence[int] = 2,
@@ -46,7 +51,7 @@ def build_ple(
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
-) -> keras.Model:
+) -> MultiTaskModel:
     """Progressive layered extraction: stacked CGC levels, then one tower per task.
 
     At every level each task has its own experts and all tasks share some
@@ -58,7 +63,8 @@ def build_ple(
 
     Args:
         features: the input feature specs.
-        tasks: the `Task`s (binary or regression); one output per task.
+        tasks: the `Task`s (binary, regression or multiclass); one output per
+            task.
         num_levels: int. Extraction levels. Defaults to 2 (the paper's).
         num_shared_experts: int, or one int per level. Shared experts per level.
             Defaults to 2.
@@ -75,8 +81,8 @@ def build_ple(
         name: model name. Defaults to "ple" (or "cgc" for one level).
 
     Returns:
-        A functional `keras.Model` with inputs named after the features and a dict
-        of outputs keyed by task name. The levels are `CustomizedGateControl`
+        A `MultiTaskModel` with inputs named after the features and a dict of
+        outputs keyed by task name. The levels are `CustomizedGateControl`
         layers named "level_1", "level_2", ... ("cgc" for one level);
         `keras_mtl.gate_weights(model, data)` reads which experts each gate uses.
 
@@ -88,7 +94,8 @@ def build_ple(
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
         Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
     """
-    tasks = check_tasks(tasks)
+    owner = "build_cgc" if num_levels == 1 else "build_ple"
+    tasks = check_builder_tasks(owner, tasks, TOWER_TASK_TYPES)
     check_positive_int("build_ple", "num_levels", num_levels)
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
@@ -113,11 +120,11 @@ def build_ple(
 
 def build_cgc(
     features: Sequence[Feature], tasks: Sequence[Task], **kwargs
-) -> keras.Model:
+) -> MultiTaskModel:
     """Customized gate control: `build_ple(..., num_levels=1)`.
 
     One level of task-specific and shared experts with one gate per task, then
-    the towers. Takes the other arguments of `build_ple`.
+    the towers. Takes the other keyword arguments of `build_ple`.
     """
     if "num_levels" in kwargs:
         raise TypeError("build_cgc: CGC has one level; use build_ple for more.")

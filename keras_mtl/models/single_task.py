@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.mlp import MLP
-from keras_mtl.models._common import finish_model
-from keras_mtl.tasks import Task, check_tasks
+from keras_mtl.models._common import (
+    TOWER_TASK_TYPES,
+    check_builder_tasks,
+    finish_model,
+)
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.tasks import Task
 
 
 def build_single_task(
     features: Sequence[Feature],
     tasks: Sequence[Task],
+    *,
     hidden_units: Sequence[int] = (32, 16),
     tower_units: Sequence[int] = (8,),
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str = "single_task",
-) -> keras.Model:
+) -> MultiTaskModel:
     """The no-sharing baseline: every task has its own embeddings and layers.
 
     Task `k` gets its own `FeatureEncoder` (`{task}_feature_encoder`, its own
@@ -39,7 +43,8 @@ def build_single_task(
 
     Args:
         features: the input feature specs.
-        tasks: the `Task`s; the model outputs one prediction per task.
+        tasks: the `Task`s (binary, regression or multiclass); the model outputs
+            one prediction per task.
         hidden_units: widths of each task's hidden MLP (may be empty).
             Defaults to (32, 16).
         tower_units: widths of each task tower. Defaults to (8,).
@@ -51,13 +56,14 @@ def build_single_task(
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
-        by task name, each of shape `(batch,)`.
+        by task name, each of shape `(batch,)` (`(batch, num_classes)` for a
+        multiclass task).
 
     Example:
     >>> model = build_single_task(features, [Task("income"), Task("marital")])
     >>> model.get_layer("income_feature_encoder")  # marital has its own
     """
-    tasks = check_tasks(tasks)
+    tasks = check_builder_tasks("build_single_task", tasks, TOWER_TASK_TYPES)
     features = check_features(features)
     inputs = make_inputs(features)
     task_inputs = []

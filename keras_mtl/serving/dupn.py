@@ -7,7 +7,7 @@ import pathlib
 
 import keras
 
-from keras_mtl._graph import inputs_behind
+from keras_mtl._graph import calls_reading, inputs_behind
 from keras_mtl.models.dupn import USER_REPRESENTATION
 from keras_mtl.serving.export import (
     check_version,
@@ -56,12 +56,15 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
         name=f"{model.name}_user_encoder",
     )
     rest = [n for n in named if n not in behind]
-    # The part of the graph between (representation, other inputs) and the
-    # outputs, as a functional model on those intermediate tensors: the same
-    # layers and weights, called on the scorer's own inputs.
-    head = keras.Model(
-        [user] + [named[n] for n in rest], model.output, name=f"{model.name}_heads"
-    )
+    # The graph is cut after the other inputs (the calls that read them, e.g. the
+    # item embedding of the target item and of the candidates): `items` maps
+    # those inputs to the cut, `head` maps (representation, cut) to the outputs,
+    # a functional model on intermediate tensors only. Both are the full model's
+    # layers and weights, called on the scorer's own inputs. (Handing `head` the
+    # full model's input tensors directly would make Keras re-wire them, and the
+    # full model could then no longer be saved.)
+    cut = calls_reading(model.output, [named[n] for n in rest])
+    head = keras.Model([user] + cut, model.output, name=f"{model.name}_heads")
     scorer_inputs = {
         USER_REPRESENTATION: keras.Input(user.shape[1:], name=USER_REPRESENTATION),
         **{
@@ -69,9 +72,13 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
             for n in rest
         },
     }
-    outputs = head(
-        [scorer_inputs[USER_REPRESENTATION]] + [scorer_inputs[n] for n in rest]
-    )
+    items = []
+    if rest:
+        item_part = keras.Model(
+            {n: named[n] for n in rest}, cut, name=f"{model.name}_items"
+        )
+        items = item_part({n: scorer_inputs[n] for n in rest})
+    outputs = head([scorer_inputs[USER_REPRESENTATION]] + list(items))
     scorer = keras.Model(scorer_inputs, outputs, name=f"{model.name}_scorer")
     return encoder, scorer
 

@@ -1,6 +1,6 @@
 """Loss-weighting strategies that work inside `model.fit`.
 
-Pass one to `keras_mtl.compile_model(model, tasks, weighting=...)`, by name
+Pass one to `keras_mtl.compile_model(model, tasks, loss_weighting=...)`, by name
 ("fixed", "uncertainty", "gradnorm", "dwa", "decay") or as an object.
 """
 
@@ -11,7 +11,7 @@ from keras_mtl.weighting.grad_norm import GradNorm
 from keras_mtl.weighting.loss_weighting import LossWeighting, get
 from keras_mtl.weighting.uncertainty_weighting import UncertaintyWeighting
 
-#: The strategies `get` and the CLI's `--weighting` know by name.
+#: The strategies `get` and the CLI's `--loss-weighting` know by name.
 STRATEGIES = {
     "fixed": FixedWeighting,
     "uncertainty": UncertaintyWeighting,

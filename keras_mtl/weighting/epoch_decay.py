@@ -25,7 +25,7 @@ class EpochDecay(LossWeighting):
 
     Example:
     In use, `keras_mtl.compile_model(model, tasks,
-    weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
+    loss_weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
     >>> decay = EpochDecay({"ctr": 0.5})

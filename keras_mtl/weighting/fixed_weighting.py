@@ -20,7 +20,7 @@ class FixedWeighting(LossWeighting):
 
     Example:
     In use, `keras_mtl.compile_model(model, tasks,
-    weighting=FixedWeighting({"marital": 0.5}))`. What `compile` and each
+    loss_weighting=FixedWeighting({"marital": 0.5}))`. What `compile` and each
     training step then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE

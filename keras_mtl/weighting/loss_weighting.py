@@ -20,7 +20,7 @@ CLASSIFICATION_LOSSES = (
 class LossWeighting(keras.layers.Layer):
     """Combines the per-task losses of a multi-task model into its training loss.
 
-    A strategy is passed to `keras_mtl.compile_model(..., weighting=...)` (or
+    A strategy is passed to `keras_mtl.compile_model(..., loss_weighting=...)` (or
     `MultiTaskModel.compile(..., loss_weighting=...)`) and then works inside a
     plain `model.fit`: the model hands it each task's loss every step
     (`combine`), and every epoch's mean task losses (`on_epoch_end`). The model

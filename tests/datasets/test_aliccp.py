@@ -313,7 +313,7 @@ def test_one_fit_step(tmp_path):
     `compile_model` does not honour metric_only yet (it would train cvr)."""
     tasks = [t for t in aliccp_tasks() if not t.metric_only]
     ds = load_aliccp(write_split(tmp_path), features=FEATURES, tasks=tasks)
-    model = keras_mtl.build_shared_bottom(FEATURES, tasks, bottom_units=(8,))
+    model = keras_mtl.build_shared_bottom(FEATURES, tasks, hidden_units=(8,))
     before = [np.array(w) for w in model.trainable_weights]
     history = model.fit(ds, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

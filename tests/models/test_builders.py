@@ -1,11 +1,13 @@
-"""Every builder: shapes, learning on tf.data, .keras round trip, serving parity."""
+"""The flat builders (tower heads on flat features) through the builder battery,
+plus what each of them adds: learning bounds, gates, masks, XLA, errors."""
 
-import keras
 import numpy as np
 import pytest
 
 import keras_mtl as km
-from tests.helpers import assert_outputs_close, reload_in_fresh_process
+from keras_mtl.data import make_dataset
+from keras_mtl.models import build_model
+from tests.helpers import BuilderBattery, feature_batch
 
 FEATURES = [
     km.SparseFeature("occupation", vocabulary_size=50, embedding_dim=4),
@@ -15,49 +17,41 @@ FEATURES = [
     km.DenseFeature("capital_gains", allow_missing=True),
 ]
 TASKS = [km.Task("income", "binary"), km.Task("spend", "regression", missing_value=-1)]
+#: The battery's tasks: one of each type a tower builds.
+BATTERY_TASKS = TASKS + [km.Task("segment", "multiclass", num_classes=3)]
 
 #: Weight of the L2-constrained model's coupling penalty in these tests.
 COUPLING = 1e-3
-#: Builders whose models have no gates.
-UNGATED = ("shared_bottom", "cross_stitch", "l2_constrained", "single_task")
-BUILDERS = {
-    "shared_bottom": lambda f, t, **kw: km.build_shared_bottom(
-        f, t, bottom_units=(16,), tower_units=(8,), **kw
-    ),
-    "mmoe": lambda f, t, **kw: km.build_mmoe(
-        f, t, num_experts=4, expert_units=(8,), tower_units=(8,), **kw
-    ),
-    "omoe": lambda f, t, **kw: km.build_omoe(
-        f, t, num_experts=4, expert_units=(8,), tower_units=(8,), **kw
-    ),
-    "cross_stitch": lambda f, t, **kw: km.build_cross_stitch(
-        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
-    ),
-    "l2_constrained": lambda f, t, **kw: km.build_l2_constrained(
-        f, t, hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING, **kw
-    ),
-    "single_task": lambda f, t, **kw: km.build_single_task(
-        f, t, hidden_units=(16, 8), tower_units=(8,), **kw
-    ),
-    "cgc": lambda f, t, **kw: km.build_cgc(
-        f, t, num_shared_experts=2, num_task_experts=1, expert_units=(8,), **kw
-    ),
-    "ple": lambda f, t, **kw: km.build_ple(
-        f,
-        t,
+#: Small sizes of every flat builder in the registry.
+SIZES = {
+    "shared_bottom": dict(hidden_units=(16,), tower_units=(8,)),
+    "mmoe": dict(num_experts=4, expert_units=(8,), tower_units=(8,)),
+    "omoe": dict(num_experts=4, expert_units=(8,), tower_units=(8,)),
+    "cross_stitch": dict(hidden_units=(16, 8), tower_units=(8,)),
+    "l2_constrained": dict(hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING),
+    "single_task": dict(hidden_units=(16, 8), tower_units=(8,)),
+    "cgc": dict(num_shared_experts=2, num_task_experts=1, expert_units=(8,)),
+    "ple": dict(
         num_levels=2,
         num_shared_experts=(2, 1),
         num_task_experts=1,
         expert_units=[(8,), (6,)],
         tower_units=(8,),
-        **kw,
     ),
 }
+NAMES = sorted(SIZES)
+#: Builders whose models have no gates.
+UNGATED = ("shared_bottom", "cross_stitch", "l2_constrained", "single_task")
+
+
+def build(name, features=FEATURES, tasks=TASKS, **kwargs):
+    """The registered builder `name` at the test's small size."""
+    return build_model(name, features, tasks, **{**SIZES[name], **kwargs})
 
 
 def make_data(n=3000, seed=0):
     """Labels that the features explain: income from occupation parity and age,
-    spend from the history ids; a third of the spend labels are missing."""
+    spend from the history ids (a third missing), segment = occupation mod 3."""
     rng = np.random.default_rng(seed)
     occupation = rng.integers(0, 50, n)
     lengths = rng.integers(0, 7, n)
@@ -75,20 +69,12 @@ def make_data(n=3000, seed=0):
         "capital_gains": gains,
         "income": income,
         "spend": spend,
+        "segment": occupation % 3,
     }
 
 
 def features_only(data, rows=slice(None)):
-    from keras_mtl.data import make_dataset
-
-    ds = make_dataset(
-        {k: data[k][rows] if k != "history" else data[k][rows] for k in data},
-        FEATURES,
-        None,
-        batch_size=10_000,
-        shuffle=False,
-    )
-    return next(iter(ds))
+    return feature_batch({k: v[rows] for k, v in data.items()}, FEATURES, 10_000)
 
 
 @pytest.fixture(scope="module")
@@ -96,74 +82,51 @@ def data():
     return make_data()
 
 
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
-def trained(request, data, tmp_path_factory):
-    from keras_mtl.data import make_dataset
-
-    keras.utils.set_random_seed(0)
-    model = BUILDERS[request.param](FEATURES, TASKS, compile={"learning_rate": 0.01})
-    ds = make_dataset(data, FEATURES, TASKS, batch_size=256, seed=0)
-    history = model.fit(ds, epochs=12, verbose=0)
-    return request.param, model, history
-
-
-def test_outputs_are_a_dict_keyed_by_task(trained, data):
-    _, model, _ = trained
-    assert sorted(model.output) == ["income", "spend"]
-    assert sorted(i.name for i in model.inputs) == sorted(f.name for f in FEATURES)
-    out = model.predict(features_only(data, slice(0, 7)), verbose=0)
-    assert {k: v.shape for k, v in out.items()} == {"income": (7,), "spend": (7,)}
-    assert ((out["income"] >= 0) & (out["income"] <= 1)).all()
+@pytest.fixture(scope="module")
+def battery(data, tmp_path_factory):
+    cases = {
+        name: dict(
+            build=lambda name=name, **kw: build(name, tasks=BATTERY_TASKS, **kw),
+            features=FEATURES,
+            tasks=BATTERY_TASKS,
+            data=data,
+            epochs=8,
+        )
+        for name in NAMES
+    }
+    return BuilderBattery(cases, tmp_path_factory.mktemp("flat_builders"))
 
 
-def test_fit_learns_both_tasks(trained):
-    _, _, history = trained
-    h = history.history
+@pytest.mark.parametrize("name", NAMES)
+def test_builder_battery_and_learning(battery, name):
+    built = battery.run(name)
+    h = built.history
     assert h["income_auc"][-1] > 0.9, h["income_auc"]
     assert h["spend_mse"][-1] < 0.5 * h["spend_mse"][0], h["spend_mse"]
-    assert all(np.isfinite(h["loss"]))
+    assert h["segment_auc"][-1] > 0.8, h["segment_auc"]  # chance: 0.5
+    assert type(built.model.loss["spend"]).__name__ == "MaskedMeanSquaredError"
 
 
-def test_keras_round_trip(trained, data, tmp_path):
-    name, model, _ = trained
-    x = features_only(data, slice(0, 64))
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    # The compile config (masked losses, metrics, loss weights) survives too.
-    assert type(loaded.loss["spend"]).__name__ == "MaskedMeanSquaredError"
+def test_serving_parity_in_fresh_process(battery):
+    battery.check_serving()
 
 
-def test_export_parity_in_fresh_process(trained, data, tmp_path):
-    name, model, _ = trained
-    x = features_only(data, slice(0, 50))
-    path = km.export_saved_model(model, tmp_path / name)
-    assert path == tmp_path / name / "1"
-    served = reload_in_fresh_process(path, {k: np.asarray(v) for k, v in x.items()})
-    expected = model.predict(x, verbose=0)
-    assert sorted(served) == ["income", "spend"]
-    for task in expected:
-        np.testing.assert_allclose(served[task], expected[task], atol=1e-5)
-
-
-def test_gate_weights(trained, data):
-    name, model, _ = trained
+@pytest.mark.parametrize("name", NAMES)
+def test_gate_weights(battery, data, name):
+    model = battery.run(name).model
     x = features_only(data, slice(0, 500))
     if name in UNGATED:
         with pytest.raises(ValueError, match="no MixtureOfExperts"):
             km.gate_weights(model, x)
         return
-    tables = km.gate_weights(model, x)
+    tasks = ["income", "spend", "segment"]
     expected = {
-        "mmoe": {"experts": ["income", "spend"]},
+        "mmoe": {"experts": tasks},
         "omoe": {"experts": ["shared"]},
-        "cgc": {"cgc": ["income", "spend"]},
-        "ple": {
-            "level_1": ["income", "spend", "shared"],
-            "level_2": ["income", "spend"],
-        },
+        "cgc": {"cgc": tasks},
+        "ple": {"level_1": [*tasks, "shared"], "level_2": tasks},
     }[name]
+    tables = km.gate_weights(model, x)
     assert {k: list(v.columns) for k, v in tables.items()} == expected
     for table in tables.values():
         np.testing.assert_allclose(table.sum(axis=0), 1.0, atol=1e-5)
@@ -171,7 +134,7 @@ def test_gate_weights(trained, data):
         level = tables["cgc" if name == "cgc" else "level_2"]
         # A task gate cannot select another task's experts: exactly 0 there.
         shared = ["shared_0", "shared_1"] if name == "cgc" else ["shared_0"]
-        assert list(level.index) == ["income_0", "spend_0", *shared]
+        assert list(level.index) == ["income_0", "spend_0", "segment_0", *shared]
         assert level.loc["spend_0", "income"] == 0.0
         assert level.loc["income_0", "spend"] == 0.0
         assert level.loc["income_0", "income"] > 0.0
@@ -184,8 +147,6 @@ def test_all_missing_batch_trains_without_nan():
     data = make_data(64)
     data["spend"][:] = -1  # no spend label at all
     data["income"][:] = np.nan  # and no income label
-    from keras_mtl.data import make_dataset
-
     before = [np.array(w) for w in model.trainable_weights]
     logs = model.fit(make_dataset(data, FEATURES, TASKS, batch_size=64), verbose=0)
     assert logs.history["loss"] == [0.0]
@@ -196,8 +157,6 @@ def test_all_missing_batch_trains_without_nan():
 def test_loss_weight_zero_freezes_that_tower():
     tasks = [km.Task("income"), km.Task("spend", "regression", loss_weight=0.0)]
     model = km.build_shared_bottom(FEATURES, tasks, compile={"learning_rate": 0.01})
-    from keras_mtl.data import make_dataset
-
     tower = model.get_layer("spend_tower")
     before = [np.array(w) for w in tower.trainable_weights]
     data = make_data(256)
@@ -228,9 +187,9 @@ def test_compile_rejects_unknown_task():
         km.compile_model(model, [km.Task("clicks")])
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", NAMES)
 def test_builders_reject_bad_specs(name):
     with pytest.raises(ValueError, match="unique"):
-        BUILDERS[name](FEATURES + [km.DenseFeature("age")], TASKS)
+        build(name, FEATURES + [km.DenseFeature("age")], TASKS)
     with pytest.raises(ValueError, match="At least one task"):
-        BUILDERS[name](FEATURES, [])
+        build(name, FEATURES, [])

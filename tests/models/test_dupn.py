@@ -1,9 +1,7 @@
-"""build_dupn: the model contract, the serving split and warm starts."""
+"""build_dupn through the builder battery, its feature roles, the serving
+split and warm starts."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
 
 import keras
 import numpy as np
@@ -12,10 +10,10 @@ import pytest
 import keras_mtl as km
 from keras_mtl.data import make_dataset
 from keras_mtl.datasets.movielens import load_movielens
-from tests.helpers import assert_outputs_close, reload_in_fresh_process
+from tests.helpers import BuilderBattery, assert_outputs_close, assert_signature_shows
 from tests.movielens_fixture import write_movielens
 
-SMALL = dict(units=16, attention_units=8, profile_units=8, head_units=(8,))
+SMALL = dict(units=16, attention_units=8, profile_units=8, tower_units=(8,))
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +23,8 @@ def movielens(tmp_path_factory):
 
 
 def build(ml, **kwargs):
-    return km.build_dupn(
-        ml.history,
-        ml.tasks,
-        candidates=ml.candidates,
-        profile_features=ml.profile,
-        query_features=ml.query,
-        **{**SMALL, **kwargs},
-    )
+    """DUPN on MovieLens's one feature list; hour and weekday are the query."""
+    return km.build_dupn(ml.features, ml.tasks, query=ml.query, **{**SMALL, **kwargs})
 
 
 def batch(ml, rows, n=64):
@@ -41,39 +33,64 @@ def batch(ml, rows, n=64):
 
 
 @pytest.fixture(scope="module")
-def trained(movielens):
-    keras.utils.set_random_seed(0)
-    model = build(movielens)
-    data = make_dataset(movielens.train, movielens.features, movielens.tasks, 128)
-    history = model.fit(data, epochs=4, verbose=0)
-    return model, history.history
+def battery(movielens, tmp_path_factory):
+    case = dict(
+        build=lambda **kw: build(movielens, **kw),
+        features=movielens.features,
+        tasks=movielens.tasks,
+        data=movielens.train,
+        batch_size=128,
+        epochs=4,
+    )
+    return BuilderBattery({"dupn": case}, tmp_path_factory.mktemp("dupn"))
+
+
+@pytest.fixture(scope="module")
+def trained(battery):
+    return battery.run("dupn").model
 
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     """The trained model's three SavedModels, version 1."""
     base = tmp_path_factory.mktemp("dupn_export")
-    return base, km.export_dupn(trained[0], base)
+    return base, km.export_dupn(trained, base)
 
 
-def test_outputs_per_task(trained, movielens):
-    model, _ = trained
-    out = model(batch(movielens, movielens.test))
-    assert sorted(out) == ["ctr", "genre", "l2r"]
-    assert out["ctr"].shape == (64,)
-    assert out["l2r"].shape == (64, 5)
-    np.testing.assert_allclose(np.sum(out["genre"], axis=1), 1.0, atol=1e-5)
+def test_battery_and_outputs_per_task(battery, movielens):
+    model = battery.run("dupn").model  # ctr (64,), l2r (64, 5), genre sums to 1
+    assert sorted(model.output) == ["ctr", "genre", "l2r"]
     assert model.get_layer("user_representation").output.shape == (None, 16 + 8)
+    assert isinstance(model.get_layer("ctr_head"), km.layers.CandidateScorer)
+    assert isinstance(model.get_layer("genre_head"), km.layers.TaskTower)
 
 
-def test_training_lowers_every_task_loss(trained):
-    _, history = trained
-    for task in ("ctr", "l2r", "genre"):
-        assert history[f"{task}_loss"][-1] < history[f"{task}_loss"][0], task
+def test_feature_roles_follow_the_rule(trained, movielens):
+    """No keyword but query=: the sequence with properties is the history, the
+    one without is the candidate list, the item fields are the target item, the
+    remaining flat features are the profile."""
+    for layer, names in [
+        ("profile_encoder", ["gender", "age", "occupation"]),
+        ("query_encoder", ["hour", "weekday"]),
+    ]:
+        assert [f.name for f in trained.get_layer(layer).features] == names
+    explicit = km.build_dupn(
+        movielens.features,
+        movielens.tasks,
+        history="history",
+        candidates=movielens.candidates,
+        query=["hour", "weekday"],
+        compile=False,
+        **SMALL,
+    )
+    assert sorted(explicit.input) == sorted(trained.input)
+    assert [layer.name for layer in explicit.layers] == [
+        layer.name for layer in trained.layers
+    ]
 
 
 def test_padded_steps_change_nothing(trained, movielens):
-    model, _ = trained
+    model = trained
     x = {k: np.asarray(v) for k, v in batch(movielens, movielens.train).items()}
     padded = x["history_item"] == -1
     assert padded.any()
@@ -85,7 +102,7 @@ def test_padded_steps_change_nothing(trained, movielens):
 
 
 def test_keras_round_trip_and_split_after_load(trained, movielens, tmp_path):
-    model, _ = trained
+    model = trained
     x = batch(movielens, movielens.test)
     model.save(tmp_path / "dupn.keras")
     loaded = keras.saving.load_model(tmp_path / "dupn.keras")
@@ -94,10 +111,17 @@ def test_keras_round_trip_and_split_after_load(trained, movielens, tmp_path):
     user = encoder({k: x[k] for k in encoder.input})
     out = scorer({**{k: x[k] for k in scorer.input if k in x}, **user})
     assert_outputs_close(out, model(x), atol=1e-5)
+    # Splitting leaves every part savable, the full model included.
+    values = {**x, **user}
+    for part, m in (("full", loaded), ("scorer", scorer), ("encoder", encoder)):
+        m.save(tmp_path / f"{part}.keras")
+        again = keras.saving.load_model(tmp_path / f"{part}.keras")
+        given = {k: values[k] for k in m.input}
+        assert_outputs_close(again(given), m(given), atol=1e-6)
 
 
 def test_split_inputs(trained):
-    encoder, scorer = km.dupn_serving_models(trained[0])
+    encoder, scorer = km.dupn_serving_models(trained)
     assert sorted(encoder.input) == sorted(
         ["age", "gender", "occupation", "hour", "weekday"]
         + [f"history_{f}" for f in ("item", "genres", "year", "rating", "gap")]
@@ -109,34 +133,64 @@ def test_split_inputs(trained):
     assert list(encoder.output) == ["user_representation"]
 
 
-def test_exported_encoder_then_scorer_equals_full_model(trained, movielens, exported):
-    """The serving contract, checked as TF Serving would: plain TensorFlow in a
-    fresh process that never imports keras_mtl."""
-    model, _ = trained
+def test_serving_parity_in_fresh_process(battery, exported):
+    """The serving contract, checked as TF Serving would, in ONE fresh process
+    of plain TensorFlow that never imports keras_mtl: the battery's export
+    equals predict, and the user encoder's output fed to the scorer gives the
+    full model's outputs; saved_model_cli shows the three signatures."""
+    built = battery.run("dupn")
     base, paths = exported
     assert {k: p.relative_to(base).as_posix() for k, p in paths.items()} == {
         "full": "full/1",
         "user_encoder": "user_encoder/1",
         "scorer": "scorer/1",
     }
-    x = {k: np.asarray(v) for k, v in batch(movielens, movielens.test, 32).items()}
-    encoder, scorer = km.dupn_serving_models(model)
-    full = reload_in_fresh_process(paths["full"], x)
-    user = reload_in_fresh_process(
-        paths["user_encoder"], {k: x[k] for k in encoder.input}
+    x = built.x
+    encoder, scorer = km.dupn_serving_models(built.model)
+    served = battery.check_serving(
+        extra_calls=[
+            {"dir": paths["full"], "inputs": x},
+            {"dir": paths["user_encoder"], "inputs": {k: x[k] for k in encoder.input}},
+            {
+                "dir": paths["scorer"],
+                "inputs": {k: x[k] for k in scorer.input if k in x},
+                "refs": {"user_representation": (2, "user_representation")},
+            },
+        ]
     )
-    scored = reload_in_fresh_process(
-        paths["scorer"],
-        {**{k: x[k] for k in scorer.input if k in x}, **user},
-    )
+    own, full, user, scored = served
     for task in ("ctr", "l2r", "genre"):
-        np.testing.assert_allclose(scored[task], full[task], atol=1e-5, rtol=0)
-    assert_outputs_close(full, model(x), atol=1e-5)
+        np.testing.assert_allclose(
+            scored["outputs"][task], own["outputs"][task], atol=1e-5, rtol=0
+        )
+        np.testing.assert_allclose(
+            full["outputs"][task], built.predicted[task], atol=1e-5, rtol=0
+        )
+    assert_signature_shows(full["signature"], built.model)
+    assert_signature_shows(user["signature"], encoder)
+    assert_signature_shows(scored["signature"], scorer)
+    for expected in [
+        "inputs['history_item'] tensor_info:\n      dtype: DT_INT64\n      shape: "
+        "(-1, 8)",
+        "inputs['history_genres'] tensor_info:\n      dtype: DT_INT64\n      shape: "
+        "(-1, 8, 4)",
+        "outputs['user_representation'] tensor_info:\n      dtype: DT_FLOAT\n"
+        "      shape: (-1, 24)",
+    ]:
+        assert expected in user["signature"], user["signature"]
+    for expected in [
+        "inputs['user_representation'] tensor_info:\n      dtype: DT_FLOAT\n"
+        "      shape: (-1, 24)",
+        "outputs['l2r'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 5)",
+        "outputs['genre'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 19)",
+    ]:
+        assert expected in scored["signature"], scored["signature"]
+    assert "history_item" not in scored["signature"]
 
 
 def test_next_export_is_one_version_for_all_three(trained, tmp_path):
     (tmp_path / "scorer" / "4").mkdir(parents=True)
-    paths = km.export_dupn(trained[0], tmp_path)
+    paths = km.export_dupn(trained, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths.values()) == [
         "full/5",
         "scorer/5",
@@ -146,7 +200,7 @@ def test_next_export_is_one_version_for_all_three(trained, tmp_path):
 
 def test_one_representation_scores_many_candidates(trained, movielens):
     """The deployment trick: encode the user once, tile the representation."""
-    model, _ = trained
+    model = trained
     x = {k: np.asarray(v) for k, v in batch(movielens, movielens.test, 1).items()}
     encoder, scorer = km.dupn_serving_models(model)
     user = np.asarray(encoder({k: x[k] for k in encoder.input})["user_representation"])
@@ -169,44 +223,8 @@ def test_one_representation_scores_many_candidates(trained, movielens):
         )
 
 
-def test_saved_model_cli_shows_the_signatures(exported):
-    cli = shutil.which("saved_model_cli")
-    if cli is None:
-        pytest.skip("saved_model_cli not on PATH")
-    _, paths = exported
-
-    def show(path):
-        return subprocess.run(
-            [cli, "show", "--dir", str(path), "--tag_set", "serve"]
-            + ["--signature_def", "serving_default"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-
-    encoder = show(paths["user_encoder"])
-    for expected in [
-        "inputs['history_item'] tensor_info:\n      dtype: DT_INT64\n      shape: "
-        "(-1, 8)",
-        "inputs['history_genres'] tensor_info:\n      dtype: DT_INT64\n      shape: "
-        "(-1, 8, 4)",
-        "outputs['user_representation'] tensor_info:\n      dtype: DT_FLOAT\n"
-        "      shape: (-1, 24)",
-    ]:
-        assert expected in encoder, encoder
-    scorer = show(paths["scorer"])
-    for expected in [
-        "inputs['user_representation'] tensor_info:\n      dtype: DT_FLOAT\n"
-        "      shape: (-1, 24)",
-        "outputs['l2r'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 5)",
-        "outputs['genre'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 19)",
-    ]:
-        assert expected in scorer, scorer
-    assert "history_item" not in scorer
-
-
 def test_warm_start_uses_the_exported_weights(trained, movielens, exported):
-    model, _ = trained
+    model = trained
     x = batch(movielens, movielens.test)
     fresh = build(movielens)
     assert not np.allclose(fresh(x)["ctr"], model(x)["ctr"], atol=1e-3)
@@ -222,7 +240,7 @@ def test_warm_start_uses_the_exported_weights(trained, movielens, exported):
 
 
 def test_warm_start_from_keras_file(trained, movielens, tmp_path):
-    model, _ = trained
+    model = trained
     x = batch(movielens, movielens.test)
     model.save(tmp_path / "day1.keras")
     fresh = build(movielens)
@@ -271,9 +289,8 @@ def test_custom_head_and_user_level_heads(movielens):
     genre = [t for t in movielens.tasks if t.name == "genre"]
     likes = km.Task("likes_next", label="like")  # a binary user-level task
     model = km.build_dupn(
-        movielens.history,
+        [movielens.history, *movielens.profile],
         genre + [likes],
-        profile_features=movielens.profile,
         heads={"genre": DotGenreHead(name="genre_head")},
         item_tasks=[],
         **SMALL,
@@ -289,23 +306,64 @@ def test_custom_head_and_user_level_heads(movielens):
 
 def test_builder_errors(movielens):
     ml = movielens
-    with pytest.raises(ValueError, match="need candidates="):
-        km.build_dupn(ml.history, ml.tasks)
+    user = [ml.history, *ml.profile]
+    with pytest.raises(ValueError, match="need a candidate list"):
+        km.build_dupn([*user, *ml.item], ml.tasks)
     with pytest.raises(ValueError, match="item_tasks \\['genre'\\] must be binary"):
-        km.build_dupn(
-            ml.history, ml.tasks, candidates=ml.candidates, item_tasks=["genre"]
-        )
+        km.build_dupn(ml.features, ml.tasks, item_tasks=["genre"])
     with pytest.raises(ValueError, match="item_tasks \\['click'\\] are not tasks"):
-        km.build_dupn(
-            ml.history, ml.tasks, candidates=ml.candidates, item_tasks=["click"]
-        )
+        km.build_dupn(ml.features, ml.tasks, item_tasks=["click"])
     short = km.SequenceFeature("candidates", item=ml.history.item, max_len=3)
     with pytest.raises(ValueError, match="list_size != candidates.max_len=3"):
-        km.build_dupn(ml.history, ml.tasks, candidates=short)
+        km.build_dupn([*user, *ml.item, short], ml.tasks)
     bare = km.SequenceFeature("history", item=ml.history.item, max_len=8)
     with pytest.raises(ValueError, match="no behaviour properties"):
-        km.build_dupn(bare, ml.tasks[:1])
+        km.build_dupn([bare, *ml.item], ml.tasks[:1])
+    with pytest.raises(ValueError, match="'candidates' has no behaviour properties"):
+        km.build_dupn(ml.features, ml.tasks, history="candidates")
     with pytest.raises(ValueError, match="heads \\['cvr'\\] name no task"):
-        km.build_dupn(ml.history, ml.tasks[:1], heads={"cvr": DotGenreHead()})
+        km.build_dupn(
+            [ml.history, *ml.item], ml.tasks[:1], heads={"cvr": DotGenreHead()}
+        )
     with pytest.raises(ValueError, match="SequenceFeature.*need a sequence model"):
         km.build_mmoe([ml.history], ml.tasks[:1])
+
+
+def test_ambiguous_or_unused_features_are_named(movielens):
+    ml = movielens
+    ctr, _, genre = ml.tasks
+    clicks = km.SequenceFeature(
+        "clicks", item=ml.history.item, properties=ml.history.properties, max_len=4
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"\['history', 'clicks'\] could each be the history \(with "
+        r"behaviour properties\); name one with history=",
+    ):
+        km.build_dupn([ml.history, clicks, *ml.item], [ctr])
+    with pytest.raises(ValueError, match=r"\['clicks'\] are neither the history"):
+        km.build_dupn([ml.history, clicks, *ml.item], [ctr], history="history")
+    with pytest.raises(ValueError, match="history='views' is no SequenceFeature"):
+        km.build_dupn(ml.features, ml.tasks, history="views")
+    with pytest.raises(ValueError, match="'candidates' but no task is 'ranking'"):
+        km.build_dupn(ml.features, [ctr, genre])
+    with pytest.raises(
+        ValueError,
+        match=r"\['item', 'genres', 'year'\] are the target "
+        "item .* no task scores it",
+    ):
+        km.build_dupn([ml.history, *ml.item, *ml.profile], [genre])
+    with pytest.raises(
+        ValueError,
+        match=r"fields \['item', 'genres', 'year'\] are "
+        "missing from features",
+    ):
+        km.build_dupn([ml.history, ml.candidates, *ml.profile], ml.tasks)
+    year = km.SparseFeature("year", vocabulary_size=3)  # a profile "year" clashes
+    with pytest.raises(ValueError, match=r"\['year'\] are named like item fields"):
+        km.build_dupn([ml.history, year], [genre])
+    with pytest.raises(ValueError, match=r"query \['nope'\] names no flat feature"):
+        km.build_dupn([ml.history, *ml.profile], [genre], query=["nope"])
+    other = km.SequenceFeature("candidates", item=ml.history.item[:1], max_len=5)
+    with pytest.raises(ValueError, match="same item fields as history"):
+        km.build_dupn([ml.history, *ml.item, other], ml.tasks)

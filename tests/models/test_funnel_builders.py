@@ -1,4 +1,5 @@
-"""ESMM, ESM², AITM and the KL bound: structure, training, round trips, serving."""
+"""ESMM, ESM², AITM and the KL bound through the builder battery, plus their
+structure: the probability chains, the loss-free heads, the calibrator."""
 
 import keras
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 import keras_mtl as km
 from keras_mtl.data import make_dataset
-from tests.helpers import assert_outputs_close, reload_in_fresh_process
+from tests.helpers import BuilderBattery, assert_outputs_close, feature_batch
 
 FEATURES = [
     km.SparseFeature("item", vocabulary_size=60, embedding_dim=6),
@@ -44,24 +45,31 @@ def make_funnel(n=6000, seed=0):
     }
 
 
+#: name -> (build(**kwargs) -> model, the tasks it trains on).
 BUILDERS = {
-    "esmm": (lambda **kw: km.build_esmm(FEATURES, tower_units=(16, 8), **kw), None),
-    "esm2": (lambda **kw: km.build_esm2(FEATURES, tower_units=(16, 8), **kw), None),
-    "aitm": (lambda **kw: km.build_aitm(FEATURES, tower_units=(16, 8), **kw), None),
+    "esmm": (
+        lambda **kw: km.build_esmm(FEATURES, tower_units=(16, 8), **kw),
+        km.esmm_tasks(),
+    ),
+    "esm2": (
+        lambda **kw: km.build_esm2(FEATURES, tower_units=(16, 8), **kw),
+        km.esm2_tasks(),
+    ),
+    "aitm": (
+        lambda **kw: km.build_aitm(FEATURES, tower_units=(16, 8), **kw),
+        CTR_CTCVR,
+    ),
     "mmoe_kl": (
-        lambda **kw: km.add_kl_bound(
-            km.build_mmoe(FEATURES, MEITUAN, num_experts=3, expert_units=(8,), **kw),
+        lambda compile=True: km.add_kl_bound(
+            km.build_mmoe(
+                FEATURES, MEITUAN, num_experts=3, expert_units=(8,), compile=compile
+            ),
             weight=0.5,
         ),
         MEITUAN,
     ),
 }
-TASKS = {
-    "esmm": km.esmm_tasks(),
-    "esm2": km.esm2_tasks(),
-    "aitm": CTR_CTCVR,
-    "mmoe_kl": MEITUAN,
-}
+NAMES = sorted(BUILDERS)
 
 
 @pytest.fixture(scope="module")
@@ -69,103 +77,78 @@ def data():
     return make_funnel()
 
 
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
-def trained(request, data):
-    keras.utils.set_random_seed(0)
-    build, _ = BUILDERS[request.param]
-    model = build(compile={"learning_rate": 0.01})
-    ds = make_dataset(data, FEATURES, TASKS[request.param], batch_size=256, seed=0)
-    history = model.fit(ds, epochs=4, verbose=0)
-    return request.param, model, history
+@pytest.fixture(scope="module")
+def battery(data, tmp_path_factory):
+    cases = {
+        name: dict(build=build, features=FEATURES, tasks=tasks, data=data, epochs=4)
+        for name, (build, tasks) in BUILDERS.items()
+    }
+    return BuilderBattery(cases, tmp_path_factory.mktemp("funnel_builders"))
 
 
 def features_of(data, n):
-    return next(
-        iter(
-            make_dataset(
-                {k: v[:n] for k, v in data.items()},
-                FEATURES,
-                batch_size=n,
-                shuffle=False,
-            )
-        )
-    )
+    return feature_batch(data, FEATURES, n)
 
 
-def test_outputs_and_training(trained, data):
-    name, model, history = trained
+@pytest.mark.parametrize("name", NAMES)
+def test_battery_heads_and_learning(battery, name):
+    built = battery.run(name)
     expected = {
         "esmm": ["ctcvr", "ctr", "cvr"],
         "esm2": ["ctavr", "ctcvr", "ctr", "cvr"],
         "aitm": ["ctcvr", "ctr"],
         "mmoe_kl": ["ctcvr", "ctr", "cvr"],
     }[name]
-    assert sorted(model.output) == expected
-    h = history.history
-    assert all(np.isfinite(h["loss"]))
+    assert sorted(built.model.output) == expected
+    h = built.history
     # The click depends on item % 3 only: every model must find it.
     assert h["ctr_auc"][-1] > 0.8, h["ctr_auc"]
     assert h["ctcvr_auc"][-1] > 0.75, h["ctcvr_auc"]
     if "cvr" in expected:  # on clicked rows only: driven by user parity
         assert h["cvr_auc"][-1] > 0.75, h["cvr_auc"]
-    out = model.predict(features_of(data, 100), verbose=0)
-    for p in out.values():
-        assert p.shape == (100,) and ((p >= 0) & (p <= 1)).all()
+    # The auxiliary terms (the battery checks they survive a .keras round trip).
+    assert (
+        len(built.model.losses) == {"esmm": 0, "esm2": 0, "aitm": 1, "mmoe_kl": 1}[name]
+    )
 
 
-def test_probability_chain_is_exact(trained, data):
-    name, model, _ = trained
-    out = model.predict(features_of(data, 300), verbose=0)
+def test_serving_parity_in_fresh_process(battery):
+    """Every head of every funnel model is served, equal to predict."""
+    battery.check_serving()
+
+
+@pytest.mark.parametrize("name", ["esmm", "esm2"])
+def test_probability_chain_is_exact(battery, data, name):
+    model = battery.run(name).model
+    x = features_of(data, 300)
+    out = model.predict(x, verbose=0)
     if name == "esmm":
         np.testing.assert_allclose(out["ctcvr"], out["ctr"] * out["cvr"], rtol=1e-6)
-    if name == "esm2":
-        towers = keras.Model(
-            model.inputs,
-            [
-                model.get_layer(f"{t}_tower").output
-                for t in (
-                    "ctr",
-                    "action_given_click",
-                    "buy_given_action",
-                    "buy_given_no_action",
-                )
-            ],
-        ).predict(features_of(data, 300), verbose=0)
-        y1, y2, y3, y4 = towers
-        np.testing.assert_allclose(out["ctr"], y1, rtol=1e-6)
-        np.testing.assert_allclose(out["ctavr"], y1 * y2, rtol=1e-5)
-        np.testing.assert_allclose(out["cvr"], y2 * y3 + (1 - y2) * y4, rtol=1e-5)
-        np.testing.assert_allclose(out["ctcvr"], out["ctr"] * out["cvr"], rtol=1e-5)
+        return
+    towers = keras.Model(
+        model.inputs,
+        [
+            model.get_layer(f"{t}_tower").output
+            for t in ("ctr", "action_given_click", "buy_given_action")
+            + ("buy_given_no_action",)
+        ],
+    ).predict(x, verbose=0)
+    y1, y2, y3, y4 = towers
+    np.testing.assert_allclose(out["ctr"], y1, rtol=1e-6)
+    np.testing.assert_allclose(out["ctavr"], y1 * y2, rtol=1e-5)
+    np.testing.assert_allclose(out["cvr"], y2 * y3 + (1 - y2) * y4, rtol=1e-5)
+    np.testing.assert_allclose(out["ctcvr"], out["ctr"] * out["cvr"], rtol=1e-5)
 
 
-def test_only_the_entire_space_heads_have_a_loss(trained):
-    name, model, _ = trained
+@pytest.mark.parametrize("name", NAMES)
+def test_only_the_entire_space_heads_have_a_loss(battery, name):
     trained_heads = {
         "esmm": ["ctcvr", "ctr"],
         "esm2": ["ctavr", "ctcvr", "ctr"],
         "aitm": ["ctcvr", "ctr"],
         "mmoe_kl": ["ctcvr", "ctr", "cvr"],
     }[name]
-    assert sorted(model.loss) == trained_heads
-
-
-def test_keras_round_trip_and_serving_parity(trained, data, tmp_path):
-    name, model, _ = trained
-    x = features_of(data, 64)
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded) is km.MultiTaskModel
-    assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    # The auxiliary terms come back with the model.
-    loaded(x)
-    assert len(loaded.losses) == {"esmm": 0, "esm2": 0, "aitm": 1, "mmoe_kl": 1}[name]
-    export = km.export_saved_model(model, tmp_path / "serving")
-    served = reload_in_fresh_process(export, {k: np.asarray(v) for k, v in x.items()})
-    expected = model.predict(x, verbose=0)
-    assert sorted(served) == sorted(expected)  # every head is served
-    for key in expected:
-        np.testing.assert_allclose(served[key], expected[key], atol=1e-5)
+    assert sorted(battery.run(name).model.loss) == trained_heads
 
 
 def test_esmm_trains_on_ctr_and_ctcvr_labels_only(data):
@@ -184,11 +167,11 @@ def test_esmm_cvr_tower_learns_only_through_ctcvr(data):
     alone (ctcvr weight 0) the CVR tower never moves."""
     model = km.build_esmm(
         FEATURES,
-        tower_units=(4,),
-        tasks=[
+        [
             km.Task("ctr", label="click"),
             km.Task("ctcvr", label="conversion", loss_weight=0.0),
         ],
+        tower_units=(4,),
     )
     tower = model.get_layer("cvr_tower")
     before = [np.array(w) for w in tower.trainable_weights]
@@ -240,7 +223,7 @@ def test_kl_bound_adds_the_weighted_term(data):
 
 def test_bad_funnel_arguments():
     with pytest.raises(ValueError, match=r"among the outputs .* \['click'\]"):
-        km.build_esmm(FEATURES, tasks=[km.Task("click")])
+        km.build_esmm(FEATURES, [km.Task("click")])
     with pytest.raises(ValueError, match="at least 2 funnel steps"):
         km.build_aitm(FEATURES, [km.Task("ctr", label="click")])
     with pytest.raises(ValueError, match="calibration_weight"):
@@ -250,4 +233,4 @@ def test_bad_funnel_arguments():
             km.build_esmm(FEATURES, compile=False), convert="cvr", order="missing"
         )
     with pytest.raises(ValueError, match="nothing to train"):
-        km.build_esmm(FEATURES, tasks=km.esmm_tasks()[1:2])
+        km.build_esmm(FEATURES, km.esmm_tasks()[1:2])

@@ -1,6 +1,6 @@
 """Cross-stitch, L2-constrained and single-task builders: what each one shares.
-The builder contract (shapes, learning, .keras round trip, serving parity, bad
-specs) is checked for them with every builder in test_builders.py."""
+The builder battery (shapes, learning, .keras round trip, serving parity, bad
+specs) runs for them with every flat builder in test_builders.py."""
 
 import keras
 import numpy as np
@@ -12,10 +12,10 @@ from keras_mtl.data import make_dataset
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from tests.models.test_builders import (
-    BUILDERS,
     COUPLING,
     FEATURES,
     TASKS,
+    build,
     features_only,
     make_data,
 )
@@ -35,7 +35,7 @@ def _task_of(path):
 
 
 def test_single_task_shares_no_variable(data):
-    model = BUILDERS["single_task"](FEATURES, TASKS)
+    model = build("single_task", FEATURES, TASKS)
     variables = model.trainable_variables
     owner = {v.path: _task_of(v.path) for v in variables}
     for task in TASKS:  # each task has its own embeddings, hidden layers and tower
@@ -58,7 +58,7 @@ def test_single_task_shares_no_variable(data):
 
 
 def test_l2_penalty_is_in_the_loss(data):
-    model = BUILDERS["l2_constrained"](FEATURES, TASKS)
+    model = build("l2_constrained", FEATURES, TASKS)
     x = features_only(data, slice(0, 16))
     model(x)  # model.losses holds the terms of the last call
     penalty = sum(
@@ -87,7 +87,7 @@ def test_l2_coupling_is_per_task_hidden_layers():
 
 def test_cross_stitch_alpha_is_learned(data):
     keras.utils.set_random_seed(0)
-    model = BUILDERS["cross_stitch"](FEATURES, TASKS, compile={"learning_rate": 0.01})
+    model = build("cross_stitch", FEATURES, TASKS, compile={"learning_rate": 0.01})
     model.fit(make_dataset(data, FEATURES, TASKS, 256, seed=0), epochs=8, verbose=0)
     for i in (1, 2):
         layer = model.get_layer(f"cross_stitch_{i}")
@@ -98,7 +98,7 @@ def test_cross_stitch_alpha_is_learned(data):
 
 @pytest.mark.parametrize("name", SOFT_SHARING)
 def test_one_task_builds(name):
-    model = BUILDERS[name](FEATURES, TASKS[:1], compile=False)
+    model = build(name, FEATURES, TASKS[:1], compile=False)
     out = model(features_only(make_data(5)))
     assert list(out) == ["income"] and tuple(out["income"].shape) == (5,)
 

@@ -42,9 +42,9 @@ def train(weighting, epochs, data=None, tasks=TASKS, lr=0.02, seed=0, **kwargs):
     model = km.build_shared_bottom(
         FEATURES,
         tasks,
-        bottom_units=(16,),
+        hidden_units=(16,),
         tower_units=(),
-        compile={"weighting": weighting, "learning_rate": lr},
+        compile={"loss_weighting": weighting, "learning_rate": lr},
         **kwargs,
     )
     ds = make_dataset(data, FEATURES, tasks, batch_size=128, seed=seed)
@@ -170,7 +170,7 @@ def test_gradnorm_balances_a_dominating_task():
 
 
 def test_gradnorm_uses_the_shared_experts_of_the_last_ple_level():
-    model = km.build_ple(FEATURES, TASKS, compile={"weighting": "gradnorm"})
+    model = km.build_ple(FEATURES, TASKS, compile={"loss_weighting": "gradnorm"})
     weights = model.loss_weighting.shared_weights(model)
     assert {w.path.split("/")[-1] for w in weights} == {
         "shared_expert_kernel_0",
@@ -180,7 +180,9 @@ def test_gradnorm_uses_the_shared_experts_of_the_last_ple_level():
 
 
 def test_single_task_model_has_no_shared_layer_for_gradnorm():
-    model = km.build_single_task(FEATURES, TASKS, compile={"weighting": "gradnorm"})
+    model = km.build_single_task(
+        FEATURES, TASKS, compile={"loss_weighting": "gradnorm"}
+    )
     ds = make_dataset(regression_data(64), FEATURES, TASKS, 64)
     with pytest.raises(ValueError, match="no layer with weights is shared"):
         model.fit(ds, verbose=0)
@@ -216,7 +218,7 @@ def test_weighting_with_missing_labels_and_metric_only_tasks():
     still trains the ctr and ctcvr losses only."""
     funnel = km.datasets.make_funnel(num_impressions=3000, seed=0)
     model = km.build_esmm(
-        funnel.features, tower_units=(8,), compile={"weighting": "uncertainty"}
+        funnel.features, tower_units=(8,), compile={"loss_weighting": "uncertainty"}
     )
     assert model.loss_weighting.task_names == ("ctr", "ctcvr")
     ds = make_dataset(funnel.frame, funnel.features, km.esmm_tasks(), 512)
@@ -227,10 +229,10 @@ def test_weighting_with_missing_labels_and_metric_only_tasks():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"weighting": "softmax"}, ValueError, "Unknown loss weighting"),
-        ({"weighting": FixedWeighting({"c": 1.0})}, ValueError, r"\['c'\]"),
-        ({"weighting": EpochDecay({"c": 0.5})}, ValueError, r"\['c'\]"),
-        ({"weighting": 3}, TypeError, "name, a config dict or a LossWeighting"),
+        ({"loss_weighting": "softmax"}, ValueError, "Unknown loss weighting"),
+        ({"loss_weighting": FixedWeighting({"c": 1.0})}, ValueError, r"\['c'\]"),
+        ({"loss_weighting": EpochDecay({"c": 0.5})}, ValueError, r"\['c'\]"),
+        ({"loss_weighting": 3}, TypeError, "name, a config dict or a LossWeighting"),
     ],
 )
 def test_bad_weighting_is_explained(kwargs, error, match):

@@ -133,7 +133,12 @@ class MovieLensSequences:
 
     @property
     def features(self) -> list:
-        """All model inputs: history, target item, candidates, profile, query."""
+        """All model inputs: history, target item, candidates, profile, query.
+
+        The one list for `make_dataset` and for
+        `keras_mtl.build_dupn(features, tasks, query=self.query)`, which tells
+        the roles apart by kind (see `build_dupn`).
+        """
         return [self.history, *self.item, self.candidates, *self.profile, *self.query]
 
 

@@ -1,0 +1,156 @@
+"""The one registry of builders: name -> builder, the data it reads, its tasks.
+
+The CLI takes its `--model` choices from it and builds through it; benchmarks
+that pick builders by name use it too. Every builder is called the same way,
+`builder(features, tasks, **keyword_arguments)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable, Sequence
+
+from keras_mtl.models._common import FUNNEL_TASK_TYPES, TOWER_TASK_TYPES
+from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.cross_stitch import build_cross_stitch
+from keras_mtl.models.dupn import DUPN_TASK_TYPES, build_dupn
+from keras_mtl.models.esmm import build_esm2, build_esmm
+from keras_mtl.models.l2_constrained import build_l2_constrained
+from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.multi_task_model import MultiTaskModel
+from keras_mtl.models.ple import build_cgc, build_ple
+from keras_mtl.models.shared_bottom import build_shared_bottom
+from keras_mtl.models.single_task import build_single_task
+from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks
+
+#: What a builder reads. "flat": `SparseFeature` / `DenseFeature` specs (any
+#: flat data set, funnel data included); "funnel": flat features with click ->
+#: conversion labels; "sequence": behaviour sequences (`SequenceFeature`).
+DATA_KINDS = ("flat", "funnel", "sequence")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuilderSpec:
+    """One registered builder and what its callers need to know about it.
+
+    Args:
+        name: str. The registry key (the CLI's `--model` value).
+        builder: the `build_x(features, tasks, **kwargs)` function.
+        data: str. What it reads, one of `DATA_KINDS`.
+        task_types: tuple of str. The `Task.type`s it builds (the builder
+            rejects the others).
+        gated: bool. Whether it has softmax expert gates
+            (`keras_mtl.gate_weights` reads them). Defaults to False.
+        preset_tasks: callable returning its default tasks (what `tasks=None`
+            means), or None when tasks are required. Defaults to None.
+    """
+
+    name: str
+    builder: Callable[..., MultiTaskModel]
+    data: str
+    task_types: tuple[str, ...]
+    gated: bool = False
+    preset_tasks: Callable[[], list[Task]] | None = None
+
+    def __post_init__(self):
+        if self.data not in DATA_KINDS:
+            raise ValueError(
+                f"BuilderSpec {self.name!r}: data must be one of {DATA_KINDS}, got "
+                f"{self.data!r}."
+            )
+
+    def reads(self, data: str) -> bool:
+        """Whether the builder can train on data of kind `data`."""
+        if data == "funnel" and self.data == "flat":
+            return True  # funnel data is flat features plus funnel labels
+        return data == self.data
+
+    def build(self, features, tasks: Sequence[Task] | None = None, **kwargs):
+        """`builder(features, tasks, **kwargs)`; `tasks=None` means the preset."""
+        if tasks is None and self.preset_tasks is None:
+            raise ValueError(f"{self.builder.__name__}: tasks are required.")
+        return self.builder(features, tasks, **kwargs)
+
+
+def _spec(name, builder, data, task_types, **kwargs) -> tuple[str, BuilderSpec]:
+    return name, BuilderSpec(name, builder, data, task_types, **kwargs)
+
+
+#: Every builder by name, in the order the CLI lists them.
+MODELS = types.MappingProxyType(
+    dict(
+        [
+            _spec("mmoe", build_mmoe, "flat", TOWER_TASK_TYPES, gated=True),
+            _spec("omoe", build_omoe, "flat", TOWER_TASK_TYPES, gated=True),
+            _spec("ple", build_ple, "flat", TOWER_TASK_TYPES, gated=True),
+            _spec("cgc", build_cgc, "flat", TOWER_TASK_TYPES, gated=True),
+            _spec("shared_bottom", build_shared_bottom, "flat", TOWER_TASK_TYPES),
+            _spec("cross_stitch", build_cross_stitch, "flat", TOWER_TASK_TYPES),
+            _spec("l2_constrained", build_l2_constrained, "flat", TOWER_TASK_TYPES),
+            _spec("single_task", build_single_task, "flat", TOWER_TASK_TYPES),
+            _spec(
+                "esmm", build_esmm, "funnel", FUNNEL_TASK_TYPES, preset_tasks=esmm_tasks
+            ),
+            _spec(
+                "esm2", build_esm2, "funnel", FUNNEL_TASK_TYPES, preset_tasks=esm2_tasks
+            ),
+            _spec(
+                "aitm", build_aitm, "funnel", FUNNEL_TASK_TYPES, preset_tasks=aitm_tasks
+            ),
+            _spec("dupn", build_dupn, "sequence", DUPN_TASK_TYPES),
+        ]
+    )
+)
+
+
+def get_builder(name: str) -> BuilderSpec:
+    """The registered builder called `name`.
+
+    Example:
+    >>> get_builder("mmoe").builder.__name__
+    'build_mmoe'
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {list(MODELS)}.")
+    return MODELS[name]
+
+
+def model_names(*, data: str | None = None, gated: bool | None = None) -> list[str]:
+    """Registered names, optionally only those that read `data` / are `gated`.
+
+    Example:
+    >>> model_names(gated=True)
+    ['mmoe', 'omoe', 'ple', 'cgc']
+    """
+    if data is not None and data not in DATA_KINDS:
+        raise ValueError(f"data must be one of {DATA_KINDS} or None, got {data!r}.")
+    return [
+        name
+        for name, spec in MODELS.items()
+        if (data is None or spec.reads(data)) and (gated is None or spec.gated == gated)
+    ]
+
+
+def build_model(
+    name: str, features, tasks: Sequence[Task] | None = None, **kwargs
+) -> MultiTaskModel:
+    """Build the registered model `name`: `builder(features, tasks, **kwargs)`.
+
+    Args:
+        name: str. A key of `MODELS`.
+        features: the feature specs.
+        tasks: list of `Task`, or None for the builder's preset (ESMM, ESM²,
+            AITM). Defaults to None.
+        **kwargs: the builder's keyword arguments (`compile=`, sizes, ...).
+
+    Returns:
+        The `MultiTaskModel`.
+
+    Example:
+    >>> features = [km.SparseFeature("item", vocabulary_size=10)]
+    >>> model = build_model("mmoe", features, [km.Task("click")], num_experts=2)
+    >>> sorted(model.output)
+    ['click']
+    """
+    return get_builder(name).build(features, tasks, **kwargs)
