@@ -137,9 +137,9 @@ def compile_model(
     >>> model.jit_compile  # no string lookups, so XLA is on
     True
 
-    With `weighting=`, the strategy combines the task losses inside `fit`:
+    With `loss_weighting=`, the strategy combines the task losses inside `fit`:
 
-    >>> model = compile_model(model, tasks, weighting="uncertainty")
+    >>> model = compile_model(model, tasks, loss_weighting="uncertainty")
     >>> type(model.loss_weighting).__name__
     'UncertaintyWeighting'
     """
