@@ -10,7 +10,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
     os.environ.get("KERAS_MTL_SHARED_DATA", REPO.parent / "shared" / "data")
 )
-SLOW_REASON = "slow end-to-end test: run it with `python -m pytest --run-slow` (CI does)"
+SLOW_REASON = (
+    "slow end-to-end test: run it with `python -m pytest --run-slow` (CI does)"
+)
 
 
 def pytest_addoption(parser):
