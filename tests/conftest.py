@@ -10,6 +10,28 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
     os.environ.get("KERAS_MTL_SHARED_DATA", REPO.parent / "shared" / "data")
 )
+SLOW_REASON = (
+    "slow end-to-end test: run it with `python -m pytest --run-slow` (CI does)"
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (end-to-end trainings, benchmark "
+        "smoke tests, real-data checks); CI (.ci/run) passes it",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason=SLOW_REASON)
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
