@@ -271,8 +271,8 @@ def test_a_bad_later_block_stops_the_pipeline_naming_the_block():
     [
         (
             {"click": np.array([1.0, 2.0])},
-            r"Task `ctr` \(data.bin, label column `click`\): expected binary labels "
-            r"0 or 1",
+            r"Task `ctr` \(data.bin, label column `click`\): binary labels must be 0 "
+            r"or 1.*received\] \[2\]",
         ),
         (
             {"click": np.array([0.0, 1.0]), "conversion": np.array([1.0, 0.0])},
@@ -280,11 +280,11 @@ def test_a_bad_later_block_stops_the_pipeline_naming_the_block():
         ),
         (
             {"price": np.array([1.0, np.nan])},
-            r"DenseFeature `price` \(data.bin, column `price`\): NaN or inf",
+            r"DenseFeature `price` \(data.bin, column `price`\): contains NaN but allow_missing=False",
         ),
         (
             {"weight": np.array([1.0, -1.0])},
-            r"sample_weight \(data.bin, column `weight`\): need finite >= 0",
+            r"sample_weight \(data.bin, column `weight`\): weights must be finite and >= 0; received\] \[-1\]",
         ),
     ],
 )
