@@ -356,12 +356,6 @@ def serve_in_fresh_process(calls) -> list[dict]:
     return results
 
 
-def reload_in_fresh_process(export_dir, inputs: dict) -> dict:
-    """`serving_default` of one SavedModel called in a new Python that never
-    imports keras_mtl; returns the outputs as arrays."""
-    return serve_in_fresh_process([{"dir": export_dir, "inputs": inputs}])[0]["outputs"]
-
-
 def write_text(path, text: str):
     """Write `text` to `path`, gzipped when the name ends in `.gz`; returns `path`."""
     if str(path).endswith(".gz"):
