@@ -37,42 +37,12 @@ import keras_mtl
 #: Modules not collected: `__main__` runs the CLI when imported.
 SKIPPED = {"keras_mtl.__main__"}
 
-#: Modules whose examples are known to fail until their files are rewritten
-#: (builders, data sets, the pipeline's `make_dataset`). Each is a strict xfail:
-#: once its examples pass the test fails, and the module must leave this set.
-PENDING = {
-    "keras_mtl.data.dataset",
-    "keras_mtl.datasets.aliccp",
-    "keras_mtl.datasets.census",
-    "keras_mtl.datasets.funnel",
-    "keras_mtl.datasets.synthetic",
-    "keras_mtl.models.cross_stitch",
-    "keras_mtl.models.dupn",
-    "keras_mtl.models.esmm",
-    "keras_mtl.models.l2_constrained",
-    "keras_mtl.models.mmoe",
-    "keras_mtl.models.ple",
-    "keras_mtl.models.shared_bottom",
-    "keras_mtl.models.single_task",
-}
-
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 ALL_MODULES = sorted(
     info.name for info in pkgutil.walk_packages(keras_mtl.__path__, "keras_mtl.")
 )
 MODULES = [name for name in ALL_MODULES if name not in SKIPPED]
-
-
-def _params():
-    for name in MODULES:
-        marks = ()
-        if name in PENDING:
-            marks = pytest.mark.xfail(
-                reason="examples to fix; remove the module from PENDING once they pass",
-                strict=True,
-            )
-        yield pytest.param(name, marks=marks, id=name)
 
 
 def docstring_tests(module) -> list[doctest.DocTest]:
@@ -95,9 +65,8 @@ def run_docstring_tests(tests: list[doctest.DocTest]) -> tuple[int, int, str]:
     return failed, attempted, report.getvalue()
 
 
-def test_pending_and_skipped_are_modules():
-    """A renamed or deleted module cannot stay behind in PENDING or SKIPPED."""
-    assert PENDING <= set(ALL_MODULES), sorted(PENDING - set(ALL_MODULES))
+def test_skipped_are_modules():
+    """A renamed or deleted module cannot stay behind in SKIPPED."""
     assert SKIPPED <= set(ALL_MODULES), sorted(SKIPPED - set(ALL_MODULES))
 
 
@@ -141,7 +110,7 @@ def test_no_network_refuses_connections(no_network):
         sock.connect(("127.0.0.1", 9))
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, no_network):
     if name == "keras_mtl.datasets.census_tfds":
         pytest.importorskip("tensorflow_datasets")

@@ -170,11 +170,15 @@ def load_census(
 
     Example:
 
-    >>> from keras_mtl.data import make_dataset, split_frame
-    >>> from keras_mtl.datasets import load_census
-    >>> census = load_census("census-income.test.gz")
-    >>> train, val, test = split_frame(census.frame, seed=0)
-    >>> ds = make_dataset(train, census.features, census.tasks)
+    With a local copy of the UCI file (or `load_census()` to download it, so
+    this is a plain code block):
+
+        from keras_mtl.data import make_dataset, split_frame
+        from keras_mtl.datasets import load_census
+
+        census = load_census("census-income.test.gz")
+        train, val, test = split_frame(census.frame, seed=0)
+        ds = make_dataset(train, census.features, census.tasks)
 
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with

@@ -28,7 +28,7 @@ class StackedInitializer(keras.initializers.Initializer):
 
     Example:
     >>> init = StackedInitializer(keras.initializers.GlorotUniform(seed=1))
-    >>> init((3, 4, 5)).shape
+    >>> tuple(init((3, 4, 5)).shape)
     (3, 4, 5)
     """
 

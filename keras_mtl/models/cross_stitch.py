@@ -68,9 +68,11 @@ def build_cross_stitch(
         `model.get_layer(f"cross_stitch_{l}").weights_matrix`.
 
     Example:
+    >>> features = [km.SparseFeature("user", vocabulary_size=100, embedding_dim=4),
+    ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_cross_stitch(features, [Task("income"), Task("marital")],
     ...                            hidden_units=(32, 16))
-    >>> model.get_layer("cross_stitch_1").weights_matrix
+    >>> np.asarray(model.get_layer("cross_stitch_1").weights_matrix)
     array([[0.9, 0.1],
            [0.1, 0.9]], dtype=float32)
 

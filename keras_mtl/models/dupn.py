@@ -282,9 +282,25 @@ def build_dupn(
         num_classes)` for multiclass.
 
     Example:
-    >>> ml = keras_mtl.datasets.load_movielens("ml-100k")
-    >>> model = build_dupn(ml.features, ml.tasks, query=ml.query)
-    >>> model.fit(make_dataset(ml.train, ml.features, ml.tasks))
+    On MovieLens-100K (downloaded by `load_movielens()`, so a plain code
+    block):
+
+        ml = keras_mtl.datasets.load_movielens()
+        model = build_dupn(ml.features, ml.tasks, query=ml.query)
+        model.fit(make_dataset(ml.train, ml.features, ml.tasks))
+
+    A tiny history of item ids and one behaviour property per step:
+
+    >>> history = km.SequenceFeature(
+    ...     "history",
+    ...     item=[km.SparseFeature("item", vocabulary_size=50, embedding_dim=8)],
+    ...     properties=[km.SparseFeature("action", vocabulary_size=3,
+    ...                                  embedding_dim=2)],
+    ...     max_len=5)
+    >>> model = build_dupn([history, km.DenseFeature("age")], [Task("buy")],
+    ...                    units=8, profile_units=4)
+    >>> tuple(model.get_layer("user_representation").output.shape)
+    (None, 12)
 
     References:
         Ni et al., "Perceive Your Users in Depth: Learning Universal User

@@ -65,8 +65,12 @@ def build_esmm(
         or just the `ctr` and `ctcvr` tasks.
 
     Example:
-    >>> model = build_esmm(features)
-    >>> model.fit(make_dataset(frame, features, esmm_tasks()), epochs=2)
+    >>> funnel = km.datasets.make_funnel(num_impressions=2000, seed=0)
+    >>> model = build_esmm(funnel.features, tower_units=(16,))
+    >>> ds = km.data.make_dataset(funnel.frame, funnel.features, esmm_tasks())
+    >>> history = model.fit(ds, epochs=1, verbose=0)
+    >>> sorted(model.output)
+    ['ctcvr', 'ctr', 'cvr']
 
     References:
         Ma et al., "Entire Space Multi-Task Model: An Effective Approach for

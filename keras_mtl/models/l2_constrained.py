@@ -69,8 +69,12 @@ def build_l2_constrained(
         distance is `model.get_layer(f"hidden_{l}").coupling_penalty()`.
 
     Example:
+    >>> features = [km.SparseFeature("user", vocabulary_size=100, embedding_dim=4),
+    ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_l2_constrained(features, [Task("income"), Task("marital")],
     ...                              hidden_units=(32, 16), coupling=1e-3)
+    >>> model.get_layer("hidden_1").coupling
+    0.001
 
     References:
         Duong et al., "Low Resource Dependency Parsing: Cross-lingual Parameter

@@ -52,8 +52,13 @@ def build_mmoe(
         OMoE gate is named "shared").
 
     Example:
+    >>> features = [km.SparseFeature("user", vocabulary_size=100, embedding_dim=4),
+    ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_mmoe(features, [Task("income"), Task("marital")],
     ...                    num_experts=8, expert_units=(16,), tower_units=(8,))
+    >>> x = {"user": np.array([3, 7]), "age": np.array([31.0, 52.0])}
+    >>> {task: p.shape for task, p in model.predict(x, verbose=0).items()}
+    {'income': (2,), 'marital': (2,)}
 
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with

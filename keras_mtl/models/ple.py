@@ -87,8 +87,13 @@ def build_ple(
         `keras_mtl.gate_weights(model, data)` reads which experts each gate uses.
 
     Example:
+    >>> features = [km.SparseFeature("user", vocabulary_size=100, embedding_dim=4),
+    ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_ple(features, [Task("ctr"), Task("watch_time", "regression")],
     ...                   num_levels=2, num_shared_experts=2, num_task_experts=2)
+    >>> x = {"user": np.array([3, 7]), "age": np.array([31.0, 52.0])}
+    >>> {task: p.shape for task, p in model.predict(x, verbose=0).items()}
+    {'ctr': (2,), 'watch_time': (2,)}
 
     References:
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task

@@ -47,8 +47,11 @@ def build_shared_bottom(
         for a multiclass task).
 
     Example:
-    >>> model = build_shared_bottom([DenseFeature("x", dim=10)],
+    >>> model = build_shared_bottom([km.DenseFeature("x", dim=10)],
     ...                             [Task("a"), Task("b", "regression")])
+    >>> p = model.predict({"x": np.zeros((3, 10), "float32")}, verbose=0)
+    >>> p["a"].shape, bool(((p["a"] > 0) & (p["a"] < 1)).all())  # probabilities
+    ((3,), True)
 
     References:
         Caruana, "Multitask Learning", Machine Learning 28 (1997).

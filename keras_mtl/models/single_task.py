@@ -60,8 +60,11 @@ def build_single_task(
         multiclass task).
 
     Example:
+    >>> features = [km.SparseFeature("user", vocabulary_size=100, embedding_dim=4),
+    ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_single_task(features, [Task("income"), Task("marital")])
-    >>> model.get_layer("income_feature_encoder")  # marital has its own
+    >>> [l.name for l in model.layers if l.name.endswith("feature_encoder")]
+    ['income_feature_encoder', 'marital_feature_encoder']
     """
     tasks = check_builder_tasks("build_single_task", tasks, TOWER_TASK_TYPES)
     features = check_features(features)

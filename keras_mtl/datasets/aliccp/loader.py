@@ -167,15 +167,17 @@ def load_aliccp(
         FileNotFoundError: `path` or one of its files is missing.
         ValueError: bad arguments, or malformed data as listed above.
 
-    Example:
+    Example (needs the Ali-CCP files, which are not downloaded automatically,
+    so it is a plain code block):
 
-    >>> import keras_mtl as km
-    >>> from keras_mtl.datasets.aliccp import aliccp_features, aliccp_tasks, load_aliccp
-    >>> features, tasks = aliccp_features(), aliccp_tasks()
-    >>> train = load_aliccp("data/ali-ccp", "train", features, tasks,
-    ...                     shuffle=True, seed=0, drop_conversions_without_click=True)
-    >>> model = km.build_mmoe(features, tasks)
-    >>> model.fit(train, epochs=1)
+        import keras_mtl as km
+        from keras_mtl.datasets import aliccp_features, aliccp_tasks, load_aliccp
+
+        features, tasks = aliccp_features(), aliccp_tasks()
+        train = load_aliccp("data/ali-ccp", "train", features, tasks,
+                            shuffle=True, seed=0, drop_conversions_without_click=True)
+        model = km.build_mmoe(features, tasks)
+        model.fit(train, epochs=1)
 
     References:
         Ma et al., "Entire Space Multi-Task Model: An Effective Approach for
