@@ -39,9 +39,9 @@ from keras_mtl.features import INT_PAD, SparseFeature
 
 # The skeleton is parsed in blocks of about this many bytes. Blocks stay small
 # because the reader runs in a TensorFlow thread (it is `make_dataset`'s block
-# source), where large numpy temporaries cost many page faults (measured: 4 MB
-# blocks parse 2.5x slower there than in Python's main thread; 256 KB blocks as
-# fast). The common features file is parsed in the main thread, in larger blocks.
+# source), where large numpy temporaries cost many page faults (multi-MB blocks
+# parse much slower there than in Python's main thread; blocks of a few hundred
+# KB do not). The common features file is parsed in the main thread, in larger blocks.
 BLOCK_BYTES = 1 << 18
 COMMON_BLOCK_BYTES = 1 << 22
 _NUMBER_BYTES = np.zeros(256, dtype=bool)
