@@ -26,6 +26,19 @@ def constant_mse(task: str) -> float:
     return float(np.mean((test - train.mean()) ** 2))
 
 
+def test_parameter_budgets_hand_computed():
+    from benchmarks.synthetic import parameter_counts
+
+    experts = 8 * (DIM * 16 + 16)  # 8 experts of Dense(16) on the 100 inputs
+    towers = 2 * (16 * 8 + 8 + 8 + 1)  # per task Dense(8) then Dense(1)
+    bottom = DIM * 113 + 113  # Shared-Bottom: Dense(113)
+    assert parameter_counts() == {
+        "mmoe": experts + 2 * DIM * 8 + towers,  # a bias-free gate per task
+        "omoe": experts + DIM * 8 + towers,  # one gate
+        "shared_bottom": bottom + 2 * (113 * 8 + 8 + 8 + 1),
+    }
+
+
 @pytest.mark.slow
 def test_synthetic_benchmark_prints_a_table_that_beats_a_constant_and_a_plot(
     tmp_path, capsys, monkeypatch
