@@ -175,17 +175,46 @@ class MultiTaskModel(keras.Model):
 
     # ---------------------------------------------------------------- fit
 
+    def _build_from_spec(self, data) -> None:
+        """Build the optimizer, compiled losses and metrics before the first step.
+
+        On TensorFlow without a distribution strategy, Keras defers this to the
+        first trace of the train or test step. Their variables are then created
+        inside a `tf.function`, and TensorFlow traces the step a second time:
+        the first epoch of every `fit` pays for two traces (and two XLA
+        compilations). Built here symbolically, from the data's `element_spec`
+        (no batch is read), the step is traced once.
+        """
+        if keras.backend.backend() != "tensorflow":
+            return  # the other trainers build symbolically themselves
+        if getattr(self, "_distribute_strategy", None) is not None:
+            return  # Keras builds under its strategy itself
+        import tensorflow as tf
+
+        if not isinstance(data, tf.data.Dataset):
+            return
+        specs = keras.tree.flatten(data.element_spec)
+        if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
+            return
+        self._symbolic_build(data_batch=data.element_spec)
+
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
         `{task}_weight` enters the logs."""
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        self._build_from_spec(bound.arguments.get("x"))
         if self.loss_weighting is None:
             return super().fit(*args, **kwargs)
-        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         bound.arguments["callbacks"] = [
             _LossWeightingCallback(self.loss_weighting),
             *(bound.arguments.get("callbacks") or []),
         ]
         return super().fit(*bound.args[1:], **bound.kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate` (the test step traced once, see `fit`)."""
+        self._build_from_spec(x)
+        return super().evaluate(x, *args, **kwargs)
 
 
 class _LossWeightingCallback(keras.callbacks.Callback):
