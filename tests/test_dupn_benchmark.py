@@ -54,7 +54,8 @@ def test_dupn_benchmark_quick_run_prints_scores_and_equal_serving_outputs(
     tmp_path, capsys
 ):
     data = write_movielens(tmp_path / "ml-100k", num_users=40, num_items=60, seed=0)
-    code = main(["--quick", "--data-path", str(data)])
+    # One batch holds the 705 training examples: one trace of the train step.
+    code = main(["--quick", "--data-path", str(data), "--batch-size", "1024"])
     out = capsys.readouterr().out
     assert code == 0
     assert "units=8, profile_units=8 (user representation 16)" in out

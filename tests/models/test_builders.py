@@ -49,7 +49,7 @@ def build(name, features=FEATURES, tasks=TASKS, **kwargs):
     return build_model(name, features, tasks, **{**SIZES[name], **kwargs})
 
 
-def make_data(n=3000, seed=0):
+def make_data(n=3072, seed=0):
     """Labels that the features explain: income from occupation parity and age,
     spend from the history ids (a third missing), segment = occupation mod 3."""
     rng = np.random.default_rng(seed)

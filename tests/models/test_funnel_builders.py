@@ -26,7 +26,7 @@ MEITUAN = [
 ]
 
 
-def make_funnel(n=6000, seed=0):
+def make_funnel(n=6144, seed=0):
     """Click driven by the item, conversion-given-click by the user, cart in between."""
     rng = np.random.default_rng(seed)
     item, user = rng.integers(0, 60, n), rng.integers(0, 40, n)

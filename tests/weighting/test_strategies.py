@@ -216,7 +216,7 @@ def test_recompiling_drops_the_old_strategy():
 def test_weighting_with_missing_labels_and_metric_only_tasks():
     """ESMM: cvr is metric-only and its labels are NaN off clicks; a weighting
     still trains the ctr and ctcvr losses only."""
-    funnel = km.datasets.make_funnel(num_impressions=3000, seed=0)
+    funnel = km.datasets.make_funnel(num_impressions=3072, seed=0)  # 6 batches
     model = km.build_esmm(
         funnel.features, tower_units=(8,), compile={"loss_weighting": "uncertainty"}
     )
