@@ -18,7 +18,7 @@ setup(
         "tensorflow-datasets>=4.9",
     ],
     extras_require={
-        "tests": ["pytest>=8", "ruff", "matplotlib"],
+        "tests": ["pytest>=8", "pytest-xdist>=3.5", "ruff", "matplotlib"],
         "notebooks": ["matplotlib", "jupyter"],
     },
     entry_points={"console_scripts": ["keras-mtl=keras_mtl.cli:main"]},

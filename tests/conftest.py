@@ -3,6 +3,14 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# XLA compiles each test model once and runs it for a few steps: skip LLVM's
+# optimisation passes, which cost more than those steps (same results; fast
+# math stays off). Set before TensorFlow is imported; also seen by the fresh
+# processes the tests start.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 import pytest  # noqa: E402
 
