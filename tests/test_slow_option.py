@@ -6,8 +6,9 @@ from tests import conftest
 
 
 class _Item:
-    def __init__(self, *markers):
+    def __init__(self, *markers, path="test_x.py"):
         self.markers = [getattr(pytest.mark, m) for m in markers]
+        self.path = conftest.REPO / "tests" / path
 
     def get_closest_marker(self, name):
         return next((m for m in self.markers if m.name == name), None)
@@ -45,3 +46,15 @@ def test_this_session_skips_its_slow_tests_unless_asked(request):
         pytest.skip("no slow test collected in this session")
     for item in slow:
         assert (item.get_closest_marker("skip") is None) == run_slow, item.nodeid
+
+
+def test_the_longest_files_are_collected_first():
+    """xdist hands out whole files in collection order: the long ones first,
+    each file's tests in their own order."""
+    names = ["data/test_a.py", "test_cli.py", "models/test_builders.py"]
+    items = [_Item(path=name) for name in names for _ in range(2)]
+    order = [conftest.LONGEST_FIRST.index(n) for n in names[1:]]
+    assert order[0] < order[1]  # test_cli.py before models/test_builders.py
+    ids = [id(i) for i in items]
+    conftest.pytest_collection_modifyitems(_Config(True), items)
+    assert [id(i) for i in items] == [ids[2], ids[3], ids[4], ids[5], ids[0], ids[1]]

@@ -65,7 +65,7 @@ def build_esmm(
         or just the `ctr` and `ctcvr` tasks.
 
     Example:
-    >>> funnel = km.datasets.make_funnel(num_impressions=2000, seed=0)
+    >>> funnel = km.datasets.make_funnel(num_impressions=2048, seed=0)
     >>> model = build_esmm(funnel.features, tower_units=(16,))
     >>> ds = km.data.make_dataset(funnel.frame, funnel.features, esmm_tasks())
     >>> history = model.fit(ds, epochs=1, verbose=0)

@@ -105,6 +105,7 @@ def test_without_manual_dir_the_uci_archive_is_used(tmp_path, monkeypatch):
 REAL_LINES = 8000
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_prepares_real_census_lines(shared_data, tmp_path):
     """The first lines of the official test file, prepared by tfds, hold the

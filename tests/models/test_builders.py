@@ -107,6 +107,7 @@ def test_builder_battery_and_learning(battery, name):
     assert type(built.model.loss["spend"]).__name__ == "MaskedMeanSquaredError"
 
 
+@pytest.mark.slow  # a fresh Python that imports TensorFlow again
 def test_serving_parity_in_fresh_process(battery):
     battery.check_serving()
 

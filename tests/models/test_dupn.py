@@ -133,6 +133,7 @@ def test_split_inputs(trained):
     assert list(encoder.output) == ["user_representation"]
 
 
+@pytest.mark.slow  # a fresh Python that imports TensorFlow again
 def test_serving_parity_in_fresh_process(battery, exported):
     """The serving contract, checked as TF Serving would, in ONE fresh process
     of plain TensorFlow that never imports keras_mtl: the battery's export
@@ -188,6 +189,7 @@ def test_serving_parity_in_fresh_process(battery, exported):
     assert "history_item" not in scored["signature"]
 
 
+@pytest.mark.slow  # export_dupn: three SavedModels
 def test_next_export_is_one_version_for_all_three(trained, tmp_path):
     (tmp_path / "scorer" / "4").mkdir(parents=True)
     paths = km.export_dupn(trained, tmp_path)
@@ -223,6 +225,7 @@ def test_one_representation_scores_many_candidates(trained, movielens):
         )
 
 
+@pytest.mark.slow  # export_dupn: three SavedModels
 def test_warm_start_uses_the_exported_weights(trained, movielens, exported):
     model = trained
     x = batch(movielens, movielens.test)
@@ -248,6 +251,7 @@ def test_warm_start_from_keras_file(trained, movielens, tmp_path):
     assert_outputs_close(fresh(x), model(x), atol=1e-6)
 
 
+@pytest.mark.slow  # export_dupn: three SavedModels
 def test_warm_start_rejects_other_specs(movielens, exported):
     base, _ = exported
     wider = build(movielens, units=32)

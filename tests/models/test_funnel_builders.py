@@ -112,6 +112,7 @@ def test_battery_heads_and_learning(battery, name):
     )
 
 
+@pytest.mark.slow  # a fresh Python that imports TensorFlow again
 def test_serving_parity_in_fresh_process(battery):
     """Every head of every funnel model is served, equal to predict."""
     battery.check_serving()

@@ -46,6 +46,7 @@ def test_failed_export_leaves_no_version_and_no_debris(model, tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # saved_model_cli: a fresh Python that imports TensorFlow
 def test_signature_names_dtypes_and_shapes(model, tmp_path):
     path = km.export_saved_model(model, tmp_path)
     cli = shutil.which("saved_model_cli")
