@@ -185,8 +185,11 @@ class MultiTaskModel(keras.Model):
         compilations). Built here symbolically, from the data's `element_spec`
         (no batch is read), the step is traced once.
         """
-        if keras.backend.backend() != "tensorflow":
-            return  # the other trainers build symbolically themselves
+        # Keras's own builder (`Trainer._symbolic_build`, private): without it
+        # (a future Keras), the model trains as plain Keras does.
+        symbolic_build = getattr(self, "_symbolic_build", None)
+        if keras.backend.backend() != "tensorflow" or symbolic_build is None:
+            return  # (JAX and torch trainers build symbolically themselves)
         if getattr(self, "_distribute_strategy", None) is not None:
             return  # Keras builds under its strategy itself
         import tensorflow as tf
@@ -196,7 +199,7 @@ class MultiTaskModel(keras.Model):
         specs = keras.tree.flatten(data.element_spec)
         if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
             return
-        self._symbolic_build(data_batch=data.element_spec)
+        symbolic_build(data_batch=data.element_spec)
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
