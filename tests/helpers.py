@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -102,6 +104,26 @@ def run_layer_test(
         ]
         assert any(moved), "one fit step changed no weight"
     return layer
+
+
+def chance_auc(positives: int, negatives: int, z: float = 4.0) -> float:
+    """0.5 + z standard errors of the AUC of scores with no signal (Hanley and
+    McNeil): a random scorer stays below it with probability > 0.9999 at z = 4,
+    a constant one gets 0.5."""
+    se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
+    return 0.5 + z * se
+
+
+@contextlib.contextmanager
+def xla_off():
+    """Models compiled inside run without XLA (`compile_model`'s "auto" says no)."""
+    import pytest
+
+    from keras_mtl import training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "supports_jit", lambda model: False)
+        yield
 
 
 # ----------------------------------------------------------------------------- builders

@@ -9,7 +9,6 @@ script runs on a generated frame with random labels, on which no AUC can be
 checked; `test_generated_frame_without_the_file` covers that path.
 """
 
-import math
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from benchmarks.census import SPLIT, load_frame, main
 from keras_mtl.data import split_frame
+from tests.helpers import chance_auc
 
 INPUT_WIDTH = 31 * 4 + 7  # 31 embedded fields of width 4, 7 numeric columns
 TOWERS = 2 * (16 * 8 + 8 + 8 + 1)  # two towers: Dense(8) on 16 units, Dense(1)
@@ -29,13 +29,6 @@ def _row(out: str, label: str, after: str = "") -> list[str]:
     lines = [line for line in text.splitlines() if line.startswith(f"| {label} |")]
     assert lines, f"no table row for {label!r} in:\n{text}"
     return [cell.strip() for cell in lines[0].strip("|").split("|")]
-
-
-def chance_auc(positives: int, negatives: int, z: float = 4.0) -> float:
-    """0.5 + z standard errors of the AUC of scores with no signal (Hanley and
-    McNeil): random scores stay below it with probability > 0.9999 at z = 4."""
-    se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
-    return 0.5 + z * se
 
 
 def test_generated_frame_without_the_file():

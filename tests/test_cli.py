@@ -18,7 +18,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_mtl import cli, training
+from keras_mtl import cli
+from tests.helpers import chance_auc, xla_off
 
 # Synthetic data: 1600 / 200 / 200 rows, 32 steps of 50 per epoch.
 SYNTHETIC = ["--num-examples", "2000", "--batch-size", "50", "--epochs", "4"]
@@ -39,13 +40,6 @@ def run(args):
     return results, out.getvalue()
 
 
-@contextlib.contextmanager
-def xla_off():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "supports_jit", lambda model: False)
-        yield
-
-
 @pytest.fixture
 def no_xla():
     with xla_off():
@@ -56,14 +50,6 @@ def constant_mse(args, task):
     """Test MSE of predicting the training mean: what a constant model gets."""
     (train, _, test), *_ = cli.load_data(parse(args))
     return float(np.mean((test[task] - train[task].mean()) ** 2))
-
-
-def chance_auc(positives, negatives, z=4.0):
-    """0.5 + z standard errors of the AUC of scores with no signal (Hanley and
-    McNeil): a random scorer stays below it with probability > 0.9999 at z = 4,
-    a constant one gets 0.5."""
-    se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
-    return 0.5 + z * se
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.esmm_funnel import compare_on_funnel
-from keras_mtl import training
+from tests.helpers import xla_off
 
 # A smaller funnel and towers than the benchmark's, to keep the suite fast.
 FUNNEL = {"num_impressions": 100_000, "num_users": 2000, "num_items": 1000}
@@ -20,8 +20,7 @@ FUNNEL = {"num_impressions": 100_000, "num_users": 2000, "num_items": 1000}
 def results():
     # XLA off: compiling the two models per seed costs more than training them
     # here, and the comparison is the same without it.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "supports_jit", lambda model: False)
+    with xla_off():
         return [
             compare_on_funnel(seed, FUNNEL, tower_units=(64, 32), max_epochs=12)
             for seed in (0, 1, 2)
