@@ -33,9 +33,9 @@ def pytest_addoption(parser):
     )
 
 
-#: The longest test files (seconds, on 2 cores), run first: pytest-xdist hands
-#: whole files to the workers in collection order, so the long ones must not
-#: be left for the end while the other worker idles.
+#: The longest test files (a minute or more on 2 cores), run first:
+#: pytest-xdist hands whole files to the workers in collection order, so the
+#: long ones must not be left for the end while the other worker idles.
 LONGEST_FIRST = (
     "test_cli.py",
     "test_census_benchmark.py",
