@@ -46,10 +46,15 @@ def no_xla():
         yield
 
 
-def constant_mse(args, task):
-    """Test MSE of predicting the training mean: what a constant model gets."""
-    (train, _, test), *_ = cli.load_data(parse(args))
-    return float(np.mean((test[task] - train[task].mean()) ** 2))
+@pytest.fixture(scope="module")
+def constant_mse():
+    """Per task, the test MSE of predicting the training mean on the SYNTHETIC
+    split: what a constant model gets."""
+    (train, _, test), *_ = cli.load_data(parse(SYNTHETIC))
+    return {
+        task: float(np.mean((test[task] - train[task].mean()) ** 2))
+        for task in ("y1", "y2")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +66,12 @@ def mmoe_run(tmp_path_factory):
     return results, out, export
 
 
-def test_train_synthetic_beats_a_constant_and_exports(mmoe_run):
+def test_train_synthetic_beats_a_constant_and_exports(mmoe_run, constant_mse):
     results, out, export = mmoe_run
     assert "mmoe on synthetic: 1600 train rows" in out and "XLA off" in out
     assert "held-out test metrics" in out and "y1" in out and "MSE" in out
     for task in ("y1", "y2"):
-        assert results[task] < 0.75 * constant_mse(SYNTHETIC, task), results
+        assert results[task] < 0.75 * constant_mse[task], results
     assert results["export_path"] == str(export / "1")
     assert (export / "1" / "saved_model.pb").is_file()
 
@@ -98,7 +103,9 @@ def test_xla_training_matches_the_graph_one(mmoe_run):
         ("single_task", "fixed"),
     ],
 )
-def test_train_every_model_with_a_weighting(model, loss_weighting, no_xla, tmp_path):
+def test_train_every_model_with_a_loss_weighting(
+    model, loss_weighting, constant_mse, no_xla, tmp_path
+):
     args = SYNTHETIC + [
         "--model",
         model,
@@ -112,7 +119,7 @@ def test_train_every_model_with_a_weighting(model, loss_weighting, no_xla, tmp_p
     results, out = run(args)
     assert f"loss weighting {loss_weighting}" in out and "final task weights" in out
     for task in ("y1", "y2"):
-        assert results[task] < 0.75 * constant_mse(SYNTHETIC, task), results
+        assert results[task] < 0.75 * constant_mse[task], results
     assert sorted(results["task_weights"]) == ["y1", "y2"]
     if loss_weighting == "decay":  # 0.9 ** 3 during the fourth epoch
         assert results["task_weights"]["y1"] == pytest.approx(0.729)
