@@ -1,6 +1,16 @@
 """keras-mtl: multi-task recommendation models for Keras 3."""
 
-from keras_mtl import data, datasets, layers, losses, metrics, serving, tasks, weighting
+from keras_mtl import (
+    data,
+    datasets,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    serving,
+    tasks,
+    weighting,
+)
 from keras_mtl.diagnostics import gate_weights, plot_gate_weights
 from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature, make_inputs
 from keras_mtl.models import (
@@ -64,6 +74,7 @@ __all__ = [
     "losses",
     "make_inputs",
     "metrics",
+    "optimizers",
     "plot_gate_weights",
     "serving",
     "tasks",

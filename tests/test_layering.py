@@ -22,7 +22,7 @@ LAYERS = (
     ("features",),
     ("tasks", "masking", "_graph"),
     ("data", "layers", "losses", "metrics", "weighting"),
-    ("training",),
+    ("training", "optimizers"),
     ("models",),
     ("diagnostics", "datasets", "serving"),
     ("__init__",),

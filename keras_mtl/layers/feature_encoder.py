@@ -16,6 +16,7 @@ from keras_mtl.features import (
     feature_to_config,
 )
 from keras_mtl.layers._lookup import make_lookup, table_rows
+from keras_mtl.layers._tables import add_table
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
 
@@ -110,10 +111,12 @@ class FeatureEncoder(keras.layers.Layer):
 
     def build(self, input_shape):
         self.tables = {
-            width: self.add_weight(
-                name=f"embeddings_{width}",
-                shape=(rows, int(width)),
-                initializer=self.embeddings_initializer,
+            width: add_table(
+                self,
+                f"embeddings_{width}",
+                rows,
+                int(width),
+                self.embeddings_initializer,
             )
             for width, rows in self._table_rows.items()
         }

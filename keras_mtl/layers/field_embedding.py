@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
 from keras_mtl.layers._lookup import make_lookup, table_rows
+from keras_mtl.layers._tables import add_table
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -75,10 +76,12 @@ class FieldEmbedding(keras.layers.Layer):
 
     def build(self, input_shape):
         self.tables = [
-            self.add_weight(
-                name=f"embeddings_{f.name}",
-                shape=(f.num_rows, f.embedding_dim),
-                initializer=self.embeddings_initializer,
+            add_table(
+                self,
+                f"embeddings_{f.name}",
+                f.num_rows,
+                f.embedding_dim,
+                self.embeddings_initializer,
             )
             for f in self.fields
         ]

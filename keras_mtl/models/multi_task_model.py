@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_mtl import weighting as weighting_module
+from keras_mtl.optimizers import RowWiseOptimizer, is_table
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -26,6 +27,10 @@ class MultiTaskModel(keras.Model):
       plain `fit`; the logs report each task's `{task}_loss` and `{task}_weight`.
       The strategy and its state are saved with the model and restored by
       `keras.saving.load_model`.
+    - The embedding tables of its layers are updated row-wise: `compile` wraps
+      the optimizer in `keras_mtl.optimizers.RowWiseOptimizer` (unless
+      `row_wise_updates=False`), so a step touches only the rows a batch
+      looked up, and costs the same for a table of 100k rows or of 10M.
     """
 
     loss_weighting = None
@@ -38,9 +43,10 @@ class MultiTaskModel(keras.Model):
         metrics=None,
         *args,
         loss_weighting=None,
+        row_wise_updates=True,
         **kwargs,
     ):
-        """`keras.Model.compile`, plus `loss_weighting`.
+        """`keras.Model.compile`, plus `loss_weighting` and `row_wise_updates`.
 
         Args:
             loss_weighting: None (Keras's fixed `loss_weights`), a strategy name
@@ -48,13 +54,26 @@ class MultiTaskModel(keras.Model):
                 `keras_mtl.weighting.LossWeighting`. With a strategy, `loss` must
                 be a dict of task name to loss; `loss_weights` then scales each
                 task's loss before the strategy weights it.
+            row_wise_updates: bool. When the model has embedding tables, wrap
+                the optimizer in `RowWiseOptimizer`: the tables' rows are
+                updated only when looked up (see its docstring for the
+                optimizers it covers). Defaults to True.
             Other arguments: see `keras.Model.compile`.
         """
         self._drop_loss_weighting()
+        optimizer = self._row_wise(optimizer, row_wise_updates)
         if loss_weighting is None:
-            return super().compile(
-                optimizer, loss, loss_weights, metrics, *args, **kwargs
+            super().compile(optimizer, loss, loss_weights, metrics, *args, **kwargs)
+        else:
+            self._compile_with_weighting(
+                optimizer, loss, loss_weights, metrics, loss_weighting, *args, **kwargs
             )
+        if not row_wise_updates:  # saved, so that loading does not wrap it
+            self._compile_config.config["row_wise_updates"] = False
+
+    def _compile_with_weighting(
+        self, optimizer, loss, loss_weights, metrics, loss_weighting, *args, **kwargs
+    ):
         if not isinstance(loss, dict) or not loss:
             raise ValueError(
                 "MultiTaskModel.compile: a loss_weighting needs `loss` as a dict of "
@@ -76,6 +95,15 @@ class MultiTaskModel(keras.Model):
         self._compile_config.config.update(
             loss=loss, loss_weights=loss_weights, loss_weighting=strategy
         )
+
+    def _row_wise(self, optimizer, row_wise_updates: bool):
+        """`optimizer`, wrapped in `RowWiseOptimizer` when this model has
+        embedding tables (and `row_wise_updates`)."""
+        if not row_wise_updates or isinstance(optimizer, RowWiseOptimizer):
+            return optimizer
+        if not any(is_table(v) for v in self.trainable_variables):
+            return optimizer
+        return RowWiseOptimizer(keras.optimizers.get(optimizer))
 
     def _drop_loss_weighting(self) -> None:
         old = self.loss_weighting

@@ -1,0 +1,6 @@
+"""Optimizers: row-wise updates for embedding tables."""
+
+from keras_mtl.layers._tables import is_table, mark_table
+from keras_mtl.optimizers.row_wise import ROW_WISE_OPTIMIZERS, RowWiseOptimizer
+
+__all__ = ["ROW_WISE_OPTIMIZERS", "RowWiseOptimizer", "is_table", "mark_table"]

@@ -1,0 +1,331 @@
+"""Row-wise ("lazy") optimizer updates for embedding tables."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+
+from keras_mtl.layers._tables import is_table
+
+#: Inner optimizers whose table updates are row-wise (others update densely).
+ROW_WISE_OPTIMIZERS = ("Adam", "AdamW", "Adagrad", "SGD")
+
+
+def _unsupported(optimizer) -> str | None:
+    """Why `optimizer`'s table updates cannot be row-wise (None: they can)."""
+    name = type(optimizer).__name__
+    if name not in ROW_WISE_OPTIMIZERS:
+        return f"{name} has no row-wise update"
+    if getattr(optimizer, "amsgrad", False):
+        return f"{name}(amsgrad=True) has no row-wise update"
+    for option in ("use_ema", "gradient_accumulation_steps", "loss_scale_factor"):
+        if getattr(optimizer, option, None):
+            return f"{name} has {option} set"
+    if keras.backend.backend() != "tensorflow":
+        return f"the {keras.backend.backend()} backend computes dense table gradients"
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return "a tf.distribute strategy is in scope"
+    return None
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class RowWiseOptimizer(keras.optimizers.Optimizer):
+    """An optimizer whose embedding-table updates touch only the looked-up rows.
+
+    A batch looks up a few thousand rows of tables that may hold millions. Keras
+    3's Adam and Adagrad turn the table's sparse gradient into a dense one and
+    update every row and both moment slots at every step, so a step costs in
+    proportion to the table, not to the batch. This wrapper hands the dense
+    weights to `inner_optimizer` unchanged and updates each table marked by
+    keras-mtl's layers (`FeatureEncoder`, `FieldEmbedding`) row-wise: the
+    gradient's rows are summed per distinct id, and only those rows and their
+    slots are read and written, with the inner optimizer's hyperparameters,
+    learning rate (schedules included) and step count:
+
+    - `Adam` / `AdamW` ("lazy" Adam): per-element moments `m`, `v` as in Adam,
+      updated on the touched rows only; bias correction uses the global step.
+      AdamW's decoupled weight decay shrinks the touched rows.
+    - `Adagrad` (row-wise Adagrad, as in TorchRec / FBGEMM): one accumulator
+      per row, `acc += mean(g ** 2)` over the row, and
+      `row -= lr * g / sqrt(acc + epsilon)`: a table's slot costs one float per
+      row instead of one per element.
+    - `SGD`: `row -= lr * g`, with momentum (and Nesterov) kept per touched row.
+
+    Untouched rows and their slots are not read or changed, so their moments
+    are not decayed while they are not seen (the semantics of lazy Adam:
+    a row's next update uses the moments of its last appearance). `clipnorm`,
+    `clipvalue` and `global_clipnorm` of the inner optimizer clip the tables'
+    gradients as the dense gradients, each norm taken over the whole
+    gradient (the global norm over every variable).
+
+    Any other inner optimizer (RMSprop, Nadam, Adam with `amsgrad`, an inner
+    optimizer with EMA, gradient accumulation or loss scaling), another backend
+    than TensorFlow (where table gradients arrive dense), or a `tf.distribute`
+    strategy in scope falls back to the inner optimizer's dense update of the
+    tables, with a warning that names the tables.
+
+    `MultiTaskModel.compile` wraps its optimizer in this class when the model
+    has embedding tables (every keras-mtl builder), unless
+    `row_wise_updates=False`.
+
+    Args:
+        inner_optimizer: `keras.optimizers.Optimizer`, its name or config:
+            updates the dense weights, and its hyperparameters drive the
+            tables' updates.
+        name: str or None. Defaults to "row_wise".
+
+    Example:
+    >>> import tensorflow as tf
+    >>> table = keras.Variable(np.ones((4, 2), "float32"), name="table")
+    >>> km.optimizers.mark_table(table)  # as keras-mtl's layers do
+    >>> opt = RowWiseOptimizer(keras.optimizers.Adagrad(learning_rate=0.5))
+    >>> grad = tf.IndexedSlices(tf.ones((2, 2)), tf.constant([1, 1]), (4, 2))
+    >>> opt.apply([grad], [table])  # row 1 twice: gradient 2 per element
+    >>> keras.ops.convert_to_numpy(opt.slots(table)[0])  # 0.1 + mean(2 ** 2)
+    array([0.1, 4.1, 0.1, 0.1], dtype=float32)
+    >>> np.round(keras.ops.convert_to_numpy(table), 4)  # 1 - 0.5 * 2 / sqrt(4.1)
+    array([[1.    , 1.    ],
+           [0.5061, 0.5061],
+           [1.    , 1.    ],
+           [1.    , 1.    ]], dtype=float32)
+    """
+
+    def __init__(self, inner_optimizer="adam", name=None, **kwargs):
+        if kwargs:
+            raise ValueError(
+                "RowWiseOptimizer: set optimizer arguments on the inner optimizer; "
+                f"got {sorted(kwargs)}."
+            )
+        super().__init__(learning_rate=0.0, name=name or "row_wise")
+        self.inner_optimizer = keras.optimizers.get(inner_optimizer)
+        if isinstance(self.inner_optimizer, RowWiseOptimizer):
+            raise ValueError("RowWiseOptimizer: the inner optimizer is row-wise too.")
+        # Ids of the tables' variables (`_var_key`) -> positions of their slots in
+        # `self._variables`. Plain ints: the optimizer's attribute tracking would
+        # adopt any variable stored here as one of its own.
+        self._table_slots = {}
+
+    # ------------------------------------------------------------ delegation
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    # ----------------------------------------------------------------- build
+
+    def build(self, var_list):
+        var_list = list(var_list)
+        tables = [v for v in var_list if is_table(v)]
+        reason = _unsupported(self.inner_optimizer) if tables else None
+        if reason is not None:
+            warnings.warn(
+                f"RowWiseOptimizer: {reason}, so the embedding tables "
+                f"{[v.path for v in tables]} get the inner optimizer's dense "
+                "update (every row, every step).",
+                stacklevel=2,
+            )
+            tables = []
+        keys = {self._var_key(v) for v in tables}
+        dense = [v for v in var_list if self._var_key(v) not in keys]
+        self.inner_optimizer.build(dense)
+        kind = type(self.inner_optimizer).__name__
+        for table in tables:
+            rows = table.shape[0]
+            if kind in ("Adam", "AdamW"):
+                names = [("momentum", table.shape), ("velocity", table.shape)]
+            elif kind == "Adagrad":
+                names = [("accumulator", (rows,))]
+            elif self.inner_optimizer.momentum:  # SGD
+                names = [("momentum", table.shape)]
+            else:
+                names = []
+            init = getattr(self.inner_optimizer, "initial_accumulator_value", 0.0)
+            slots = [
+                self.add_variable(
+                    shape=shape,
+                    initializer=keras.initializers.Constant(
+                        init if slot == "accumulator" else 0.0
+                    ),
+                    dtype=table.dtype,
+                    name=f"{table.path.replace('/', '_')}_{slot}",
+                )
+                for slot, shape in names
+            ]
+            self._table_slots[self._var_key(table)] = [
+                len(self._variables) - len(slots) + i for i in range(len(slots))
+            ]
+        super().build(var_list)
+
+    def slots(self, table) -> list:
+        """The row-wise slots of `table` (Adam: `[m, v]`; Adagrad: `[acc]`;
+        SGD: `[momentum]` or `[]`)."""
+        return [self._variables[i] for i in self._table_slots[self._var_key(table)]]
+
+    # ----------------------------------------------------------------- apply
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name):
+                self.build(trainable_variables)
+        keys = self._table_slots.keys()
+        table_pairs, dense_grads, dense_vars = [], [], []
+        for g, v in zip(grads, trainable_variables):
+            if self._var_key(v) in keys:
+                if g is not None:
+                    table_pairs.append((g, v))
+            else:
+                dense_grads.append(g)
+                dense_vars.append(v)
+        if not table_pairs:
+            self.inner_optimizer.apply(dense_grads, dense_vars)
+            return
+        opt = self.inner_optimizer
+        rows = [_distinct_rows(g, v) for g, v in table_pairs]
+        if opt.global_clipnorm:
+            rows, dense_grads = _clip_globally(rows, dense_grads, opt.global_clipnorm)
+        with keras.name_scope(self.name):
+            for (ids, g, count), (_, table) in zip(rows, table_pairs):
+                self._update_rows(table, ids, g, count)
+        if any(g is not None for g in dense_grads):
+            self.inner_optimizer.apply(dense_grads, dense_vars)
+        else:  # the inner optimizer counts the steps
+            opt.iterations.assign_add(1)
+
+    def _update_rows(self, table, ids, g, count):
+        """One optimizer step on `table`'s rows `ids` with summed gradients `g`.
+
+        `ids` and `g` have a static length n; entries past `count` (the number of
+        distinct ids) repeat the last distinct row, so every write is well
+        defined and writes the same value twice at most.
+        """
+        import tensorflow as tf
+
+        opt = self.inner_optimizer
+        kind = type(opt).__name__
+        dtype = table.dtype
+        g = tf.cast(g, dtype)
+        if opt.clipnorm:
+            g = tf.clip_by_norm(g, opt.clipnorm)  # (rows past count are zero)
+        elif opt.clipvalue:
+            g = tf.clip_by_value(g, -opt.clipvalue, opt.clipvalue)
+        position = tf.minimum(tf.range(tf.shape(ids)[0]), count - 1)
+        ids = tf.gather(ids, position)
+        g = tf.gather(g, position)
+        lr = tf.cast(opt.learning_rate, dtype)
+        var = table.value
+        old = tf.gather(var, ids)
+        if opt.weight_decay and opt._use_weight_decay(table):
+            old = old - old * tf.cast(opt.weight_decay, dtype) * lr
+        slots = [s.value for s in self.slots(table)]
+        if kind in ("Adam", "AdamW"):
+            m_var, v_var = slots
+            step = tf.cast(opt.iterations + 1, dtype)
+            b1 = tf.pow(tf.cast(opt.beta_1, dtype), step)
+            b2 = tf.pow(tf.cast(opt.beta_2, dtype), step)
+            alpha = lr * tf.sqrt(1 - b2) / (1 - b1)
+            m = tf.gather(m_var, ids)
+            v = tf.gather(v_var, ids)
+            # (1 - beta) in Python floats, as Keras's Adam computes it.
+            m = m + (g - m) * (1 - opt.beta_1)
+            v = v + (tf.square(g) - v) * (1 - opt.beta_2)
+            new = old - alpha * m / (tf.sqrt(v) + opt.epsilon)
+            m_var.scatter_update(tf.IndexedSlices(m, ids))
+            v_var.scatter_update(tf.IndexedSlices(v, ids))
+        elif kind == "Adagrad":
+            (acc_var,) = slots
+            acc = tf.gather(acc_var, ids) + tf.reduce_mean(tf.square(g), axis=-1)
+            new = old - lr * g / tf.sqrt(acc[:, None] + opt.epsilon)
+            acc_var.scatter_update(tf.IndexedSlices(acc, ids))
+        elif slots:  # SGD with momentum
+            (m_var,) = slots
+            momentum = tf.cast(opt.momentum, dtype)
+            m = tf.gather(m_var, ids) * momentum - g * lr
+            new = old + (m * momentum - g * lr if opt.nesterov else m)
+            m_var.scatter_update(tf.IndexedSlices(m, ids))
+        else:  # plain SGD
+            new = old - g * lr
+        var.scatter_update(tf.IndexedSlices(new, ids))
+
+    # ------------------------------------------------------------- config
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(
+                self.inner_optimizer
+            ),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(
+            config.pop("inner_optimizer"), custom_objects=custom_objects
+        )
+        return cls(inner, **config)
+
+
+def _distinct_rows(gradient, table):
+    """`(ids, summed, count)` of a table gradient, with static shapes.
+
+    `ids` (n,) holds the distinct row ids first, `summed` (n, dim) the sum of
+    their gradient rows (zeros past `count`, the number of distinct ids). The
+    sort-and-segment form keeps every shape static, so XLA compiles it (a
+    `tf.unique` would not); a dense gradient is taken as touching every row.
+    """
+    import tensorflow as tf
+
+    if isinstance(gradient, tf.IndexedSlices):
+        ids, values = gradient.indices, gradient.values
+    else:
+        gradient = tf.convert_to_tensor(gradient)
+        ids, values = tf.range(tf.shape(gradient)[0]), gradient
+    ids = tf.cast(ids, "int32")
+    n = tf.shape(ids)[0]
+    order = tf.argsort(ids, stable=True)
+    sorted_ids = tf.gather(ids, order)
+    first = tf.concat(
+        [tf.ones((1,), tf.bool), sorted_ids[1:] != sorted_ids[:-1]], axis=0
+    )
+    segment = tf.cumsum(tf.cast(first, "int32")) - 1
+    summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segment, n)
+    distinct = tf.math.unsorted_segment_max(sorted_ids, segment, n)
+    return distinct, summed, segment[-1] + 1
+
+
+def _clip_globally(rows, dense_grads, clip):
+    """Scale table and dense gradients by `clip / max(global norm, clip)`."""
+    import tensorflow as tf
+
+    squares = [tf.reduce_sum(tf.square(s)) for _, s, _ in rows]
+    squares += [
+        tf.reduce_sum(tf.square(tf.convert_to_tensor(g)))
+        for g in dense_grads
+        if g is not None
+    ]
+    norm = tf.sqrt(tf.add_n(squares))
+    scale = clip / tf.maximum(norm, clip)
+    rows = [(ids, s * tf.cast(scale, s.dtype), c) for ids, s, c in rows]
+    dense = [None if g is None else g * tf.cast(scale, g.dtype) for g in dense_grads]
+    return rows, dense
