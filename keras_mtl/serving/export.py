@@ -93,7 +93,15 @@ def export_saved_model(
         raise ValueError("export_saved_model needs a functional model with inputs.")
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(model)  # (its lookup tables)
+    # `track` lists the model's Keras variables, each a wrapper of the
+    # tf.Variable the endpoint reads; the SavedModel would store both, twice
+    # the parameter bytes. The lists get the endpoint's own variables instead,
+    # so each is stored once (and `loaded.variables` still lists them all).
+    for collection in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(
+            collection, [_tf_variable(v) for v in getattr(model, collection)]
+        )
     archive.add_endpoint(
         name="serving_default",
         fn=lambda inputs: model(inputs, training=False),
@@ -108,3 +116,9 @@ def export_saved_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _tf_variable(variable):
+    """The tf.Variable behind a Keras variable (TensorFlow backend); other
+    backends' variables are converted by `ExportArchive` itself."""
+    return variable.value if keras.backend.backend() == "tensorflow" else variable

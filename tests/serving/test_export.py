@@ -92,3 +92,23 @@ def test_raw_strings_are_hashed_inside_the_graph(model, tmp_path):
     expected = model.predict(x, verbose=0)
     for task in ("click", "gmv"):
         np.testing.assert_allclose(out[task].numpy(), expected[task], atol=1e-6)
+
+
+def test_each_variable_is_stored_once(tmp_path):
+    """An export holds the parameters once: ≤ 1.05× their bytes on disk."""
+    import tensorflow as tf
+
+    features = [km.SparseFeature("item", vocabulary_size=100_000, embedding_dim=16)]
+    big = km.build_mmoe(features, TASKS, num_experts=2, expert_units=(4,))
+    path = km.export_saved_model(big, tmp_path)
+    stored = tf.train.list_variables(str(path / "variables" / "variables"))
+    tables = [name for name, shape in stored if shape == [100_001, 16]]
+    assert len(tables) == 1, stored
+    params = sum(int(np.prod(v.shape)) * 4 for v in big.variables)
+    on_disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert params <= on_disk <= 1.05 * params
+    # ... and the loaded SavedModel still lists every variable, by name.
+    loaded = tf.saved_model.load(str(path))
+    assert sorted(v.name for v in loaded.variables) == sorted(
+        v.value.name for v in big.variables
+    )
