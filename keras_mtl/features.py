@@ -28,6 +28,10 @@ def check_name(kind: str, name: Any) -> None:
         raise ValueError(f"{kind} needs a non-empty string name, got {name!r}.")
 
 
+#: Hash functions by raw dtype, the default first (`SparseFeature.hash_function`).
+HASH_FUNCTIONS = {"int64": ("int_hash_v1", "farmhash64"), "string": ("farmhash64",)}
+
+
 @dataclasses.dataclass(frozen=True)
 class SparseFeature:
     """A categorical feature: one id, or a padded list of ids (multi-valued field).
@@ -40,6 +44,9 @@ class SparseFeature:
     - `vocabulary=[...]`: raw strings or integers, looked up inside the model; a
       value not in the list goes to the OOV row.
     - `hash_bins=N`: raw strings (or integers) hashed into `N` rows inside the model.
+      Integer ids are hashed with integer arithmetic (`hash_function="int_hash_v1"`,
+      compiled by XLA like `vocabulary_size`); strings with FarmHash64
+      (`"farmhash64"`, TensorFlow's `to_hash_bucket_fast`, as `keras.layers.Hashing`).
 
     Padding (and "no value") is -1 for integer features and the empty string for
     string features; padded slots are masked out of the field-wise sum.
@@ -56,6 +63,14 @@ class SparseFeature:
             embedding table this one reuses (same rows and width). Defaults to None.
         dtype: "int64" or "string". Raw value type. Defaults to "string" for string
             vocabularies and hashing, "int64" otherwise.
+        hash_function: str or None. With `hash_bins`: how raw values become
+            buckets, recorded so that a warm start from a model hashed another
+            way is refused. "int_hash_v1" (integer ids: murmur3's 32-bit
+            finalizer over the id's two 32-bit halves, then `mod hash_bins`) or
+            "farmhash64" (strings; for integer ids, FarmHash64 of their decimal
+            string, as `keras.layers.Hashing` does: the buckets of models saved
+            before hash functions were recorded, without XLA). Defaults to
+            "int_hash_v1" for integers and "farmhash64" for strings.
 
     Example:
     >>> city = SparseFeature("city", vocabulary=["paris", "rome"], embedding_dim=4)
@@ -78,6 +93,7 @@ class SparseFeature:
     max_len: int | None = None
     share_embedding_with: str | None = None
     dtype: str | None = None
+    hash_function: str | None = None
 
     def __post_init__(self):
         check_name("SparseFeature", self.name)
@@ -122,6 +138,7 @@ class SparseFeature:
                 f"SparseFeature {self.name!r}: vocabulary_size needs integer ids "
                 "(dtype 'int64'); use vocabulary= or hash_bins= for strings."
             )
+        self._check_hash_function()
         if self.vocabulary is not None:
             want = str if self.dtype == "string" else int
             bad = [v for v in self.vocabulary if not isinstance(v, want)]
@@ -136,6 +153,23 @@ class SparseFeature:
                     f"SparseFeature {self.name!r}: the padding value {pad!r} cannot "
                     "be a vocabulary entry."
                 )
+
+    def _check_hash_function(self) -> None:
+        if self.hash_bins is None:
+            if self.hash_function is not None:
+                raise ValueError(
+                    f"SparseFeature {self.name!r}: hash_function needs hash_bins."
+                )
+            return
+        known = HASH_FUNCTIONS[self.dtype]
+        if self.hash_function is None:
+            object.__setattr__(self, "hash_function", known[0])
+        if self.hash_function not in known:
+            raise ValueError(
+                f"SparseFeature {self.name!r}: hash_function for dtype "
+                f"{self.dtype!r} must be one of {list(known)}; got "
+                f"{self.hash_function!r}."
+            )
 
     @property
     def num_rows(self) -> int:
@@ -161,8 +195,9 @@ class SparseFeature:
 
     @property
     def supports_jit(self) -> bool:
-        """Integer ids with `vocabulary_size` stay XLA-compilable; lookups do not."""
-        return self.vocabulary_size is not None
+        """Integer ids (`vocabulary_size`, or hashed with "int_hash_v1") stay
+        XLA-compilable; string lookups and FarmHash do not."""
+        return self.vocabulary_size is not None or self.hash_function == "int_hash_v1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,6 +373,9 @@ def feature_from_config(config: dict | Feature | SequenceFeature):
     if isinstance(config, tuple(_KINDS.values())):
         return config
     config = dict(config)
+    if config.get("hash_bins") is not None and "hash_function" not in config:
+        # Saved before hash functions were recorded: keras.layers.Hashing.
+        config["hash_function"] = "farmhash64"
     return _KINDS[config.pop("kind")](**config)
 
 

@@ -15,7 +15,8 @@ def make_lookup(feature: SparseFeature):
         feature: `SparseFeature`.
 
     Returns:
-        A `Hashing` layer (`hash_bins`), a `StringLookup` / `IntegerLookup` with
+        An `IntegerHashing` layer (integer `hash_bins`, "int_hash_v1"), a
+        `keras.layers.Hashing` ("farmhash64"), a `StringLookup` / `IntegerLookup` with
         one OOV row (`vocabulary`), or None for `vocabulary_size` (the integer
         ids are the rows already).
 
@@ -25,6 +26,8 @@ def make_lookup(feature: SparseFeature):
     [2, 0]
     """
     name = f"lookup_{feature.name}"
+    if feature.hash_function == "int_hash_v1":
+        return IntegerHashing(feature.hash_bins, name=name)
     if feature.hash_bins is not None:
         return keras.layers.Hashing(feature.hash_bins, name=name)
     if feature.vocabulary is not None:
@@ -69,3 +72,83 @@ def table_rows(feature: SparseFeature, lookup, raw):
     else:
         rows = lookup(raw)
     return ops.cast(rows, "int32"), mask
+
+
+_MURMUR_C1, _MURMUR_C2 = 0x85EBCA6B, 0xC2B2AE35
+_GOLDEN = 0x9E3779B9
+
+
+def _u32(value):
+    return ops.convert_to_tensor(value, "uint32")
+
+
+def _fmix32(h):
+    """MurmurHash3's 32-bit finalizer (an avalanching bijection of uint32)."""
+    h = ops.bitwise_xor(h, ops.right_shift(h, _u32(16)))
+    h = ops.multiply(h, _u32(_MURMUR_C1))
+    h = ops.bitwise_xor(h, ops.right_shift(h, _u32(13)))
+    h = ops.multiply(h, _u32(_MURMUR_C2))
+    return ops.bitwise_xor(h, ops.right_shift(h, _u32(16)))
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class IntegerHashing(keras.layers.Layer):
+    """Integer ids -> `num_bins` buckets with arithmetic XLA compiles ("int_hash_v1").
+
+    `keras.layers.Hashing` turns integer ids into strings and hashes those, which
+    no XLA kernel does: one hashed feature kept XLA off for the whole model. This
+    hash uses 32-bit integer arithmetic only (`keras.ops` multiply, shift, xor,
+    mod), so it compiles, and gives the same buckets on backends without 64-bit
+    integers: the id's two 32-bit halves are hashed (`hi` is the sign extension
+    for an id that fits in 32 bits, so an int32 and an int64 id of the same value
+    agree):
+
+        bucket = fmix32(lo ^ (fmix32(hi ^ 0x9E3779B9) * 0x85EBCA6B)) mod num_bins
+
+    with `fmix32` MurmurHash3's finalizer. Version 1 of this formula is recorded
+    as `SparseFeature.hash_function="int_hash_v1"`.
+
+    Args:
+        num_bins: int. Number of buckets, at most 2**31 - 1.
+
+    Example:
+    >>> h = IntegerHashing(1000)
+    >>> keras.ops.convert_to_numpy(h(np.array([0, 1, 2, 10**12]))).tolist()
+    [731, 774, 76, 353]
+    """
+
+    def __init__(self, num_bins: int, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_bins, int) or not 0 < num_bins < 2**31:
+            raise ValueError(
+                f"IntegerHashing: num_bins must be an int in [1, 2**31); got "
+                f"{num_bins!r}."
+            )
+        self.num_bins = num_bins
+        self.supports_jit = True
+
+    def call(self, ids):
+        ids = ops.convert_to_tensor(ids)
+        dtype = keras.backend.standardize_dtype(ids.dtype)
+        if dtype not in ("int32", "int64"):
+            raise ValueError(
+                f"IntegerHashing: expected integer ids (int32 or int64); got {dtype}."
+            )
+        # The high half: bits 32-63, or for int32 ids the sign extension.
+        high = ops.right_shift(ids, 32 if dtype == "int64" else 31)
+        lo = ops.cast(ids, "uint32")
+        hi = ops.cast(high, "uint32")
+        mixed = ops.multiply(
+            _fmix32(ops.bitwise_xor(hi, _u32(_GOLDEN))), _u32(_MURMUR_C1)
+        )
+        h = _fmix32(ops.bitwise_xor(lo, mixed))
+        return ops.cast(ops.mod(h, _u32(self.num_bins)), "int32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "num_bins": self.num_bins}

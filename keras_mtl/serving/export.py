@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -10,6 +11,11 @@ import tempfile
 import keras
 
 from keras_mtl._checks import check_positive_int
+from keras_mtl.features import SparseFeature
+
+#: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
+#: than its warm-up requests): what a warm start must agree with.
+SPEC_FILE = pathlib.Path("assets.extra") / "keras_mtl.json"
 
 
 def serving_signature(model: keras.Model) -> dict:
@@ -23,6 +29,22 @@ def serving_signature(model: keras.Model) -> dict:
             shape=tensor.shape, dtype=tf.as_dtype(tensor.dtype), name=name
         )
     return specs
+
+
+def hash_functions(model: keras.Model) -> dict[str, str]:
+    """`{feature name: SparseFeature.hash_function}` of `model`'s hashed features.
+
+    Read from the specs its layers were built with (`FeatureEncoder.features`,
+    `FieldEmbedding.fields`, at any depth).
+    """
+    found, stack = {}, list(model.layers)
+    while stack:
+        layer = stack.pop()
+        for spec in [*getattr(layer, "features", ()), *getattr(layer, "fields", ())]:
+            if isinstance(spec, SparseFeature) and spec.hash_function is not None:
+                found[spec.name] = spec.hash_function
+        stack.extend(getattr(layer, "_layers", []))
+    return found
 
 
 def existing_versions(base_dir: str | os.PathLike) -> list[int]:
@@ -111,6 +133,10 @@ def export_saved_model(
     try:
         with tf.device("/cpu:0"):
             archive.write_out(str(staging), verbose=False)
+        (staging / SPEC_FILE).parent.mkdir(exist_ok=True)
+        (staging / SPEC_FILE).write_text(
+            json.dumps({"hash_functions": hash_functions(model)}, indent=1)
+        )
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

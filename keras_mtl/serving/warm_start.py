@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 
@@ -9,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_mtl.serving.dupn import DUPN_PARTS
-from keras_mtl.serving.export import existing_versions
+from keras_mtl.serving.export import SPEC_FILE, existing_versions, hash_functions
 
 
 def _saved_model_dir(path: pathlib.Path) -> pathlib.Path:
@@ -32,16 +33,43 @@ def _saved_model_dir(path: pathlib.Path) -> pathlib.Path:
     )
 
 
-def _source_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
-    """Variable path -> value of the model stored at `path`."""
+def _load_source(path: pathlib.Path) -> tuple[dict[str, np.ndarray], dict | None]:
+    """`(variable path -> value, feature -> hash function)` of the model stored
+    at `path`; the hash functions are None for a SavedModel written before they
+    were recorded (`SPEC_FILE`)."""
     if path.suffix == ".keras":
         stored = keras.saving.load_model(path, compile=False)
-        return {v.path: np.asarray(v) for v in stored.variables}
+        weights = {v.path: np.asarray(v) for v in stored.variables}
+        return weights, hash_functions(stored)
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(_saved_model_dir(path)))
+    directory = _saved_model_dir(path)
+    loaded = tf.saved_model.load(str(directory))
     # A Keras export keeps each variable under its Keras path (plus ":0").
-    return {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.variables}
+    weights = {v.name.rsplit(":", 1)[0]: v.numpy() for v in loaded.variables}
+    spec = directory / SPEC_FILE
+    hashes = json.loads(spec.read_text())["hash_functions"] if spec.exists() else None
+    return weights, hashes
+
+
+def _check_hashing(model: keras.Model, source: dict | None, path) -> None:
+    """Refuse a source whose features were hashed with another function: its
+    rows would be silently remapped."""
+    # Exports without the record predate "int_hash_v1": keras.layers.Hashing.
+    wanted = hash_functions(model)
+    source = source if source is not None else dict.fromkeys(wanted, "farmhash64")
+    differ = {
+        name: (source[name], fn)
+        for name, fn in wanted.items()
+        if name in source and source[name] != fn
+    }
+    if differ:
+        detail = ", ".join(f"{n!r}: {a} -> {b}" for n, (a, b) in differ.items())
+        raise ValueError(
+            f"warm_start: {path} hashed features another way than the model "
+            f"({detail}); its rows would land in other buckets. Build the model "
+            "with the source's SparseFeature(hash_function=...) to continue it."
+        )
 
 
 def warm_start(
@@ -70,8 +98,9 @@ def warm_start(
 
     Raises:
         FileNotFoundError: nothing loadable at `path`.
-        ValueError: a shape differs (always), or variables are missing (with
-            `strict`); the message names them.
+        ValueError: a shape differs or a hashed feature's `hash_function`
+            differs (always), or variables are missing (with `strict`); the
+            message names them.
 
     Example:
     >>> import os, shutil, tempfile
@@ -93,7 +122,8 @@ def warm_start(
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"warm_start: {path} does not exist.")
-    source = _source_weights(path)
+    source, source_hashes = _load_source(path)
+    _check_hashing(model, source_hashes, path)
     missing = [v.path for v in model.variables if v.path not in source]
     wrong = [
         f"{v.path} {tuple(source[v.path].shape)} -> {tuple(v.shape)}"

@@ -1,9 +1,12 @@
 """make_lookup / table_rows: raw values -> rows of a feature's own table."""
 
+import keras
 import numpy as np
+import pytest
 
-from keras_mtl.features import SparseFeature
-from keras_mtl.layers._lookup import make_lookup, table_rows
+from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
+from keras_mtl.layers._lookup import IntegerHashing, make_lookup, table_rows
+from tests.helpers import run_layer_test
 
 
 def test_integer_ids_are_rows_and_others_go_to_the_oov_row():
@@ -27,3 +30,99 @@ def test_vocabularies_and_hashing():
     rows, _ = table_rows(tags, make_lookup(tags), np.array(["a", "b", "a"]))
     r = rows.numpy().tolist()
     assert r[0] == r[2] and all(0 <= v < 5 for v in r)
+
+
+# ----------------------------------------------------------- int_hash_v1
+
+MASK32 = 0xFFFFFFFF
+
+
+def _fmix32(x: int) -> int:
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & MASK32
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & MASK32
+    return x ^ (x >> 16)
+
+
+def _int_hash_v1(i: int, bins: int) -> int:
+    """The documented formula, in Python integers."""
+    u = i & (2**64 - 1)
+    lo, hi = u & MASK32, u >> 32
+    mixed = (_fmix32(hi ^ 0x9E3779B9) * 0x85EBCA6B) & MASK32
+    return _fmix32(lo ^ mixed) % bins
+
+
+IDS = [0, 1, 2, 41, -1, -7, 2**31 - 1, -(2**31), 2**31, 10**12, 2**63 - 1, -(2**63)]
+
+
+def test_integer_hashing_is_the_documented_formula_with_and_without_xla():
+    import tensorflow as tf
+
+    layer = IntegerHashing(1_000_003)
+    want = [_int_hash_v1(i, 1_000_003) for i in IDS]
+    ids = np.array(IDS, "int64")
+    assert keras.ops.convert_to_numpy(layer(ids)).tolist() == want
+    compiled = tf.function(layer, jit_compile=True)
+    assert compiled(tf.constant(ids)).numpy().tolist() == want
+
+
+def test_int32_ids_hash_as_int64_ids_of_the_same_value():
+    """What a backend without 64-bit integers (JAX by default) computes."""
+    small = [i for i in IDS if -(2**31) <= i < 2**31]
+    layer = IntegerHashing(977)
+    as32 = keras.ops.convert_to_numpy(layer(np.array(small, "int32")))
+    as64 = keras.ops.convert_to_numpy(layer(np.array(small, "int64")))
+    assert as32.tolist() == as64.tolist() == [_int_hash_v1(i, 977) for i in small]
+
+
+def test_consecutive_ids_spread_evenly_over_the_buckets():
+    # 200k consecutive ids into 100 buckets: chi-square with 99 degrees of freedom
+    # (mean 99, sd 14); a hash that kept id order (i mod 100) scores 0, one that
+    # clumps scores thousands.
+    buckets = keras.ops.convert_to_numpy(IntegerHashing(100)(np.arange(200_000)))
+    counts = np.bincount(buckets, minlength=100)
+    chi2 = ((counts - 2000) ** 2 / 2000).sum()
+    assert 40 < chi2 < 170, chi2
+    # Avalanche: ids one apart land in unrelated buckets.
+    assert np.mean(buckets[1:] == buckets[:-1]) < 0.02
+
+
+def test_integer_hashing_layer_battery(tmp_path):
+    run_layer_test(
+        IntegerHashing,
+        {"num_bins": 50},
+        np.array([3, -1, 10**10], "int64"),
+        (None,),
+        tmp_path,
+        expected_output=np.array([_int_hash_v1(i, 50) for i in (3, -1, 10**10)]),
+        fit=False,
+    )
+
+
+def test_integer_hashing_rejects_bad_bins_and_float_ids():
+    with pytest.raises(ValueError, match=r"num_bins must be an int in \[1, 2\*\*31\)"):
+        IntegerHashing(2**31)
+    with pytest.raises(ValueError, match="expected integer ids.*float32"):
+        IntegerHashing(8)(np.ones(3, "float32"))
+
+
+def test_hash_function_defaults_and_choices():
+    assert SparseFeature("u", hash_bins=9, dtype="int64").hash_function == "int_hash_v1"
+    assert SparseFeature("u", hash_bins=9).hash_function == "farmhash64"
+    assert SparseFeature("u", vocabulary_size=9).hash_function is None
+    old = SparseFeature("u", hash_bins=9, dtype="int64", hash_function="farmhash64")
+    assert isinstance(make_lookup(old), keras.layers.Hashing)
+    assert not old.supports_jit
+    assert SparseFeature("u", hash_bins=9, dtype="int64").supports_jit
+    with pytest.raises(ValueError, match=r"must be one of \['farmhash64'\]"):
+        SparseFeature("u", hash_bins=9, hash_function="int_hash_v1")
+    with pytest.raises(ValueError, match="hash_function needs hash_bins"):
+        SparseFeature("u", vocabulary_size=9, hash_function="int_hash_v1")
+
+
+def test_configs_saved_before_hash_functions_keep_their_buckets():
+    config = feature_to_config(SparseFeature("u", hash_bins=9, dtype="int64"))
+    assert config["hash_function"] == "int_hash_v1"
+    del config["hash_function"]  # as saved by earlier versions
+    assert feature_from_config(config).hash_function == "farmhash64"

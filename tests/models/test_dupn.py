@@ -41,6 +41,10 @@ def battery(movielens, tmp_path_factory):
         data=movielens.train,
         batch_size=128,
         epochs=4,
+        # 4 epochs on this 40-user fixture lower the loss by 9.5-10% depending on
+        # the hash function and optimizer (measured); weights that do not move
+        # keep it flat.
+        min_loss_drop=0.08,
     )
     return BuilderBattery({"dupn": case}, tmp_path_factory.mktemp("dupn"))
 

@@ -1,5 +1,8 @@
 """warm_start: weights from a previous export, matched by variable path."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -49,3 +52,40 @@ def test_missing_variables_are_named_unless_not_strict(tmp_path):
     report = km.warm_start(extra, tmp_path / "day1.keras", strict=False)
     assert report == {"loaded": len(day1.variables), "missing": 4}
     np.testing.assert_allclose(extra(X)["click"], day1(X)["click"], atol=1e-6)
+
+
+def _build_hashed_with(hash_function):
+    features = [
+        dataclasses.replace(FEATURES[0], hash_function=hash_function),
+        FEATURES[1],
+    ]
+    return km.build_mmoe(features, TASKS, num_experts=2, expert_units=(4,))
+
+
+def test_exports_record_their_hash_functions(tmp_path):
+    path = km.export_saved_model(build(), tmp_path)
+    record = json.loads((path / "assets.extra" / "keras_mtl.json").read_text())
+    assert record == {"hash_functions": {"item": "int_hash_v1"}}
+
+
+@pytest.mark.parametrize("keras_file", [False, True])
+def test_a_source_hashed_another_way_is_refused(tmp_path, keras_file):
+    old = _build_hashed_with("farmhash64")
+    if keras_file:
+        source = tmp_path / "old.keras"
+        old.save(source)
+    else:
+        source = km.export_saved_model(old, tmp_path)
+    with pytest.raises(ValueError, match="'item': farmhash64 -> int_hash_v1"):
+        km.warm_start(build(), source)
+    same = _build_hashed_with("farmhash64")
+    assert km.warm_start(same, source)["missing"] == 0
+    np.testing.assert_allclose(same(X)["click"], old(X)["click"], atol=1e-6)
+
+
+def test_an_export_without_the_record_was_hashed_by_keras_hashing(tmp_path):
+    path = km.export_saved_model(_build_hashed_with("farmhash64"), tmp_path)
+    (path / "assets.extra" / "keras_mtl.json").unlink()  # as written before
+    with pytest.raises(ValueError, match="farmhash64 -> int_hash_v1"):
+        km.warm_start(build(), path)
+    assert km.warm_start(_build_hashed_with("farmhash64"), path)["missing"] == 0
