@@ -161,9 +161,10 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             slots = [
                 self.add_variable(
                     shape=shape,
-                    initializer=keras.initializers.Constant(
-                        init if slot == "accumulator" else 0.0
-                    ),
+                    # ("zeros" allocates the slot once; Constant(0) twice.)
+                    initializer=keras.initializers.Constant(init)
+                    if slot == "accumulator"
+                    else "zeros",
                     dtype=table.dtype,
                     name=f"{table.path.replace('/', '_')}_{slot}",
                 )

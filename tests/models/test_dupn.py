@@ -67,6 +67,11 @@ def test_battery_and_outputs_per_task(battery, movielens):
     assert model.get_layer("user_representation").output.shape == (None, 16 + 8)
     assert isinstance(model.get_layer("ctr_head"), km.layers.CandidateScorer)
     assert isinstance(model.get_layer("genre_head"), km.layers.TaskTower)
+    # The hashed movie ids take the integer-hash path: XLA on, item tables row-wise.
+    assert model.jit_compile
+    assert isinstance(model.optimizer, km.optimizers.RowWiseOptimizer)
+    item_tables = model.get_layer("item_embedding").tables
+    assert item_tables and all(km.optimizers.is_table(t) for t in item_tables)
 
 
 def test_feature_roles_follow_the_rule(trained, movielens):

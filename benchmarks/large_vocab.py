@@ -1,0 +1,361 @@
+"""Training speed, memory and export size of `build_mmoe` with one huge id table.
+
+The model: `build_mmoe` (default compile: Adam, masked losses, AUC per task,
+XLA when every layer allows it) with one `SparseFeature("item",
+vocabulary_size=V, embedding_dim=16)` plus three small features (two sparse
+fields of 100 ids, one dense column), two binary tasks, batch 1024. Item ids are
+Zipf-distributed (a = 1.2, clipped to the vocabulary), as ids of users and items
+are; one batch touches a few hundred distinct rows.
+
+Contenders (each in its own subprocess, so that its memory is its own):
+
+- `vocab_100k`, `vocab_1m`, `vocab_10m`: `vocabulary_size` = 100k, 1M, 10M;
+  keras-mtl's default row-wise table updates (`RowWiseOptimizer`).
+- `hash_10m`: the same ids hashed into 10M buckets (`hash_bins`, integer
+  hashing "int_hash_v1", which XLA compiles).
+- baselines, as before this work: `plain_10m` (plain Keras 3 optimizer:
+  `row_wise_updates=False`, which updates all 10M rows and their slots every
+  step) and `farmhash_10m` (`hash_function="farmhash64"`: Keras's `Hashing`,
+  which turns XLA off, plus the plain optimizer).
+
+Protocol: every child builds its model, its data (64 distinct cached batches,
+repeated) and trains `--warmup-steps` steps (compilation included); then the
+parent runs `--rounds` rounds in which every contender trains `--steps` steps in
+one `fit` call, the order rotated each round; the baselines train
+`--baseline-steps` (half a second or more a step at 10M). Training examples/s =
+steps x batch / seconds, the median over rounds. Then each child exports a
+SavedModel (`keras_mtl.export_saved_model`: size on disk and time) and reports
+its memory growth: peak resident memory (VmHWM) minus the resident memory after
+importing keras_mtl, against the bytes of the table and its optimizer slots
+(Adam: 3 x table; row-wise Adagrad: table + one float per row). The whole run
+is done for Adam (default) and for Adagrad (`--optimizers`).
+
+Usage (from the repository root):
+
+    python benchmarks/large_vocab.py [--rounds 5] [--steps 200] [--optimizers adam,adagrad]
+    python benchmarks/large_vocab.py --quick   # small tables, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+try:  # `python -m benchmarks.large_vocab` from the repository root
+    from benchmarks import _common
+except ImportError:  # `python benchmarks/large_vocab.py`
+    import _common
+
+BATCH = 1024
+EMBEDDING_DIM = 16
+ZIPF_A = 1.2
+
+
+def contenders(args) -> dict[str, dict]:
+    """Contender key -> its model options."""
+    sizes = [int(s) for s in args.vocab_sizes.split(",")]
+    out = {
+        f"vocab_{_short(v)}": {"vocabulary_size": v, "row_wise": True} for v in sizes
+    }
+    big = sizes[-1]
+    out[f"hash_{_short(big)}"] = {"hash_bins": big, "row_wise": True}
+    if not args.no_baselines:
+        out[f"plain_{_short(big)}"] = {"vocabulary_size": big, "row_wise": False}
+        out[f"farmhash_{_short(big)}"] = {
+            "hash_bins": big,
+            "hash_function": "farmhash64",
+            "row_wise": False,
+        }
+    return out
+
+
+def _short(n: int) -> str:
+    for unit, size in (("m", 10**6), ("k", 10**3)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
+    """One contender: build, warm up, then obey the parent's commands on stdin."""
+    _common.add_repo_to_path()
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_mtl as km
+
+    baseline_kib = _rss_kib("VmRSS")
+    vocab = spec.get("vocabulary_size") or spec["hash_bins"]
+    item = km.SparseFeature(
+        "item",
+        embedding_dim=EMBEDDING_DIM,
+        **(
+            {"vocabulary_size": vocab}
+            if "vocabulary_size" in spec
+            else {
+                "hash_bins": vocab,
+                "dtype": "int64",
+                "hash_function": spec.get("hash_function"),
+            }
+        ),
+    )
+    features = [
+        item,
+        km.SparseFeature("shop", vocabulary_size=100, embedding_dim=8),
+        km.SparseFeature("brand", vocabulary_size=100, embedding_dim=8),
+        km.DenseFeature("price"),
+    ]
+    tasks = [km.Task("click"), km.Task("buy")]
+    start = time.perf_counter()
+    model = km.build_mmoe(
+        features,
+        tasks,
+        compile={"optimizer": optimizer, "row_wise_updates": spec["row_wise"]},
+    )
+    rng = np.random.default_rng(0)
+    n = 64 * BATCH
+    x = {
+        "item": np.minimum(rng.zipf(ZIPF_A, n), vocab - 1).astype("int64"),
+        "shop": rng.integers(0, 100, n),
+        "brand": rng.integers(0, 100, n),
+        "price": rng.normal(size=n).astype("float32"),
+    }
+    y = {t.name: rng.integers(0, 2, n).astype("float32") for t in tasks}
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).cache().repeat()
+    distinct = float(np.mean([len(np.unique(b)) for b in x["item"].reshape(64, -1)]))
+
+    def train(steps: int) -> float:
+        start = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+        return time.perf_counter() - start
+
+    train(warmup_steps)
+    table = [v for v in model.trainable_variables if km.optimizers.is_table(v)]
+    table_bytes = max(int(np.prod(v.shape)) * 4 for v in table)
+    # The big table's optimizer slots (the row-wise ones, or the plain optimizer's).
+    slot_bytes = sum(
+        int(np.prod(v.shape)) * 4
+        for v in model.optimizer.variables
+        if len(v.shape) and v.shape[0] >= vocab
+    )
+    _send(
+        {
+            "ready": True,
+            "build_and_warmup_s": time.perf_counter() - start,
+            "jit_compile": bool(model.jit_compile),
+            "optimizer_class": type(model.optimizer).__name__,
+            "distinct_items_per_batch": distinct,
+            "table_and_slot_bytes": table_bytes + slot_bytes,
+            "param_bytes": sum(int(np.prod(v.shape)) * 4 for v in model.variables),
+        }
+    )
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "train":
+            _send({"seconds": train(int(rest[0]))})
+        elif command == "export":
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                path = km.export_saved_model(model, tmp)
+                seconds = time.perf_counter() - start
+                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            _send(
+                {
+                    "export_s": seconds,
+                    "export_bytes": size,
+                    "peak_growth_bytes": (_rss_kib("VmHWM") - baseline_kib) * 1024,
+                }
+            )
+        elif command == "quit":
+            return
+
+
+def _send(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+class Child:
+    def __init__(self, key: str, spec: dict, optimizer: str, args):
+        self.key, self.spec = key, spec
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            json.dumps(spec),
+            "--optimizer",
+            optimizer,
+            "--warmup-steps",
+            str(args.warmup_steps),
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def ask(self, command: str | None = None) -> dict:
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"{self.key}: the child ended ({self.process.wait()})")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def run_optimizer(optimizer: str, args) -> list[dict]:
+    specs = contenders(args)
+    children = [Child(k, s, optimizer, args) for k, s in specs.items()]
+    try:
+        info = {c.key: c.ask() for c in children}
+        seconds = {c.key: [] for c in children}
+        steps = {
+            c.key: args.steps if c.spec["row_wise"] else args.baseline_steps
+            for c in children
+        }
+        for r in range(args.rounds):
+            shift = r % len(children)
+            for c in children[shift:] + children[:shift]:
+                seconds[c.key].append(c.ask(f"train {steps[c.key]}")["seconds"])
+            print(f"- {optimizer}, round {r + 1}/{args.rounds} done", flush=True)
+        exports = {c.key: c.ask("export") for c in children}
+    finally:
+        for c in children:
+            c.stop()
+    rows = []
+    for c in children:
+        step_ms = statistics.median(seconds[c.key]) / steps[c.key] * 1000
+        rows.append(
+            {
+                "key": c.key,
+                "optimizer": optimizer,
+                "steps": steps[c.key],
+                "step_ms": step_ms,
+                "step_ms_all": [s / steps[c.key] * 1000 for s in seconds[c.key]],
+                "examples_per_s": BATCH / step_ms * 1000,
+                **info[c.key],
+                **exports[c.key],
+            }
+        )
+    return rows
+
+
+def report(rows: list[dict], args) -> None:
+    print("\n## Results\n")
+    print("\n".join(_common.machine_lines()))
+    print(
+        f"- batch {BATCH}, Zipf(a={ZIPF_A}) item ids, {args.rounds} rounds of "
+        f"{args.steps} steps ({args.baseline_steps} for the baselines), "
+        f"{args.warmup_steps} warm-up steps\n"
+    )
+    table = []
+    for optimizer in dict.fromkeys(r["optimizer"] for r in rows):
+        mine = [r for r in rows if r["optimizer"] == optimizer]
+        smallest = mine[0]
+        for r in mine:
+            table.append(
+                [
+                    optimizer,
+                    r["key"],
+                    "yes" if r["jit_compile"] else "no",
+                    f"{r['examples_per_s']:,.0f}",
+                    _common.median_range(r["step_ms_all"], "{:.2f}"),
+                    f"{r['step_ms'] / smallest['step_ms']:.2f}×",
+                    f"{r['peak_growth_bytes'] / 2**20:,.0f}",
+                    f"{r['peak_growth_bytes'] / r['table_and_slot_bytes']:.2f}×",
+                    f"{r['export_bytes'] / 2**20:,.1f}",
+                    f"{r['export_bytes'] / r['param_bytes']:.3f}×",
+                    f"{r['export_s']:.1f}",
+                ]
+            )
+    print(
+        _common.markdown_table(
+            [
+                "optimizer",
+                "contender",
+                "XLA",
+                "examples/s",
+                "step ms, median (min–max)",
+                f"step / {rows[0]['key']}",
+                "memory growth MiB",
+                "growth / (table + slots)",
+                "export MiB",
+                "export / params",
+                "export s",
+            ],
+            table,
+        )
+    )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vocab-sizes", default="100000,1000000,10000000")
+    parser.add_argument("--optimizers", default="adam,adagrad")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--baseline-steps", type=int, default=10)
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tables of 1k and 200k rows, 2 rounds of 5 steps, Adam",
+    )
+    parser.add_argument("--json", help="also write the result rows to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.vocab_sizes, args.optimizers = "1000,200000", "adam"
+        args.rounds, args.steps, args.baseline_steps, args.warmup_steps = 2, 5, 2, 2
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        child(json.loads(args.child), args.optimizer, args.warmup_steps)
+        return 0
+    rows = []
+    for optimizer in args.optimizers.split(","):
+        rows += run_optimizer(optimizer, args)
+    report(rows, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
