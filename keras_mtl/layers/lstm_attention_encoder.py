@@ -133,6 +133,9 @@ class LSTMAttentionEncoder(keras.layers.Layer):
         x = ops.concatenate([inputs[0], inputs[1]], axis=-1)
         if self.cell == "none":
             return self.sequence(x)
+        if self.cell == "property_gated":
+            with self.sequence.cell.hoisted_input_kernel():
+                return self.sequence(x, mask=mask)
         return self.sequence(x, mask=mask)
 
     def call(self, inputs, mask=None, return_weights=False):

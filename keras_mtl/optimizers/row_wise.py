@@ -202,7 +202,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             self.inner_optimizer.apply(dense_grads, dense_vars)
             return
         opt = self.inner_optimizer
-        rows = [_distinct_rows(g, v) for g, v in table_pairs]
+        rows = [_distinct_rows(g) for g, _ in table_pairs]
         if opt.global_clipnorm:
             rows, dense_grads = _clip_globally(rows, dense_grads, opt.global_clipnorm)
         with keras.name_scope(self.name):
@@ -287,7 +287,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         return cls(inner, **config)
 
 
-def _distinct_rows(gradient, table):
+def _distinct_rows(gradient):
     """`(ids, summed, count)` of a table gradient, with static shapes.
 
     `ids` (n,) holds the distinct row ids first, `summed` (n, dim) the sum of

@@ -259,3 +259,17 @@ def test_empty_history_pools_to_zeros(cell):
         np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK))[[0, 2]],
         rtol=1e-6,
     )
+
+
+def test_property_gated_weights_keep_their_paths():
+    """The cell's four weights, under the paths warm starts match by."""
+    enc = LSTMAttentionEncoder(units=4, attention_units=3, name="encoder")
+    enc([ITEMS, PROPS])
+    lstm = sorted(v.path for v in enc.weights if "/lstm/" in v.path)
+    assert lstm == [
+        "encoder/lstm/cell/bias",
+        "encoder/lstm/cell/cell_kernel",
+        "encoder/lstm/cell/gate_kernel",
+        "encoder/lstm/cell/recurrent_kernel",
+    ]
+    assert len(enc.weights) == len({v.path for v in enc.weights})
