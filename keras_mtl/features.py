@@ -44,9 +44,6 @@ class SparseFeature:
     - `vocabulary=[...]`: raw strings or integers, looked up inside the model; a
       value not in the list goes to the OOV row.
     - `hash_bins=N`: raw strings (or integers) hashed into `N` rows inside the model.
-      Integer ids are hashed with integer arithmetic (`hash_function="int_hash_v1"`,
-      compiled by XLA like `vocabulary_size`); strings with FarmHash64
-      (`"farmhash64"`, TensorFlow's `to_hash_bucket_fast`, as `keras.layers.Hashing`).
 
     Padding (and "no value") is -1 for integer features and the empty string for
     string features; padded slots are masked out of the field-wise sum.
@@ -63,14 +60,12 @@ class SparseFeature:
             embedding table this one reuses (same rows and width). Defaults to None.
         dtype: "int64" or "string". Raw value type. Defaults to "string" for string
             vocabularies and hashing, "int64" otherwise.
-        hash_function: str or None. With `hash_bins`: how raw values become
-            buckets, recorded so that a warm start from a model hashed another
-            way is refused. "int_hash_v1" (integer ids: murmur3's 32-bit
-            finalizer over the id's two 32-bit halves, then `mod hash_bins`) or
-            "farmhash64" (strings; for integer ids, FarmHash64 of their decimal
-            string, as `keras.layers.Hashing` does: the buckets of models saved
-            before hash functions were recorded, without XLA). Defaults to
-            "int_hash_v1" for integers and "farmhash64" for strings.
+        hash_function: str or None. With `hash_bins`, how values become buckets
+            (recorded: warm starts refuse another): "int_hash_v1" (integer
+            arithmetic, compiled by XLA; `layers._lookup.IntegerHashing`) or
+            "farmhash64" (`keras.layers.Hashing`, no XLA; for integer ids, what
+            models saved before the record used). Defaults to "int_hash_v1" for
+            integers and "farmhash64" for strings.
 
     Example:
     >>> city = SparseFeature("city", vocabulary=["paris", "rome"], embedding_dim=4)
@@ -155,20 +150,14 @@ class SparseFeature:
                 )
 
     def _check_hash_function(self) -> None:
-        if self.hash_bins is None:
-            if self.hash_function is not None:
-                raise ValueError(
-                    f"SparseFeature {self.name!r}: hash_function needs hash_bins."
-                )
-            return
-        known = HASH_FUNCTIONS[self.dtype]
+        known = HASH_FUNCTIONS[self.dtype] if self.hash_bins else (None,)
         if self.hash_function is None:
             object.__setattr__(self, "hash_function", known[0])
         if self.hash_function not in known:
             raise ValueError(
-                f"SparseFeature {self.name!r}: hash_function for dtype "
-                f"{self.dtype!r} must be one of {list(known)}; got "
-                f"{self.hash_function!r}."
+                f"SparseFeature {self.name!r}: hash_function must be one of "
+                f"{list(known)} (dtype {self.dtype!r}, hash_bins {self.hash_bins}); "
+                f"got {self.hash_function!r}."
             )
 
     @property

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import keras
 from keras import ops
 
+from keras_mtl import optimizers as optimizers_module
 from keras_mtl import weighting as weighting_module
-from keras_mtl.optimizers import RowWiseOptimizer, is_table
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -27,10 +28,11 @@ class MultiTaskModel(keras.Model):
       plain `fit`; the logs report each task's `{task}_loss` and `{task}_weight`.
       The strategy and its state are saved with the model and restored by
       `keras.saving.load_model`.
-    - The embedding tables of its layers are updated row-wise: `compile` wraps
-      the optimizer in `keras_mtl.optimizers.RowWiseOptimizer` (unless
-      `row_wise_updates=False`), so a step touches only the rows a batch
-      looked up, and costs the same for a table of 100k rows or of 10M.
+    - Large embedding tables are updated row-wise: `compile` wraps the
+      optimizer in `keras_mtl.optimizers.RowWiseOptimizer` when a table has at
+      least `AUTO_MIN_TABLE_SIZE` elements (`row_wise_updates="auto"`), so a
+      step touches only the rows a batch looked up (on TensorFlow), and costs
+      about the same for a table of 1M rows or of 10M.
     """
 
     loss_weighting = None
@@ -43,7 +45,7 @@ class MultiTaskModel(keras.Model):
         metrics=None,
         *args,
         loss_weighting=None,
-        row_wise_updates=True,
+        row_wise_updates="auto",
         **kwargs,
     ):
         """`keras.Model.compile`, plus `loss_weighting` and `row_wise_updates`.
@@ -54,10 +56,14 @@ class MultiTaskModel(keras.Model):
                 `keras_mtl.weighting.LossWeighting`. With a strategy, `loss` must
                 be a dict of task name to loss; `loss_weights` then scales each
                 task's loss before the strategy weights it.
-            row_wise_updates: bool. When the model has embedding tables, wrap
-                the optimizer in `RowWiseOptimizer`: the tables' rows are
-                updated only when looked up (see its docstring for the
-                optimizers it covers). Defaults to True.
+            row_wise_updates: "auto", True or False. Wrap the optimizer in
+                `RowWiseOptimizer`, which updates a table's rows only when they
+                are looked up (see its docstring for the optimizers it covers):
+                "auto" for the tables of at least `AUTO_MIN_TABLE_SIZE`
+                elements (smaller ones keep the optimizer's exact dense
+                update; a model without such a table keeps its optimizer as
+                given), True for every table, False for none. Defaults to
+                "auto".
             Other arguments: see `keras.Model.compile`.
         """
         self._drop_loss_weighting()
@@ -68,8 +74,8 @@ class MultiTaskModel(keras.Model):
             self._compile_with_weighting(
                 optimizer, loss, loss_weights, metrics, loss_weighting, *args, **kwargs
             )
-        if not row_wise_updates:  # saved, so that loading does not wrap it
-            self._compile_config.config["row_wise_updates"] = False
+        if row_wise_updates != "auto":  # saved: loading decides as compiling did
+            self._compile_config.config["row_wise_updates"] = row_wise_updates
 
     def _compile_with_weighting(
         self, optimizer, loss, loss_weights, metrics, loss_weighting, *args, **kwargs
@@ -96,14 +102,26 @@ class MultiTaskModel(keras.Model):
             loss=loss, loss_weights=loss_weights, loss_weighting=strategy
         )
 
-    def _row_wise(self, optimizer, row_wise_updates: bool):
-        """`optimizer`, wrapped in `RowWiseOptimizer` when this model has
-        embedding tables (and `row_wise_updates`)."""
-        if not row_wise_updates or isinstance(optimizer, RowWiseOptimizer):
+    def _row_wise(self, optimizer, row_wise_updates):
+        """`optimizer`, wrapped in `RowWiseOptimizer` as `row_wise_updates` says."""
+        if row_wise_updates not in ("auto", True, False):
+            raise ValueError(
+                "MultiTaskModel.compile: row_wise_updates must be 'auto', True or "
+                f"False; got {row_wise_updates!r}."
+            )
+        wrapper = optimizers_module.RowWiseOptimizer
+        if row_wise_updates is False or isinstance(optimizer, wrapper):
             return optimizer
-        if not any(is_table(v) for v in self.trainable_variables):
+        auto = row_wise_updates == "auto"
+        smallest = optimizers_module.AUTO_MIN_TABLE_SIZE if auto else 0
+        sizes = [
+            math.prod(v.shape)
+            for v in self.trainable_variables
+            if optimizers_module.is_table(v)
+        ]
+        if not any(size >= smallest for size in sizes):
             return optimizer
-        return RowWiseOptimizer(keras.optimizers.get(optimizer))
+        return wrapper(keras.optimizers.get(optimizer), min_table_size=smallest)
 
     def _drop_loss_weighting(self) -> None:
         old = self.loss_weighting

@@ -1,6 +1,16 @@
 """Optimizers: row-wise updates for embedding tables."""
 
 from keras_mtl.layers._tables import is_table, mark_table
-from keras_mtl.optimizers.row_wise import ROW_WISE_OPTIMIZERS, RowWiseOptimizer
+from keras_mtl.optimizers.row_wise import (
+    AUTO_MIN_TABLE_SIZE,
+    ROW_WISE_OPTIMIZERS,
+    RowWiseOptimizer,
+)
 
-__all__ = ["ROW_WISE_OPTIMIZERS", "RowWiseOptimizer", "is_table", "mark_table"]
+__all__ = [
+    "AUTO_MIN_TABLE_SIZE",
+    "ROW_WISE_OPTIMIZERS",
+    "RowWiseOptimizer",
+    "is_table",
+    "mark_table",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import keras
@@ -10,6 +11,10 @@ from keras_mtl.layers._tables import is_table
 
 #: Inner optimizers whose table updates are row-wise (others update densely).
 ROW_WISE_OPTIMIZERS = ("Adam", "AdamW", "Adagrad", "SGD")
+#: `row_wise_updates="auto"`: tables of at least this many elements (16 MiB of
+#: float32, e.g. 262,144 rows of width 16) are updated row-wise; smaller ones get
+#: the exact dense update, which costs little at that size.
+AUTO_MIN_TABLE_SIZE = 1 << 22
 
 
 def _unsupported(optimizer) -> str | None:
@@ -67,14 +72,19 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
     strategy in scope falls back to the inner optimizer's dense update of the
     tables, with a warning that names the tables.
 
-    `MultiTaskModel.compile` wraps its optimizer in this class when the model
-    has embedding tables (every keras-mtl builder), unless
-    `row_wise_updates=False`.
+    `MultiTaskModel.compile` (every keras-mtl builder) wraps its optimizer in
+    this class when a table has at least `AUTO_MIN_TABLE_SIZE` elements
+    (`row_wise_updates="auto"`, with that `min_table_size`: smaller tables
+    keep the exact dense update, cheap at their size), or for every table
+    (`row_wise_updates=True`).
 
     Args:
         inner_optimizer: `keras.optimizers.Optimizer`, its name or config:
             updates the dense weights, and its hyperparameters drive the
             tables' updates.
+        min_table_size: int. Only tables of at least this many elements are
+            updated row-wise; smaller ones get the inner optimizer's dense
+            update. Defaults to 0 (every table).
         name: str or None. Defaults to "row_wise".
 
     Example:
@@ -93,7 +103,9 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
            [1.    , 1.    ]], dtype=float32)
     """
 
-    def __init__(self, inner_optimizer="adam", name=None, **kwargs):
+    def __init__(
+        self, inner_optimizer="adam", min_table_size: int = 0, name=None, **kwargs
+    ):
         if kwargs:
             raise ValueError(
                 "RowWiseOptimizer: set optimizer arguments on the inner optimizer; "
@@ -101,6 +113,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             )
         super().__init__(learning_rate=0.0, name=name or "row_wise")
         self.inner_optimizer = keras.optimizers.get(inner_optimizer)
+        self.min_table_size = int(min_table_size)
         if isinstance(self.inner_optimizer, RowWiseOptimizer):
             raise ValueError("RowWiseOptimizer: the inner optimizer is row-wise too.")
         # Ids of the tables' variables (`_var_key`) -> positions of their slots in
@@ -133,7 +146,11 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
 
     def build(self, var_list):
         var_list = list(var_list)
-        tables = [v for v in var_list if is_table(v)]
+        tables = [
+            v
+            for v in var_list
+            if is_table(v) and math.prod(v.shape) >= self.min_table_size
+        ]
         reason = _unsupported(self.inner_optimizer) if tables else None
         if reason is not None:
             warnings.warn(
@@ -276,6 +293,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             "inner_optimizer": keras.saving.serialize_keras_object(
                 self.inner_optimizer
             ),
+            "min_table_size": self.min_table_size,
         }
 
     @classmethod

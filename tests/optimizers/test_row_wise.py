@@ -239,6 +239,7 @@ FEATURES = [
 
 
 def _model_and_data(**compile):
+    compile = {"row_wise_updates": True, **compile}  # a small table: opt in
     model = km.build_mmoe(
         FEATURES,
         [km.Task("a")],
@@ -277,10 +278,35 @@ def test_a_named_optimizer_and_an_instance_are_both_wrapped():
     assert type(model.optimizer.inner_optimizer).__name__ == "Adagrad"
     assert float(model.optimizer.learning_rate) == pytest.approx(0.2)
     sgd = keras.optimizers.SGD(0.3)
-    model.compile(optimizer=sgd, loss={"a": "binary_crossentropy"})
+    model.compile(
+        optimizer=sgd, loss={"a": "binary_crossentropy"}, row_wise_updates=True
+    )
     assert model.optimizer.inner_optimizer is sgd
     model.compile(optimizer="sgd", loss={"a": "bce"}, row_wise_updates=False)
     assert isinstance(model.optimizer, keras.optimizers.SGD)
+    with pytest.raises(ValueError, match="row_wise_updates must be 'auto'"):
+        model.compile(optimizer="sgd", row_wise_updates="yes")
+
+
+def test_auto_keeps_small_tables_on_the_exact_dense_update(monkeypatch):
+    # Default ("auto"): this 51 x 4 table is far below AUTO_MIN_TABLE_SIZE.
+    model = km.build_mmoe(FEATURES, [km.Task("a")], num_experts=2, expert_units=[4])
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    # With a threshold between two tables' sizes, only the big one is row-wise.
+    monkeypatch.setattr(km.optimizers, "AUTO_MIN_TABLE_SIZE", 100)
+    features = [*FEATURES, km.SparseFeature("shop", vocabulary_size=9, embedding_dim=2)]
+    model = km.build_mmoe(features, [km.Task("a")], num_experts=2, expert_units=[4])
+    assert isinstance(model.optimizer, RowWiseOptimizer)
+    assert model.optimizer.min_table_size == 100
+    x = {"item": np.arange(32) % 5, "shop": np.arange(32) % 3, "x": np.zeros(32)}
+    model.fit(x, {"a": np.ones(32)}, batch_size=16, epochs=1, verbose=0)
+    big, small = sorted(
+        (v for v in model.trainable_variables if is_table(v)), key=lambda v: -v.shape[0]
+    )
+    assert [tuple(s.shape) for s in model.optimizer.slots(big)] == [(51, 4)] * 2
+    with pytest.raises(KeyError):
+        model.optimizer.slots(small)  # the inner Adam's own, dense
+    assert model.optimizer.get_config()["min_table_size"] == 100
 
 
 def test_keras_file_and_checkpoint_keep_the_slots(tmp_path):
@@ -312,10 +338,12 @@ def test_keras_file_and_checkpoint_keep_the_slots(tmp_path):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(m), want)
 
 
-def test_row_wise_updates_false_survives_a_keras_file(tmp_path):
-    model, ds = _model_and_data(row_wise_updates=False)
-    assert isinstance(model.optimizer, keras.optimizers.Adam)
+@pytest.mark.parametrize("setting", [False, True])
+def test_the_row_wise_setting_survives_a_keras_file(tmp_path, setting):
+    model, ds = _model_and_data(row_wise_updates=setting)
+    want = RowWiseOptimizer if setting else keras.optimizers.Adam
+    assert type(model.optimizer) is want
     model.fit(ds, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert isinstance(loaded.optimizer, keras.optimizers.Adam)
+    assert type(loaded.optimizer) is want
