@@ -13,10 +13,16 @@ Contenders (each in its own subprocess, so that its memory is its own):
   keras-mtl's default row-wise table updates (`RowWiseOptimizer`).
 - `hash_10m`: the same ids hashed into 10M buckets (`hash_bins`, integer
   hashing "int_hash_v1", which XLA compiles).
+- string ids ("item123"): `strvocab_100k`, a string vocabulary of the smallest
+  size (`StringLookup`), and `strhash_10m`, strings hashed into the largest
+  (`Hashing`, FarmHash). Both looked up in the `tf.data` pipeline, outside the
+  compiled step (`MultiTaskModel.hosted_lookups`), so XLA stays on.
 - baselines, as before this work: `plain_10m` (plain Keras 3 optimizer:
   `row_wise_updates=False`, which updates all 10M rows and their slots every
-  step) and `farmhash_10m` (`hash_function="farmhash64"`: Keras's `Hashing`,
-  which turns XLA off, plus the plain optimizer).
+  step), `farmhash_10m` (`hash_function="farmhash64"`: Keras's `Hashing`,
+  which turns XLA off, plus the plain optimizer) and `strvocab_ingraph_100k`
+  (the string vocabulary looked up inside the training step, which turns XLA
+  off: the same graph as a plain `keras.Model`, compiled by `compile_model`).
 
 Protocol: every child builds its model, its data (64 distinct cached batches,
 repeated) and trains `--warmup-steps` steps (compilation included); then the
@@ -66,6 +72,11 @@ def contenders(args) -> dict[str, dict]:
     }
     big = sizes[-1]
     out[f"hash_{_short(big)}"] = {"hash_bins": big, "row_wise": True}
+    small = sizes[0]
+    out[f"strvocab_{_short(small)}"] = {"vocabulary_size": small, "strings": True}
+    out[f"strhash_{_short(big)}"] = {"hash_bins": big, "strings": True}
+    for spec in out.values():
+        spec.setdefault("row_wise", True)
     if not args.no_baselines:
         out[f"plain_{_short(big)}"] = {"vocabulary_size": big, "row_wise": False}
         out[f"farmhash_{_short(big)}"] = {
@@ -73,6 +84,18 @@ def contenders(args) -> dict[str, dict]:
             "hash_function": "farmhash64",
             "row_wise": False,
         }
+        out[f"strvocab_ingraph_{_short(small)}"] = {
+            "vocabulary_size": small,
+            "strings": True,
+            "in_graph": True,
+            "row_wise": True,  # (a 100k table: "auto" keeps the dense update)
+        }
+    if args.contenders:
+        wanted = args.contenders.split(",")
+        unknown = sorted(set(wanted) - set(out))
+        if unknown:
+            raise SystemExit(f"unknown contenders {unknown}; known: {sorted(out)}")
+        out = {k: out[k] for k in wanted}
     return out
 
 
@@ -104,19 +127,18 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
 
     baseline_kib = _rss_kib("VmRSS")
     vocab = spec.get("vocabulary_size") or spec["hash_bins"]
-    item = km.SparseFeature(
-        "item",
-        embedding_dim=EMBEDDING_DIM,
-        **(
-            {"vocabulary_size": vocab}
-            if "vocabulary_size" in spec
-            else {
-                "hash_bins": vocab,
-                "dtype": "int64",
-                "hash_function": spec.get("hash_function"),
-            }
-        ),
-    )
+    strings = spec.get("strings", False)
+    if "vocabulary_size" not in spec:
+        how = {
+            "hash_bins": vocab,
+            "dtype": "string" if strings else "int64",
+            "hash_function": spec.get("hash_function"),
+        }
+    elif strings:
+        how = {"vocabulary": [f"item{i}" for i in range(vocab)]}
+    else:
+        how = {"vocabulary_size": vocab}
+    item = km.SparseFeature("item", embedding_dim=EMBEDDING_DIM, **how)
     features = [
         item,
         km.SparseFeature("shop", vocabulary_size=100, embedding_dim=8),
@@ -125,22 +147,28 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
     ]
     tasks = [km.Task("click"), km.Task("buy")]
     start = time.perf_counter()
-    model = km.build_mmoe(
-        features,
-        tasks,
-        compile={"optimizer": optimizer, "row_wise_updates": spec["row_wise"]},
-    )
+    compile_args = {"optimizer": optimizer, "row_wise_updates": spec["row_wise"]}
+    if spec.get("in_graph"):
+        import keras
+
+        built = km.build_mmoe(features, tasks, compile=False)
+        model = keras.Model(built.input, built.output)
+        del compile_args["row_wise_updates"]  # (a plain keras.Model's compile)
+        km.compile_model(model, tasks, **compile_args)
+    else:
+        model = km.build_mmoe(features, tasks, compile=compile_args)
     rng = np.random.default_rng(0)
     n = 64 * BATCH
+    ids = np.minimum(rng.zipf(ZIPF_A, n), vocab - 1).astype("int64")
     x = {
-        "item": np.minimum(rng.zipf(ZIPF_A, n), vocab - 1).astype("int64"),
+        "item": np.char.add("item", ids.astype(str)).astype(object) if strings else ids,
         "shop": rng.integers(0, 100, n),
         "brand": rng.integers(0, 100, n),
         "price": rng.normal(size=n).astype("float32"),
     }
     y = {t.name: rng.integers(0, 2, n).astype("float32") for t in tasks}
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).cache().repeat()
-    distinct = float(np.mean([len(np.unique(b)) for b in x["item"].reshape(64, -1)]))
+    distinct = float(np.mean([len(np.unique(b)) for b in ids.reshape(64, -1)]))
 
     def train(steps: int) -> float:
         start = time.perf_counter()
@@ -331,6 +359,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--baseline-steps", type=int, default=10)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--contenders", help="comma-separated keys: run only these (default: all)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

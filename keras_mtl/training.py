@@ -72,11 +72,17 @@ def task_metrics(task: Task) -> list:
 
 
 def supports_jit(model: keras.Model) -> bool:
-    """Whether every layer can be compiled with XLA (string lookups cannot)."""
+    """Whether every layer of the compiled step can be compiled with XLA.
+
+    String lookups cannot; a `MultiTaskModel` runs them outside the step
+    (`MultiTaskModel.hosted_lookups`), so only the ones it cannot move count.
+    """
+    hosted = getattr(model, "hosted_lookups", None)
+    clean = hosted.clean_layers if hosted is not None else frozenset()
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
-        if not getattr(layer, "supports_jit", True):
+        if not getattr(layer, "supports_jit", True) and id(layer) not in clean:
             return False
         stack.extend(getattr(layer, "_layers", []))
     return True
@@ -102,7 +108,9 @@ def compile_model(
     Every argument overrides one default: `loss` / `metrics` may be dicts keyed by
     task name (missing tasks keep their default). `jit_compile="auto"` turns XLA on
     whenever every layer supports it (unlike Keras's own "auto", which keeps XLA
-    off on CPU); models with string lookups or hashing run without it.
+    off on CPU). A `MultiTaskModel` (every builder's) looks its string inputs
+    up outside the compiled step, so string features keep XLA on; other models
+    with string lookups or FarmHash run without it.
 
     Args:
         model: the model, with outputs keyed by task name.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mtl.features import SparseFeature
@@ -45,18 +46,50 @@ def make_lookup(feature: SparseFeature):
     return None  # vocabulary_size: ids are rows already.
 
 
+#: The row of a padded slot in rows computed outside the model (masked).
+PAD_ROW = -1
+
+
+def holds_strings(x) -> bool:
+    """Whether `x` (a tensor, KerasTensor, array or list) holds strings."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "OSU"
+    return keras.backend.standardize_dtype(dtype) == "string"
+
+
+def given_as_rows(feature: SparseFeature, x) -> bool:
+    """Whether `x`, fed for string `feature`, holds table rows instead of strings.
+
+    A `MultiTaskModel` computes the rows of its string inputs outside the
+    compiled step (`models._host_lookups`); its layers then receive int32 rows,
+    with `PAD_ROW` for padding.
+    """
+    return feature.dtype == "string" and not holds_strings(x)
+
+
+def pad_mask(feature: SparseFeature, x):
+    """True where `x` (raw values, or rows as `given_as_rows` says) is not padding."""
+    pad = PAD_ROW if given_as_rows(feature, x) else feature.pad_value
+    return ops.not_equal(x, pad)
+
+
 def table_rows(feature: SparseFeature, lookup, raw):
     """Rows of `feature`'s own embedding table for raw values of any shape.
 
     Args:
         feature: `SparseFeature`.
         lookup: the layer `make_lookup(feature)` returned (or None).
-        raw: tensor of raw values (ids or strings), any shape.
+        raw: tensor of raw values (ids or strings), any shape; for a string
+            feature, its rows instead (`given_as_rows`).
 
     Returns:
         `(rows, mask)`: int32 rows, with integer ids outside
-        `[0, vocabulary_size)` sent to the OOV row `vocabulary_size`, and a
-        boolean mask that is True where `raw` is not the padding value.
+        `[0, vocabulary_size)` sent to the OOV row `vocabulary_size` (given
+        rows outside the table to row 0, a vocabulary's OOV row), and a boolean
+        mask that is True where `raw` is not the padding value.
 
     Example:
     >>> f = SparseFeature("user", vocabulary_size=3)
@@ -64,13 +97,15 @@ def table_rows(feature: SparseFeature, lookup, raw):
     >>> rows.numpy().tolist(), mask.numpy().tolist()
     ([2, 3, 3], [True, True, False])
     """
-    mask = ops.not_equal(raw, feature.pad_value)
-    if lookup is None:
-        size = feature.vocabulary_size
-        in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
-        rows = ops.where(in_range, raw, size)
+    mask = pad_mask(feature, raw)
+    if lookup is None:  # vocabulary_size: ids are rows, OOV last
+        size, oov = feature.vocabulary_size, feature.vocabulary_size
+    elif given_as_rows(feature, raw):  # looked up already
+        size, oov = feature.num_rows, 0
     else:
-        rows = lookup(raw)
+        return ops.cast(lookup(raw), "int32"), mask
+    in_range = ops.logical_and(ops.greater_equal(raw, 0), ops.less(raw, size))
+    rows = ops.where(in_range, raw, oov)
     return ops.cast(rows, "int32"), mask
 
 

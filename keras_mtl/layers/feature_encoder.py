@@ -74,6 +74,11 @@ class FeatureEncoder(keras.layers.Layer):
         self.sparse = [f for f in self.features if isinstance(f, SparseFeature)]
         self.dense = [f for f in self.features if isinstance(f, DenseFeature)]
         self.supports_jit = all(f.supports_jit for f in self.features)
+        #: XLA-compatible once its string features arrive as rows (a
+        #: MultiTaskModel looks strings up outside the compiled step).
+        self.supports_jit_beside_strings = all(
+            f.supports_jit for f in self.sparse if f.dtype != "string"
+        )
 
         # Layout of the fused tables: one per embedding width; each table owner gets
         # a block of rows at an offset inside its width's table.
@@ -103,6 +108,14 @@ class FeatureEncoder(keras.layers.Layer):
             if any(f.allow_missing for f in self.dense)
             else None
         )
+
+    def string_lookups(self, inputs, **kwargs) -> list:
+        """`(tensor, feature, lookup)` of each string feature in a call on `inputs`."""
+        return [
+            (inputs[f.name], f, self.lookups[f.name])
+            for f in self.sparse
+            if f.dtype == "string" and isinstance(inputs, dict) and f.name in inputs
+        ]
 
     @property
     def output_dim(self) -> int:

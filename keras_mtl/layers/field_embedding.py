@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
-from keras_mtl.layers._lookup import make_lookup, table_rows
+from keras_mtl.layers._lookup import make_lookup, pad_mask, table_rows
 from keras_mtl.layers._tables import add_table
 
 
@@ -69,6 +69,11 @@ class FieldEmbedding(keras.layers.Layer):
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.lookups = [make_lookup(f) for f in self.fields]
         self.supports_jit = all(f.supports_jit for f in self.fields)
+        #: XLA-compatible once its string fields arrive as rows (a MultiTaskModel
+        #: looks strings up outside the compiled step).
+        self.supports_jit_beside_strings = all(
+            f.supports_jit for f in self.fields if f.dtype != "string"
+        )
 
     @property
     def output_dim(self) -> int:
@@ -115,8 +120,16 @@ class FieldEmbedding(keras.layers.Layer):
             parts.append(embedded)
         return ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
+    def string_lookups(self, inputs, **kwargs) -> list:
+        """`(tensor, field, lookup)` of each string field in a call on `inputs`."""
+        return [
+            (x, f, lookup)
+            for f, lookup, x in zip(self.fields, self.lookups, inputs)
+            if f.dtype == "string"
+        ]
+
     def compute_mask(self, inputs, mask=None):
-        return ops.not_equal(inputs[0], self.fields[0].pad_value)
+        return pad_mask(self.fields[0], inputs[0])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0]) + (self.output_dim,)

@@ -10,6 +10,8 @@ from keras import ops
 
 from keras_mtl import optimizers as optimizers_module
 from keras_mtl import weighting as weighting_module
+from keras_mtl.layers._lookup import holds_strings
+from keras_mtl.models import _host_lookups
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -33,9 +35,57 @@ class MultiTaskModel(keras.Model):
       least `AUTO_MIN_TABLE_SIZE` elements (`row_wise_updates="auto"`), so a
       step touches only the rows a batch looked up (on TensorFlow), and costs
       about the same for a table of 1M rows or of 10M.
+    - String features keep XLA: the string vocabularies and string hashes of
+      its inputs run outside the compiled step (mapped over a `tf.data`
+      pipeline, or applied to arrays, by `fit`, `evaluate`, `predict` and the
+      `*_on_batch` methods), which sees their int32 table rows. The model still
+      takes raw strings everywhere else: calling it, its SavedModel, a
+      reloaded `.keras` file (`models._host_lookups` says how).
     """
 
     loss_weighting = None
+
+    # ---------------------------------------------------------------- strings
+
+    @property
+    def hosted_lookups(self) -> _host_lookups.Hosted:
+        """The string inputs whose lookups run outside the compiled step."""
+        hosted = self.__dict__.get("_hosted")
+        if hosted is None:
+            hosted = _host_lookups.find_hosted(self)
+            self.__dict__["_hosted"] = hosted
+        return hosted
+
+    def _convert_inputs_to_tensors(self, flat_inputs):
+        # A hosted string input may arrive as its int32 rows (`host_data`):
+        # keep those as rows, convert the rest as Keras does.
+        hosted = self.hosted_lookups.lookups
+        if not hosted or any(x is None for x in flat_inputs):
+            return super()._convert_inputs_to_tensors(flat_inputs)
+        return [
+            ops.cast(x, "int32")
+            if spec.name in hosted and not holds_strings(x)
+            else ops.convert_to_tensor(x, dtype=spec.dtype, sparse=spec.sparse)
+            for x, spec in zip(flat_inputs, self._inputs)
+        ]
+
+    @property
+    def jit_compile(self):
+        return keras.Model.jit_compile.fget(self)
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        # Keras's own check counts the hosted lookups, which never run inside
+        # the compiled step: ask keras_mtl's, which knows.
+        from keras_mtl.training import supports_jit
+
+        if value and self.hosted_lookups and supports_jit(self):
+            self._jit_compile = value
+        else:
+            keras.Model.jit_compile.fset(self, value)
+
+    def _host(self, data):
+        return _host_lookups.host_data(self.hosted_lookups, data)
 
     def compile(
         self,
@@ -249,21 +299,39 @@ class MultiTaskModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
-        `{task}_weight` enters the logs."""
+        `{task}_weight` enters the logs. String inputs are looked up outside
+        the compiled step (see the class docstring)."""
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
-        self._build_from_spec(bound.arguments.get("x"))
-        if self.loss_weighting is None:
-            return super().fit(*args, **kwargs)
-        bound.arguments["callbacks"] = [
-            _LossWeightingCallback(self.loss_weighting),
-            *(bound.arguments.get("callbacks") or []),
-        ]
+        arguments = bound.arguments
+        for key in ("x", "validation_data"):
+            if key in arguments:
+                arguments[key] = self._host(arguments[key])
+        self._build_from_spec(arguments.get("x"))
+        if self.loss_weighting is not None:
+            arguments["callbacks"] = [
+                _LossWeightingCallback(self.loss_weighting),
+                *(arguments.get("callbacks") or []),
+            ]
         return super().fit(*bound.args[1:], **bound.kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate` (the test step traced once, see `fit`)."""
+        x = self._host(x)
         self._build_from_spec(x)
         return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, string inputs looked up outside the step."""
+        return super().predict(self._host(x), *args, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        return super().train_on_batch(self._host(x), *args, **kwargs)
+
+    def test_on_batch(self, x, *args, **kwargs):
+        return super().test_on_batch(self._host(x), *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(self._host(x))
 
 
 class _LossWeightingCallback(keras.callbacks.Callback):

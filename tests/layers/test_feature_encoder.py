@@ -65,6 +65,19 @@ def test_padding_position_does_not_matter():
 def test_jit_support_follows_the_specs():
     assert not FeatureEncoder(FEATURES).supports_jit  # string lookup inside
     assert FeatureEncoder([f for f in FEATURES if f.name != "s"]).supports_jit
+    # ... but strings given as rows leave only XLA-compatible work.
+    assert FeatureEncoder(FEATURES).supports_jit_beside_strings
+    codes = SparseFeature("c", vocabulary=(40, 7))  # an IntegerLookup stays
+    assert not FeatureEncoder([*FEATURES, codes]).supports_jit_beside_strings
+
+
+def test_string_feature_given_as_rows():
+    enc, _, _ = _encoder_with_known_tables()
+    # "y" is row 2, "z" the OOV row 0, and row -1 is padding (zeros).
+    rows = dict(INPUTS, s=np.array([2, 0], "int32"))
+    np.testing.assert_array_equal(np.asarray(enc(rows)), np.asarray(enc(INPUTS)))
+    padded = np.asarray(enc(dict(INPUTS, s=np.array([-1, 2], "int32"))))
+    np.testing.assert_array_equal(padded[:, 6:9], [[0, 0, 0], [106, 107, 108]])
 
 
 def test_missing_input_is_named():

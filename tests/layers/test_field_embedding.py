@@ -86,6 +86,22 @@ def test_mask_is_the_item_id_not_padding():
     assert tuple(emb(symbolic)._keras_mask.shape) == (None, 3)
 
 
+def test_string_fields_given_as_rows():
+    emb, _ = _layer_with_known_tables()
+    # shop: a=1, b=2, unknown=0; padding "" -> -1. brand: its hash buckets.
+    shop_rows = np.array([[2, 0, -1], [1, 1, -1]], "int32")
+    brand_rows = np.asarray(emb.lookups[3](BRAND)).astype("int32")
+    brand_rows[BRAND == ""] = -1
+    rows = [ITEM, shop_rows, TAGS, brand_rows]
+    np.testing.assert_array_equal(np.asarray(emb(rows)), np.asarray(emb(INPUTS)))
+    # The mask of a string item field given as rows: -1 is padding.
+    first = FieldEmbedding([FIELDS[1]])
+    assert np.asarray(first.compute_mask([shop_rows])).tolist() == [
+        [True, True, False],
+        [True, True, False],
+    ]
+
+
 def test_same_tables_at_every_leading_shape():
     emb, _ = _layer_with_known_tables()
     steps = np.asarray(emb(INPUTS))

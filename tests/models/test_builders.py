@@ -1,6 +1,7 @@
 """The flat builders (tower heads on flat features) through the builder battery,
 plus what each of them adds: learning bounds, gates, masks, XLA, errors."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -168,11 +169,18 @@ def test_loss_weight_zero_freezes_that_tower():
     assert not np.allclose(np.array(moved), 0)
 
 
-def test_xla_is_on_unless_a_lookup_needs_strings():
+def test_xla_stays_on_with_string_features():
+    # String lookups run outside the compiled step (models._host_lookups);
+    # an integer vocabulary (IntegerLookup, no XLA kernel) still runs inside.
     with_strings = km.build_mmoe(FEATURES, TASKS)
-    ints_only = km.build_mmoe([f for f in FEATURES if f.name != "city"], TASKS)
-    assert with_strings.jit_compile is False
-    assert ints_only.jit_compile is True
+    int_vocabulary = km.build_mmoe(
+        FEATURES + [km.SparseFeature("zip", vocabulary=(75001, 10115))], TASKS
+    )
+    assert with_strings.jit_compile is True
+    assert int_vocabulary.jit_compile is False
+    # The same graph as a plain keras.Model has nobody to move the lookups out.
+    plain = keras.Model(with_strings.input, with_strings.output)
+    assert km.training.supports_jit(plain) is False
 
 
 def test_missing_feature_in_predict_is_named():

@@ -1,0 +1,161 @@
+"""String lookups that run beside the compiled model, where strings belong.
+
+XLA has no kernel for a string vocabulary (`StringLookup`) or a string hash
+(`Hashing`): left inside the graph, one string feature kept XLA off for the
+whole model. A `MultiTaskModel` instead finds the string inputs whose every use
+is such a lookup ("hosted" inputs) and computes their table rows outside the
+compiled step: mapped over the `tf.data` pipeline in `fit` / `evaluate` /
+`predict`, applied to arrays before they enter Keras. The compiled step sees
+int32 rows (padding -1), which its layers take in place of the strings
+(`layers._lookup.table_rows`). The graph itself is unchanged: it still takes
+raw strings (`model(raw)`, the SavedModel's signature, a reloaded `.keras`
+file, whose lookup layers carry the vocabularies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import numpy as np
+
+from keras_mtl.layers._lookup import PAD_ROW, holds_strings
+
+
+@dataclasses.dataclass(frozen=True)
+class Hosted:
+    """The host-side lookups of one model.
+
+    Attributes:
+        lookups: `{input name: (SparseFeature, lookup layer)}` of the hosted inputs.
+        clean_layers: ids of the layers (the lookup-owning layers and their
+            lookups) that never see a string in the compiled step.
+    """
+
+    lookups: dict
+    clean_layers: frozenset
+
+    def __bool__(self) -> bool:
+        return bool(self.lookups)
+
+
+def _lookup_key(feature) -> tuple:
+    """What `make_lookup` depends on: two uses agree when these do."""
+    return (feature.vocabulary, feature.hash_bins, feature.hash_function)
+
+
+def find_hosted(model) -> Hosted:
+    """The string inputs of functional `model` whose lookups can run on the host.
+
+    An input qualifies when every layer call in `model`'s graph that reads it is
+    a lookup-owning layer (`string_lookups`: `FeatureEncoder`, `FieldEmbedding`)
+    using it as a string field, all with the same vocabulary or hash. A layer is
+    clean when, in every call, its only XLA-incompatible parts are string fields
+    fed by hosted inputs.
+    """
+    strings = {
+        id(t): t.name
+        for t in getattr(model, "inputs", None) or []
+        if t.dtype == "string"
+    }
+    if not strings:
+        return Hosted({}, frozenset())
+    nodes = [n for depth in model._nodes_by_depth.values() for n in depth]
+    uses: dict[int, list] = {tid: [] for tid in strings}
+    calls = []  # (layer, [(tensor id, lookup)]) per lookup-owning layer call
+    for node in nodes:
+        layer = node.operation
+        finder = getattr(layer, "string_lookups", None)
+        fields = finder(*node.arguments.args, **node.arguments.kwargs) if finder else []
+        claimed = {id(t) for t, _, _ in fields}
+        for t in node.arguments.keras_tensors:
+            if id(t) in uses and id(t) not in claimed:
+                uses[id(t)].append(None)  # read by something else
+        for t, feature, lookup in fields:
+            if id(t) in uses:
+                uses[id(t)].append((feature, lookup))
+        if finder is not None:
+            calls.append((layer, [(id(t), lookup) for t, _, lookup in fields]))
+
+    lookups = {}
+    for tid, found in uses.items():
+        if found and None not in found and len({_lookup_key(f) for f, _ in found}) == 1:
+            lookups[strings[tid]] = found[0]
+    hosted_ids = {tid for tid, name in strings.items() if name in lookups}
+
+    clean, dirty = set(), set()
+    for layer, fields in calls:
+        ok = getattr(layer, "supports_jit_beside_strings", False) and all(
+            tid in hosted_ids for tid, _ in fields
+        )
+        (clean if ok else dirty).update([id(layer), *(id(lk) for _, lk in fields)])
+    return Hosted(lookups, frozenset(clean - dirty))
+
+
+# ------------------------------------------------------------- host-side rows
+
+
+def string_rows(feature, lookup, raw):
+    """Table rows (int32) of raw strings, `PAD_ROW` where `raw` is padding
+    (TensorFlow ops: the `tf.data` and serving side)."""
+    import tensorflow as tf
+
+    raw = tf.convert_to_tensor(raw, tf.string)
+    rows = tf.cast(lookup(raw), tf.int32)
+    return tf.where(tf.equal(raw, feature.pad_value), PAD_ROW, rows)
+
+
+def rows_of(hosted: Hosted, x):
+    """`x` (a dict of raw inputs) with each hosted input's strings replaced by
+    their rows (inputs already given as rows are left alone)."""
+    if not isinstance(x, dict):
+        return x
+    x = dict(x)
+    for name, (feature, lookup) in hosted.lookups.items():
+        if name in x and holds_strings(x[name]):
+            x[name] = string_rows(feature, lookup, x[name])
+    return x
+
+
+def _eager_rows(hosted: Hosted, x):
+    """`rows_of` for in-memory data: arrays (or lists) in, numpy arrays out."""
+    if not isinstance(x, dict):
+        return x
+    import tensorflow as tf
+
+    rows = rows_of(
+        hosted,
+        {k: np.asarray(v) if isinstance(v, (list, tuple)) else v for k, v in x.items()},
+    )
+    return {
+        k: v.numpy() if tf.is_tensor(v) and not tf.is_tensor(x[k]) else v
+        for k, v in rows.items()
+    }
+
+
+def host_data(hosted: Hosted, data):
+    """What `fit` / `evaluate` / `predict` read, with hosted inputs as rows.
+
+    `data` is a `tf.data.Dataset` (the lookups are mapped over it, in parallel,
+    order kept), a dict of arrays, an `(x, y[, sample_weight])` tuple (as
+    `validation_data`) or a generator of such batches. Anything else is
+    returned unchanged.
+    """
+    if not hosted or data is None:
+        return data
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+
+        def rows(*element):
+            first = rows_of(hosted, element[0])
+            return first if len(element) == 1 else (first, *element[1:])
+
+        return data.map(
+            rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        ).prefetch(tf.data.AUTOTUNE)
+    if isinstance(data, types.GeneratorType):
+        return (host_data(hosted, batch) for batch in data)
+    if isinstance(data, tuple) and data:  # (x, y[, sample_weight])
+        return (_eager_rows(hosted, data[0]), *data[1:])
+    return _eager_rows(hosted, data)
