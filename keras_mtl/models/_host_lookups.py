@@ -133,13 +133,15 @@ def _eager_rows(hosted: Hosted, x):
     }
 
 
-def host_data(hosted: Hosted, data):
+def host_data(hosted: Hosted, data, strings_may_pass: bool = False):
     """What `fit` / `evaluate` / `predict` read, with hosted inputs as rows.
 
     `data` is a `tf.data.Dataset` (the lookups are mapped over it, in parallel,
-    order kept), a dict of arrays, an `(x, y[, sample_weight])` tuple (as
-    `validation_data`) or a generator of such batches. Anything else is
-    returned unchanged.
+    order kept), a dict of arrays or tensors, an `(x, y[, sample_weight])`
+    tuple (as `validation_data`) or a generator of such batches. Any other
+    input (a `keras.utils.PyDataset`, a list) is returned unchanged when
+    `strings_may_pass` (a step without XLA looks strings up itself), and is a
+    `TypeError` otherwise.
     """
     if not hosted or data is None:
         return data
@@ -155,7 +157,16 @@ def host_data(hosted: Hosted, data):
             rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         ).prefetch(tf.data.AUTOTUNE)
     if isinstance(data, types.GeneratorType):
-        return (host_data(hosted, batch) for batch in data)
-    if isinstance(data, tuple) and data:  # (x, y[, sample_weight])
-        return (_eager_rows(hosted, data[0]), *data[1:])
-    return _eager_rows(hosted, data)
+        return (host_data(hosted, batch, strings_may_pass) for batch in data)
+    x = data[0] if isinstance(data, tuple) and data else data
+    if not isinstance(x, dict):
+        if strings_may_pass:
+            return data
+        raise TypeError(
+            f"The string inputs {sorted(hosted.lookups)} are looked up outside the "
+            "XLA-compiled step for a tf.data.Dataset, a dict of arrays, an (x, y) "
+            f"tuple of those or a generator of batches; got {type(x).__name__}. "
+            "Pass one of those, or compile with jit_compile=False."
+        )
+    x = _eager_rows(hosted, x)
+    return (x, *data[1:]) if isinstance(data, tuple) else x

@@ -85,7 +85,10 @@ class MultiTaskModel(keras.Model):
             keras.Model.jit_compile.fset(self, value)
 
     def _host(self, data):
-        return _host_lookups.host_data(self.hosted_lookups, data)
+        """`data` with the hosted string inputs as rows (`host_data`)."""
+        return _host_lookups.host_data(
+            self.hosted_lookups, data, strings_may_pass=not self.jit_compile
+        )
 
     def compile(
         self,

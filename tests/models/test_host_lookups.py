@@ -140,6 +140,24 @@ def test_every_way_in_takes_raw_strings(trained, data):
     assert set(scores) >= {"click_auc", "buy_auc", "loss"}
 
 
+def test_other_inputs_are_refused_clearly_under_xla(trained, data):
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):  # (Keras takes strings as tf tensors here)
+            x = {k: v[:8] for k, v in features_of(data).items()}
+            return {k: tf.constant(v) if v.dtype == object else v for k, v in x.items()}
+
+    with pytest.raises(TypeError, match=r"\['city', 'tags'\].*got Batches"):
+        trained.predict(Batches(), verbose=0)
+    without_xla = build(compile={"jit_compile": False})
+    without_xla.set_weights(trained.get_weights())
+    got = without_xla.predict(Batches(), verbose=0)  # looked up inside the step
+    first = {k: v[:8] for k, v in features_of(data).items()}
+    assert_outputs_close(got, trained.predict(first, verbose=0))
+
+
 def test_keras_file_and_savedmodel_take_raw_strings(trained, data, tmp_path):
     x = {k: v[:32] for k, v in features_of(data).items()}
     want = trained.predict(x, verbose=0)
