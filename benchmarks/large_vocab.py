@@ -73,10 +73,16 @@ def contenders(args) -> dict[str, dict]:
     big = sizes[-1]
     out[f"hash_{_short(big)}"] = {"hash_bins": big, "row_wise": True}
     small = sizes[0]
-    out[f"strvocab_{_short(small)}"] = {"vocabulary_size": small, "strings": True}
-    out[f"strhash_{_short(big)}"] = {"hash_bins": big, "strings": True}
-    for spec in out.values():
-        spec.setdefault("row_wise", True)
+    out[f"strvocab_{_short(small)}"] = {
+        "vocabulary_size": small,
+        "strings": True,
+        "row_wise": True,
+    }
+    out[f"strhash_{_short(big)}"] = {
+        "hash_bins": big,
+        "strings": True,
+        "row_wise": True,
+    }
     if not args.no_baselines:
         out[f"plain_{_short(big)}"] = {"vocabulary_size": big, "row_wise": False}
         out[f"farmhash_{_short(big)}"] = {

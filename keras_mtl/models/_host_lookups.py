@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import types
 
-import numpy as np
-
 from keras_mtl.layers._lookup import PAD_ROW, holds_strings
 
 
@@ -77,11 +75,11 @@ def find_hosted(model) -> Hosted:
         if finder is not None:
             calls.append((layer, [(id(t), lookup) for t, _, lookup in fields]))
 
-    lookups = {}
+    lookups, hosted_ids = {}, set()
     for tid, found in uses.items():
         if found and None not in found and len({_lookup_key(f) for f, _ in found}) == 1:
             lookups[strings[tid]] = found[0]
-    hosted_ids = {tid for tid, name in strings.items() if name in lookups}
+            hosted_ids.add(tid)
 
     clean, dirty = set(), set()
     for layer, fields in calls:
@@ -117,19 +115,13 @@ def rows_of(hosted: Hosted, x):
     return x
 
 
-def _eager_rows(hosted: Hosted, x):
+def _eager_rows(hosted: Hosted, x: dict) -> dict:
     """`rows_of` for in-memory data: arrays (or lists) in, numpy arrays out."""
-    if not isinstance(x, dict):
-        return x
     import tensorflow as tf
 
-    rows = rows_of(
-        hosted,
-        {k: np.asarray(v) if isinstance(v, (list, tuple)) else v for k, v in x.items()},
-    )
     return {
         k: v.numpy() if tf.is_tensor(v) and not tf.is_tensor(x[k]) else v
-        for k, v in rows.items()
+        for k, v in rows_of(hosted, x).items()
     }
 
 
