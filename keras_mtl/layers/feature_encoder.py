@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mtl.features import (
@@ -15,7 +16,7 @@ from keras_mtl.features import (
     feature_from_config,
     feature_to_config,
 )
-from keras_mtl.layers._lookup import make_lookup, table_rows
+from keras_mtl.layers._lookup import make_lookup, row_values, stacked_rows
 from keras_mtl.layers._tables import add_table
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
@@ -151,27 +152,38 @@ class FeatureEncoder(keras.layers.Layer):
             )
         parts = []
         for width, fields in self._width_fields.items():
-            rows, masks = [], []
-            for f in fields:
-                raw = ops.reshape(inputs[f.name], (-1, f.length))
-                r, m = table_rows(f, self.lookups[f.name], raw)
-                rows.append(r + self._row_offset[f.name])
-                masks.append(m)
-            rows = ops.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
-            mask = ops.concatenate(masks, axis=1) if len(masks) > 1 else masks[0]
+            rows, mask = stacked_rows(
+                [
+                    row_values(
+                        f,
+                        self.lookups[f.name],
+                        ops.reshape(inputs[f.name], (-1, f.length)),
+                    )
+                    for f in fields
+                ],
+                [self._row_offset[f.name] for f in fields],
+            )
             embedded = ops.take(self.tables[width], rows, axis=0)
             parts.append(self.poolings[width](embedded, mask=mask))
-
-        def standardized(f):
-            x = ops.reshape(ops.cast(inputs[f.name], "float32"), (-1, f.dim))
-            return (x - f.mean) / f.std
-
-        complete = [standardized(f) for f in self.dense if not f.allow_missing]
-        parts.extend(complete)
+        complete = [f for f in self.dense if not f.allow_missing]
+        if complete:
+            parts.append(self._standardized(inputs, complete))
         if self.missing_value is not None:
-            gaps = [standardized(f) for f in self.dense if f.allow_missing]
-            parts.append(self.missing_value(ops.concatenate(gaps, axis=-1)))
+            gaps = [f for f in self.dense if f.allow_missing]
+            parts.append(self.missing_value(self._standardized(inputs, gaps)))
         return ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    @staticmethod
+    def _standardized(inputs, dense):
+        """`(x - mean) / std` of the `dense` features, side by side (one op each
+        for all of them)."""
+        x = [
+            ops.reshape(ops.cast(inputs[f.name], "float32"), (-1, f.dim)) for f in dense
+        ]
+        x = ops.concatenate(x, axis=-1) if len(x) > 1 else x[0]
+        mean = np.repeat([f.mean for f in dense], [f.dim for f in dense])
+        std = np.repeat([f.std for f in dense], [f.dim for f in dense])
+        return (x - mean.astype("float32")) / std.astype("float32")
 
     def compute_output_shape(self, input_shape):
         return (None, self.output_dim)
