@@ -7,14 +7,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from keras_mtl._checks import check_positive_int
-from keras_mtl.data import _files, _tensors
+from keras_mtl.data import _files
 from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
 from keras_mtl.data.csv_source import csv_dataset
+from keras_mtl.data.packed import PackedColumns, attach
 from keras_mtl.data.stream_source import BlockSource, block_dataset, is_block_source
 from keras_mtl.data.tfrecord import tfrecord_dataset
 from keras_mtl.features import Feature, SequenceFeature, check_features
@@ -248,43 +248,15 @@ def _in_memory_dataset(
     Columns of one dtype are packed side by side into one matrix, so a batch
     costs one `tf.gather` per dtype rather than one per column.
     """
-    n = columns.num_rows
     entries = [(("x", k), v) for k, v in columns.features.items()]
     entries += [(("y", k), v) for k, v in columns.labels.items()]
     if columns.sample_weight is not None:
         entries.append((("w", ""), columns.sample_weight))
-    groups: dict[str, list] = {}
-    for key, array in entries:
-        groups.setdefault(array.dtype.name, []).append((key, array))
-    packed = []  # (matrix, widths, [(key, per-example shape)])
-    for items in groups.values():
-        matrix = np.concatenate([a.reshape(n, -1) for _, a in items], axis=1)
-        packed.append(
-            (
-                tf.constant(matrix),
-                [int(np.prod(a.shape[1:], dtype=int)) for _, a in items],
-                [(key, a.shape[1:]) for key, a in items],
-            )
-        )
-
-    def gather(index):
-        out = {}
-        for matrix, widths, keys in packed:
-            rows = tf.gather(matrix, index)
-            parts = tf.split(rows, widths, axis=1) if len(keys) > 1 else [rows]
-            for (key, shape), part in zip(keys, parts):
-                out[key] = tf.reshape(part, [-1, *shape])
-        x = {k: out[("x", k)] for k in columns.features}
-        y = {k: out[("y", k)] for k in columns.labels} or None
-        return _tensors.assemble(x, y, out.get(("w", "")))
-
-    index = _index_batches(n, batch_size, shuffle, seed, drop_remainder)
-    ds = index.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    if not shuffle:
-        # Every epoch is the same: gather once, then replay (one more copy of the
-        # data in memory, and faster training than gathering every epoch).
-        ds = ds.cache()
-    return ds.prefetch(tf.data.AUTOTUNE)
+    index = _index_batches(columns.num_rows, batch_size, shuffle, seed, drop_remainder)
+    packed = PackedColumns.pack(entries, columns.features, columns.labels, index)
+    # Without shuffling every epoch is the same: gather once, then replay (one
+    # more copy of the data in memory, and faster than gathering every epoch).
+    return attach(packed.dataset(cache=not shuffle), packed)
 
 
 def _index_batches(

@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_mtl import optimizers as optimizers_module
 from keras_mtl import weighting as weighting_module
+from keras_mtl.data import packed as packed_module
 from keras_mtl.layers._lookup import holds_strings
 from keras_mtl.models import _host_lookups
 
@@ -41,6 +42,15 @@ class MultiTaskModel(keras.Model):
       `*_on_batch` methods), which sees their int32 table rows. The model still
       takes raw strings everywhere else: calling it, its SavedModel, a
       reloaded `.keras` file (`models._host_lookups` says how).
+    - In-memory data trains without a per-batch pipeline: given a dataset
+      `keras_mtl.data.make_dataset` built from memory, as it returned it, `fit`
+      and `evaluate` gather each batch inside the compiled step from the
+      packed columns the dataset carries (`keras_mtl.data.packed`). The
+      batches, their order and the results are those of the dataset; a
+      reshuffle every epoch costs one permutation. (TensorFlow backend, no
+      distribution strategy, no string columns; any other
+      data, or a dataset transformed after `make_dataset`, is read as Keras
+      reads it.)
     """
 
     loss_weighting = None
@@ -223,6 +233,7 @@ class MultiTaskModel(keras.Model):
         return total + sum(self._extra_losses(), ops.zeros(()))
 
     def train_step(self, data):
+        data = self._unpack(data)
         if self.loss_weighting is None or not self.loss_weighting.needs_task_gradients:
             return super().train_step(data)
         return self._train_step_with_task_gradients(data)
@@ -261,6 +272,9 @@ class MultiTaskModel(keras.Model):
         self._loss_tracker.update_state(total, sample_weight=batch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    def test_step(self, data):
+        return super().test_step(self._unpack(data))
+
     # ---------------------------------------------------------------- metrics
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -274,7 +288,7 @@ class MultiTaskModel(keras.Model):
 
     # ---------------------------------------------------------------- fit
 
-    def _build_from_spec(self, data) -> None:
+    def _build_from_spec(self, data) -> bool:
         """Build the optimizer, compiled losses and metrics before the first step.
 
         On TensorFlow without a distribution strategy, Keras defers this to the
@@ -282,23 +296,46 @@ class MultiTaskModel(keras.Model):
         inside a `tf.function`, and TensorFlow traces the step a second time:
         the first epoch of every `fit` pays for two traces (and two XLA
         compilations). Built here symbolically, from the data's `element_spec`
-        (no batch is read), the step is traced once.
+        (no batch is read), the step is traced once. Returns whether it built.
         """
         # Keras's own builder (`Trainer._symbolic_build`, private): without it
         # (a future Keras), the model trains as plain Keras does.
         symbolic_build = getattr(self, "_symbolic_build", None)
         if keras.backend.backend() != "tensorflow" or symbolic_build is None:
-            return  # (JAX and torch trainers build symbolically themselves)
+            return False  # (JAX and torch trainers build symbolically themselves)
         if getattr(self, "_distribute_strategy", None) is not None:
-            return  # Keras builds under its strategy itself
+            return False  # Keras builds under its strategy itself
         import tensorflow as tf
 
         if not isinstance(data, tf.data.Dataset):
-            return
+            return False
         specs = keras.tree.flatten(data.element_spec)
         if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
-            return
+            return False
         symbolic_build(data_batch=data.element_spec)
+        return True
+
+    def _step_data(self, data):
+        """What the step reads for `data`: the index batches of packed
+        in-memory columns (gathered by the step, `_unpack`), or `data` with
+        the hosted string inputs as rows (`_host`)."""
+        if packed_module.is_step_dataset(data):  # (fit's own evaluate)
+            return data
+        packed = packed_module.packed_columns(data)
+        if (
+            packed is None
+            or any(dtype == "string" for dtype in packed.dtypes)
+            or not self._build_from_spec(data)  # (the step's data has no spec)
+        ):
+            self._build_from_spec(data := self._host(data))
+            return data
+        self.__dict__.setdefault("_packed_layouts", {})[packed.key] = packed
+        return packed.step_dataset()
+
+    def _unpack(self, data):
+        return packed_module.unpack_step_element(
+            data, self.__dict__.get("_packed_layouts", {})
+        )
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
@@ -308,8 +345,7 @@ class MultiTaskModel(keras.Model):
         arguments = bound.arguments
         for key in ("x", "validation_data"):
             if key in arguments:
-                arguments[key] = self._host(arguments[key])
-        self._build_from_spec(arguments.get("x"))
+                arguments[key] = self._step_data(arguments[key])
         if self.loss_weighting is not None:
             arguments["callbacks"] = [
                 _LossWeightingCallback(self.loss_weighting),
@@ -319,9 +355,7 @@ class MultiTaskModel(keras.Model):
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate` (the test step traced once, see `fit`)."""
-        x = self._host(x)
-        self._build_from_spec(x)
-        return super().evaluate(x, *args, **kwargs)
+        return super().evaluate(self._step_data(x), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, string inputs looked up outside the step."""
