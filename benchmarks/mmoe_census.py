@@ -42,6 +42,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -206,6 +207,222 @@ def keras_mtl_mmoe(features, tasks) -> keras.Model:
     )
 
 
+# ----------------------------------------------------------------------------- experts
+
+#: PLE as `build_ple` builds it by default: 2 levels of 2 shared + 2 task experts.
+PLE_LEVELS, PLE_SHARED, PLE_TASK = 2, 2, 2
+
+
+def expert_arrays(frame: pd.DataFrame, features, tasks):
+    """An expert's inputs: every id column offset into one table and fed as one
+    int32 `(rows, 31)` matrix (unknown ids get their column's extra row, as in
+    `plain_arrays`), the standardised numbers as one float32 `(rows, 7)`
+    matrix; returns `(x, y, table_rows)`."""
+    columns, y = plain_arrays(frame, features, tasks)
+    sparse = [f for f in features if isinstance(f, km.SparseFeature)]
+    offsets = np.cumsum([0] + [f.vocabulary_size + 1 for f in sparse])
+    ids = [columns[f.name] + offset for f, offset in zip(sparse, offsets)]
+    numbers = [columns[f.name] for f in features if isinstance(f, km.DenseFeature)]
+    x = {
+        "ids": np.stack(ids, axis=1).astype(np.int32),
+        "numbers": np.concatenate(numbers, axis=1),
+    }
+    return x, y, int(offsets[-1])
+
+
+def _expert_inputs(table_rows: int, num_ids: int, num_numbers: int):
+    ids = keras.Input(shape=(num_ids,), dtype="int32", name="ids")
+    numbers = keras.Input(shape=(num_numbers,), dtype="float32", name="numbers")
+    embedded = keras.layers.Embedding(table_rows, 4, name="embeddings")(ids)
+    x = keras.layers.Concatenate(name="features")(
+        [keras.layers.Flatten(name="flat_embeddings")(embedded), numbers]
+    )
+    return {"ids": ids, "numbers": numbers}, x
+
+
+def _experts(x, count: int, name: str):
+    """`count` experts of EXPERT_UNITS as one Dense, `(batch, count, units)`."""
+    h = keras.layers.Dense(count * EXPERT_UNITS, activation="relu", name=name)(x)
+    return keras.layers.Reshape((count, EXPERT_UNITS), name=f"{name}_split")(h)
+
+
+def _mix(gate_input, experts, count: int, name: str):
+    """A softmax gate (no bias) over `count` experts, and their gated sum."""
+    gate = keras.layers.Dense(count, activation="softmax", use_bias=False, name=name)(
+        gate_input
+    )
+    return keras.layers.Dot(axes=(1, 1), name=f"{name}_mixture")([gate, experts])
+
+
+def _expert_model(inputs, mixed: dict, name: str) -> keras.Model:
+    outputs = {
+        task: keras.layers.Dense(1, activation="sigmoid", name=task)(
+            keras.layers.Dense(TOWER_UNITS, activation="relu", name=f"{task}_hidden")(h)
+        )
+        for task, h in mixed.items()
+    }
+    model = keras.Model(inputs, outputs, name=name)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss={task: keras.losses.BinaryCrossentropy() for task in outputs},
+        jit_compile=True,
+    )
+    return model
+
+
+def expert_mmoe(tasks, table_rows: int, num_ids: int, num_numbers: int):
+    """The issue's expert MMoE: one table, one Dense for all experts, a softmax
+    gate per task, `Dot` mixtures, a loss per task and no metric, XLA."""
+    inputs, x = _expert_inputs(table_rows, num_ids, num_numbers)
+    experts = _experts(x, NUM_EXPERTS, "experts")
+    mixed = {t.name: _mix(x, experts, NUM_EXPERTS, f"{t.name}_gate") for t in tasks}
+    return _expert_model(inputs, mixed, "expert_mmoe")
+
+
+def expert_ple(tasks, table_rows: int, num_ids: int, num_numbers: int):
+    """The same expert's PLE: per level, each task's experts and the shared ones
+    as one Dense each; task k's gate mixes its own and the shared experts, the
+    shared gate (below the last level) every expert of the level."""
+    inputs, x = _expert_inputs(table_rows, num_ids, num_numbers)
+    task_in = {t.name: x for t in tasks}
+    shared_in = x
+    for level in range(1, PLE_LEVELS + 1):
+        shared = _experts(shared_in, PLE_SHARED, f"l{level}_shared_experts")
+        own = {
+            t: _experts(h, PLE_TASK, f"l{level}_{t}_experts")
+            for t, h in task_in.items()
+        }
+        mixed = {
+            t: _mix(
+                task_in[t],
+                keras.layers.Concatenate(axis=1, name=f"l{level}_{t}_pool")(
+                    [own[t], shared]
+                ),
+                PLE_TASK + PLE_SHARED,
+                f"l{level}_{t}_gate",
+            )
+            for t in own
+        }
+        if level < PLE_LEVELS:
+            every = keras.layers.Concatenate(axis=1, name=f"l{level}_all")(
+                [*own.values(), shared]
+            )
+            shared_in = _mix(
+                shared_in,
+                every,
+                PLE_TASK * len(own) + PLE_SHARED,
+                f"l{level}_shared_gate",
+            )
+        task_in = mixed
+    return _expert_model(inputs, task_in, "expert_ple")
+
+
+def keras_mtl_ple(features, tasks) -> keras.Model:
+    return km.build_ple(
+        features,
+        tasks,
+        num_levels=PLE_LEVELS,
+        num_shared_experts=PLE_SHARED,
+        num_task_experts=PLE_TASK,
+        expert_units=(EXPERT_UNITS,),
+        tower_units=(TOWER_UNITS,),
+    )
+
+
+def expert_pipeline(x, y, batch_size: int, shuffle: bool, seed: int = 0):
+    """The expert's `tf.data`: cached batches, or every epoch a fresh index
+    permutation whose batches gather the rows (`tf.gather` in a parallel map)."""
+    rows = len(x["ids"])
+    if not shuffle:
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()
+        return ds.prefetch(tf.data.AUTOTUNE)
+    tensors = tf.nest.map_structure(tf.constant, (x, y))
+    order = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    index = order.flat_map(
+        lambda s: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(
+                tf.range(rows), seed=tf.stack([s, tf.constant(0, tf.int64)])
+            )
+        ).batch(batch_size)
+    )
+    ds = index.map(
+        lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def expert_contenders(frame, features, tasks, batch_size: int) -> list:
+    """`(key, label, model, dataset)` of the expert comparison, all built and
+    compiled up front, each dataset as its contender's user would write it."""
+    x, y, table_rows = expert_arrays(frame, features, tasks)
+    shapes = (table_rows, x["ids"].shape[1], x["numbers"].shape[1])
+    default = km.data.make_dataset(
+        frame, features, tasks, batch_size=batch_size, seed=0
+    )
+    ple_default = km.data.make_dataset(
+        frame, features, tasks, batch_size=batch_size, seed=0
+    )
+    return [
+        (
+            "km_mmoe",
+            "`build_mmoe` + default `make_dataset` (reshuffled every epoch, AUC every step)",
+            keras_mtl_mmoe(features, tasks),
+            default,
+        ),
+        (
+            "expert_mmoe",
+            "expert MMoE, cached batches",
+            expert_mmoe(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=False),
+        ),
+        (
+            "expert_mmoe_shuffled",
+            "expert MMoE, reshuffled every epoch (permutation + `gather`)",
+            expert_mmoe(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=True),
+        ),
+        (
+            "km_ple",
+            "`build_ple` + default `make_dataset` (reshuffled every epoch, AUC every step)",
+            keras_mtl_ple(features, tasks),
+            ple_default,
+        ),
+        (
+            "expert_ple",
+            "expert PLE, cached batches",
+            expert_ple(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=False),
+        ),
+    ]
+
+
+def trainable_count(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def run_expert_rounds(contenders, rows: int, epochs: int, rounds: int) -> dict:
+    """One warm-up epoch each, then `rounds` alternated rounds (order reversed
+    every other round) of `epochs` epochs per contender; examples/s by key."""
+    for _, _, model, ds in contenders:
+        model.fit(ds, epochs=1, verbose=0)
+    speeds = {key: [] for key, *_ in contenders}
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else contenders[::-1]
+        for key, _, model, ds in order:
+            gc.collect()
+            start = time.perf_counter()
+            model.fit(ds, epochs=epochs, verbose=0)
+            speeds[key].append(rows * epochs / (time.perf_counter() - start))
+        print(
+            f"- round {r + 1}/{rounds}: "
+            + ", ".join(f"`{k}` {v[-1]:,.0f}" for k, v in speeds.items())
+            + f" examples/s; load average {_common.load_average()}",
+            flush=True,
+        )
+    return speeds
+
+
 # ----------------------------------------------------------------------------- contenders
 
 
@@ -342,6 +559,63 @@ def latency_rows(model, frame, features, tasks) -> list[list[str]]:
 # ----------------------------------------------------------------------------- main
 
 
+def expert_section(frame, features, tasks, args) -> None:
+    """keras_mtl's defaults against the expert models, in alternated rounds."""
+    rows = len(frame)
+    contenders = expert_contenders(frame, features, tasks, args.batch_size)
+    models = {key: model for key, _, model, _ in contenders}
+    for ours, theirs in (("km_mmoe", "expert_mmoe"), ("km_ple", "expert_ple")):
+        if trainable_count(models[ours]) != trainable_count(models[theirs]):
+            raise AssertionError(
+                f"{ours} has {trainable_count(models[ours])} parameters, {theirs} "
+                f"{trainable_count(models[theirs])}: not the same model."
+            )
+    print(
+        f"\n## Against an expert's model ({args.expert_rounds} alternated rounds of "
+        f"{args.round_epochs} epochs, all built first)\n"
+    )
+    speeds = run_expert_rounds(contenders, rows, args.round_epochs, args.expert_rounds)
+    reference = {
+        "km_mmoe": "expert_mmoe",
+        "expert_mmoe": "expert_mmoe",
+        "expert_mmoe_shuffled": "expert_mmoe",
+        "km_ple": "expert_ple",
+        "expert_ple": "expert_ple",
+    }
+    table = [
+        [
+            f"`{key}`",
+            label,
+            f"{trainable_count(models[key]):,}",
+            _common.median_range(speeds[key]),
+            f"{statistics.median(speeds[key]) / statistics.median(speeds[reference[key]]):.2f}",
+        ]
+        for key, label, *_ in contenders
+    ]
+    print()
+    print(
+        _common.markdown_table(
+            [
+                "key",
+                "contender",
+                "parameters",
+                "examples/s, median (min–max)",
+                "vs the expert, cached",
+            ],
+            table,
+        )
+    )
+    print()
+    for ours, theirs in (("km_mmoe", "expert_mmoe"), ("km_ple", "expert_ple")):
+        ratio = statistics.median(speeds[ours]) / statistics.median(speeds[theirs])
+        verdict = "meets" if ratio >= REQUIRED_RATIO else "MISSES"
+        print(
+            f"- `{ours}` / `{theirs}`: {ratio:.3f} — {verdict} the "
+            f"{REQUIRED_RATIO:.2f} target"
+        )
+    sys.stdout.flush()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -356,9 +630,25 @@ def main(argv=None) -> int:
         "--repeats", type=int, default=3, help="fresh models per contender (median)"
     )
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument(
+        "--expert-rounds",
+        type=int,
+        default=5,
+        help="alternated rounds against the expert models (0: skip them)",
+    )
+    parser.add_argument(
+        "--round-epochs", type=int, default=10, help="epochs per expert round"
+    )
+    parser.add_argument(
+        "--skip-rotated",
+        action="store_true",
+        help="skip the fresh-model repeats against the per-column models",
+    )
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.repeats < 1 or args.batch_size < 1:
-        parser.error("--epochs, --repeats and --batch-size must be positive.")
+    if min(args.epochs, args.repeats, args.batch_size, args.round_epochs) < 1:
+        parser.error(
+            "--epochs, --repeats, --batch-size and --round-epochs must be positive."
+        )
 
     print("# MMoE on census-income: training throughput and serving latency\n")
     for line in _common.machine_lines():
@@ -383,6 +673,10 @@ def main(argv=None) -> int:
     )
     sys.stdout.flush()
 
+    if args.expert_rounds > 0:
+        expert_section(frame, features, tasks, args)
+    if args.skip_rotated:
+        return 0
     contenders = make_contenders(frame, features, tasks, args.batch_size)
     print("\n## Runs (in execution order)\n")
     runs, last_km_model = _common.run_rotated(

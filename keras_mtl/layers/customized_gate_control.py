@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_mtl._checks import check_positive_int, check_units
 from keras_mtl.layers._initializers import stacked_initializer
+from keras_mtl.layers._mixing import gated_sum
 from keras_mtl.layers._shapes import common_width, shape_list
 
 
@@ -275,9 +276,9 @@ class CustomizedGateControl(keras.layers.Layer):
         task_experts, shared_experts = self._experts(task_x, shared_x)
         per_task = self.num_task_experts
         gates = self._task_gates(task_x)
-        task_out = ops.einsum(
-            "bte,bteu->btu", gates[:, :, :per_task], task_experts
-        ) + ops.einsum("bts,bsu->btu", gates[:, :, per_task:], shared_experts)
+        task_out = gated_sum(gates[:, :, :per_task], task_experts) + gated_sum(
+            gates[:, :, per_task:], ops.expand_dims(shared_experts, 1)
+        )
         outputs = [task_out[:, k, :] for k in range(self.num_tasks)]
         if self.output_shared:
             every_expert = ops.concatenate(
@@ -290,9 +291,7 @@ class CustomizedGateControl(keras.layers.Layer):
                 ],
                 axis=1,
             )
-            outputs.append(
-                ops.einsum("be,beu->bu", self._shared_gate(shared_x), every_expert)
-            )
+            outputs.append(gated_sum(self._shared_gate(shared_x), every_expert))
         return outputs
 
     def compute_output_shape(self, input_shape):

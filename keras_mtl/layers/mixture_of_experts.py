@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_mtl._checks import check_positive_int, check_units
 from keras_mtl.layers._initializers import stacked_initializer
+from keras_mtl.layers._mixing import gated_sum
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -152,9 +153,9 @@ class MixtureOfExperts(keras.layers.Layer):
         return ops.softmax(logits, axis=-1)
 
     def call(self, inputs):
-        mixed = ops.einsum(
-            "bge,beu->bgu", self.gate_weights(inputs), self.expert_outputs(inputs)
-        )
+        # (batch, gates, experts) x (batch, 1, experts, units) -> (batch, gates, units)
+        experts = ops.expand_dims(self.expert_outputs(inputs), 1)
+        mixed = gated_sum(self.gate_weights(inputs), experts)
         return [mixed[:, k, :] for k in range(self.num_gates)]
 
     def compute_output_shape(self, input_shape):
