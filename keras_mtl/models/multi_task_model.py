@@ -48,9 +48,8 @@ class MultiTaskModel(keras.Model):
       packed columns the dataset carries (`keras_mtl.data.packed`). The
       batches, their order and the results are those of the dataset; a
       reshuffle every epoch costs one permutation. (TensorFlow backend, no
-      distribution strategy, no string columns; any other
-      data, or a dataset transformed after `make_dataset`, is read as Keras
-      reads it.)
+      distribution strategy, no string columns; any other data, or a dataset
+      transformed after `make_dataset`, is read as Keras reads it.)
     """
 
     loss_weighting = None
@@ -327,7 +326,8 @@ class MultiTaskModel(keras.Model):
             or any(dtype == "string" for dtype in packed.dtypes)
             or not self._build_from_spec(data)  # (the step's data has no spec)
         ):
-            self._build_from_spec(data := self._host(data))
+            data = self._host(data)
+            self._build_from_spec(data)
             return data
         self.__dict__.setdefault("_packed_layouts", {})[packed.key] = packed
         return packed.step_dataset()
