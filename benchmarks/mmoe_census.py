@@ -42,13 +42,19 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
+import importlib.util
 import os
+import select
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -352,68 +358,158 @@ def expert_pipeline(x, y, batch_size: int, shuffle: bool, seed: int = 0):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def expert_contenders(frame, features, tasks, batch_size: int) -> list:
-    """`(key, label, model, dataset)` of the expert comparison, all built and
-    compiled up front, each dataset as its contender's user would write it."""
-    x, y, table_rows = expert_arrays(frame, features, tasks)
-    shapes = (table_rows, x["ids"].shape[1], x["numbers"].shape[1])
-    default = km.data.make_dataset(
-        frame, features, tasks, batch_size=batch_size, seed=0
-    )
-    ple_default = km.data.make_dataset(
-        frame, features, tasks, batch_size=batch_size, seed=0
-    )
-    return [
-        (
-            "km_mmoe",
-            "`build_mmoe` + default `make_dataset` (reshuffled every epoch, AUC every step)",
-            keras_mtl_mmoe(features, tasks),
-            default,
-        ),
-        (
-            "expert_mmoe",
-            "expert MMoE, cached batches",
-            expert_mmoe(tasks, *shapes),
-            expert_pipeline(x, y, batch_size, shuffle=False),
-        ),
-        (
-            "expert_mmoe_shuffled",
-            "expert MMoE, reshuffled every epoch (permutation + `gather`)",
-            expert_mmoe(tasks, *shapes),
-            expert_pipeline(x, y, batch_size, shuffle=True),
-        ),
-        (
-            "km_ple",
-            "`build_ple` + default `make_dataset` (reshuffled every epoch, AUC every step)",
-            keras_mtl_ple(features, tasks),
-            ple_default,
-        ),
-        (
-            "expert_ple",
-            "expert PLE, cached batches",
-            expert_ple(tasks, *shapes),
-            expert_pipeline(x, y, batch_size, shuffle=False),
-        ),
-    ]
+@dataclasses.dataclass
+class RoundContender:
+    """A model built up front: `train(epochs)` trains it and returns seconds."""
+
+    key: str
+    label: str
+    parameters: int
+    train: Callable[[int], float]
+    reference: str  # the key its speed is compared with
+
+
+def in_process(key, label, model, ds, reference) -> RoundContender:
+    """A model of this process, warmed up by one epoch (its XLA compilation)."""
+    model.fit(ds, epochs=1, verbose=0)
+
+    def train(epochs: int) -> float:
+        start = time.perf_counter()
+        model.fit(ds, epochs=epochs, verbose=0)
+        return time.perf_counter() - start
+
+    return RoundContender(key, label, trainable_count(model), train, reference)
 
 
 def trainable_count(model) -> int:
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+def expert_contenders(frame, features, tasks, batch_size: int) -> list:
+    """The contenders of the expert comparison, all built and compiled up front,
+    each dataset as its contender's user would write it."""
+    x, y, table_rows = expert_arrays(frame, features, tasks)
+    shapes = (table_rows, x["ids"].shape[1], x["numbers"].shape[1])
+
+    def default():
+        return km.data.make_dataset(
+            frame, features, tasks, batch_size=batch_size, seed=0
+        )
+
+    ours = "default `make_dataset` (reshuffled every epoch, AUC every step)"
+    return [
+        in_process(
+            "km_mmoe",
+            f"`build_mmoe` + {ours}",
+            keras_mtl_mmoe(features, tasks),
+            default(),
+            "expert_mmoe",
+        ),
+        in_process(
+            "expert_mmoe",
+            "expert MMoE, cached batches",
+            expert_mmoe(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=False),
+            "expert_mmoe",
+        ),
+        in_process(
+            "expert_mmoe_shuffled",
+            "expert MMoE, reshuffled every epoch (permutation + `gather`)",
+            expert_mmoe(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=True),
+            "expert_mmoe",
+        ),
+        in_process(
+            "km_ple",
+            f"`build_ple` + {ours}",
+            keras_mtl_ple(features, tasks),
+            default(),
+            "expert_ple",
+        ),
+        in_process(
+            "expert_ple",
+            "expert PLE, cached batches",
+            expert_ple(tasks, *shapes),
+            expert_pipeline(x, y, batch_size, shuffle=False),
+            "expert_ple",
+        ),
+    ]
+
+
+class DeepCtrWorker:
+    """DeepCTR's PLE in a child process (`deepctr_ple_worker.py`: Keras 2 cannot
+    share this process with Keras 3), trained a round at a time over a pipe.
+    Every read is bounded by `timeout_s`; `close` stops the child by its pid."""
+
+    SCRIPT = Path(__file__).with_name("deepctr_ple_worker.py")
+
+    def __init__(self, frame, features, tasks, batch_size, epochs, rounds, tmp):
+        x, y = plain_arrays(frame, features, tasks)
+        arrays = {}
+        for f in features:
+            if isinstance(f, km.SparseFeature):
+                arrays[f"id_{f.name}"] = x[f.name]
+                arrays[f"rows_{f.name}"] = np.array(f.vocabulary_size + 1)
+            else:
+                arrays[f"num_{f.name}"] = x[f.name]
+        arrays.update({f"y_{name}": label for name, label in y.items()})
+        path = Path(tmp) / "census_arrays.npz"
+        np.savez(path, **arrays)
+        command = [sys.executable, str(self.SCRIPT), "--arrays", str(path)]
+        command += ["--batch-size", str(batch_size), "--epochs", str(epochs)]
+        command += ["--max-rounds", str(rounds)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.epochs = epochs
+        self.parameters = int(self._read("ready", timeout_s=600))
+
+    def _read(self, word: str, timeout_s: float) -> str:
+        """The value of the worker's next `word <value>` line. Other lines (what
+        DeepCTR itself prints) are skipped, up to 100 of them and `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(100):
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.process.stdout], [], [], max(left, 0))
+            line = self.process.stdout.readline() if ready else ""
+            if line.startswith(word + " "):
+                return line.split()[1]
+            if not line:  # timed out, or the worker ended
+                break
+        self.close()
+        raise RuntimeError(f"DeepCTR worker: no {word!r} line in {timeout_s:.0f} s.")
+
+    def train(self, epochs: int) -> float:
+        if epochs != self.epochs:
+            raise ValueError(f"the worker trains {self.epochs} epochs a round")
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        return float(self._read("seconds", timeout_s=1800))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def deepctr_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("deepctr", "tf_keras"))
+
+
 def run_expert_rounds(contenders, rows: int, epochs: int, rounds: int) -> dict:
-    """One warm-up epoch each, then `rounds` alternated rounds (order reversed
-    every other round) of `epochs` epochs per contender; examples/s by key."""
-    for _, _, model, ds in contenders:
-        model.fit(ds, epochs=1, verbose=0)
-    speeds = {key: [] for key, *_ in contenders}
+    """`rounds` alternated rounds (order reversed every other round) of `epochs`
+    epochs per contender, all warmed up already; examples/s by key."""
+    speeds = {c.key: [] for c in contenders}
     for r in range(rounds):
         order = contenders if r % 2 == 0 else contenders[::-1]
-        for key, _, model, ds in order:
+        for c in order:
             gc.collect()
-            start = time.perf_counter()
-            model.fit(ds, epochs=epochs, verbose=0)
-            speeds[key].append(rows * epochs / (time.perf_counter() - start))
+            speeds[c.key].append(rows * epochs / c.train(epochs))
         print(
             f"- round {r + 1}/{rounds}: "
             + ", ".join(f"`{k}` {v[-1]:,.0f}" for k, v in speeds.items())
@@ -559,38 +655,76 @@ def latency_rows(model, frame, features, tasks) -> list[list[str]]:
 # ----------------------------------------------------------------------------- main
 
 
+#: (ours, theirs, required ratio) of the expert comparison.
+EXPERT_TARGETS = (
+    ("km_mmoe", "expert_mmoe", REQUIRED_RATIO),
+    ("km_ple", "expert_ple", REQUIRED_RATIO),
+    ("km_ple", "deepctr_ple", 2.0),
+)
+
+
 def expert_section(frame, features, tasks, args) -> None:
-    """keras_mtl's defaults against the expert models, in alternated rounds."""
-    rows = len(frame)
+    """keras_mtl's defaults against the expert models (and DeepCTR's PLE when
+    installed), in alternated rounds."""
     contenders = expert_contenders(frame, features, tasks, args.batch_size)
-    models = {key: model for key, _, model, _ in contenders}
-    for ours, theirs in (("km_mmoe", "expert_mmoe"), ("km_ple", "expert_ple")):
-        if trainable_count(models[ours]) != trainable_count(models[theirs]):
+    params = {c.key: c.parameters for c in contenders}
+    for ours, theirs, _ in EXPERT_TARGETS[:2]:
+        if params[ours] != params[theirs]:
             raise AssertionError(
-                f"{ours} has {trainable_count(models[ours])} parameters, {theirs} "
-                f"{trainable_count(models[theirs])}: not the same model."
+                f"{ours} has {params[ours]} parameters, {theirs} {params[theirs]}: "
+                "not the same model."
             )
-    print(
-        f"\n## Against an expert's model ({args.expert_rounds} alternated rounds of "
-        f"{args.round_epochs} epochs, all built first)\n"
-    )
-    speeds = run_expert_rounds(contenders, rows, args.round_epochs, args.expert_rounds)
-    reference = {
-        "km_mmoe": "expert_mmoe",
-        "expert_mmoe": "expert_mmoe",
-        "expert_mmoe_shuffled": "expert_mmoe",
-        "km_ple": "expert_ple",
-        "expert_ple": "expert_ple",
-    }
+    with tempfile.TemporaryDirectory() as tmp:
+        worker = None
+        if deepctr_available():
+            worker = DeepCtrWorker(
+                frame,
+                features,
+                tasks,
+                args.batch_size,
+                args.round_epochs,
+                args.expert_rounds,
+                tmp,
+            )
+            contenders.append(
+                RoundContender(
+                    "deepctr_ple",
+                    "DeepCTR 0.9.4 `PLE` (Keras 2, child process), numpy `fit` "
+                    "(reshuffled every epoch), loss only",
+                    worker.parameters,
+                    worker.train,
+                    "deepctr_ple",
+                )
+            )
+        print(
+            f"\n## Against an expert's model ({args.expert_rounds} alternated rounds "
+            f"of {args.round_epochs} epochs, all built first)\n"
+        )
+        if worker is None:
+            print(
+                "- DeepCTR's PLE skipped: `pip install deepctr==0.9.4 "
+                "tf-keras==2.21.0` to include it"
+            )
+        try:
+            speeds = run_expert_rounds(
+                contenders, len(frame), args.round_epochs, args.expert_rounds
+            )
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def median(key):
+        return statistics.median(speeds[key])
+
     table = [
         [
-            f"`{key}`",
-            label,
-            f"{trainable_count(models[key]):,}",
-            _common.median_range(speeds[key]),
-            f"{statistics.median(speeds[key]) / statistics.median(speeds[reference[key]]):.2f}",
+            f"`{c.key}`",
+            c.label,
+            f"{c.parameters:,}",
+            _common.median_range(speeds[c.key]),
+            f"{median(c.key) / median(c.reference):.2f}",
         ]
-        for key, label, *_ in contenders
+        for c in contenders
     ]
     print()
     print(
@@ -600,18 +734,19 @@ def expert_section(frame, features, tasks, args) -> None:
                 "contender",
                 "parameters",
                 "examples/s, median (min–max)",
-                "vs the expert, cached",
+                "vs reference (the cached expert; DeepCTR: itself)",
             ],
             table,
         )
     )
     print()
-    for ours, theirs in (("km_mmoe", "expert_mmoe"), ("km_ple", "expert_ple")):
-        ratio = statistics.median(speeds[ours]) / statistics.median(speeds[theirs])
-        verdict = "meets" if ratio >= REQUIRED_RATIO else "MISSES"
+    for ours, theirs, required in EXPERT_TARGETS:
+        if theirs not in speeds:
+            continue
+        ratio = median(ours) / median(theirs)
+        verdict = "meets" if ratio >= required else "MISSES"
         print(
-            f"- `{ours}` / `{theirs}`: {ratio:.3f} — {verdict} the "
-            f"{REQUIRED_RATIO:.2f} target"
+            f"- `{ours}` / `{theirs}`: {ratio:.3f} — {verdict} the {required:.2f} target"
         )
     sys.stdout.flush()
 
