@@ -35,13 +35,17 @@ class PackedColumns:
         features: feature names in element order; `labels` likewise.
         index: batches of row indices, a fresh permutation each epoch when
             shuffled (`_index_batches`).
+        dtypes: the matrices' dtype names.
+        key: a name for the layout: equal layouts gather batches the same way.
     """
 
     matrices: tuple
     layout: tuple
     features: tuple
     labels: tuple
-    index: tf.data.Dataset
+    index: tf.data.Dataset | None
+    dtypes: tuple
+    key: str
 
     @classmethod
     def pack(cls, entries, features, labels, index) -> PackedColumns:
@@ -56,19 +60,24 @@ class PackedColumns:
                 tf.constant(np.concatenate([a.reshape(n, -1) for _, a in items], 1))
             )
             layout.append(tuple((key, tuple(a.shape[1:])) for key, a in items))
+        dtypes = tuple(m.dtype.name for m in matrices)
+        # A name for the layout: equal layouts gather batches the same way.
+        text = repr((layout, tuple(features), tuple(labels), dtypes))
+        key = hashlib.sha1(text.encode()).hexdigest()[:16]
         return cls(
-            tuple(matrices), tuple(layout), tuple(features), tuple(labels), index
+            tuple(matrices),
+            tuple(layout),
+            tuple(features),
+            tuple(labels),
+            index,
+            dtypes,
+            key,
         )
 
-    @property
-    def key(self) -> str:
-        """A name for the layout: equal layouts gather batches the same way."""
-        text = repr((self.layout, self.features, self.labels, self.dtypes))
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-    @property
-    def dtypes(self) -> tuple:
-        return tuple(m.dtype.name for m in self.matrices)
+    def layout_only(self) -> PackedColumns:
+        """These columns without their data: enough to gather from matrices
+        passed in (`unpack_step_element`), without keeping the data alive."""
+        return dataclasses.replace(self, matrices=(), index=None)
 
     def gather(self, index, matrices=None):
         """The element of rows `index`: features, `(features, labels)` or

@@ -329,7 +329,8 @@ class MultiTaskModel(keras.Model):
             data = self._host(data)
             self._build_from_spec(data)
             return data
-        self.__dict__.setdefault("_packed_layouts", {})[packed.key] = packed
+        layouts = self.__dict__.setdefault("_packed_layouts", {})
+        layouts[packed.key] = packed.layout_only()
         return packed.step_dataset()
 
     def _unpack(self, data):

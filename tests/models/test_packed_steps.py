@@ -168,3 +168,21 @@ def test_other_calls_still_read_their_own_data_after_a_packed_fit():
     )
     before = model.train_on_batch(x, y)
     assert np.isfinite(before).all()
+
+
+def test_string_columns_take_the_hosted_lookup_path():
+    # A string matrix cannot enter the XLA step: such data is read through
+    # tf.data, where the hosted string lookups turn it into rows.
+    features = [km.SparseFeature("city", vocabulary=("paris", "rome")), FEATURES[3]]
+    rng = np.random.default_rng(0)
+    data = {
+        "city": rng.choice(["paris", "rome", "oslo"], 64).astype(object),
+        "age": rng.normal(40, 10, 64).astype("float32"),
+        "click": (rng.random(64) < 0.5).astype("float32"),
+    }
+    ds = make_dataset(data, features, [km.Task("click")], batch_size=32)
+    assert "string" in packed_columns(ds).dtypes
+    model = km.build_shared_bottom(features, [km.Task("click")])
+    history = model.fit(ds, epochs=1, verbose=0).history
+    assert model.jit_compile and np.isfinite(history["loss"]).all()
+    assert not model.__dict__.get("_packed_layouts")
