@@ -28,6 +28,15 @@ order of contenders is rotated, and reversed every other repeat. Each run also
 records the CPU time other processes took meanwhile (the load average counts
 this script's own threads).
 
+First (skip it with `--expert-rounds 0`; run only it with `--skip-rotated`),
+keras_mtl's default `build_mmoe` and `build_ple` + `make_dataset` against an
+expert's hand-written models: all id columns offset into one `Embedding` fed
+as one int32 matrix, the numbers as one matrix, all experts as one `Dense`, a
+loss per task and no metric, XLA; cached, and for MMoE also reshuffled every
+epoch. DeepCTR's PLE joins when `deepctr` and `tf_keras` are installed, in a
+child process (`deepctr_ple_worker.py`). All are built and warmed up first,
+then timed in `--expert-rounds` alternated rounds of `--round-epochs` epochs.
+
 Then the latency of the trained keras_mtl model at batch 1 and 512:
 `model.predict`, a direct `model(x, training=False)` call (eager),
 `model.predict_on_batch` (the compiled predict step without the data adapter),
