@@ -364,7 +364,9 @@ def expert_pipeline(x, y, batch_size: int, shuffle: bool, seed: int = 0):
         lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), tensors),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # (flat_map hides the length; stated, each epoch ends without running out)
+    batches = tf.data.experimental.assert_cardinality(-(-rows // batch_size))
+    return ds.apply(batches).prefetch(tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,48 @@
+"""benchmarks/mmoe_census.py's comparison with an expert's models: the experts
+are the builders' architectures, and the section runs end to end."""
+
+import pytest
+
+import keras_mtl as km
+from benchmarks import mmoe_census as bench
+
+
+def test_expert_models_have_the_builders_parameter_counts():
+    frame, features, tasks = bench.census_like_frame(rows=64)
+    x, _, table_rows = bench.expert_arrays(frame, features, tasks)
+    assert x["ids"].shape == (64, 31) and x["numbers"].shape == (64, 7)
+    # Each column's ids land in its own block of the one table.
+    assert x["ids"].min() >= 0 and x["ids"].max() < table_rows
+    assert table_rows == sum(
+        f.vocabulary_size + 1 for f in features if isinstance(f, km.SparseFeature)
+    )
+    shapes = (table_rows, 31, 7)
+    for ours, theirs in (
+        (bench.keras_mtl_mmoe(features, tasks), bench.expert_mmoe(tasks, *shapes)),
+        (bench.keras_mtl_ple(features, tasks), bench.expert_ple(tasks, *shapes)),
+    ):
+        assert bench.trainable_count(ours) == bench.trainable_count(theirs)
+
+
+@pytest.mark.slow
+def test_expert_section_runs_one_round(capsys, tmp_path):
+    code = bench.main(
+        [
+            "--data-path",
+            str(tmp_path / "absent.gz"),  # the generated census-shaped frame
+            "--skip-rotated",
+            "--expert-rounds",
+            "1",
+            "--round-epochs",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    for key in ("km_mmoe", "expert_mmoe", "expert_mmoe_shuffled", "km_ple"):
+        assert f"| `{key}` |" in out
+    assert "`km_mmoe` / `expert_mmoe`:" in out and "`km_ple` / `expert_ple`:" in out
+    if bench.deepctr_available():  # its child process answered a round
+        assert "| `deepctr_ple` |" in out and "`km_ple` / `deepctr_ple`:" in out
+    else:
+        assert "DeepCTR's PLE skipped" in out
