@@ -91,8 +91,12 @@ def row_values(feature: SparseFeature, lookup, raw) -> tuple:
     if given_as_rows(feature, raw):  # looked up already
         return raw, feature.num_rows, 0, PAD_ROW
     rows = ops.cast(lookup(raw), "int32")
-    padded = ops.equal(raw, feature.pad_value)
-    return ops.where(padded, PAD_ROW, rows), feature.num_rows, 0, PAD_ROW
+    return (
+        ops.where(pad_mask(feature, raw), rows, PAD_ROW),
+        feature.num_rows,
+        0,
+        PAD_ROW,
+    )
 
 
 def stacked_rows(parts: list, offsets) -> tuple:
