@@ -15,9 +15,9 @@ def gated_sum(gates, experts):
     """`sum_e gates[..., e] * experts[..., e, :]`, leading axes broadcast.
 
     For small mixtures (MMoE's 2 gates x 8 experts x 16 units) a broadcast
-    multiply and sum, which XLA fuses into one loop: a batched matmul of such
-    tiny matrices costs about 1.2x forward and 1.6x backward on CPU (measured
-    84 against 103 us and 109 against 176 us at batch 1024). Larger ones, whose
+    multiply and sum, which XLA fuses into one loop: on CPU a batched matmul of
+    such tiny matrices is slower, forward and backward (measured in
+    docs/benchmarks.md, "Where the step's time went"). Larger ones, whose
     product would be materialised without XLA, stay a matmul.
 
     Args:

@@ -37,12 +37,12 @@ def add_table(layer, name: str, rows: int, dim: int, initializer):
     """`layer.add_weight` for a `(rows, dim)` embedding table, marked as one.
 
     A random initializer draws the whole table at once, and on TensorFlow its
-    temporaries (draw, scale, shift) stay in the process: a 610 MiB table of
-    10M rows made the process grow by 1.9 GiB. A large table with an
-    element-wise random initializer (uniform, normal, truncated normal) is
-    therefore created as zeros and filled in place a block of rows at a time,
-    block `i` drawn with seed `seed + i` (the same distribution; other values
-    than one draw of the whole table).
+    temporaries (draw, scale, shift) stay in the process, about two more copies
+    of the table (measured in docs/large_vocabularies.md, "Memory"). A large
+    table with an element-wise random initializer (uniform, normal, truncated
+    normal) is therefore created as zeros and filled in place a block of rows
+    at a time, block `i` drawn with seed `seed + i` (the same distribution;
+    other values than one draw of the whole table).
     """
     initializer = keras.initializers.get(initializer)
     blockwise = (
