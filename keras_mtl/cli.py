@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -122,7 +123,8 @@ def load_data(args):
     if (args.since or args.until) and args.data != "movielens":
         raise SystemExit("keras-mtl: --since / --until apply to --data movielens.")
     if args.data == "movielens":
-        movielens = datasets.load_movielens(args.data_path, seed=args.seed)
+        with missing_data_file(args):
+            movielens = datasets.load_movielens(args.data_path, seed=args.seed)
         train = window(movielens.train, args.since, args.until)
         splits = (train, movielens.val, movielens.test)
         return splits, movielens.features, movielens.tasks, movielens
@@ -134,7 +136,8 @@ def load_data(args):
         )
         frame, features, tasks = synthetic.data, synthetic.features, synthetic.tasks
     elif args.data == "census":
-        census = datasets.load_census(args.data_path)
+        with missing_data_file(args):
+            census = datasets.load_census(args.data_path)
         frame, features, tasks = census.frame, census.features, census.tasks
     else:
         funnel = datasets.make_funnel(
@@ -148,6 +151,27 @@ def load_data(args):
         tasks = (spec.preset_tasks or km.funnel_tasks)()
     splits = data.split_frame(frame, (0.8, 0.1, 0.1), seed=args.seed)
     return splits, features, tasks, None
+
+
+@contextlib.contextmanager
+def missing_data_file(args):
+    """Exit with code 2 and one line, naming the path and where the data comes
+    from, when `--data-path` names a file or directory that is not there."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        if args.data_path is None:
+            raise
+        from keras_mtl.datasets.census import CENSUS_URL
+        from keras_mtl.datasets.movielens.reader import URL as MOVIELENS_URL
+
+        source = {"census": CENSUS_URL, "movielens": MOVIELENS_URL}[args.data]
+        print(
+            f"keras-mtl: {' '.join(str(error).split())} Leave out --data-path to "
+            f"download the data, or get it from {source}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
 
 
 def window(rows: dict, since: str | None, until: str | None) -> dict:

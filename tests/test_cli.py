@@ -270,3 +270,22 @@ def test_dupn_needs_movielens_and_dates_parse(tmp_path):
     assert kept["timestamp"].tolist() == [10**9]
     with pytest.raises(SystemExit, match="not a YYYY-MM-DD date"):
         cli.window({"timestamp": np.array([0])}, "tomorrow", None)
+
+
+@pytest.mark.parametrize(
+    "args, source",
+    [
+        (["--data", "census"], "https://archive.ics.uci.edu/"),
+        (["--model", "dupn", "--data", "movielens"], "https://files.grouplens.org/"),
+    ],
+)
+def test_a_missing_data_file_is_one_line_naming_it(args, source, tmp_path, capsys):
+    path = tmp_path / "not-here" / "census-income.test.gz"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", *args, "--data-path", str(path), "--no-export"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("keras-mtl: ") and repr(str(path)) in line
+    assert "Leave out --data-path to download" in line and source in line
