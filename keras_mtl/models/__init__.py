@@ -1,5 +1,23 @@
 """Functional-API builders, `build_x(features, tasks, *, ...) -> MultiTaskModel`
-with dict outputs by task, and their registry (`MODELS`, `get_builder`)."""
+with dict outputs by task, and their registry (`MODELS`, `get_builder`).
+
+The options the builders share mean the same in every builder:
+
+- `dropout`: float. The dropout rate after each hidden layer of every task's
+  tower, the per-task head that ends in the task's output (a `TaskTower`; DUPN's
+  heads, `CandidateScorer`s included; each funnel step's tower in ESMM, ESM² and
+  AITM), and nowhere else. Dropout elsewhere has its own argument:
+  `hidden_dropout` after each hidden layer below the towers (the shared bottom
+  of `build_shared_bottom`, the per-task hidden stacks of `build_single_task`,
+  `build_cross_stitch` and `build_l2_constrained`) and `transfer_dropout` on the
+  information AITM transfers between steps. Every rate defaults to 0.
+- `name`: str or None. The model's name; None (the default) names it after
+  what was built, its registry key: "mmoe", "omoe", "ple", "cgc",
+  "shared_bottom", "esmm", ...
+- the task types: `builder.task_types` lists the `Task.type`s a builder
+  builds; it rejects any other task up front, naming the task and its type,
+  and the registry reads the list from there.
+"""
 
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.cross_stitch import build_cross_stitch

@@ -1,8 +1,12 @@
-"""What every builder shares: inputs, encoder, towers, the model, compile."""
+"""What every builder shares: inputs, encoder, towers, the model, compile.
+
+The options the builders have in common (`dropout`, `name`, the task types) are
+described once, in the `keras_mtl.models` docstring.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -19,14 +23,28 @@ TOWER_TASK_TYPES = ("binary", "regression", "multiclass")
 FUNNEL_TASK_TYPES = ("binary",)
 
 
-def check_builder_tasks(
-    owner: str, tasks: Sequence[Task], supported: Sequence[str]
-) -> list[Task]:
-    """`check_tasks(tasks)`, then reject any task whose type `owner` cannot build.
+def builds(task_types: Sequence[str]) -> Callable[[Callable], Callable]:
+    """Decorator: record on a builder the task types it builds, as `task_types`.
 
-    The error names the builder, the task, its type and what the builder
-    supports, before any layer is built.
+    The builder checks its tasks against `builder.task_types`
+    (`check_builder_tasks`) and the registry reads them from it, so each
+    builder states them once, above its definition.
     """
+
+    def mark(builder: Callable) -> Callable:
+        builder.task_types = tuple(task_types)
+        return builder
+
+    return mark
+
+
+def check_builder_tasks(builder: Callable, tasks: Sequence[Task]) -> list[Task]:
+    """`check_tasks(tasks)`, then reject any task whose type `builder` cannot build.
+
+    `builder` is a builder marked with `builds`. The error names the builder,
+    the task, its type and what the builder supports, before any layer is built.
+    """
+    owner, supported = builder.__name__, builder.task_types
     tasks = check_tasks(tasks)
     for task in tasks:
         if task.type not in supported:
@@ -40,6 +58,12 @@ def check_builder_tasks(
                 f"supports {', '.join(supported)}{hint}."
             )
     return tasks
+
+
+def check_dropout(builder: Callable, **rates: float) -> None:
+    """Reject a dropout rate outside [0, 1), naming `builder` and the argument."""
+    for arg, rate in rates.items():
+        check_rate(builder.__name__, arg, rate)
 
 
 def encode_inputs(features: Sequence[Feature]):
@@ -95,24 +119,24 @@ def per_task_hidden(
     x,
     num_tasks: int,
     hidden_units: Sequence[int],
-    dropout: float,
+    hidden_dropout: float,
     coupling: float = 0.0,
     self_weight: float | None = None,
 ) -> list:
     """One hidden stack per task on the shared `x` (soft parameter sharing).
 
     Layer `i` is `ParallelDense(num_tasks, units, coupling)` named `hidden_i`,
-    then dropout (`dropout_i`, when > 0) and, when `self_weight` is given, a
-    `CrossStitch` unit named `cross_stitch_i`. `owner` names the builder in
-    errors. Returns the T task tensors.
+    then dropout at rate `hidden_dropout` (`dropout_i`, when > 0) and, when
+    `self_weight` is given, a `CrossStitch` unit named `cross_stitch_i`.
+    `owner` names the builder in errors. Returns the T task tensors.
     """
     hidden_units = check_units(owner, "hidden_units", hidden_units, allow_empty=False)
-    check_rate(owner, "dropout", dropout)
+    check_rate(owner, "hidden_dropout", hidden_dropout)
     h = x
     for i, units in enumerate(hidden_units, start=1):
         h = ParallelDense(num_tasks, units, coupling=coupling, name=f"hidden_{i}")(h)
-        if dropout:
-            drop = keras.layers.Dropout(dropout, name=f"dropout_{i}")
+        if hidden_dropout:
+            drop = keras.layers.Dropout(hidden_dropout, name=f"dropout_{i}")
             h = [drop(t) for t in h]
         if self_weight is not None:
             h = CrossStitch(self_weight, name=f"cross_stitch_{i}")(h)

@@ -10,7 +10,9 @@ from keras_mtl.layers import MLP, AdaptiveInformationTransfer, AuxiliaryLoss, Ta
 from keras_mtl.losses import FunnelCalibration
 from keras_mtl.models._common import (
     FUNNEL_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     make_model,
 )
@@ -18,6 +20,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task, aitm_tasks
 
 
+@builds(FUNNEL_TASK_TYPES)
 def build_aitm(
     features: Sequence[Feature],
     tasks: Sequence[Task] | None = None,
@@ -25,8 +28,9 @@ def build_aitm(
     tower_units: Sequence[int] = (128, 64, 32),
     calibration_weight: float = 0.6,
     dropout: float = 0.0,
+    transfer_dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "aitm",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """Adaptive Information Transfer Multi-task model for multi-step conversions.
 
@@ -49,10 +53,12 @@ def build_aitm(
             authors'.
         calibration_weight: float >= 0. Weight of the calibrator. Defaults to
             0.6, the paper's.
-        dropout: float. Dropout in the towers and on the transferred
-            information. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        transfer_dropout: float. Dropout on the information each step's
+            `AdaptiveInformationTransfer` receives from the previous step.
+            Defaults to 0.
         compile: True, False or a dict of `keras_mtl.compile_model` arguments.
-        name: model name. Defaults to "aitm".
+        name: model name. Defaults to None: "aitm".
 
     Returns:
         A `MultiTaskModel` with one `(batch,)` probability per task; the
@@ -65,7 +71,7 @@ def build_aitm(
     """
     if tasks is None:
         tasks = aitm_tasks()
-    tasks = check_builder_tasks("build_aitm", tasks, FUNNEL_TASK_TYPES)
+    tasks = check_builder_tasks(build_aitm, tasks)
     wrong = [t.name for t in tasks if t.metric_only]
     if wrong or len(tasks) < 2:
         raise ValueError(
@@ -73,13 +79,14 @@ def build_aitm(
             f"got {[t.name for t in tasks]} (metric_only: {wrong})."
         )
     check_non_negative("build_aitm", "calibration_weight", calibration_weight)
+    check_dropout(build_aitm, dropout=dropout, transfer_dropout=transfer_dropout)
     inputs, x = encode_inputs(features)
     outputs, previous_hidden, previous_p = {}, None, None
     for task in tasks:
         hidden = MLP(tower_units, dropout=dropout, name=f"{task.name}_tower")(x)
         if previous_hidden is not None:
             hidden = AdaptiveInformationTransfer(
-                dropout=dropout, name=f"{task.name}_ait"
+                dropout=transfer_dropout, name=f"{task.name}_ait"
             )([hidden, previous_hidden])
         p = TaskTower((), "binary", name=f"{task.name}_output")(hidden)
         if previous_p is not None and calibration_weight > 0:
@@ -88,4 +95,4 @@ def build_aitm(
             )([previous_p, p])
         outputs[task.name] = p
         previous_hidden, previous_p = hidden, p
-    return make_model(inputs, outputs, tasks, name, compile)
+    return make_model(inputs, outputs, tasks, name or "aitm", compile)

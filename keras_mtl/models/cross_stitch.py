@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from keras_mtl.features import Feature
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     finish_model,
     per_task_hidden,
@@ -16,6 +18,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
+@builds(TOWER_TASK_TYPES)
 def build_cross_stitch(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -24,8 +27,9 @@ def build_cross_stitch(
     tower_units: Sequence[int] = (8,),
     self_weight: float = 0.9,
     dropout: float = 0.0,
+    hidden_dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "cross_stitch",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """Per-task hidden stacks whose activations are mixed after every layer.
 
@@ -54,12 +58,13 @@ def build_cross_stitch(
         tower_units: widths of each task tower. Defaults to (8,).
         self_weight: initial diagonal of every `α` (off-diagonal entries start
             at `(1 - self_weight) / (T - 1)`). Defaults to 0.9, the paper's.
-        dropout: dropout rate after each hidden layer and in the towers.
-            Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        hidden_dropout: float. Dropout after each task's hidden layers (before
+            the cross-stitch unit, where there is one). Defaults to 0.
         compile: True compiles with per-task defaults
             (`keras_mtl.compile_model`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
-        name: model name. Defaults to "cross_stitch".
+        name: model name. Defaults to None: "cross_stitch".
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
@@ -80,14 +85,16 @@ def build_cross_stitch(
         Misra et al., "Cross-stitch Networks for Multi-task Learning", CVPR 2016
         (arXiv:1604.03539).
     """
-    tasks = check_builder_tasks("build_cross_stitch", tasks, TOWER_TASK_TYPES)
+    tasks = check_builder_tasks(build_cross_stitch, tasks)
+    check_dropout(build_cross_stitch, dropout=dropout)
     inputs, x = encode_inputs(features)
     h = per_task_hidden(
         "build_cross_stitch",
         x,
         len(tasks),
         hidden_units,
-        dropout,
+        hidden_dropout,
         self_weight=self_weight,
     )
+    name = name or "cross_stitch"
     return finish_model(inputs, h, tasks, tower_units, dropout, name, compile)

@@ -21,7 +21,12 @@ from keras_mtl.layers import (
     LSTMAttentionEncoder,
     TaskTower,
 )
-from keras_mtl.models._common import check_builder_tasks, make_model
+from keras_mtl.models._common import (
+    builds,
+    check_builder_tasks,
+    check_dropout,
+    make_model,
+)
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
@@ -185,6 +190,7 @@ def _item_task_names(tasks: list[Task], item_tasks) -> set[str]:
     return set(item_tasks)
 
 
+@builds(DUPN_TASK_TYPES)
 def build_dupn(
     features: Sequence[Feature | SequenceFeature],
     tasks: Sequence[Task],
@@ -202,7 +208,7 @@ def build_dupn(
     dropout: float = 0.0,
     heads: Mapping[str, keras.layers.Layer] | None = None,
     compile: bool | dict = True,
-    name: str = "dupn",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """DUPN (Ni et al., KDD 2018): a universal user representation, many heads.
 
@@ -269,11 +275,12 @@ def build_dupn(
         tower_units: sequence of int. Hidden widths of every task's head
             (`TaskTower` or `CandidateScorer`, named "{task}_head"). Defaults
             to (64,).
-        dropout: float. Dropout in the heads. Defaults to 0.
+        dropout: float. Tower dropout, here in every built-in head (see
+            `keras_mtl.models`). Defaults to 0.
         heads: dict of task name to a custom head layer. Defaults to None.
         compile: True, False or a dict of `keras_mtl.compile_model` arguments.
             Defaults to True.
-        name: str. Model name. Defaults to "dupn".
+        name: model name. Defaults to None: "dupn".
 
     Returns:
         A `MultiTaskModel` with inputs named after the features (a sequence's
@@ -307,7 +314,8 @@ def build_dupn(
         Representations from Multiple E-commerce Tasks", KDD 2018
         (arXiv:1805.10727).
     """
-    tasks = check_builder_tasks("build_dupn", tasks, DUPN_TASK_TYPES)
+    tasks = check_builder_tasks(build_dupn, tasks)
+    check_dropout(build_dupn, dropout=dropout)
     tower_units = check_units("build_dupn", "tower_units", tower_units)
     if isinstance(query, str):
         query = [query]
@@ -406,7 +414,7 @@ def build_dupn(
                 name=f"{task.name}_head",
             )
         outputs[task.name] = head(user if items is None else [user, items])
-    return make_model(inputs, outputs, tasks, name, compile)
+    return make_model(inputs, outputs, tasks, name or "dupn", compile)
 
 
 def _check_item_fields(roles: _Roles, scored: set[str]) -> None:

@@ -10,7 +10,9 @@ from keras_mtl.features import Feature
 from keras_mtl.layers import BernoulliMixture, TaskTower
 from keras_mtl.models._common import (
     FUNNEL_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     make_model,
 )
@@ -27,6 +29,7 @@ def _towers(x, names, units, dropout):
     ]
 
 
+@builds(FUNNEL_TASK_TYPES)
 def build_esmm(
     features: Sequence[Feature],
     tasks: Sequence[Task] | None = None,
@@ -34,7 +37,7 @@ def build_esmm(
     tower_units: Sequence[int] = ESMM_TOWER,
     dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "esmm",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """Entire Space Multi-task Model: pCTCVR = pCTR x pCVR over all impressions.
 
@@ -53,10 +56,10 @@ def build_esmm(
             among "ctr", "cvr", "ctcvr". Defaults to None.
         tower_units: hidden widths of each tower. Defaults to (360, 200, 80),
             the paper's.
-        dropout: float. Dropout in the towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles for `tasks`, a dict passes arguments to
             `keras_mtl.compile_model`, False leaves the model uncompiled.
-        name: model name. Defaults to "esmm".
+        name: model name. Defaults to None: "esmm".
 
     Returns:
         A `MultiTaskModel` with inputs named after the features and outputs
@@ -76,14 +79,16 @@ def build_esmm(
         Ma et al., "Entire Space Multi-Task Model: An Effective Approach for
         Estimating Post-Click Conversion Rate", SIGIR 2018 (arXiv:1804.07931).
     """
-    tasks = _funnel_tasks(tasks, esmm_tasks(), "build_esmm")
+    tasks = _funnel_tasks(tasks, esmm_tasks(), build_esmm)
+    check_dropout(build_esmm, dropout=dropout)
     inputs, x = encode_inputs(features)
     ctr, cvr = _towers(x, ("ctr", "cvr"), tower_units, dropout)
     ctcvr = keras.layers.Multiply(name="ctcvr")([ctr, cvr])
     outputs = {"ctr": ctr, "cvr": cvr, "ctcvr": ctcvr}
-    return make_model(inputs, outputs, tasks, name, compile)
+    return make_model(inputs, outputs, tasks, name or "esmm", compile)
 
 
+@builds(FUNNEL_TASK_TYPES)
 def build_esm2(
     features: Sequence[Feature],
     tasks: Sequence[Task] | None = None,
@@ -91,7 +96,7 @@ def build_esm2(
     tower_units: Sequence[int] = ESMM_TOWER,
     dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "esm2",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """ESM²: impression -> click -> action (cart / wish) -> purchase, over all impressions.
 
@@ -109,9 +114,9 @@ def build_esm2(
             "ctr", "ctavr", "cvr", "ctcvr". Defaults to None.
         tower_units: hidden widths of each of the four towers. Defaults to
             (360, 200, 80).
-        dropout: float. Dropout in the towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True, False or a dict of `keras_mtl.compile_model` arguments.
-        name: model name. Defaults to "esm2".
+        name: model name. Defaults to None: "esm2".
 
     Returns:
         A `MultiTaskModel` with outputs `{"ctr", "ctavr", "cvr", "ctcvr"}`,
@@ -122,7 +127,8 @@ def build_esm2(
         Decomposition for Conversion Rate Prediction", SIGIR 2020
         (arXiv:1910.07099).
     """
-    tasks = _funnel_tasks(tasks, esm2_tasks(), "build_esm2")
+    tasks = _funnel_tasks(tasks, esm2_tasks(), build_esm2)
+    check_dropout(build_esm2, dropout=dropout)
     inputs, x = encode_inputs(features)
     click, action, buy_action, buy_other = _towers(
         x,
@@ -137,17 +143,17 @@ def build_esm2(
         "cvr": cvr,
         "ctcvr": keras.layers.Multiply(name="ctcvr")([click, cvr]),
     }
-    return make_model(inputs, outputs, tasks, name, compile)
+    return make_model(inputs, outputs, tasks, name or "esm2", compile)
 
 
-def _funnel_tasks(tasks, default: list[Task], builder: str) -> list[Task]:
+def _funnel_tasks(tasks, default: list[Task], builder) -> list[Task]:
     if tasks is None:
         return default
-    tasks = check_builder_tasks(builder, tasks, FUNNEL_TASK_TYPES)
+    tasks = check_builder_tasks(builder, tasks)
     names = [t.name for t in default]
     unknown = [t.name for t in tasks if t.name not in names]
     if unknown:
         raise ValueError(
-            f"{builder}: task names must be among the outputs {names}; got {unknown}."
+            f"{builder.__name__}: task names must be among the outputs {names}; got {unknown}."
         )
     return tasks

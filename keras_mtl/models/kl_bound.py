@@ -11,6 +11,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 
 def add_kl_bound(
     model: keras.Model,
+    *,
     click: str = "ctr",
     convert: str = "cvr",
     order: str = "ctcvr",

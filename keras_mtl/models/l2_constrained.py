@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from keras_mtl.features import Feature
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     finish_model,
     per_task_hidden,
@@ -16,6 +18,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
+@builds(TOWER_TASK_TYPES)
 def build_l2_constrained(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -24,8 +27,9 @@ def build_l2_constrained(
     tower_units: Sequence[int] = (8,),
     coupling: float = 1e-3,
     dropout: float = 0.0,
+    hidden_dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "l2_constrained",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """Per-task hidden stacks with an L2 penalty between corresponding layers.
 
@@ -55,12 +59,13 @@ def build_l2_constrained(
             Defaults to (32, 16).
         tower_units: widths of each task tower. Defaults to (8,).
         coupling: float >= 0. The penalty weight `α`. Defaults to 1e-3.
-        dropout: dropout rate after each hidden layer and in the towers.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        hidden_dropout: float. Dropout after each task's hidden layers.
             Defaults to 0.
         compile: True compiles with per-task defaults
             (`keras_mtl.compile_model`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
-        name: model name. Defaults to "l2_constrained".
+        name: model name. Defaults to None: "l2_constrained".
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
@@ -82,14 +87,16 @@ def build_l2_constrained(
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018 (the L2-constrained baseline).
     """
-    tasks = check_builder_tasks("build_l2_constrained", tasks, TOWER_TASK_TYPES)
+    tasks = check_builder_tasks(build_l2_constrained, tasks)
+    check_dropout(build_l2_constrained, dropout=dropout)
     inputs, x = encode_inputs(features)
     h = per_task_hidden(
         "build_l2_constrained",
         x,
         len(tasks),
         hidden_units,
-        dropout,
+        hidden_dropout,
         coupling=coupling,
     )
+    name = name or "l2_constrained"
     return finish_model(inputs, h, tasks, tower_units, dropout, name, compile)

@@ -8,7 +8,9 @@ from keras_mtl.features import Feature
 from keras_mtl.layers import MixtureOfExperts
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     finish_model,
 )
@@ -16,6 +18,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
+@builds(TOWER_TASK_TYPES)
 def build_mmoe(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -38,12 +41,13 @@ def build_mmoe(
         num_experts: number of experts. Defaults to 8 (the paper's).
         expert_units: hidden widths of each expert. Defaults to (16,).
         tower_units: widths of each task tower. Defaults to (8,).
-        single_gate: one gate shared by every task (OMoE). Defaults to False.
+        single_gate: one gate shared by every task (OMoE, as `build_omoe`).
+            Defaults to False.
         use_gate_bias: add a bias in the gates. Defaults to False (the paper's).
-        dropout: dropout rate in the towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `keras_mtl.compile_model`, False leaves the model uncompiled.
-        name: model name. Defaults to "mmoe" or "omoe".
+        name: model name. Defaults to None: "mmoe" ("omoe" with `single_gate`).
 
     Returns:
         A `MultiTaskModel` with inputs named after the features and a dict of
@@ -64,8 +68,9 @@ def build_mmoe(
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018.
     """
-    owner = "build_omoe" if single_gate else "build_mmoe"
-    tasks = check_builder_tasks(owner, tasks, TOWER_TASK_TYPES)
+    owner = build_omoe if single_gate else build_mmoe
+    tasks = check_builder_tasks(owner, tasks)
+    check_dropout(owner, dropout=dropout)
     inputs, x = encode_inputs(features)
     gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
     mixed = MixtureOfExperts(
@@ -80,16 +85,54 @@ def build_mmoe(
     return finish_model(inputs, task_inputs, tasks, tower_units, dropout, name, compile)
 
 
+@builds(TOWER_TASK_TYPES)
 def build_omoe(
-    features: Sequence[Feature], tasks: Sequence[Task], **kwargs
+    features: Sequence[Feature],
+    tasks: Sequence[Task],
+    *,
+    num_experts: int = 8,
+    expert_units: Sequence[int] = (16,),
+    tower_units: Sequence[int] = (8,),
+    use_gate_bias: bool = False,
+    dropout: float = 0.0,
+    compile: bool | dict = True,
+    name: str | None = None,
 ) -> MultiTaskModel:
     """One-gate mixture-of-experts: `build_mmoe(..., single_gate=True)`.
 
-    Every task reads the same gated mixture of the shared experts. Takes the same
-    keyword arguments as `build_mmoe`.
+    Every task reads the same gated mixture of the shared experts (the MMoE
+    paper's OMoE baseline).
+
+    Args:
+        features: the input feature specs.
+        tasks: the `Task`s (binary, regression or multiclass); the model outputs
+            one prediction per task.
+        num_experts: number of experts. Defaults to 8.
+        expert_units: hidden widths of each expert. Defaults to (16,).
+        tower_units: widths of each task tower. Defaults to (8,).
+        use_gate_bias: add a bias in the gate. Defaults to False.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        compile: True compiles with per-task defaults, a dict passes arguments to
+            `keras_mtl.compile_model`, False leaves the model uncompiled.
+        name: model name. Defaults to None: "omoe".
+
+    Returns:
+        A `MultiTaskModel` as `build_mmoe` returns; its one gate is named
+        "shared".
+
+    References:
+        Ma et al., "Modeling Task Relationships in Multi-task Learning with
+        Multi-gate Mixture-of-Experts", KDD 2018 (the OMoE baseline).
     """
-    if "single_gate" in kwargs:
-        raise TypeError(
-            "build_omoe: OMoE has one gate; use build_mmoe for one per task."
-        )
-    return build_mmoe(features, tasks, single_gate=True, **kwargs)
+    return build_mmoe(
+        features,
+        tasks,
+        num_experts=num_experts,
+        expert_units=expert_units,
+        tower_units=tower_units,
+        single_gate=True,
+        use_gate_bias=use_gate_bias,
+        dropout=dropout,
+        compile=compile,
+        name=name,
+    )

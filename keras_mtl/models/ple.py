@@ -9,7 +9,9 @@ from keras_mtl.features import Feature
 from keras_mtl.layers import CustomizedGateControl
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     finish_model,
 )
@@ -38,6 +40,7 @@ def _is_units(value) -> bool:
     return isinstance(value, (list, tuple)) and all(_is_count(u) for u in value)
 
 
+@builds(TOWER_TASK_TYPES)
 def build_ple(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -75,10 +78,10 @@ def build_ple(
             in the paper).
         tower_units: widths of each task tower. Defaults to (8,).
         use_gate_bias: add a bias inside the gates. Defaults to False.
-        dropout: dropout rate in the towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `keras_mtl.compile_model`, False leaves the model uncompiled.
-        name: model name. Defaults to "ple" (or "cgc" for one level).
+        name: model name. Defaults to None: "ple" ("cgc" for one level).
 
     Returns:
         A `MultiTaskModel` with inputs named after the features and a dict of
@@ -99,8 +102,9 @@ def build_ple(
         Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
         Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
     """
-    owner = "build_cgc" if num_levels == 1 else "build_ple"
-    tasks = check_builder_tasks(owner, tasks, TOWER_TASK_TYPES)
+    owner = build_cgc if num_levels == 1 else build_ple
+    tasks = check_builder_tasks(owner, tasks)
+    check_dropout(owner, dropout=dropout)
     check_positive_int("build_ple", "num_levels", num_levels)
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
@@ -123,14 +127,58 @@ def build_ple(
     return finish_model(inputs, x, tasks, tower_units, dropout, name, compile)
 
 
+@builds(TOWER_TASK_TYPES)
 def build_cgc(
-    features: Sequence[Feature], tasks: Sequence[Task], **kwargs
+    features: Sequence[Feature],
+    tasks: Sequence[Task],
+    *,
+    num_shared_experts: int = 2,
+    num_task_experts: int = 2,
+    expert_units: Sequence[int] = (16,),
+    tower_units: Sequence[int] = (8,),
+    use_gate_bias: bool = False,
+    dropout: float = 0.0,
+    compile: bool | dict = True,
+    name: str | None = None,
 ) -> MultiTaskModel:
     """Customized gate control: `build_ple(..., num_levels=1)`.
 
-    One level of task-specific and shared experts with one gate per task, then
-    the towers. Takes the other keyword arguments of `build_ple`.
+    One level of task-specific and shared experts with one gate per task (a
+    task's gate mixes its own and the shared experts), then the towers.
+
+    Args:
+        features: the input feature specs.
+        tasks: the `Task`s (binary, regression or multiclass); one output per
+            task.
+        num_shared_experts: int. Experts shared by every task. Defaults to 2.
+        num_task_experts: int. Experts of each task. Defaults to 2.
+        expert_units: sequence of int. Hidden widths of every expert. Defaults
+            to (16,).
+        tower_units: widths of each task tower. Defaults to (8,).
+        use_gate_bias: add a bias inside the gates. Defaults to False.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        compile: True compiles with per-task defaults, a dict passes arguments to
+            `keras_mtl.compile_model`, False leaves the model uncompiled.
+        name: model name. Defaults to None: "cgc".
+
+    Returns:
+        A `MultiTaskModel` as `build_ple` returns; the level is the
+        `CustomizedGateControl` layer named "cgc".
+
+    References:
+        Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
+        Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
     """
-    if "num_levels" in kwargs:
-        raise TypeError("build_cgc: CGC has one level; use build_ple for more.")
-    return build_ple(features, tasks, num_levels=1, **kwargs)
+    return build_ple(
+        features,
+        tasks,
+        num_levels=1,
+        num_shared_experts=num_shared_experts,
+        num_task_experts=num_task_experts,
+        expert_units=expert_units,
+        tower_units=tower_units,
+        use_gate_bias=use_gate_bias,
+        dropout=dropout,
+        compile=compile,
+        name=name,
+    )

@@ -11,10 +11,9 @@ import dataclasses
 import types
 from collections.abc import Callable, Sequence
 
-from keras_mtl.models._common import FUNNEL_TASK_TYPES, TOWER_TASK_TYPES
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.cross_stitch import build_cross_stitch
-from keras_mtl.models.dupn import DUPN_TASK_TYPES, build_dupn
+from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
@@ -38,8 +37,6 @@ class BuilderSpec:
         name: str. The registry key (the CLI's `--model` value).
         builder: the `build_x(features, tasks, **kwargs)` function.
         data: str. What it reads, one of `DATA_KINDS`.
-        task_types: tuple of str. The `Task.type`s it builds (the builder
-            rejects the others).
         gated: bool. Whether it has softmax expert gates
             (`keras_mtl.gate_weights` reads them). Defaults to False.
         preset_tasks: callable returning its default tasks (what `tasks=None`
@@ -49,7 +46,6 @@ class BuilderSpec:
     name: str
     builder: Callable[..., MultiTaskModel]
     data: str
-    task_types: tuple[str, ...]
     gated: bool = False
     preset_tasks: Callable[[], list[Task]] | None = None
 
@@ -59,6 +55,17 @@ class BuilderSpec:
                 f"BuilderSpec {self.name!r}: data must be one of {DATA_KINDS}, got "
                 f"{self.data!r}."
             )
+        if not isinstance(getattr(self.builder, "task_types", None), tuple):
+            raise TypeError(
+                f"BuilderSpec {self.name!r}: the builder states no task_types; "
+                "mark it with keras_mtl.models._common.builds(task_types)."
+            )
+
+    @property
+    def task_types(self) -> tuple[str, ...]:
+        """The `Task.type`s the builder builds (it rejects the others): the
+        builder's own `task_types`, so they are stated once."""
+        return self.builder.task_types
 
     def reads(self, data: str) -> bool:
         """Whether the builder can train on data of kind `data`."""
@@ -73,32 +80,26 @@ class BuilderSpec:
         return self.builder(features, tasks, **kwargs)
 
 
-def _spec(name, builder, data, task_types, **kwargs) -> tuple[str, BuilderSpec]:
-    return name, BuilderSpec(name, builder, data, task_types, **kwargs)
+def _spec(name, builder, data, **kwargs) -> tuple[str, BuilderSpec]:
+    return name, BuilderSpec(name, builder, data, **kwargs)
 
 
 #: Every builder by name, in the order the CLI lists them.
 MODELS = types.MappingProxyType(
     dict(
         [
-            _spec("mmoe", build_mmoe, "flat", TOWER_TASK_TYPES, gated=True),
-            _spec("omoe", build_omoe, "flat", TOWER_TASK_TYPES, gated=True),
-            _spec("ple", build_ple, "flat", TOWER_TASK_TYPES, gated=True),
-            _spec("cgc", build_cgc, "flat", TOWER_TASK_TYPES, gated=True),
-            _spec("shared_bottom", build_shared_bottom, "flat", TOWER_TASK_TYPES),
-            _spec("cross_stitch", build_cross_stitch, "flat", TOWER_TASK_TYPES),
-            _spec("l2_constrained", build_l2_constrained, "flat", TOWER_TASK_TYPES),
-            _spec("single_task", build_single_task, "flat", TOWER_TASK_TYPES),
-            _spec(
-                "esmm", build_esmm, "funnel", FUNNEL_TASK_TYPES, preset_tasks=esmm_tasks
-            ),
-            _spec(
-                "esm2", build_esm2, "funnel", FUNNEL_TASK_TYPES, preset_tasks=esm2_tasks
-            ),
-            _spec(
-                "aitm", build_aitm, "funnel", FUNNEL_TASK_TYPES, preset_tasks=aitm_tasks
-            ),
-            _spec("dupn", build_dupn, "sequence", DUPN_TASK_TYPES),
+            _spec("mmoe", build_mmoe, "flat", gated=True),
+            _spec("omoe", build_omoe, "flat", gated=True),
+            _spec("ple", build_ple, "flat", gated=True),
+            _spec("cgc", build_cgc, "flat", gated=True),
+            _spec("shared_bottom", build_shared_bottom, "flat"),
+            _spec("cross_stitch", build_cross_stitch, "flat"),
+            _spec("l2_constrained", build_l2_constrained, "flat"),
+            _spec("single_task", build_single_task, "flat"),
+            _spec("esmm", build_esmm, "funnel", preset_tasks=esmm_tasks),
+            _spec("esm2", build_esm2, "funnel", preset_tasks=esm2_tasks),
+            _spec("aitm", build_aitm, "funnel", preset_tasks=aitm_tasks),
+            _spec("dupn", build_dupn, "sequence"),
         ]
     )
 )

@@ -8,7 +8,9 @@ from keras_mtl.features import Feature
 from keras_mtl.layers import MLP
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     encode_inputs,
     finish_model,
 )
@@ -16,6 +18,7 @@ from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
+@builds(TOWER_TASK_TYPES)
 def build_shared_bottom(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -23,8 +26,9 @@ def build_shared_bottom(
     hidden_units: Sequence[int] = (64,),
     tower_units: Sequence[int] = (8,),
     dropout: float = 0.0,
+    hidden_dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "shared_bottom",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """One bottom MLP shared by all tasks, then one tower per task.
 
@@ -35,11 +39,13 @@ def build_shared_bottom(
         hidden_units: widths of the shared bottom MLP (named "bottom"; may be
             empty). Defaults to (64,).
         tower_units: widths of each task tower. Defaults to (8,).
-        dropout: dropout rate in the bottom and towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        hidden_dropout: float. Dropout after each layer of the shared bottom.
+            Defaults to 0.
         compile: True compiles with per-task defaults
             (`keras_mtl.compile_model`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
-        name: model name. Defaults to "shared_bottom".
+        name: model name. Defaults to None: "shared_bottom".
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict
@@ -56,9 +62,11 @@ def build_shared_bottom(
     References:
         Caruana, "Multitask Learning", Machine Learning 28 (1997).
     """
-    tasks = check_builder_tasks("build_shared_bottom", tasks, TOWER_TASK_TYPES)
+    tasks = check_builder_tasks(build_shared_bottom, tasks)
+    check_dropout(build_shared_bottom, dropout=dropout, hidden_dropout=hidden_dropout)
     inputs, x = encode_inputs(features)
-    shared = MLP(hidden_units, dropout=dropout, name="bottom")(x)
+    shared = MLP(hidden_units, dropout=hidden_dropout, name="bottom")(x)
+    name = name or "shared_bottom"
     return finish_model(
         inputs, [shared] * len(tasks), tasks, tower_units, dropout, name, compile
     )

@@ -9,13 +9,16 @@ from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
+    builds,
     check_builder_tasks,
+    check_dropout,
     finish_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
+@builds(TOWER_TASK_TYPES)
 def build_single_task(
     features: Sequence[Feature],
     tasks: Sequence[Task],
@@ -23,8 +26,9 @@ def build_single_task(
     hidden_units: Sequence[int] = (32, 16),
     tower_units: Sequence[int] = (8,),
     dropout: float = 0.0,
+    hidden_dropout: float = 0.0,
     compile: bool | dict = True,
-    name: str = "single_task",
+    name: str | None = None,
 ) -> MultiTaskModel:
     """The no-sharing baseline: every task has its own embeddings and layers.
 
@@ -48,11 +52,13 @@ def build_single_task(
         hidden_units: widths of each task's hidden MLP (may be empty).
             Defaults to (32, 16).
         tower_units: widths of each task tower. Defaults to (8,).
-        dropout: dropout rate in the hidden MLPs and towers. Defaults to 0.
+        dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
+        hidden_dropout: float. Dropout after each layer of every task's hidden
+            MLP. Defaults to 0.
         compile: True compiles with per-task defaults
             (`keras_mtl.compile_model`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
-        name: model name. Defaults to "single_task".
+        name: model name. Defaults to None: "single_task".
 
     Returns:
         A `MultiTaskModel`: inputs named after the features, outputs a dict keyed
@@ -66,13 +72,17 @@ def build_single_task(
     >>> [l.name for l in model.layers if l.name.endswith("feature_encoder")]
     ['income_feature_encoder', 'marital_feature_encoder']
     """
-    tasks = check_builder_tasks("build_single_task", tasks, TOWER_TASK_TYPES)
+    tasks = check_builder_tasks(build_single_task, tasks)
+    check_dropout(build_single_task, dropout=dropout, hidden_dropout=hidden_dropout)
     features = check_features(features)
     inputs = make_inputs(features)
     task_inputs = []
     for task in tasks:
         encoded = FeatureEncoder(features, name=f"{task.name}_feature_encoder")(inputs)
         task_inputs.append(
-            MLP(hidden_units, dropout=dropout, name=f"{task.name}_hidden")(encoded)
+            MLP(hidden_units, dropout=hidden_dropout, name=f"{task.name}_hidden")(
+                encoded
+            )
         )
+    name = name or "single_task"
     return finish_model(inputs, task_inputs, tasks, tower_units, dropout, name, compile)

@@ -233,5 +233,7 @@ def test_bad_funnel_arguments():
         km.add_kl_bound(
             km.build_esmm(FEATURES, compile=False), convert="cvr", order="missing"
         )
+    with pytest.raises(TypeError, match="positional"):  # options are keyword-only
+        km.add_kl_bound(km.build_esmm(FEATURES, compile=False), "ctr", "cvr")
     with pytest.raises(ValueError, match="nothing to train"):
         km.build_esmm(FEATURES, km.esmm_tasks()[1:2])

@@ -110,7 +110,7 @@ def test_hidden_units_must_not_be_empty(builder):
 
 
 def test_dropout_layers_follow_hidden_layers():
-    model = build_cross_stitch(FEATURES, TASKS, hidden_units=(4,), dropout=0.5)
+    model = build_cross_stitch(FEATURES, TASKS, hidden_units=(4,), hidden_dropout=0.5)
     assert model.get_layer("dropout_1").rate == 0.5
-    with pytest.raises(ValueError, match="build_l2_constrained: dropout"):
-        build_l2_constrained(FEATURES, TASKS, dropout=1.0)
+    with pytest.raises(ValueError, match="build_l2_constrained: hidden_dropout"):
+        build_l2_constrained(FEATURES, TASKS, hidden_dropout=1.0)
