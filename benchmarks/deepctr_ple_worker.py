@@ -3,12 +3,13 @@
 Run by `mmoe_census.py` as a child process: DeepCTR needs Keras 2 (`tf_keras`
 with `TF_USE_LEGACY_KERAS=1`, set before TensorFlow is imported), which cannot
 share a process with Keras 3. Reads the arrays `mmoe_census.py` saved
-(`--arrays`), builds `deepctr.models.PLE` as its README shows (one `SparseFeat`
-per id column, one `DenseFeat` per number, `compile("adam",
-"binary_crossentropy")`, numpy `fit`, which reshuffles every epoch), trains one
-warm-up epoch and prints `ready <parameters>`. Then, for each `round` line on
-stdin (at most `--max-rounds`), it trains `--epochs` epochs and prints
-`seconds <s>`; `quit` or the end of stdin ends it.
+(`--arrays`, written by `_census_models.save_deepctr_arrays`), builds
+`deepctr.models.PLE` as its README shows (one `SparseFeat` per id column, one
+`DenseFeat` per number, `compile("adam", "binary_crossentropy")`, numpy `fit`,
+which reshuffles every epoch), trains one warm-up epoch and answers
+`{"parameters": n}`. Then it speaks the harness's JSON lines
+(`_harness.serve`): `{"command": "train", "epochs": e}` trains `e` epochs and
+answers `{"seconds": s, "other_cores": c}`; `quit` or the end of stdin ends it.
 
     pip install deepctr==0.9.4 tf-keras==2.21.0
 """
@@ -18,18 +19,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import _harness  # noqa: E402  (benchmarks/ is this script's directory)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arrays", required=True, help=".npz from mmoe_census.py")
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--max-rounds", type=int, default=20)
     parser.add_argument("--expert-units", type=int, default=16)
     parser.add_argument("--tower-units", type=int, default=8)
     args = parser.parse_args(argv)
@@ -61,18 +61,14 @@ def main(argv=None) -> int:
     x.update({name: arrays[f"num_{name}"] for name in dense})
     y = [arrays[f"y_{name}"] for name in tasks]
 
-    def train(epochs: int) -> float:
-        start = time.perf_counter()
+    def train(epochs: int):
         model.fit(x, y, batch_size=args.batch_size, epochs=epochs, verbose=0)
-        return time.perf_counter() - start
 
     train(1)
-    print(f"ready {model.count_params()}", flush=True)
-    for _ in range(args.max_rounds):
-        line = sys.stdin.readline().strip()
-        if line != "round":
-            break
-        print(f"seconds {train(args.epochs):.6f}", flush=True)
+    _harness.serve(
+        {"parameters": int(model.count_params())},
+        {"train": lambda epochs: _harness.timed(lambda: train(epochs))},
+    )
     return 0
 
 

@@ -1,15 +1,17 @@
 """benchmarks/mmoe_census.py's comparison with an expert's models: the experts
-are the builders' architectures, and the section runs end to end."""
+are the builders' architectures (`_census_models`), and the section runs end to
+end on 2,048 generated rows."""
 
 import pytest
 
 import keras_mtl as km
+from benchmarks import _census_models as cm
 from benchmarks import mmoe_census as bench
 
 
 def test_expert_models_have_the_builders_parameter_counts():
-    frame, features, tasks = bench.census_like_frame(rows=64)
-    x, _, table_rows = bench.expert_arrays(frame, features, tasks)
+    frame, features, tasks = cm.census_like_frame(rows=64)
+    x, _, table_rows = cm.expert_arrays(frame, features, tasks)
     assert x["ids"].shape == (64, 31) and x["numbers"].shape == (64, 7)
     # Each column's ids land in its own block of the one table.
     assert x["ids"].min() >= 0 and x["ids"].max() < table_rows
@@ -18,10 +20,10 @@ def test_expert_models_have_the_builders_parameter_counts():
     )
     shapes = (table_rows, 31, 7)
     for ours, theirs in (
-        (bench.keras_mtl_mmoe(features, tasks), bench.expert_mmoe(tasks, *shapes)),
-        (bench.keras_mtl_ple(features, tasks), bench.expert_ple(tasks, *shapes)),
+        (cm.keras_mtl_mmoe(features, tasks), cm.expert_mmoe(tasks, *shapes)),
+        (cm.keras_mtl_ple(features, tasks), cm.expert_ple(tasks, *shapes)),
     ):
-        assert bench.trainable_count(ours) == bench.trainable_count(theirs)
+        assert cm.trainable_count(ours) == cm.trainable_count(theirs)
 
 
 @pytest.mark.slow
@@ -30,6 +32,10 @@ def test_expert_section_runs_one_round(capsys, tmp_path):
         [
             "--data-path",
             str(tmp_path / "absent.gz"),  # the generated census-shaped frame
+            "--rows",
+            "2048",
+            "--batch-size",
+            "512",
             "--skip-rotated",
             "--expert-rounds",
             "1",

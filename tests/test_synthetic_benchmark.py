@@ -86,18 +86,16 @@ def test_synthetic_benchmark_prints_a_table_that_beats_a_constant_and_a_plot(
         for mse, baseline in zip((t1, t2), constant):
             assert mse < 0.75 * baseline, (runs, constant)
 
-    # The table: one run, so the mean is that run's loss, the spread zero.
+    # The table: one run, so the median is that run's loss and no min–max range
+    # is printed.
     lines = out.splitlines()
     header = lines.index("| model | p = 0.9 |")
     rows = lines[header + 2 : header + 5]
     assert [r.split("|")[1].strip() for r in rows] == list(LABELS.values())
     for row in rows:
         label, cell = (c.strip() for c in row.split("|")[1:3])
-        mean, std, low = (
-            float(x)
-            for x in re.fullmatch(r"(\S+) ± (\S+) \(min (\S+)\)", cell).groups()
-        )
-        assert mean == low == pytest.approx(runs[label][0], abs=1e-4) and std == 0
+        assert re.fullmatch(r"\d+\.\d{4}", cell), cell
+        assert float(cell) == pytest.approx(runs[label][0], abs=1e-4)
 
     # The budget is printed, and the three models are within 15% of each other.
     counts = re.search(
