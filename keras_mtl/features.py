@@ -362,9 +362,6 @@ def feature_from_config(config: dict | Feature | SequenceFeature):
     if isinstance(config, tuple(_KINDS.values())):
         return config
     config = dict(config)
-    if config.get("hash_bins") is not None and "hash_function" not in config:
-        # Saved before hash functions were recorded: keras.layers.Hashing.
-        config["hash_function"] = "farmhash64"
     return _KINDS[config.pop("kind")](**config)
 
 

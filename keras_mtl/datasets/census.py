@@ -141,7 +141,7 @@ def load_census(
     and `marital` (1.0 for marital status "Never married"). Education and
     marital status are not inputs, nor is the instance weight (UCI: not to be
     used by classifiers). That leaves 31 categorical columns, coded with the
-    fixed vocabularies of census-income.names (`CENSUS_VOCABULARIES`) as
+    fixed vocabularies of census-income.names (`VOCABULARIES`) as
     `SparseFeature(name, vocabulary_size=len(vocab), embedding_dim=4)`, and 7
     numeric columns as `DenseFeature(name, mean=..., std=...)`; the frame keeps
     the raw numbers and the model standardises them with the mean/std of the

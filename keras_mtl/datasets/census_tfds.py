@@ -70,7 +70,7 @@ class CensusIncomeKdd(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         columns = {}
         for name in census.RAW_COLUMNS[:-1]:
-            dtype = np.int64 if name in census.CENSUS_VOCABULARIES else np.float32
+            dtype = np.int64 if name in census.VOCABULARIES else np.float32
             columns[name] = tfds.features.Scalar(dtype=dtype)
         for task in census.CENSUS_TASKS:
             columns[task.name] = tfds.features.Scalar(dtype=np.float32)

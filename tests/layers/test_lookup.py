@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
+from keras_mtl.features import SparseFeature
 from keras_mtl.layers._lookup import IntegerHashing, make_lookup, table_rows
 from tests.helpers import run_layer_test
 
@@ -119,10 +119,3 @@ def test_hash_function_defaults_and_choices():
         SparseFeature("u", hash_bins=9, hash_function="int_hash_v1")
     with pytest.raises(ValueError, match=r"must be one of \[None\].*hash_bins None"):
         SparseFeature("u", vocabulary_size=9, hash_function="int_hash_v1")
-
-
-def test_configs_saved_before_hash_functions_keep_their_buckets():
-    config = feature_to_config(SparseFeature("u", hash_bins=9, dtype="int64"))
-    assert config["hash_function"] == "int_hash_v1"
-    del config["hash_function"]  # as saved by earlier versions
-    assert feature_from_config(config).hash_function == "farmhash64"
