@@ -252,6 +252,24 @@ RULES = (
 )
 
 
+def labelled_rows(task: Task, labels: np.ndarray) -> np.ndarray:
+    """Which rows of a task's checked labels (as `make_dataset` yields them)
+    carry a label, i.e. are not masked out of its loss and metrics.
+
+    A missing label is NaN or the task's `missing_value`; a multiclass row of
+    NaN; a ranking row of padded candidates only (-1). A `given` task's rows
+    whose event is not 1 are NaN by then.
+    """
+    if task.type == "ranking":
+        return (labels >= 0).any(axis=1)
+    known = ~np.isnan(labels)
+    if task.type == "multiclass":
+        return known.all(axis=1)
+    if task.missing_value is not None:
+        known &= labels != np.float32(task.missing_value)
+    return known
+
+
 def parent_task(task: Task) -> Task:
     """The binary task whose label is `task`'s `given` / `requires` column.
 

@@ -11,13 +11,14 @@ message naming the feature instead of deep inside TensorFlow or as a NaN loss.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from keras_mtl.data._rules import check_array, parent_task
+from keras_mtl.data._rules import check_array, labelled_rows, parent_task
 from keras_mtl.features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -122,6 +123,37 @@ def validate_in_memory(
     if sample_weight is not None:
         weight = _weight_array(sample_weight, _as_numpy(data[sample_weight]))
     return InMemoryColumns(out_features, labels, weight, num_rows)
+
+
+def warn_unlabelled(tasks: Sequence[Task], labels: Mapping[str, np.ndarray]) -> None:
+    """A `UserWarning` for each task without a label in any row.
+
+    Such a task trains silently with a zero loss and empty metrics, which is
+    almost always a wrong label column (or a `given` event that never occurs).
+
+    Args:
+        tasks: checked task specs.
+        labels: the checked labels by task name (`InMemoryColumns.labels`).
+    """
+    for task in tasks:
+        values = labels[task.name]
+        if labelled_rows(task, values).any():
+            continue
+        missing = ["NaN"]
+        if task.missing_value is not None:
+            missing.append(f"missing_value={task.missing_value}")
+        if task.type == "ranking":
+            missing = ["-1 / NaN (padded candidates only)"]
+        if task.given is not None:
+            missing.append(f"masked where {task.given!r} is not 1")
+        warnings.warn(
+            f"Task {task.name!r} (label column {task.label_column!r}) has no label "
+            f"in any of the {len(values)} rows (every one is {' or '.join(missing)}): "
+            "it adds nothing to the loss and its metrics measure nothing. Check the "
+            "column, or leave the task out.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 # ----------------------------------------------------------------------------- columns

@@ -12,7 +12,11 @@ import tensorflow as tf
 
 from keras_mtl._checks import check_positive_int
 from keras_mtl.data import _files
-from keras_mtl.data._validate import InMemoryColumns, validate_in_memory
+from keras_mtl.data._validate import (
+    InMemoryColumns,
+    validate_in_memory,
+    warn_unlabelled,
+)
 from keras_mtl.data.csv_source import csv_dataset
 from keras_mtl.data.packed import PackedColumns, attach
 from keras_mtl.data.stream_source import BlockSource, block_dataset, is_block_source
@@ -104,6 +108,13 @@ def make_dataset(
     `tf.errors.InvalidArgumentError` with the same message, naming the feature
     and its file column. (At serving time, the model itself sends an id
     outside the vocabulary to the out-of-vocabulary row.)
+
+    A task whose label is missing in every in-memory row (all NaN or
+    `missing_value`, or masked by `given`) gets a `UserWarning` naming the task
+    and its column: it would train silently with a zero loss. Streamed sources
+    are not checked for it: knowing needs a pass over all the data before
+    training, and a batch (or block) without labels is normal on its own, e.g.
+    the CVR labels of a batch without a click.
 
     Args:
         data: DataFrame, dict of arrays, CSV / TFRecord path(s) or glob, or a
@@ -226,6 +237,7 @@ def make_dataset(
             f"{type(data).__name__}."
         )
     columns = validate_in_memory(data, features, tasks, sample_weight)
+    warn_unlabelled(tasks, columns.labels)
     return _in_memory_dataset(
         columns,
         batch_size=batch_size,

@@ -1,4 +1,6 @@
 import math
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -164,6 +166,79 @@ def test_labels_pass_through_nan_and_sentinel():
     )
     np.testing.assert_array_equal(y["y"], [NAN, -1.0, 1.0, 0.0])
     np.testing.assert_array_equal(y["r"], [-1.0, NAN, 3.5, 0.0])
+
+
+def make_warned(*args, **kwargs):
+    """`make_dataset(*args, **kwargs)`, and the tasks named by its "no label in
+    any row" warnings (in order) with their messages."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ds = make_dataset(*args, **kwargs)
+    messages = [
+        str(w.message)
+        for w in record
+        if issubclass(w.category, UserWarning) and "has no label" in str(w.message)
+    ]
+    warned = [re.match(r"Task '(\w+)'", m).group(1) for m in messages]
+    return ds, warned, messages
+
+
+def test_a_task_without_any_label_is_warned_about():
+    data = {
+        "f": [0, 1, 2, 3],
+        "y": [NAN] * 4,
+        "r": [-1.0, NAN, -1.0, -1.0],
+        "z": [NAN, NAN, NAN, 0.0],  # one label: enough
+    }
+    tasks = [
+        Task("y"),
+        Task("r", "regression", missing_value=-1.0),
+        Task("seen", label="z"),
+    ]
+    features = [SparseFeature("f", vocabulary_size=4)]
+    with pytest.warns(
+        UserWarning,
+        match=r"Task 'r' \(label column 'r'\) has no label in any of the 4 rows "
+        r"\(every one is NaN or missing_value=-1.0\): it adds nothing to the loss",
+    ):
+        make_dataset(data, features, tasks[1:], shuffle=False)
+    ds, warned, _ = make_warned(data, features, tasks, shuffle=False)
+    assert warned == ["y", "r"]  # once per task and call; not the labelled one
+    _, y = collect(ds)  # the data is still served as it is
+    np.testing.assert_array_equal(y["y"], [NAN] * 4)
+    np.testing.assert_array_equal(y["seen"], [NAN, NAN, NAN, 0.0])
+
+
+def test_no_warning_when_a_label_is_present():
+    data = {"f": [0, 1, 2, 3], "y": [NAN, -1.0, NAN, 1.0], "r": [NAN, NAN, 0.0, NAN]}
+    tasks = [Task("y", missing_value=-1.0), Task("r", "regression")]
+    _, warned, _ = make_warned(data, [SparseFeature("f", vocabulary_size=4)], tasks)
+    assert warned == []
+    _, warned, _ = make_warned(ROWS, FEATURES, TASKS)
+    assert warned == []
+
+
+def test_a_given_task_whose_event_never_occurs_is_warned_about():
+    rows = dict(FUNNEL, click=[0.0] * 4, conversion=[0.0] * 4)
+    with pytest.warns(
+        UserWarning,
+        match=r"Task 'cvr' \(label column 'conversion'\) has no label .*every one "
+        r"is NaN or masked where 'click' is not 1",
+    ):
+        make_dataset(rows, FEATURES[:1], FUNNEL_TASKS)
+    _, warned, _ = make_warned(rows, FEATURES[:1], FUNNEL_TASKS)
+    assert warned == ["cvr"]  # ctr and ctcvr are labelled: 0 everywhere
+    _, warned, _ = make_warned(FUNNEL, FEATURES[:1], FUNNEL_TASKS)
+    assert warned == []
+
+
+def test_streamed_labels_are_not_checked_for_emptiness(tmp_path):
+    # Knowing needs a full pass over the files before training: not done.
+    rows = {"user": [1, 2], "click": [NAN, NAN]}
+    path = str(write_csv(tmp_path / "unlabelled.csv", rows, blank_line=False))
+    ds, warned, _ = make_warned(path, FEATURES[:1], [Task("click")], shuffle=False)
+    assert warned == []
+    np.testing.assert_array_equal(collect(ds)[1]["click"], [NAN, NAN])
 
 
 def test_label_read_from_another_column():
@@ -697,6 +772,20 @@ def test_sequences_and_vector_labels_in_memory():
     )
     np.testing.assert_array_equal(y["rank"], [[2, 0], [1, -1], [0, -1]])  # NaN -> -1
     assert all(v.dtype == np.float32 for v in y.values())
+
+
+def test_vector_labels_missing_everywhere_are_warned_about():
+    _, warned, _ = make_warned(SEQUENCE_ROWS, SEQUENCE_FEATURES, SEQUENCE_TASKS)
+    assert warned == []  # one unlabelled row of three is fine
+    rows = dict(
+        SEQUENCE_ROWS,
+        genre=np.full(3, NAN),
+        rank=np.array([[-1.0, NAN], [NAN, NAN], [-1.0, -1.0]]),
+    )
+    _, warned, messages = make_warned(rows, SEQUENCE_FEATURES, SEQUENCE_TASKS)
+    assert warned == ["genre", "rank"]
+    assert "of the 3 rows (every one is NaN)" in messages[0]
+    assert "(every one is -1 / NaN (padded candidates only))" in messages[1]
 
 
 def test_sequences_from_a_dataframe_of_arrays():

@@ -150,7 +150,13 @@ def test_all_missing_batch_trains_without_nan():
     data["spend"][:] = -1  # no spend label at all
     data["income"][:] = np.nan  # and no income label
     before = [np.array(w) for w in model.trainable_weights]
-    logs = model.fit(make_dataset(data, FEATURES, TASKS, batch_size=64), verbose=0)
+    with pytest.warns(UserWarning, match="Task 'income'.*has no label") as record:
+        ds = make_dataset(data, FEATURES, TASKS, batch_size=64)
+    warned = [
+        str(w.message).split("'")[1] for w in record if "no label" in str(w.message)
+    ]
+    assert warned == ["income", "spend"]  # each task, named once
+    logs = model.fit(ds, verbose=0)
     assert logs.history["loss"] == [0.0]
     for a, w in zip(before, model.trainable_weights):
         np.testing.assert_array_equal(a, np.array(w))  # zero gradient everywhere
