@@ -22,7 +22,9 @@ Part 2, speed. `build_esmm` + `make_dataset` against a hand-written plain Keras 
 two-tower model of the same shape (one `Embedding` per field, masked sum of the
 multi-valued field, the same towers, XLA) fed by
 `from_tensor_slices(...).batch().cache().prefetch()`, on the simulator's default
-size; examples/s, median of `--repeats` runs, contender order rotated.
+size; examples/s, median (min-max) of `--repeats` alternated rounds of fresh
+models (`_harness.fresh_model`, `_harness.alternated_rounds`). Part 1's
+scores are reported as median (min-max) over seeds (`_harness.spread`).
 
 Usage (from the repository root):
 
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -42,11 +43,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 try:  # `python -m benchmarks.esmm_funnel`, or imported by the tests
-    from benchmarks import _common
+    from benchmarks import _harness as h
 except ImportError:  # `python benchmarks/esmm_funnel.py`
-    import _common
+    import _harness as h
 
-_common.add_repo_to_path()
+h.add_repo_to_path()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -203,42 +204,43 @@ def plain_two_tower(features, tower_units) -> keras.Model:
     return model
 
 
-def speed_contenders(funnel, tower_units, batch_size):
+def speed_contenders(funnel, tower_units, args) -> list[h.Contender]:
     features, frame = funnel.features, funnel.frame
     tasks = [km.Task("ctr", label="click"), km.Task("ctcvr", label="conversion")]
     x, y = next(iter(make_dataset(frame, features, tasks, len(frame), shuffle=False)))
+    batch = args.batch_size
 
     def plain():
         model = plain_two_tower(features, tower_units)
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
         ds = ds.prefetch(tf.data.AUTOTUNE)
         return model, lambda e: model.fit(ds, epochs=e, verbose=0)
 
     def keras_mtl():
         model = km.build_esmm(features, tasks, tower_units=tower_units)
-        ds = make_dataset(frame, features, tasks, batch_size, shuffle=False)
+        ds = make_dataset(frame, features, tasks, batch, shuffle=False)
         return model, lambda e: model.fit(ds, epochs=e, verbose=0)
 
+    def run(setup, key):
+        return h.fresh_model(setup, len(frame), args.epochs, batch, key)
+
+    label = "keras_mtl `build_esmm` + `make_dataset(shuffle=False)`"
     return [
-        _common.Contender(
-            "plain", "plain Keras 3 two-tower, XLA, `from_tensor_slices`", plain, ""
+        h.Contender(
+            "plain",
+            "plain Keras 3 two-tower, XLA, `from_tensor_slices`",
+            run(plain, "plain"),
+            reference="plain",
         ),
-        _common.Contender(
-            "km",
-            "keras_mtl `build_esmm` + `make_dataset(shuffle=False)`",
-            keras_mtl,
-            "",
-        ),
+        h.Contender("km", label, run(keras_mtl, "km"), reference="plain"),
     ]
 
 
 # ----------------------------------------------------------------------------- main
 
 
-def _mean_std(values) -> str:
-    values = list(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {std:.3f}"
+def _spread(values) -> str:
+    return h.spread(list(values), "{:.3f}")
 
 
 def main(argv=None) -> int:
@@ -259,7 +261,7 @@ def main(argv=None) -> int:
     speed_tower = tuple(int(u) for u in args.speed_tower.split(","))
 
     print("# ESMM on the funnel simulator\n")
-    for line in _common.machine_lines():
+    for line in h.machine_lines():
         print(line)
     print(
         f"- funnel: make_funnel(num_impressions={args.impressions:,}) defaults; "
@@ -269,7 +271,8 @@ def main(argv=None) -> int:
 
     if not args.skip_proof:
         print(
-            f"\n## pCVR over all test impressions, {args.seeds} seeds, towers {tower}\n"
+            f"\n## pCVR over all test impressions, {args.seeds} seeds, towers {tower}; "
+            "median (min–max) over seeds\n"
         )
         per_seed = []
         for seed in range(args.seeds):
@@ -293,24 +296,24 @@ def main(argv=None) -> int:
             rows.append(
                 [
                     "naive CVR (clicked only)" if model == "naive" else "ESMM",
-                    _mean_std(r["spearman"] for r in rs),
-                    _mean_std(r["auc"] for r in rs),
-                    _mean_std(r["calibration"] for r in rs),
-                    _mean_std(r["clicked_auc"] for r in rs),
+                    _spread(r["spearman"] for r in rs),
+                    _spread(r["auc"] for r in rs),
+                    _spread(r["calibration"] for r in rs),
+                    _spread(r["clicked_auc"] for r in rs),
                 ]
             )
         rows.append(
             [
                 "truth (ceiling)",
                 "1.000",
-                _mean_std(s["esmm"]["oracle_auc"] for s in per_seed),
+                _spread(s["esmm"]["oracle_auc"] for s in per_seed),
                 "1.00",
                 "",
             ]
         )
         print()
         print(
-            _common.markdown_table(
+            h.markdown_table(
                 [
                     "model",
                     "Spearman(pCVR, true pCVR), all",
@@ -332,30 +335,18 @@ def main(argv=None) -> int:
     if not args.skip_speed:
         funnel = make_funnel(num_impressions=args.impressions, seed=0)
         rows = len(funnel.frame)
-        contenders = speed_contenders(funnel, speed_tower, args.batch_size)
-        runs = {c.key: [] for c in contenders}
+        contenders = speed_contenders(funnel, speed_tower, args)
         print(f"\n## Training speed, {rows:,} impressions, towers {speed_tower}\n")
-        for r in range(args.repeats):
-            order = contenders[::-1] if r % 2 else contenders
-            for c in order:
-                run, _ = _common.run_once(c, rows, args.epochs, args.batch_size)
-                runs[c.key].append(run)
-                print(
-                    f"- repeat {r + 1} `{c.key}`: {run.examples_per_s:,.0f} "
-                    f"examples/s, other processes {run.other_cores:.2f} cores",
-                    flush=True,
-                )
-        speed = {
-            k: statistics.median(x.examples_per_s for x in v) for k, v in runs.items()
-        }
+        runs = h.alternated_rounds(contenders, args.repeats)
+        speed = {k: h.median_speed(v) for k, v in runs.items()}
         print()
         print(
-            _common.markdown_table(
+            h.markdown_table(
                 ["contender", "examples/s", "vs plain"],
                 [
                     [
                         c.label,
-                        _common.median_range([x.examples_per_s for x in runs[c.key]]),
+                        h.spread([x.examples_per_s for x in runs[c.key]]),
                         f"{speed[c.key] / speed['plain']:.2f}",
                     ]
                     for c in contenders
@@ -363,7 +354,7 @@ def main(argv=None) -> int:
             )
         )
         ratio = speed["km"] / speed["plain"]
-        verdict = "meets" if ratio >= REQUIRED_RATIO else "MISSES"
+        verdict = h.verdict(ratio, REQUIRED_RATIO)
         print(f"\nbuild_esmm / plain = {ratio:.2f}: {verdict} the >= {REQUIRED_RATIO}.")
     return 0
 

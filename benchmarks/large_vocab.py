@@ -24,10 +24,11 @@ Contenders (each in its own subprocess, so that its memory is its own):
   (the string vocabulary looked up inside the training step, which turns XLA
   off: the same graph as a plain `keras.Model`, compiled by `compile_model`).
 
-Protocol: every child builds its model, its data (64 distinct cached batches,
-repeated) and trains `--warmup-steps` steps (compilation included); then the
-parent runs `--rounds` rounds in which every contender trains `--steps` steps in
-one `fit` call, the order rotated each round; the baselines train
+Protocol: every child (a `_harness.Child`) builds its model, its data (64
+distinct cached batches, repeated) and trains `--warmup-steps` steps
+(compilation included); then the parent runs `--rounds` alternated rounds
+(`_harness.alternated_rounds`) in which every contender trains `--steps` steps
+in one `fit` call; the baselines train
 `--baseline-steps` (half a second or more a step at 10M). Training examples/s =
 steps x batch / seconds, the median over rounds. Then each child exports a
 SavedModel (`keras_mtl.export_saved_model`: size on disk and time) and reports
@@ -48,16 +49,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 try:  # `python -m benchmarks.large_vocab` from the repository root
-    from benchmarks import _common
+    from benchmarks import _harness as h
 except ImportError:  # `python benchmarks/large_vocab.py`
-    import _common
+    import _harness as h
 
 BATCH = 1024
 EMBEDDING_DIM = 16
@@ -124,8 +124,8 @@ def _rss_kib(field: str) -> int:
 
 
 def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
-    """One contender: build, warm up, then obey the parent's commands on stdin."""
-    _common.add_repo_to_path()
+    """One contender: build, warm up, then answer the parent (`_harness.serve`)."""
+    h.add_repo_to_path()
     import numpy as np
     import tensorflow as tf
 
@@ -190,115 +190,81 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
         for v in model.optimizer.variables
         if len(v.shape) and v.shape[0] >= vocab
     )
-    _send(
-        {
-            "ready": True,
-            "build_and_warmup_s": time.perf_counter() - start,
-            "jit_compile": bool(model.jit_compile),
-            "optimizer_class": type(model.optimizer).__name__,
-            "distinct_items_per_batch": distinct,
-            "table_and_slot_bytes": table_bytes + slot_bytes,
-            "param_bytes": sum(int(np.prod(v.shape)) * 4 for v in model.variables),
+    ready = {
+        "build_and_warmup_s": time.perf_counter() - start,
+        "jit_compile": bool(model.jit_compile),
+        "optimizer_class": type(model.optimizer).__name__,
+        "distinct_items_per_batch": distinct,
+        "table_and_slot_bytes": table_bytes + slot_bytes,
+        "param_bytes": sum(int(np.prod(v.shape)) * 4 for v in model.variables),
+    }
+
+    def export() -> dict:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            path = km.export_saved_model(model, tmp)
+            seconds = time.perf_counter() - start
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return {
+            "export_s": seconds,
+            "export_bytes": size,
+            "peak_growth_bytes": (_rss_kib("VmHWM") - baseline_kib) * 1024,
         }
+
+    h.serve(
+        ready, {"train": lambda steps: h.timed(lambda: train(steps)), "export": export}
     )
-    for line in sys.stdin:
-        command, *rest = line.split()
-        if command == "train":
-            _send({"seconds": train(int(rest[0]))})
-        elif command == "export":
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                path = km.export_saved_model(model, tmp)
-                seconds = time.perf_counter() - start
-                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            _send(
-                {
-                    "export_s": seconds,
-                    "export_bytes": size,
-                    "peak_growth_bytes": (_rss_kib("VmHWM") - baseline_kib) * 1024,
-                }
-            )
-        elif command == "quit":
-            return
 
 
-def _send(message: dict) -> None:
-    print(json.dumps(message), flush=True)
-
-
-# ----------------------------------------------------------------------------- parent
-
-
-class Child:
-    def __init__(self, key: str, spec: dict, optimizer: str, args):
-        self.key, self.spec = key, spec
-        command = [
-            sys.executable,
-            __file__,
-            "--child",
-            json.dumps(spec),
-            "--optimizer",
-            optimizer,
-            "--warmup-steps",
-            str(args.warmup_steps),
-        ]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def ask(self, command: str | None = None) -> dict:
-        if command is not None:
-            self.process.stdin.write(command + "\n")
-            self.process.stdin.flush()
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        raise RuntimeError(f"{self.key}: the child ended ({self.process.wait()})")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.write("quit\n")
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+def start_child(key: str, spec: dict, optimizer: str, args) -> h.Child:
+    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+    command += ["--optimizer", optimizer, "--warmup-steps", str(args.warmup_steps)]
+    return h.Child(key, command)
 
 
 def run_optimizer(optimizer: str, args) -> list[dict]:
     specs = contenders(args)
-    children = [Child(k, s, optimizer, args) for k, s in specs.items()]
+    children = {k: start_child(k, spec, optimizer, args) for k, spec in specs.items()}
     try:
-        info = {c.key: c.ask() for c in children}
-        seconds = {c.key: [] for c in children}
+        info = {k: child.ask() for k, child in children.items()}
         steps = {
-            c.key: args.steps if c.spec["row_wise"] else args.baseline_steps
-            for c in children
+            k: args.steps if spec["row_wise"] else args.baseline_steps
+            for k, spec in specs.items()
         }
-        for r in range(args.rounds):
-            shift = r % len(children)
-            for c in children[shift:] + children[:shift]:
-                seconds[c.key].append(c.ask(f"train {steps[c.key]}")["seconds"])
-            print(f"- {optimizer}, round {r + 1}/{args.rounds} done", flush=True)
-        exports = {c.key: c.ask("export") for c in children}
+        print(f"\n## {optimizer}: {args.rounds} alternated rounds\n", flush=True)
+        runs = h.alternated_rounds(
+            [
+                h.Contender(
+                    k,
+                    k,
+                    h.child_run(
+                        child, steps[k] * BATCH, command="train", steps=steps[k]
+                    ),
+                )
+                for k, child in children.items()
+            ],
+            args.rounds,
+        )
+        exports = {k: child.ask("export") for k, child in children.items()}
     finally:
-        for c in children:
-            c.stop()
+        for child in children.values():
+            child.close()
     rows = []
-    for c in children:
-        step_ms = statistics.median(seconds[c.key]) / steps[c.key] * 1000
+    for key in specs:
+        step_ms = [r.seconds / steps[key] * 1000 for r in runs[key]]
         rows.append(
             {
-                "key": c.key,
+                "key": key,
                 "optimizer": optimizer,
-                "steps": steps[c.key],
-                "step_ms": step_ms,
-                "step_ms_all": [s / steps[c.key] * 1000 for s in seconds[c.key]],
-                "examples_per_s": BATCH / step_ms * 1000,
-                **info[c.key],
-                **exports[c.key],
+                "steps": steps[key],
+                "step_ms": statistics.median(step_ms),
+                "step_ms_all": step_ms,
+                "examples_per_s": BATCH / statistics.median(step_ms) * 1000,
+                "other_cores": [r.other_cores for r in runs[key]],
+                **info[key],
+                **exports[key],
             }
         )
     return rows
@@ -306,7 +272,7 @@ def run_optimizer(optimizer: str, args) -> list[dict]:
 
 def report(rows: list[dict], args) -> None:
     print("\n## Results\n")
-    print("\n".join(_common.machine_lines()))
+    print("\n".join(h.machine_lines()))
     print(
         f"- batch {BATCH}, Zipf(a={ZIPF_A}) item ids, {args.rounds} rounds of "
         f"{args.steps} steps ({args.baseline_steps} for the baselines), "
@@ -324,7 +290,7 @@ def report(rows: list[dict], args) -> None:
                     r["key"],
                     "yes" if r["jit_compile"] else "no",
                     f"{r['examples_per_s']:,.0f}",
-                    _common.median_range(r["step_ms_all"], "{:.2f}"),
+                    h.spread(r["step_ms_all"], "{:.2f}"),
                     f"{r['step_ms'] / smallest['step_ms']:.2f}×",
                     f"{r['peak_growth_bytes'] / 2**20:,.0f}",
                     f"{r['peak_growth_bytes'] / r['table_and_slot_bytes']:.2f}×",
@@ -336,7 +302,7 @@ def report(rows: list[dict], args) -> None:
                 ]
             )
     print(
-        _common.markdown_table(
+        h.markdown_table(
             [
                 "optimizer",
                 "contender",

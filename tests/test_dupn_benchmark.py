@@ -2,8 +2,10 @@
 
 Five trained models (multi-task DUPN, three per-task DUPNs, mean pooling) of
 width 8 on a history of 8 steps, one epoch, one seed, the popularity baseline,
-and the serving check through three exported SavedModels. Most of the time is
-tracing and the SavedModel export.
+and the serving check through three exported SavedModels. XLA is off: compiling
+five models costs more than their one epoch, and nothing checked here depends
+on it (the builders' tests cover DUPN's XLA path). Most of the time is tracing
+and the SavedModel export.
 
 At this size (40 generated users, one epoch) no contender beats chance
 reliably, so the scores are checked against what they must equal: each run's
@@ -18,9 +20,10 @@ import pytest
 
 from benchmarks.dupn_movielens import CONTENDERS, POPULARITY, TASK_HEADERS, main
 from keras_mtl.datasets import load_movielens
+from tests.helpers import xla_off
 from tests.movielens_fixture import write_movielens
 
-NUMBER = r"(\d+\.\d+) ± (\d+\.\d+)"
+NUMBER = r"\d+\.\d{4}"  # one seed: the median is that seed's score, no range
 COLUMNS = {"ctr": 1, "l2r": 2, "genre": 3}
 
 
@@ -31,11 +34,8 @@ def _cells(out: str, label: str) -> list[str]:
 
 
 def _score(cell: str) -> float:
-    match = re.fullmatch(NUMBER, cell)
-    assert match, cell
-    mean, std = (float(v) for v in match.groups())
-    assert std == 0.0, cell  # one seed: no spread
-    return mean
+    assert re.fullmatch(NUMBER, cell), cell  # one seed: no min–max range
+    return float(cell)
 
 
 def test_random_order_ndcg_hand_computed():
@@ -55,7 +55,8 @@ def test_dupn_benchmark_quick_run_prints_scores_and_equal_serving_outputs(
 ):
     data = write_movielens(tmp_path / "ml-100k", num_users=40, num_items=60, seed=0)
     # One batch holds the 705 training examples: one trace of the train step.
-    code = main(["--quick", "--data-path", str(data), "--batch-size", "1024"])
+    with xla_off():
+        code = main(["--quick", "--data-path", str(data), "--batch-size", "1024"])
     out = capsys.readouterr().out
     assert code == 0
     assert "units=8, profile_units=8 (user representation 16)" in out
@@ -116,7 +117,7 @@ def test_dupn_benchmark_quick_run_prints_scores_and_equal_serving_outputs(
         for other, label in ((f"dupn_{task}", "per-task"), ("mean", "mean pooling")):
             line = re.search(
                 rf"- {re.escape(TASK_HEADERS[task])}: multi-task − {label} = "
-                r"([+-]\d+\.\d+) ± 0\.0000 \(multi-task higher on ([01])/1 seeds\)",
+                r"([+-]\d+\.\d+) \(multi-task higher on ([01])/1 seeds\)",
                 out,
             )
             assert line, (task, label, out)
