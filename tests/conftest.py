@@ -38,9 +38,10 @@ def pytest_addoption(parser):
 #: long ones must not be left for the end while the other worker idles.
 LONGEST_FIRST = (
     "test_cli.py",
-    "test_census_benchmark.py",
     "test_esmm_proof.py",
+    "test_large_vocab_benchmark.py",
     "test_dupn_benchmark.py",
+    "test_census_benchmark.py",
     "models/test_dupn.py",
     "models/test_funnel_builders.py",
     "models/test_builders.py",
