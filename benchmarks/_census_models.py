@@ -48,7 +48,7 @@ def census_like_frame(rows: int = CENSUS_TEST_ROWS, seed: int = 0):
     rng = np.random.default_rng(seed)
     data = {}
     for name in census.CATEGORICAL_COLUMNS:
-        size = len(census.CENSUS_VOCABULARIES[name])
+        size = len(census.VOCABULARIES[name])
         data[name] = rng.integers(-1, size, rows)  # -1: unknown ("?"), as in the file
     for name in census.NUMERIC_COLUMNS:
         data[name] = rng.lognormal(1.0, 1.5, rows).astype(np.float32)
