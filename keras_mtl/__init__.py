@@ -36,7 +36,6 @@ from keras_mtl.serving import (
     warm_start,
 )
 from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
-from keras_mtl.training import compile_model
 
 __version__ = "0.1.0"
 
@@ -60,7 +59,6 @@ __all__ = [
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
-    "compile_model",
     "dupn_serving_models",
     "data",
     "datasets",

@@ -1,11 +1,28 @@
-"""Walks over a functional model's graph (Keras keeps it in `_keras_history`).
+"""Walks over a functional model's graph, layer call by layer call.
 
-The only module that reads Keras's private graph attributes.
+Keras keeps the graph in private attributes; `_keras_compat.producer` reads them.
 """
 
 from __future__ import annotations
 
 import keras
+
+from keras_mtl._keras_compat import producer
+
+
+def model_nodes(outputs) -> list:
+    """The layer calls (nodes) that `outputs` (tensors, any structure) depend on,
+    each once, inputs' nodes included."""
+    nodes, seen = [], set()
+    stack = list(keras.tree.flatten(outputs))
+    while stack:
+        _, node = producer(stack.pop())
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(node.input_tensors)
+    return nodes
 
 
 def upstream_operations(tensor) -> set[int]:
@@ -15,23 +32,13 @@ def upstream_operations(tensor) -> set[int]:
     times (a shared embedding) is followed only through the calls that lead to
     `tensor`. Input layers count as operations.
     """
-    found, seen, stack = set(), set(), [tensor]
-    while stack:
-        operation, node_index, _ = stack.pop()._keras_history
-        if (id(operation), node_index) in seen:
-            continue
-        seen.add((id(operation), node_index))
-        found.add(id(operation))
-        stack.extend(operation._inbound_nodes[node_index].input_tensors)
-    return found
+    return {id(node.operation) for node in model_nodes(tensor)}
 
 
 def inputs_behind(inputs: dict, tensor) -> set[str]:
     """Names of the `inputs` (a dict of a model's input tensors) `tensor` depends on."""
     upstream = upstream_operations(tensor)
-    return {
-        name for name, t in inputs.items() if id(t._keras_history.operation) in upstream
-    }
+    return {name for name, t in inputs.items() if id(producer(t)[0]) in upstream}
 
 
 def calls_reading(outputs, inputs) -> list:
@@ -51,11 +58,10 @@ def calls_reading(outputs, inputs) -> list:
     cut, seen = [], set()
     stack = list(keras.tree.flatten(outputs))
     while stack:
-        operation, node_index, _ = stack.pop()._keras_history
-        if (id(operation), node_index) in seen:
+        operation, node = producer(stack.pop())
+        if id(node) in seen:
             continue
-        seen.add((id(operation), node_index))
-        node = operation._inbound_nodes[node_index]
+        seen.add(id(node))
         read = [id(t) in wanted for t in node.input_tensors]
         if any(read) and not all(read):
             raise ValueError(

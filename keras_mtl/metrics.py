@@ -88,3 +88,28 @@ class MaskedMSE(keras.metrics.Mean):
 
     def get_config(self):
         return {**super().get_config(), "mask_value": self.mask_value}
+
+
+def with_missing_outputs(y, y_pred):
+    """`y` with a NaN (missing) label for each output of `y_pred` it lacks.
+
+    Keras looks up every compiled output's label in `y` and raises a `KeyError`
+    for an absent one; a multi-task model's data often lacks a task's labels
+    (ESMM trained on `ctr` and `ctcvr` labels, a task not logged yet). Filled
+    with NaN, that output's masked metrics see only missing labels.
+
+    Example:
+    >>> y = with_missing_outputs({"ctr": np.ones(2)}, {"ctr": np.ones(2),
+    ...                                                "cvr": np.ones(2)})
+    >>> sorted(y), keras.ops.convert_to_numpy(y["cvr"])
+    (['ctr', 'cvr'], array([nan, nan]))
+    """
+    if not (isinstance(y, dict) and isinstance(y_pred, dict)):
+        return y
+    missing = [k for k in y_pred if k not in y]
+    if not missing:
+        return y
+    y = dict(y)
+    for k in missing:
+        y[k] = ops.full_like(y_pred[k], float("nan"))
+    return y

@@ -116,7 +116,7 @@ def chance_auc(positives: int, negatives: int, z: float = 4.0) -> float:
 
 @contextlib.contextmanager
 def xla_off():
-    """Models compiled inside run without XLA (`compile_model`'s "auto" says no)."""
+    """Models compiled inside run without XLA (`compile`'s "auto" says no)."""
     import pytest
 
     from keras_mtl import training

@@ -76,5 +76,9 @@ def test_unknown_names_in_specs_and_compile():
             TASKS,
         )
     model = km.build_mmoe(FEATURES, TASKS, compile=False)
-    with pytest.raises(ValueError, match="'ctr'"):
-        km.compile_model(model, [km.Task("ctr")])
+    with pytest.raises(ValueError, match=r"tasks \['ctr'\] are not outputs"):
+        km.MultiTaskModel(model.input, model.output, tasks=[km.Task("ctr")])
+    with pytest.raises(ValueError, match=r"loss for \['ctr'\], which are not tasks"):
+        model.compile(loss={"ctr": "mse"})
+    with pytest.raises(TypeError, match="loss_weights must be a dict keyed by task"):
+        model.compile(loss_weights=[1.0, 2.0])

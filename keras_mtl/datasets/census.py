@@ -88,8 +88,6 @@ RAW_COLUMNS = (
     "year",
     "income_raw",
 )
-#: Category lists (id = position) of the 33 nominal columns, from the .names file.
-CENSUS_VOCABULARIES = VOCABULARIES
 #: The 7 continuous input columns.
 NUMERIC_COLUMNS = (
     "age",

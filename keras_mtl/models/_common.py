@@ -15,7 +15,6 @@ from keras_mtl.features import Feature, check_features, make_inputs
 from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task, check_tasks
-from keras_mtl.training import compile_model
 
 #: Task types of the builders whose heads are `TaskTower`s (one per task).
 TOWER_TASK_TYPES = ("binary", "regression", "multiclass")
@@ -83,11 +82,11 @@ def make_model(
     """The `MultiTaskModel`, compiled for `tasks` unless `compile` is False.
 
     `compile` is True (defaults), False (leave uncompiled) or a dict of
-    `keras_mtl.compile_model` arguments.
+    `MultiTaskModel.compile` arguments (`compile=True` is `model.compile()`).
     """
-    model = MultiTaskModel(inputs, outputs, name=name)
+    model = MultiTaskModel(inputs, outputs, tasks=tasks, name=name)
     if compile:
-        compile_model(model, tasks, **(compile if isinstance(compile, dict) else {}))
+        model.compile(**(compile if isinstance(compile, dict) else {}))
     return model
 
 

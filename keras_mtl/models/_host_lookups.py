@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 
+from keras_mtl._graph import model_nodes
 from keras_mtl.layers._lookup import PAD_ROW, holds_strings
 
 
@@ -58,7 +59,7 @@ def find_hosted(model) -> Hosted:
     }
     if not strings:
         return Hosted({}, frozenset())
-    nodes = [n for depth in model._nodes_by_depth.values() for n in depth]
+    nodes = model_nodes(model.outputs)
     uses: dict[int, list] = {tid: [] for tid in strings}
     calls = []  # (layer, [(tensor id, lookup)]) per lookup-owning layer call
     for node in nodes:

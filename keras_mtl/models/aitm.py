@@ -57,7 +57,7 @@ def build_aitm(
         transfer_dropout: float. Dropout on the information each step's
             `AdaptiveInformationTransfer` receives from the previous step.
             Defaults to 0.
-        compile: True, False or a dict of `keras_mtl.compile_model` arguments.
+        compile: True, False or a dict of `MultiTaskModel.compile` arguments.
         name: model name. Defaults to None: "aitm".
 
     Returns:

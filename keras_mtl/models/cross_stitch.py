@@ -62,7 +62,7 @@ def build_cross_stitch(
         hidden_dropout: float. Dropout after each task's hidden layers (before
             the cross-stitch unit, where there is one). Defaults to 0.
         compile: True compiles with per-task defaults
-            (`keras_mtl.compile_model`), a dict passes arguments to it, False
+            (`MultiTaskModel.compile`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
         name: model name. Defaults to None: "cross_stitch".
 

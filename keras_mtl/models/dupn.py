@@ -278,7 +278,7 @@ def build_dupn(
         dropout: float. Tower dropout, here in every built-in head (see
             `keras_mtl.models`). Defaults to 0.
         heads: dict of task name to a custom head layer. Defaults to None.
-        compile: True, False or a dict of `keras_mtl.compile_model` arguments.
+        compile: True, False or a dict of `MultiTaskModel.compile` arguments.
             Defaults to True.
         name: model name. Defaults to None: "dupn".
 

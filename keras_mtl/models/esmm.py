@@ -58,7 +58,7 @@ def build_esmm(
             the paper's.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles for `tasks`, a dict passes arguments to
-            `keras_mtl.compile_model`, False leaves the model uncompiled.
+            `MultiTaskModel.compile`, False leaves the model uncompiled.
         name: model name. Defaults to None: "esmm".
 
     Returns:
@@ -115,7 +115,7 @@ def build_esm2(
         tower_units: hidden widths of each of the four towers. Defaults to
             (360, 200, 80).
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
-        compile: True, False or a dict of `keras_mtl.compile_model` arguments.
+        compile: True, False or a dict of `MultiTaskModel.compile` arguments.
         name: model name. Defaults to None: "esm2".
 
     Returns:

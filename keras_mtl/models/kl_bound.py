@@ -63,7 +63,9 @@ def add_kl_bound(
     outputs[order] = AuxiliaryLoss(
         KLDivergenceBound(epsilon=epsilon), weight, name="kl_divergence_bound"
     )([product, outputs[order]])
-    bounded = MultiTaskModel(model.input, outputs, name=model.name)
+    bounded = MultiTaskModel(
+        model.input, outputs, tasks=getattr(model, "tasks", None), name=model.name
+    )
     if model.compiled:
         bounded.compile_from_config(model.get_compile_config())
     return bounded

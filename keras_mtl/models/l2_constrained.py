@@ -63,7 +63,7 @@ def build_l2_constrained(
         hidden_dropout: float. Dropout after each task's hidden layers.
             Defaults to 0.
         compile: True compiles with per-task defaults
-            (`keras_mtl.compile_model`), a dict passes arguments to it, False
+            (`MultiTaskModel.compile`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
         name: model name. Defaults to None: "l2_constrained".
 

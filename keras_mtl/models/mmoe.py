@@ -46,7 +46,7 @@ def build_mmoe(
         use_gate_bias: add a bias in the gates. Defaults to False (the paper's).
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
-            `keras_mtl.compile_model`, False leaves the model uncompiled.
+            `MultiTaskModel.compile`, False leaves the model uncompiled.
         name: model name. Defaults to None: "mmoe" ("omoe" with `single_gate`).
 
     Returns:
@@ -113,7 +113,7 @@ def build_omoe(
         use_gate_bias: add a bias in the gate. Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
-            `keras_mtl.compile_model`, False leaves the model uncompiled.
+            `MultiTaskModel.compile`, False leaves the model uncompiled.
         name: model name. Defaults to None: "omoe".
 
     Returns:

@@ -80,7 +80,7 @@ def build_ple(
         use_gate_bias: add a bias inside the gates. Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
-            `keras_mtl.compile_model`, False leaves the model uncompiled.
+            `MultiTaskModel.compile`, False leaves the model uncompiled.
         name: model name. Defaults to None: "ple" ("cgc" for one level).
 
     Returns:
@@ -158,7 +158,7 @@ def build_cgc(
         use_gate_bias: add a bias inside the gates. Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
-            `keras_mtl.compile_model`, False leaves the model uncompiled.
+            `MultiTaskModel.compile`, False leaves the model uncompiled.
         name: model name. Defaults to None: "cgc".
 
     Returns:

@@ -43,7 +43,7 @@ def build_shared_bottom(
         hidden_dropout: float. Dropout after each layer of the shared bottom.
             Defaults to 0.
         compile: True compiles with per-task defaults
-            (`keras_mtl.compile_model`), a dict passes arguments to it, False
+            (`MultiTaskModel.compile`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
         name: model name. Defaults to None: "shared_bottom".
 

@@ -56,7 +56,7 @@ def build_single_task(
         hidden_dropout: float. Dropout after each layer of every task's hidden
             MLP. Defaults to 0.
         compile: True compiles with per-task defaults
-            (`keras_mtl.compile_model`), a dict passes arguments to it, False
+            (`MultiTaskModel.compile`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
         name: model name. Defaults to None: "single_task".
 

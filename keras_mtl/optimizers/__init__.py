@@ -5,6 +5,7 @@ from keras_mtl.optimizers.row_wise import (
     AUTO_MIN_TABLE_SIZE,
     ROW_WISE_OPTIMIZERS,
     RowWiseOptimizer,
+    row_wise_for_tables,
 )
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "RowWiseOptimizer",
     "is_table",
     "mark_table",
+    "row_wise_for_tables",
 ]

@@ -7,20 +7,34 @@ import warnings
 
 import keras
 
+from keras_mtl._keras_compat import uses_weight_decay
 from keras_mtl.layers._tables import is_table
 
-#: Inner optimizers whose table updates are row-wise (others update densely).
-ROW_WISE_OPTIMIZERS = ("Adam", "AdamW", "Adagrad", "SGD")
+#: Inner optimizers whose table updates are row-wise, subclasses included (AdamW
+#: is an Adam); others update densely.
+ROW_WISE_OPTIMIZERS = (
+    keras.optimizers.Adam,
+    keras.optimizers.Adagrad,
+    keras.optimizers.SGD,
+)
 #: `row_wise_updates="auto"`: tables of at least this many elements (16 MiB of
 #: float32, e.g. 262,144 rows of width 16) are updated row-wise; smaller ones get
 #: the exact dense update, which costs little at that size.
 AUTO_MIN_TABLE_SIZE = 1 << 22
 
 
+def _rule(optimizer) -> str | None:
+    """The row-wise rule of `optimizer`: "adam", "adagrad", "sgd" or None."""
+    for cls, rule in zip(ROW_WISE_OPTIMIZERS, ("adam", "adagrad", "sgd")):
+        if isinstance(optimizer, cls):
+            return rule
+    return None
+
+
 def _unsupported(optimizer) -> str | None:
     """Why `optimizer`'s table updates cannot be row-wise (None: they can)."""
     name = type(optimizer).__name__
-    if name not in ROW_WISE_OPTIMIZERS:
+    if _rule(optimizer) is None:
         return f"{name} has no row-wise update"
     if getattr(optimizer, "amsgrad", False):
         return f"{name}(amsgrad=True) has no row-wise update"
@@ -116,9 +130,9 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         self.min_table_size = int(min_table_size)
         if isinstance(self.inner_optimizer, RowWiseOptimizer):
             raise ValueError("RowWiseOptimizer: the inner optimizer is row-wise too.")
-        # Ids of the tables' variables (`_var_key`) -> positions of their slots in
-        # `self._variables`. Plain ints: the optimizer's attribute tracking would
-        # adopt any variable stored here as one of its own.
+        # `id` of each row-wise table -> positions of its slots among this
+        # optimizer's own variables. Plain ints: the optimizer's attribute
+        # tracking would adopt any variable stored here as one of its own.
         self._table_slots = {}
 
     # ------------------------------------------------------------ delegation
@@ -137,7 +151,12 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables + self.inner_optimizer.variables
+        return self.own_variables + self.inner_optimizer.variables
+
+    @property
+    def own_variables(self) -> list:
+        """This optimizer's variables (the tables' slots), without the inner's."""
+        return keras.optimizers.Optimizer.variables.fget(self)
 
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
@@ -160,15 +179,15 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
                 stacklevel=2,
             )
             tables = []
-        keys = {self._var_key(v) for v in tables}
-        dense = [v for v in var_list if self._var_key(v) not in keys]
+        keys = {id(v) for v in tables}
+        dense = [v for v in var_list if id(v) not in keys]
         self.inner_optimizer.build(dense)
-        kind = type(self.inner_optimizer).__name__
+        rule = _rule(self.inner_optimizer)
         for table in tables:
             rows = table.shape[0]
-            if kind in ("Adam", "AdamW"):
+            if rule == "adam":
                 names = [("momentum", table.shape), ("velocity", table.shape)]
-            elif kind == "Adagrad":
+            elif rule == "adagrad":
                 names = [("accumulator", (rows,))]
             elif self.inner_optimizer.momentum:  # SGD
                 names = [("momentum", table.shape)]
@@ -187,21 +206,27 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
                 )
                 for slot, shape in names
             ]
-            self._table_slots[self._var_key(table)] = [
-                len(self._variables) - len(slots) + i for i in range(len(slots))
+            count = len(self.own_variables)
+            self._table_slots[id(table)] = [
+                count - len(slots) + i for i in range(len(slots))
             ]
         super().build(var_list)
 
     def slots(self, table) -> list:
         """The row-wise slots of `table` (Adam: `[m, v]`; Adagrad: `[acc]`;
         SGD: `[momentum]` or `[]`)."""
-        return [self._variables[i] for i in self._table_slots[self._var_key(table)]]
+        own = self.own_variables
+        return [own[i] for i in self._table_slots[id(table)]]
 
     # ----------------------------------------------------------------- apply
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
-            trainable_variables = self._trainable_variables
+            raise ValueError(
+                "RowWiseOptimizer.apply: pass the variables with their gradients "
+                "(`apply(grads, variables)` or `apply_gradients(zip(grads, "
+                "variables))`)."
+            )
         trainable_variables = list(trainable_variables)
         if not self.built:
             with keras.name_scope(self.name):
@@ -209,7 +234,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         keys = self._table_slots.keys()
         table_pairs, dense_grads, dense_vars = [], [], []
         for g, v in zip(grads, trainable_variables):
-            if self._var_key(v) in keys:
+            if id(v) in keys:
                 if g is not None:
                     table_pairs.append((g, v))
             else:
@@ -240,7 +265,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         import tensorflow as tf
 
         opt = self.inner_optimizer
-        kind = type(opt).__name__
+        rule = _rule(opt)
         dtype = table.dtype
         g = tf.cast(g, dtype)
         if opt.clipnorm:
@@ -253,10 +278,10 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         lr = tf.cast(opt.learning_rate, dtype)
         var = table.value
         old = tf.gather(var, ids)
-        if opt.weight_decay and opt._use_weight_decay(table):
+        if uses_weight_decay(opt, table):
             old = old - old * tf.cast(opt.weight_decay, dtype) * lr
         slots = [s.value for s in self.slots(table)]
-        if kind in ("Adam", "AdamW"):
+        if rule == "adam":
             m_var, v_var = slots
             step = tf.cast(opt.iterations + 1, dtype)
             b1 = tf.pow(tf.cast(opt.beta_1, dtype), step)
@@ -270,7 +295,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             new = old - alpha * m / (tf.sqrt(v) + opt.epsilon)
             m_var.scatter_update(tf.IndexedSlices(m, ids))
             v_var.scatter_update(tf.IndexedSlices(v, ids))
-        elif kind == "Adagrad":
+        elif rule == "adagrad":
             (acc_var,) = slots
             acc = tf.gather(acc_var, ids) + tf.reduce_mean(tf.square(g), axis=-1)
             new = old - lr * g / tf.sqrt(acc[:, None] + opt.epsilon)
@@ -348,3 +373,28 @@ def _clip_globally(rows, dense_grads, clip):
     rows = [(ids, s * tf.cast(scale, s.dtype), c) for ids, s, c in rows]
     dense = [None if g is None else g * tf.cast(scale, g.dtype) for g in dense_grads]
     return rows, dense
+
+
+def row_wise_for_tables(optimizer, variables, row_wise_updates="auto"):
+    """`optimizer`, wrapped in `RowWiseOptimizer` as `row_wise_updates` says.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer` (returned as is when it is
+            already row-wise, or when no table qualifies).
+        variables: the model's trainable variables (tables are those marked
+            by keras-mtl's layers).
+        row_wise_updates: "auto" (tables of at least `AUTO_MIN_TABLE_SIZE`
+            elements), True (every table) or False (none).
+    """
+    if row_wise_updates not in ("auto", True, False):
+        raise ValueError(
+            "compile: row_wise_updates must be 'auto', True or False; got "
+            f"{row_wise_updates!r}."
+        )
+    if row_wise_updates is False or isinstance(optimizer, RowWiseOptimizer):
+        return optimizer
+    smallest = AUTO_MIN_TABLE_SIZE if row_wise_updates == "auto" else 0
+    sizes = [math.prod(v.shape) for v in variables if is_table(v)]
+    if not any(size >= smallest for size in sizes):
+        return optimizer
+    return RowWiseOptimizer(optimizer, min_table_size=smallest)

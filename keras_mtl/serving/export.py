@@ -11,6 +11,7 @@ import tempfile
 import keras
 
 from keras_mtl._checks import check_positive_int
+from keras_mtl._keras_compat import sublayers
 from keras_mtl.features import SparseFeature
 
 #: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
@@ -43,7 +44,7 @@ def hash_functions(model: keras.Model) -> dict[str, str]:
         for spec in [*getattr(layer, "features", ()), *getattr(layer, "fields", ())]:
             if isinstance(spec, SparseFeature) and spec.hash_function is not None:
                 found[spec.name] = spec.hash_function
-        stack.extend(getattr(layer, "_layers", []))
+        stack.extend(sublayers(layer))
     return found
 
 

@@ -1,4 +1,9 @@
-"""Compiling a multi-task model with per-task defaults."""
+"""Each task's default loss and metrics, and the other defaults of `compile`.
+
+`MultiTaskModel.compile` (every builder's model) takes its defaults from here;
+`compile_arguments` gives the same losses, loss weights and metrics to any
+Keras model's `compile`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Sequence
 
 import keras
 
+from keras_mtl._keras_compat import sublayers
 from keras_mtl.losses import (
     MaskedBinaryCrossentropy,
     MaskedCategoricalCrossentropy,
@@ -84,110 +90,80 @@ def supports_jit(model: keras.Model) -> bool:
         layer = stack.pop()
         if not getattr(layer, "supports_jit", True) and id(layer) not in clean:
             return False
-        stack.extend(getattr(layer, "_layers", []))
+        stack.extend(sublayers(layer))
     return True
 
 
-def compile_model(
-    model: keras.Model,
-    tasks: Sequence[Task],
-    optimizer="adam",
-    learning_rate: float | None = 1e-3,
-    loss=None,
-    metrics=None,
-    jit_compile="auto",
-    loss_weighting=None,
-    **kwargs,
-) -> keras.Model:
-    """Compile `model` with one masked loss, loss weight and metric list per task.
+def compile_arguments(
+    tasks: Sequence[Task], loss=None, loss_weights=None, metrics=None
+) -> dict:
+    """`loss`, `loss_weights` and `metrics` for `keras.Model.compile`, per task.
 
-    A `metric_only` task gets metrics but no loss. Outputs of the model that are
-    not among `tasks` get neither (e.g. ESMM's `cvr` when only `ctr` and `ctcvr`
-    are given).
-
-    Every argument overrides one default: `loss` / `metrics` may be dicts keyed by
-    task name (missing tasks keep their default). `jit_compile="auto"` turns XLA on
-    whenever every layer supports it (unlike Keras's own "auto", which keeps XLA
-    off on CPU). A `MultiTaskModel` (every builder's) looks its string inputs
-    up outside the compiled step, so string features keep XLA on; other models
-    with string lookups or FarmHash run without it.
-
-    Args:
-        model: the model, with outputs keyed by task name.
-        tasks: its `Task`s (loss weights and missing-label values come from them).
-        optimizer: optimizer or its name. Defaults to Adam.
-        learning_rate: float or None. Set on a named optimizer. Defaults to 1e-3.
-        loss: dict of task name to loss, overriding the defaults.
-        metrics: dict of task name to metric list, overriding the defaults.
-        jit_compile: bool or "auto". Defaults to "auto".
-        loss_weighting: None, a strategy name ("fixed", "uncertainty", "gradnorm",
-            "dwa", "decay") or a `keras_mtl.weighting.LossWeighting`: how the
-            task losses are combined inside `fit` (needs a `MultiTaskModel`,
-            which every builder returns). None: `Task.loss_weight` only.
-            `Task.loss_weight` always scales its task's loss.
-        **kwargs: passed to `model.compile`.
-
-    Returns:
-        The model, compiled.
+    Each task gets its default loss (`task_loss`; none for a `metric_only`
+    task), its `Task.loss_weight` and its default metrics (`task_metrics`).
+    `loss`, `loss_weights` and `metrics` are dicts keyed by task name that
+    override the defaults of the tasks they name; the others keep theirs.
 
     Example:
-    >>> x = keras.Input((3,), name="x")
-    >>> h = keras.layers.Dense(4, name="shared")(x)
-    >>> model = km.MultiTaskModel(x, {
-    ...     "ctr": km.layers.TaskTower((), "binary", name="ctr")(h),
-    ...     "watch": km.layers.TaskTower((), "regression", name="watch")(h)})
-    >>> tasks = [Task("ctr"), Task("watch", "regression", loss_weight=0.5)]
-    >>> model = compile_model(model, tasks)
-    >>> {task: type(loss).__name__ for task, loss in model.loss.items()}
+    >>> args = compile_arguments(
+    ...     [Task("ctr"), Task("watch", "regression", loss_weight=0.5)]
+    ... )
+    >>> {task: type(loss).__name__ for task, loss in args["loss"].items()}
     {'ctr': 'MaskedBinaryCrossentropy', 'watch': 'MaskedMeanSquaredError'}
-    >>> model.get_compile_config()["loss_weights"]
+    >>> args["loss_weights"]
     {'ctr': 1.0, 'watch': 0.5}
-    >>> model.jit_compile  # no string lookups, so XLA is on
-    True
-
-    With `loss_weighting=`, the strategy combines the task losses inside `fit`:
-
-    >>> model = compile_model(model, tasks, loss_weighting="uncertainty")
-    >>> type(model.loss_weighting).__name__
-    'UncertaintyWeighting'
     """
     tasks = check_tasks(tasks)
-    if isinstance(model.output, dict):
-        unknown = [t.name for t in tasks if t.name not in model.output]
+    names = [t.name for t in tasks]
+    given = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+    for arg, value in given.items():
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"compile: {arg} must be a dict keyed by task name (the tasks are "
+                f"{names}), got {type(value).__name__}."
+            )
+        unknown = sorted(set(value) - set(names))
         if unknown:
             raise ValueError(
-                f"compile_model: tasks {unknown} are not outputs of the model; its "
-                f"outputs are {sorted(model.output)}."
+                f"compile: {arg} for {unknown}, which are not tasks; the tasks are "
+                f"{names}."
             )
-    if isinstance(optimizer, str):
-        optimizer = keras.optimizers.get(
-            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
-            if learning_rate is not None
-            else optimizer
-        )
-    if all(t.metric_only for t in tasks):
-        raise ValueError(
-            "compile_model: every task is metric_only, so there is nothing to train."
-        )
     losses = {t.name: task_loss(t) for t in tasks if not t.metric_only}
     losses.update(loss or {})
+    if not losses:
+        raise ValueError(
+            "compile: every task is metric_only, so there is nothing to train."
+        )
+    weights = {t.name: t.loss_weight for t in tasks if t.name in losses}
+    weights.update({k: v for k, v in (loss_weights or {}).items() if k in losses})
     task_metric = {t.name: task_metrics(t) for t in tasks}
     task_metric.update(metrics or {})
-    if jit_compile == "auto":
-        jit_compile = supports_jit(model)
-    if loss_weighting is not None:
-        if not hasattr(model, "loss_weighting"):
-            raise TypeError(
-                "compile_model: a loss_weighting needs a keras_mtl MultiTaskModel "
-                f"(every builder returns one), got {type(model).__name__}."
-            )
-        kwargs["loss_weighting"] = loss_weighting
-    model.compile(
-        optimizer=optimizer,
-        loss=losses,
-        loss_weights={t.name: t.loss_weight for t in tasks if t.name in losses},
-        metrics=task_metric,
-        jit_compile=jit_compile,
-        **kwargs,
-    )
-    return model
+    return {"loss": losses, "loss_weights": weights, "metrics": task_metric}
+
+
+#: `steps_per_execution="auto"`: at most this many batches per compiled call...
+MAX_STEPS_PER_EXECUTION = 32
+#: ...and at least this many calls (progress and callback updates) per epoch.
+MIN_CALLS_PER_EPOCH = 4
+
+
+def auto_steps_per_execution(steps_per_epoch: int | None) -> int:
+    """Batches per compiled call for an epoch of `steps_per_epoch` batches.
+
+    Each call saves the host's per-batch work (the Python loop, callbacks,
+    reading the logs), which dominates small, fast models: up to
+    `MAX_STEPS_PER_EXECUTION` batches a call, and few enough that an epoch
+    still makes `MIN_CALLS_PER_EPOCH` calls (progress updates). 1 when the
+    length is unknown, and on the torch backend (whose trainer runs one batch
+    a call). docs/benchmarks.md has what a call costs for the builders.
+
+    Example:
+    >>> [auto_steps_per_execution(n) for n in (None, 5, 100, 195, 10_000)]
+    [1, 1, 25, 32, 32]
+    """
+    if steps_per_epoch is None or keras.backend.backend() == "torch":
+        return 1
+    calls = max(1, int(steps_per_epoch) // MIN_CALLS_PER_EPOCH)
+    return max(1, min(MAX_STEPS_PER_EXECUTION, calls))

@@ -1,6 +1,6 @@
 """Loss-weighting strategies that work inside `model.fit`.
 
-Pass one to `keras_mtl.compile_model(model, tasks, loss_weighting=...)`, by name
+Pass one to `model.compile(loss_weighting=...)`, by name
 ("fixed", "uncertainty", "gradnorm", "dwa", "decay") or as an object.
 """
 

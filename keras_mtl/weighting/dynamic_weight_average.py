@@ -23,7 +23,7 @@ class DynamicWeightAverage(LossWeighting):
             Defaults to 2 (the paper's).
 
     Example:
-    In use, `keras_mtl.compile_model(model, tasks, loss_weighting="dwa")`. What
+    In use, `model.compile(loss_weighting="dwa")`. What
     `compile` and `fit` then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE

@@ -24,8 +24,7 @@ class EpochDecay(LossWeighting):
             Defaults to None.
 
     Example:
-    In use, `keras_mtl.compile_model(model, tasks,
-    loss_weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
+    In use, `model.compile(loss_weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
     >>> decay = EpochDecay({"ctr": 0.5})

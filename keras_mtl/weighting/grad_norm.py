@@ -38,7 +38,7 @@ class GradNorm(LossWeighting):
             used).
 
     Example:
-    In use, `keras_mtl.compile_model(model, tasks, loss_weighting=GradNorm(alpha=0.5))`.
+    In use, `model.compile(loss_weighting=GradNorm(alpha=0.5))`.
     One weight update by hand, as a training step makes it:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE

@@ -20,8 +20,8 @@ CLASSIFICATION_LOSSES = (
 class LossWeighting(keras.layers.Layer):
     """Combines the per-task losses of a multi-task model into its training loss.
 
-    A strategy is passed to `keras_mtl.compile_model(..., loss_weighting=...)` (or
-    `MultiTaskModel.compile(..., loss_weighting=...)`) and then works inside a
+    A strategy is passed to `MultiTaskModel.compile(loss_weighting=...)` (every
+    builder's model) and then works inside a
     plain `model.fit`: the model hands it each task's loss every step
     (`combine`), and every epoch's mean task losses (`on_epoch_end`). The model
     reports each task's loss as `{task}_loss` and the weight in force at the end
@@ -58,6 +58,7 @@ class LossWeighting(keras.layers.Layer):
         when its loss is a binary cross-entropy, else "regression". One
         instance serves one model: its state lives in its weights.
         """
+        losses = {name: keras.losses.get(fn) for name, fn in losses.items()}
         names = tuple(losses)
         if self.task_names is not None and names != self.task_names:
             raise ValueError(
@@ -67,6 +68,7 @@ class LossWeighting(keras.layers.Layer):
         if not names:
             raise ValueError(f"{type(self).__name__}: there is no task loss to weight.")
         self.task_names = names
+        self.task_loss_fns = losses
         self.task_kinds = tuple(
             "classification"
             if getattr(loss, "__name__", type(loss).__name__) in CLASSIFICATION_LOSSES
@@ -117,6 +119,29 @@ class LossWeighting(keras.layers.Layer):
         )
 
     # ------------------------------------------------------------------ training
+
+    def task_losses(self, y, y_pred, sample_weight=None) -> dict:
+        """Each task's loss on this batch, `{task: scalar}` (tasks without labels
+        in `y` are left out), recorded in its `{task}_loss` metric."""
+        losses = {}
+        for name, loss_fn in self.task_loss_fns.items():
+            if not isinstance(y, dict) or name not in y:
+                continue
+            weight = (
+                sample_weight.get(name)
+                if isinstance(sample_weight, dict)
+                else sample_weight
+            )
+            losses[name] = ops.cast(loss_fn(y[name], y_pred[name], weight), "float32")
+        self.track(losses)
+        return losses
+
+    def total_loss(self, y, y_pred, sample_weight=None, extra_losses=(), training=True):
+        """The training loss of a batch: the task losses combined, plus
+        `extra_losses` (what layers added with `add_loss`)."""
+        total = self.combine(self.task_losses(y, y_pred, sample_weight), training)
+        extra = [ops.cast(loss, "float32") for loss in extra_losses]
+        return total + sum(extra, ops.zeros(()))
 
     def track(self, losses: dict) -> None:
         """Record each task's loss of this batch in its `{task}_loss` metric."""

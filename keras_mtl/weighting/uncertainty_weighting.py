@@ -23,7 +23,7 @@ class UncertaintyWeighting(LossWeighting):
         initial_log_variance: float. s_k before training. Defaults to 0.
 
     Example:
-    In use, `keras_mtl.compile_model(model, tasks, loss_weighting="uncertainty")`.
+    In use, `model.compile(loss_weighting="uncertainty")`.
     What `compile` and each training step then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy, MaskedMeanSquaredError

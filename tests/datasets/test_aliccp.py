@@ -309,8 +309,7 @@ def test_feature_selection_options():
 # Keras warns once at the end of a first epoch of unknown length.
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")
 def test_one_fit_step(tmp_path):
-    """Shared-bottom on the loaded data; `cvr` (metric_only) is left out because
-    `compile_model` does not honour metric_only yet (it would train cvr)."""
+    """Shared-bottom on the loaded data, without the metric_only `cvr` task."""
     tasks = [t for t in aliccp_tasks() if not t.metric_only]
     ds = load_aliccp(write_split(tmp_path), features=FEATURES, tasks=tasks)
     model = keras_mtl.build_shared_bottom(FEATURES, tasks, hidden_units=(8,))

@@ -199,7 +199,7 @@ def test_missing_feature_in_predict_is_named():
 def test_compile_rejects_unknown_task():
     model = km.build_shared_bottom(FEATURES, TASKS, compile=False)
     with pytest.raises(ValueError, match=r"\['clicks'\]"):
-        km.compile_model(model, [km.Task("clicks")])
+        km.MultiTaskModel(model.input, model.output, tasks=[km.Task("clicks")])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -101,7 +101,11 @@ def test_training_matches_lookups_inside_the_graph(data):
     # The same graph as a plain keras.Model: lookups inside the step, no XLA.
     inside = build(compile=False)
     inside = keras.Model(inside.input, inside.output)
-    km.compile_model(inside, TASKS, learning_rate=0.03)
+    inside.compile(
+        keras.optimizers.Adam(0.03),
+        jit_compile=km.training.supports_jit(inside),
+        **km.training.compile_arguments(TASKS),
+    )
     inside.set_weights(hosted.get_weights())
     assert hosted.jit_compile and not inside.jit_compile
     ds = make_dataset(data, FEATURES, TASKS, 128, shuffle=False)

@@ -121,9 +121,9 @@ def test_fit_gathering_in_the_step_matches_reading_through_tf_data(loss_weightin
     assert_same_training(fast, plain)
     assert "val_click_auc" in fast[1][0]
     (ds,), val = make()
-    layouts = fast[2].__dict__.get("_packed_layouts")
+    layouts = fast[2].step_data.layouts
     assert set(layouts) == {packed_columns(ds).key, packed_columns(val).key}
-    assert not plain[2].__dict__.get("_packed_layouts")
+    assert not plain[2].step_data.layouts
 
 
 def test_sample_weights_and_a_second_dataset_of_the_same_layout():
@@ -185,4 +185,4 @@ def test_string_columns_take_the_hosted_lookup_path():
     model = km.build_shared_bottom(features, [km.Task("click")])
     history = model.fit(ds, epochs=1, verbose=0).history
     assert model.jit_compile and np.isfinite(history["loss"]).all()
-    assert not model.__dict__.get("_packed_layouts")
+    assert not model.step_data.layouts

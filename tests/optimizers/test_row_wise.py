@@ -215,6 +215,41 @@ def test_other_optimizers_fall_back_to_dense_updates_with_a_warning():
         _run(keras.optimizers.Adam(amsgrad=True), False)
 
 
+class _MyAdam(keras.optimizers.Adam):
+    """A user's subclass: row-wise like Adam, recognised by isinstance."""
+
+
+def test_subclasses_of_the_row_wise_optimizers_are_recognised():
+    lr = 0.1
+    opt, table, _ = _run(_MyAdam(learning_rate=lr), False)
+    _, ref, _ = _run(keras.optimizers.Adam(learning_rate=lr), False)
+    assert len(opt.slots(table)) == 2  # m and v: the lazy-Adam rule
+    assert keras.ops.convert_to_numpy(table).tobytes() == (
+        keras.ops.convert_to_numpy(ref).tobytes()
+    )
+
+
+@pytest.mark.parametrize("how", ["var_list", "var_names"])
+def test_weight_decay_exclusions_hold_for_row_wise_tables(how):
+    lr, decay = 0.1, 0.5
+    table, start = _table()
+    inner = keras.optimizers.AdamW(learning_rate=lr, weight_decay=decay)
+    if how == "var_list":
+        inner.exclude_from_weight_decay(var_list=[table])
+    else:
+        inner.exclude_from_weight_decay(var_names=["tab"])
+    opt = RowWiseOptimizer(inner)
+    opt.build([table])
+    ids, values = STEPS[0]
+    grad = tf.IndexedSlices(tf.constant(values), tf.constant(ids), (ROWS, DIM))
+    opt.apply([grad], [table])
+    # Excluded: the touched rows move by Adam's first step only, lr per element
+    # (sign of the summed gradient); with decay they would also shrink by lr * decay.
+    got = keras.ops.convert_to_numpy(table)
+    for row, g in _summed_steps()[0].items():
+        np.testing.assert_allclose(got[row], start[row] - lr * np.sign(g), atol=1e-5)
+
+
 def test_rejects_its_own_arguments_and_a_nested_wrapper():
     with pytest.raises(ValueError, match="inner optimizer; got \\['clipnorm'\\]"):
         RowWiseOptimizer("adam", clipnorm=1.0)
@@ -293,7 +328,7 @@ def test_auto_keeps_small_tables_on_the_exact_dense_update(monkeypatch):
     model = km.build_mmoe(FEATURES, [km.Task("a")], num_experts=2, expert_units=[4])
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     # With a threshold between two tables' sizes, only the big one is row-wise.
-    monkeypatch.setattr(km.optimizers, "AUTO_MIN_TABLE_SIZE", 100)
+    monkeypatch.setattr(km.optimizers.row_wise, "AUTO_MIN_TABLE_SIZE", 100)
     features = [*FEATURES, km.SparseFeature("shop", vocabulary_size=9, embedding_dim=2)]
     model = km.build_mmoe(features, [km.Task("a")], num_experts=2, expert_units=[4])
     assert isinstance(model.optimizer, RowWiseOptimizer)

@@ -206,7 +206,7 @@ def test_strategy_survives_keras_round_trip(weighting, tmp_path):
 def test_recompiling_drops_the_old_strategy():
     model, _ = train("uncertainty", epochs=1)
     count = len(model.trainable_weights)
-    km.compile_model(model, TASKS)  # back to Keras's fixed loss weights
+    model.compile()  # back to Keras's fixed loss weights
     assert model.loss_weighting is None
     assert len(model.trainable_weights) == count - 1  # log_variance is gone
     h = model.fit(make_dataset(regression_data(256), FEATURES, TASKS, 128), verbose=0)

@@ -1,0 +1,97 @@
+"""What `fit`, `evaluate` and `predict` hand a `MultiTaskModel`'s compiled step.
+
+Two fast paths, both chosen per call from the data, both leaving the results
+those of plain Keras on the same data:
+
+- Packed in-memory batches: a dataset `keras_mtl.data.make_dataset` built from
+  memory carries its columns packed by dtype (`keras_mtl.data.packed`). The
+  step is then fed batches of row indices with the matrices, and gathers each
+  batch itself: a reshuffle costs one permutation per epoch, and `tf.data`
+  hands the step one vector per batch. (TensorFlow backend, no distribution
+  strategy, no string columns.)
+- Hosted string lookups: string inputs whose every use is a vocabulary or hash
+  lookup are looked up beside the compiled step (`hosted_lookups`), which then
+  reads int32 rows and keeps XLA.
+
+Before the first step the model's training state is built from the data's
+spec (`_keras_compat.symbolic_build`), so TensorFlow traces the step once.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_mtl import _keras_compat
+from keras_mtl.data import packed as packed_module
+from keras_mtl.models import _host_lookups
+
+
+class StepData:
+    """One model's step data: which packed layouts its steps gather from."""
+
+    def __init__(self, model):
+        self.model = model
+        self.layouts = {}  # `PackedColumns.key` -> layout (no data)
+
+    def hosted(self, data):
+        """`data` with the model's hosted string inputs as table rows."""
+        model = self.model
+        return _host_lookups.host_data(
+            model.hosted_lookups, data, strings_may_pass=not model.jit_compile
+        )
+
+    def for_training(self, data):
+        """What `fit` / `evaluate` read for `data`: the index batches of packed
+        in-memory columns, or `data` with the hosted inputs as rows."""
+        if packed_module.is_step_dataset(data):  # (fit's own evaluate)
+            return data
+        packed = packed_module.packed_columns(data)
+        if (
+            packed is None
+            or any(dtype == "string" for dtype in packed.dtypes)
+            or not self._build_from_spec(data)  # (the step's data has no spec)
+        ):
+            data = self.hosted(data)
+            self._build_from_spec(data)
+            return data
+        self.layouts[packed.key] = packed.layout_only()
+        return packed.step_dataset()
+
+    def unpack(self, element):
+        """Inside the step: a packed element as the batch it stands for."""
+        return packed_module.unpack_step_element(element, self.layouts)
+
+    def _build_from_spec(self, data) -> bool:
+        """Build the optimizer, compiled losses and metrics before the first step.
+
+        On TensorFlow without a distribution strategy, Keras defers this to
+        the first trace of the train or test step. Their variables are then
+        created inside a `tf.function`, and TensorFlow traces the step a
+        second time: the first epoch of every `fit` pays for two traces (and
+        two XLA compilations). Built here symbolically, from the data's
+        `element_spec` (no batch is read), the step is traced once. Returns
+        whether it built. (JAX and torch build symbolically themselves.)
+        """
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy() or (
+            self.model.distribute_strategy is not tf.distribute.get_strategy()
+        ):
+            return False  # Keras builds under its strategy itself
+        if not isinstance(data, tf.data.Dataset):
+            return False
+        specs = keras.tree.flatten(data.element_spec)
+        if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
+            return False
+        return _keras_compat.symbolic_build(self.model, data.element_spec)
+
+
+def steps_per_epoch(data) -> int | None:
+    """The number of batches in an epoch of `data`, when known."""
+    cardinality = getattr(data, "cardinality", None)
+    if cardinality is None:
+        return None
+    n = int(cardinality())
+    return n if n >= 0 else None

@@ -1,0 +1,30 @@
+"""Training: each task's default loss and metrics, the other defaults of
+`compile`, and per-task gradients (for strategies such as GradNorm)."""
+
+from keras_mtl.training.defaults import (
+    MAX_STEPS_PER_EXECUTION,
+    METRIC_NAMES,
+    MIN_CALLS_PER_EPOCH,
+    auto_steps_per_execution,
+    compile_arguments,
+    supports_jit,
+    task_loss,
+    task_metrics,
+)
+from keras_mtl.training.task_gradients import (
+    task_gradients,
+    train_step_with_task_gradients,
+)
+
+__all__ = [
+    "MAX_STEPS_PER_EXECUTION",
+    "METRIC_NAMES",
+    "MIN_CALLS_PER_EPOCH",
+    "auto_steps_per_execution",
+    "compile_arguments",
+    "supports_jit",
+    "task_gradients",
+    "task_loss",
+    "task_metrics",
+    "train_step_with_task_gradients",
+]
