@@ -7,9 +7,10 @@ hand-written model. Models: hand-written MMoE and PLE from standard Keras layers
 all experts as one `Dense`), keras_mtl's builders at the same shapes, and the
 job that trains and tests one model of `census.py`'s accuracy study.
 
-NOTE: `compile_model` / the builders' `compile=` argument are keras_mtl's
-current compile API; the call sites are `build_model(..., compile=...)` in
-`build` below; the other models take their builder's default compile.
+keras_mtl's models take their builder's default compile (`build` below passes
+`compile=`), which runs several batches per compiled call, chosen from the
+data; `same_steps` gives the plain and expert models the same count, so that
+the comparison stays fair.
 """
 
 from __future__ import annotations
@@ -189,6 +190,18 @@ def _compile_plain(model: keras.Model, tasks, jit_compile: bool, auc: bool = Tru
         jit_compile=jit_compile,
     )
     return model
+
+
+def same_steps(model: keras.Model, ds) -> None:
+    """Give a plain Keras model the batches per compiled call that keras_mtl's
+    default compile (`steps_per_execution="auto"`) chooses for `ds` (set before
+    its first `fit`; keras_mtl's own models choose themselves)."""
+    if isinstance(model, km.MultiTaskModel):
+        return
+    n = int(ds.cardinality())
+    model.steps_per_execution = km.training.auto_steps_per_execution(
+        n if n >= 0 else None
+    )
 
 
 def plain_inputs(features):
@@ -421,6 +434,7 @@ def pipeline_contenders(
     def setup(build, data):
         def fresh():
             model, ds = build(features, tasks), data()
+            same_steps(model, ds)
             return model, lambda e: model.fit(ds, epochs=e, verbose=0)
 
         return fresh

@@ -22,7 +22,7 @@ Contenders (each in its own subprocess, so that its memory is its own):
   step), `farmhash_10m` (`hash_function="farmhash64"`: Keras's `Hashing`,
   which turns XLA off, plus the plain optimizer) and `strvocab_ingraph_100k`
   (the string vocabulary looked up inside the training step, which turns XLA
-  off: the same graph as a plain `keras.Model`, compiled by `compile_model`).
+  off: the same graph as a plain `keras.Model`, compiled with `km.training.compile_arguments`).
 
 Protocol: every child (a `_harness.Child`) builds its model, its data (64
 distinct cached batches, repeated) and trains `--warmup-steps` steps
@@ -159,8 +159,12 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
 
         built = km.build_mmoe(features, tasks, compile=False)
         model = keras.Model(built.input, built.output)
-        del compile_args["row_wise_updates"]  # (a plain keras.Model's compile)
-        km.compile_model(model, tasks, **compile_args)
+        # A plain keras.Model's compile, with the builders' task defaults.
+        model.compile(
+            keras.optimizers.get(optimizer),
+            jit_compile=km.training.supports_jit(model),
+            **km.training.compile_arguments(tasks),
+        )
     else:
         model = km.build_mmoe(features, tasks, compile=compile_args)
     rng = np.random.default_rng(0)

@@ -110,6 +110,7 @@ def expert_contenders(frame, features, tasks, args, stack) -> list[h.Contender]:
     rows, epochs, batch = len(frame), args.round_epochs, args.batch_size
 
     def contender(key, label, model, ds, reference):
+        cm.same_steps(model, ds)
         run = h.warm_model(model, ds, rows, epochs, batch, key)
         params = cm.trainable_count(model)
         return h.Contender(key, label, run, reference=reference, parameters=params)
