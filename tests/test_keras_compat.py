@@ -30,7 +30,9 @@ def test_no_other_module_uses_keras_internals():
         for number, line in enumerate(text.splitlines(), start=1):
             if "keras.src" in line or PRIVATE_USE.search(line):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line}")
-            if re.search(r"self\._(?:inputs|layers|compile_config|loss_tracker)\b", line):
+            if re.search(
+                r"self\._(?:inputs|layers|compile_config|loss_tracker)\b", line
+            ):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line}")
     assert offenders == []
 
