@@ -42,10 +42,11 @@ def sublayers(layer) -> list:
 
 def untrack_layer(owner, layer) -> None:
     """Stop `owner` (a model) tracking `layer`: its weights and metrics leave the
-    model's. Keras has no public untracking (`Layer.__delattr__` untracks
-    variables only); used when a recompile replaces the loss weighting."""
-    if layer in owner._layers:
-        owner._layers.remove(layer)
+    model's, and assigning it again tracks it again. Keras has no public
+    untracking (`Layer.__delattr__` untracks variables only); its tracker's
+    `untrack` forgets both the layer and its id. Used when a recompile replaces
+    the loss weighting. (`keras/src/utils/tracking.py`.)"""
+    owner._tracker.untrack(layer)
 
 
 # ------------------------------------------------------------ training step
@@ -68,7 +69,7 @@ def symbolic_build(model, data_spec) -> bool:
 
 class HostedInputsModel(keras.Model):
     """What the hosted string lookups need of `keras.Model` (see
-    `keras_mtl.models.hosted_lookups`).
+    `keras_mtl.models._host_lookups`).
 
     - A hosted string input reaches the compiled step as int32 table rows, but
       `Functional._convert_inputs_to_tensors` casts every input to its declared

@@ -69,6 +69,8 @@ def test_sublayers_and_untracking():
     assert len(model.weights) == 6
     compat.untrack_layer(model, extra)
     assert len(model.weights) == 4
+    model.extra = extra  # assigned again, tracked again
+    assert len(model.weights) == 6
 
 
 def test_symbolic_build_builds_optimizer_and_metrics():

@@ -21,9 +21,11 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
 # The project and its test extras (TensorFlow, keras-rs, ...), then the newest
 # nightly in place of the released Keras.
+# Both distributions install the `keras` package: remove the release, then
+# (re)install the nightly's files in full.
 "$PY" -m pip install --quiet -e ".[tests]"
 "$PY" -m pip uninstall --quiet --yes keras
-"$PY" -m pip install --quiet --upgrade --pre keras-nightly
+"$PY" -m pip install --quiet --upgrade --force-reinstall --no-deps --pre keras-nightly
 "$PY" -c "import keras, tensorflow as tf; print('keras', keras.__version__, '/ tensorflow', tf.__version__)"
 
 if [ "$#" -eq 0 ]; then

@@ -171,6 +171,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             jit_compile: bool or "auto". "auto" turns XLA on whenever every
                 layer of the step supports it (Keras's own "auto" keeps it off
                 on CPU); string lookups run beside the step and do not count.
+                Off with `run_eagerly=True` and on the torch backend (where it
+                would mean `torch.compile`).
             steps_per_execution: int or "auto". Batches per compiled call.
                 "auto" chooses from the data's length
                 (`keras_mtl.training.auto_steps_per_execution`): each `fit`
@@ -187,23 +189,25 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 "MultiTaskModel.compile: steps_per_execution must be 'auto' or an "
                 f"int >= 1; got {steps_per_execution!r}."
             )
-        if self.loss_weighting is not None:  # a recompile replaces the strategy
-            _keras_compat.untrack_layer(self, self.loss_weighting)
-            self.__dict__.pop("loss_weighting", None)
-        self._steps_chosen = False
+        if self.tasks is not None:  # (checks the arguments before any change)
+            args = training.compile_arguments(self.tasks, loss, loss_weights, metrics)
+            loss, loss_weights, metrics = (
+                args[k] for k in ("loss", "loss_weights", "metrics")
+            )
         optimizer = keras.optimizers.get(optimizer)
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
         optimizer = optimizers_module.row_wise_for_tables(
             optimizer, self.trainable_variables, row_wise_updates
         )
-        if self.tasks is not None:
-            args = training.compile_arguments(self.tasks, loss, loss_weights, metrics)
-            loss, loss_weights, metrics = (
-                args[k] for k in ("loss", "loss_weights", "metrics")
-            )
-        if jit_compile == "auto":
-            jit_compile = training.supports_jit(self)
+        if self.loss_weighting is not None:  # a recompile replaces the strategy
+            _keras_compat.untrack_layer(self, self.loss_weighting)
+            self.__dict__.pop("loss_weighting", None)
+        self._steps_chosen = False
+        jit = jit_compile
+        if jit == "auto":  # (Keras's "auto" keeps XLA off on CPU)
+            eager = kwargs.get("run_eagerly") or keras.backend.backend() == "torch"
+            jit = not eager and training.supports_jit(self)
         if loss_weighting is not None:
             loss_weighting = self._set_loss_weighting(
                 loss, loss_weights, loss_weighting
@@ -213,7 +217,7 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             None if loss_weighting is not None else loss,
             None if loss_weighting is not None else loss_weights,
             metrics,
-            jit_compile=jit_compile,
+            jit_compile=jit,
             steps_per_execution=1
             if steps_per_execution == "auto"
             else steps_per_execution,
@@ -227,6 +231,7 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             "loss_weights": loss_weights,
             "loss_weighting": loss_weighting,
             "row_wise_updates": row_wise_updates,
+            "jit_compile": jit_compile,
             "steps_per_execution": steps_per_execution,
         }
 
@@ -292,22 +297,28 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
 
     # ---------------------------------------------------------------- loops
 
-    def _auto_steps(self, data, chosen_by_fit: bool) -> None:
-        """Choose `steps_per_execution` for `data` when compiled with "auto".
+    def _auto_steps(self, data, steps=None, other_steps=(), by_fit=True) -> None:
+        """Choose `steps_per_execution` when compiled with "auto".
 
-        `fit` chooses from its training data (a change drops the traced
-        functions, which Keras traced for the old count); `evaluate` chooses
-        only when nothing has chosen yet, so that it reuses `fit`'s traced
-        step (and never changes it inside `fit`, for the validation data).
+        From the epoch's batches: `steps` when the caller fixed them, else the
+        data's length; the count divides every fixed step count (Keras runs
+        whole calls). `fit` chooses for its data (a change drops the traced
+        functions, traced for the old count); `evaluate` keeps the current
+        choice, and with it `fit`'s traced step (inside `fit`, for the
+        validation data, too), unless nothing has chosen yet or its `steps`
+        would not be whole calls.
         """
         if self._compile_extras.get("steps_per_execution") != "auto":
             return
-        if not chosen_by_fit and self._steps_chosen:
-            return
+        fixed = [n for n in (steps, *other_steps) if n]
+        if not by_fit and self._steps_chosen:
+            if all(n % self.steps_per_execution == 0 for n in fixed):
+                return
         self._steps_chosen = True
-        steps = training.auto_steps_per_execution(steps_per_epoch(data))
-        if steps != self.steps_per_execution:
-            self.steps_per_execution = steps
+        batches = steps if steps else steps_per_epoch(data)
+        count = training.auto_steps_per_execution(batches, fixed)
+        if count != self.steps_per_execution:
+            self.steps_per_execution = count
             self.train_function = self.test_function = self.predict_function = None
 
     def fit(self, *args, **kwargs):
@@ -318,7 +329,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         for key in ("x", "validation_data"):
             if key in arguments:
                 arguments[key] = self.step_data.for_training(arguments[key])
-        self._auto_steps(arguments.get("x"), chosen_by_fit=True)
+        self._auto_steps(
+            arguments.get("x"),
+            arguments.get("steps_per_epoch"),
+            [arguments.get("validation_steps")],
+        )
         if self.loss_weighting is not None:
             arguments["callbacks"] = [
                 _LossWeightingCallback(self.loss_weighting),
@@ -326,11 +341,13 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             ]
         return super().fit(*bound.args[1:], **bound.kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, *args, **kwargs):
         """`keras.Model.evaluate` (fast input paths: see the class)."""
-        x = self.step_data.for_training(x)
-        self._auto_steps(x, chosen_by_fit=False)
-        return super().evaluate(x, *args, **kwargs)
+        bound = inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        arguments["x"] = self.step_data.for_training(arguments.get("x"))
+        self._auto_steps(arguments["x"], arguments.get("steps"), by_fit=False)
+        return super().evaluate(*bound.args[1:], **bound.kwargs)
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, string inputs looked up outside the step."""

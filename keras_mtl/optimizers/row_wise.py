@@ -393,6 +393,10 @@ def row_wise_for_tables(optimizer, variables, row_wise_updates="auto"):
         )
     if row_wise_updates is False or isinstance(optimizer, RowWiseOptimizer):
         return optimizer
+    if keras.backend.backend() != "tensorflow":
+        # (Other backends compute dense table gradients, and their trainers
+        # apply updates statelessly: the tables keep the plain update.)
+        return optimizer
     smallest = AUTO_MIN_TABLE_SIZE if row_wise_updates == "auto" else 0
     sizes = [math.prod(v.shape) for v in variables if is_table(v)]
     if not any(size >= smallest for size in sizes):

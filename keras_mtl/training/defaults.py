@@ -149,21 +149,30 @@ MAX_STEPS_PER_EXECUTION = 32
 MIN_CALLS_PER_EPOCH = 4
 
 
-def auto_steps_per_execution(steps_per_epoch: int | None) -> int:
-    """Batches per compiled call for an epoch of `steps_per_epoch` batches.
+def auto_steps_per_execution(
+    batches: int | None, fixed_steps: Sequence[int] = ()
+) -> int:
+    """Batches per compiled call for an epoch of `batches` batches.
 
     Each call saves the host's per-batch work (the Python loop, callbacks,
     reading the logs), which dominates small, fast models: up to
     `MAX_STEPS_PER_EXECUTION` batches a call, and few enough that an epoch
-    still makes `MIN_CALLS_PER_EPOCH` calls (progress updates). 1 when the
+    still makes `MIN_CALLS_PER_EPOCH` calls (progress updates). Keras runs
+    whole calls, so the count divides each of `fixed_steps` (step counts the
+    caller set: `steps_per_epoch`, `validation_steps`, `steps`). 1 when the
     length is unknown, and on the torch backend (whose trainer runs one batch
     a call). docs/benchmarks.md has what a call costs for the builders.
 
     Example:
     >>> [auto_steps_per_execution(n) for n in (None, 5, 100, 195, 10_000)]
     [1, 1, 25, 32, 32]
+    >>> auto_steps_per_execution(100, fixed_steps=[100, 30])  # divides both
+    10
     """
-    if steps_per_epoch is None or keras.backend.backend() == "torch":
+    if batches is None or keras.backend.backend() == "torch":
         return 1
-    calls = max(1, int(steps_per_epoch) // MIN_CALLS_PER_EPOCH)
-    return max(1, min(MAX_STEPS_PER_EXECUTION, calls))
+    calls = max(1, int(batches) // MIN_CALLS_PER_EPOCH)
+    n = max(1, min(MAX_STEPS_PER_EXECUTION, calls))
+    while any(int(steps) % n for steps in fixed_steps):
+        n -= 1
+    return n

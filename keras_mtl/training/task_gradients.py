@@ -42,8 +42,7 @@ def _forward(model, x, y, sample_weight):
     strategy = model.loss_weighting
     y_pred = model(x, training=True)
     losses = strategy.task_losses(y, y_pred, sample_weight)
-    extra = [ops.cast(loss, "float32") for loss in model.losses]
-    total = strategy.combine(losses) + sum(extra, ops.zeros(()))
+    total = strategy.total(losses, model.losses)
     return y_pred, losses, total, strategy.scaled(losses)
 
 

@@ -139,9 +139,13 @@ class LossWeighting(keras.layers.Layer):
     def total_loss(self, y, y_pred, sample_weight=None, extra_losses=(), training=True):
         """The training loss of a batch: the task losses combined, plus
         `extra_losses` (what layers added with `add_loss`)."""
-        total = self.combine(self.task_losses(y, y_pred, sample_weight), training)
+        losses = self.task_losses(y, y_pred, sample_weight)
+        return self.total(losses, extra_losses, training)
+
+    def total(self, losses: dict, extra_losses=(), training: bool = True):
+        """`combine(losses)` plus `extra_losses`."""
         extra = [ops.cast(loss, "float32") for loss in extra_losses]
-        return total + sum(extra, ops.zeros(()))
+        return self.combine(losses, training=training) + sum(extra, ops.zeros(()))
 
     def track(self, losses: dict) -> None:
         """Record each task's loss of this batch in its `{task}_loss` metric."""

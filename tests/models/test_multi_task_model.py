@@ -201,3 +201,42 @@ def test_evaluate_chooses_first_and_validation_keeps_the_training_choice():
     history = model.fit(ds, validation_data=small, epochs=2, verbose=0).history
     assert model.steps_per_execution == 10  # fit chose from its 40 batches
     assert len(history["val_loss"]) == 2 and np.isfinite(history["val_loss"]).all()
+
+
+def test_fixed_step_counts_are_whole_calls():
+    model = _model()
+    ds = make_dataset(
+        _data(16 * 100), DEFAULT_FEATURES, DEFAULT_TASKS, 16, shuffle=False
+    ).repeat()
+    model.fit(ds, steps_per_epoch=30, epochs=2, verbose=0)
+    assert model.steps_per_execution == 6  # 30 // 4 = 7 does not divide 30
+    assert int(model.optimizer.iterations) == 60  # not a batch more
+    small = make_dataset(_data(16 * 10), DEFAULT_FEATURES, DEFAULT_TASKS, 16)
+    model.evaluate(small.repeat(), steps=4, verbose=0)
+    assert model.steps_per_execution == 1  # 4 steps: fit's 6 is not whole calls
+
+
+def test_recompiling_with_the_same_strategy_keeps_it_tracked():
+    model = _model()
+    strategy = km.weighting.UncertaintyWeighting()
+    model.compile(loss_weighting=strategy)
+    count = len(model.trainable_weights)
+    model.compile(loss_weighting=strategy)
+    assert model.loss_weighting is strategy
+    assert len(model.trainable_weights) == count  # its log-variances train
+
+
+def test_a_failed_compile_leaves_the_model_as_it_was():
+    model = _model(loss_weighting="uncertainty")
+    optimizer = model.optimizer
+    with pytest.raises(ValueError, match="which are not tasks"):
+        model.compile(loss={"nope": "mse"})
+    assert type(model.loss_weighting).__name__ == "UncertaintyWeighting"
+    assert model.optimizer is optimizer
+
+
+def test_auto_jit_is_off_when_running_eagerly_and_saved_as_auto():
+    model = _model(run_eagerly=True)
+    assert model.jit_compile is False
+    assert model.get_compile_config()["jit_compile"] == "auto"
+    assert _model().get_compile_config()["jit_compile"] == "auto"
