@@ -24,7 +24,8 @@ class EpochDecay(LossWeighting):
             Defaults to None.
 
     Example:
-    In use, `model.compile(loss_weighting=EpochDecay({"ctr": 0.5}))`. What `compile` and `fit` then do:
+    In use, `model.compile(loss_weighting=EpochDecay({"ctr": 0.5}))`. What
+    `compile` and `fit` then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
     >>> decay = EpochDecay({"ctr": 0.5})

@@ -19,8 +19,8 @@ class FixedWeighting(LossWeighting):
             Defaults to None (all 1).
 
     Example:
-    In use, `model.compile(loss_weighting=FixedWeighting({"marital": 0.5}))`. What `compile` and each
-    training step then do:
+    In use, `model.compile(loss_weighting=FixedWeighting({"marital": 0.5}))`.
+    What `compile` and each training step then do:
 
     >>> from keras_mtl.losses import MaskedBinaryCrossentropy as BCE
     >>> fixed = FixedWeighting({"marital": 0.5})
