@@ -35,9 +35,14 @@ def producer(tensor) -> tuple:
 # itself walks with the private `_flatten_layers`. (`keras/src/layers/layer.py`.)
 
 
-def sublayers(layer) -> list:
-    """The layers `layer` owns directly (tracked attributes), in creation order."""
-    return list(getattr(layer, "_layers", ()))
+def nested_layers(model):
+    """Every layer of `model` at any depth: its `layers`, then the layers they
+    own (tracked attributes), breadth first, in creation order."""
+    queue = list(model.layers)
+    while queue:
+        layer = queue.pop(0)
+        yield layer
+        queue.extend(getattr(layer, "_layers", ()))
 
 
 def untrack_layer(owner, layer) -> None:

@@ -54,14 +54,20 @@ def test_producer_reads_the_functional_graph():
     assert [id(t) for t in node.input_tensors] == [id(x)]
 
 
-def test_sublayers_and_untracking():
+def test_nested_layers_and_untracking():
     class Owner(keras.layers.Layer):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
             self.inner = keras.layers.Dense(1, name="inner")
 
-    owner = Owner()
-    assert [layer.name for layer in compat.sublayers(owner)] == ["inner"]
+        def call(self, x):
+            return self.inner(x)
+
+    x = keras.Input((3,), name="x")
+    owner = Owner(name="owner")
+    nested = keras.Model(x, keras.layers.Dense(1, name="top")(owner(x)))
+    names = [layer.name for layer in compat.nested_layers(nested)]
+    assert names == ["x", "owner", "top", "inner"]  # breadth first
     model, _, _ = _model()
     extra = keras.layers.Dense(1, name="extra")
     extra.build((1,))

@@ -80,17 +80,14 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
     def features(self) -> list:
         """The feature specs of the model's inputs, as its encoders hold them (in
         their order: the order the builder was given)."""
-        found, queue = {}, list(self.layers)
-        names = {t.name for t in self.inputs}
-        while queue:
-            layer = queue.pop(0)
+        found, names = {}, {t.name for t in self.inputs}
+        for layer in _keras_compat.nested_layers(self):
             for spec in [
                 *getattr(layer, "features", ()),
                 *getattr(layer, "fields", ()),
             ]:
                 if spec.name in names:
                     found.setdefault(spec.name, spec)
-            queue.extend(_keras_compat.sublayers(layer))
         return list(found.values())
 
     def get_config(self):

@@ -11,7 +11,7 @@ import tempfile
 import keras
 
 from keras_mtl._checks import check_positive_int
-from keras_mtl._keras_compat import sublayers
+from keras_mtl._keras_compat import nested_layers
 from keras_mtl.features import SparseFeature
 
 #: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
@@ -38,13 +38,11 @@ def hash_functions(model: keras.Model) -> dict[str, str]:
     Read from the specs its layers were built with (`FeatureEncoder.features`,
     `FieldEmbedding.fields`, at any depth).
     """
-    found, stack = {}, list(model.layers)
-    while stack:
-        layer = stack.pop()
+    found = {}
+    for layer in nested_layers(model):
         for spec in [*getattr(layer, "features", ()), *getattr(layer, "fields", ())]:
             if isinstance(spec, SparseFeature) and spec.hash_function is not None:
                 found[spec.name] = spec.hash_function
-        stack.extend(sublayers(layer))
     return found
 
 

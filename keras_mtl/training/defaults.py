@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl._keras_compat import sublayers
+from keras_mtl._keras_compat import nested_layers
 from keras_mtl.losses import (
     MaskedBinaryCrossentropy,
     MaskedCategoricalCrossentropy,
@@ -85,13 +85,10 @@ def supports_jit(model: keras.Model) -> bool:
     """
     hosted = getattr(model, "hosted_lookups", None)
     clean = hosted.clean_layers if hosted is not None else frozenset()
-    stack = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        if not getattr(layer, "supports_jit", True) and id(layer) not in clean:
-            return False
-        stack.extend(sublayers(layer))
-    return True
+    return all(
+        getattr(layer, "supports_jit", True) or id(layer) in clean
+        for layer in nested_layers(model)
+    )
 
 
 def compile_arguments(
