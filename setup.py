@@ -20,6 +20,8 @@ setup(
     extras_require={
         "tests": ["pytest>=8", "pytest-xdist>=3.5", "ruff", "matplotlib"],
         "notebooks": ["matplotlib", "jupyter"],
+        # The other Keras backends (select one with KERAS_BACKEND=jax / torch).
+        "backends": ["jax", "torch"],
     },
     entry_points={"console_scripts": ["keras-mtl=keras_mtl.cli:main"]},
 )

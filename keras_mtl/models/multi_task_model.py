@@ -58,8 +58,6 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         **kwargs: passed to `keras.Model` (e.g. `name`).
     """
 
-    loss_weighting = None
-
     def __init__(self, *args, tasks: Sequence[Task] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.tasks = None if tasks is None else tuple(check_tasks(tasks))
@@ -71,6 +69,9 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                     f"its outputs are {sorted(self.output)}."
                 )
         self.step_data = StepData(self)
+        # (An attribute, not a class default: torch's modules keep a layer
+        # assigned later in their own dict, behind a class attribute.)
+        self.loss_weighting = None
         self._compile_extras = {}
         self._steps_chosen = False
 
@@ -199,7 +200,7 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         )
         if self.loss_weighting is not None:  # a recompile replaces the strategy
             _keras_compat.untrack_layer(self, self.loss_weighting)
-            self.__dict__.pop("loss_weighting", None)
+            self.loss_weighting = None
         self._steps_chosen = False
         jit = jit_compile
         if jit == "auto":  # (Keras's "auto" keeps XLA off on CPU)
@@ -285,7 +286,7 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         *state, data = args
         data = self.step_data.unpack(data)
         if self.loss_weighting is not None and self.loss_weighting.needs_task_gradients:
-            return training.train_step_with_task_gradients(self, data)
+            return training.train_step_with_task_gradients(self, data, *state)
         return super().train_step(*state, data)
 
     def test_step(self, *args):

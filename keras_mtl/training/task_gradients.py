@@ -3,12 +3,15 @@
 Strategies such as GradNorm (and the gradient-surgery methods to come) need,
 besides the gradient of the combined loss, each task's own gradient with
 respect to the weights the tasks share. `task_gradients` computes both from
-one forward pass; `train_step_with_task_gradients` is the training step a
-`MultiTaskModel` runs when its loss weighting asks for them.
+one forward pass on every Keras backend (TensorFlow: `tf.GradientTape`; JAX:
+one `jax.vjp` over `stateless_call`; torch: `torch.autograd.grad`);
+`train_step_with_task_gradients` is the training step a `MultiTaskModel` runs
+when its loss weighting asks for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import keras
@@ -49,23 +52,42 @@ def _forward(model, x, y, sample_weight):
 def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
     """Gradients of the training loss and of each task's loss at `shared`.
 
+    Runs on the TensorFlow, JAX and torch backends; on JAX it reads the
+    variables' current values and writes back what the forward pass changed
+    (the loss metrics, non-trainable state), so it is for eager use there:
+    inside a compiled JAX step, the model's train step uses the stateless
+    form.
+
     Args:
         model: a `MultiTaskModel` compiled with a loss weighting.
         x, y, sample_weight: one batch.
-        shared: the shared weights (e.g. `GradNorm.shared_weights(model)`).
+        shared: the shared weights (e.g. `GradNorm.shared_weights(model)`),
+            a subset of `model.trainable_weights`.
 
     Returns:
         A `TaskGradients`.
 
     Raises:
-        NotImplementedError: on a backend other than TensorFlow.
+        NotImplementedError: on a backend other than these three.
     """
     backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise NotImplementedError(
-            f"{type(model.loss_weighting).__name__} needs per-task gradients, "
-            f"implemented for the TensorFlow backend; this is {backend!r}."
-        )
+    if backend == "tensorflow":
+        return _tensorflow(model, x, y, sample_weight, shared)
+    if backend == "torch":
+        return _torch(model, x, y, sample_weight, shared)
+    if backend == "jax":
+        state = _JaxState.current(model)
+        result, state = _jax(model, state, x, y, sample_weight, shared)
+        state.assign(model)
+        return result
+    raise NotImplementedError(
+        f"{type(model.loss_weighting).__name__} needs per-task gradients, "
+        f"implemented for the TensorFlow, JAX and torch backends; this is "
+        f"{backend!r}."
+    )
+
+
+def _tensorflow(model, x, y, sample_weight, shared):
     import tensorflow as tf
 
     names = model.loss_weighting.task_names
@@ -82,6 +104,124 @@ def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
     return TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
 
 
+def _torch(model, x, y, sample_weight, shared):
+    import torch
+
+    def grad(value, variables):
+        tensors = [v.value for v in variables]
+        found = torch.autograd.grad(
+            value, tensors, retain_graph=True, allow_unused=True
+        )
+        # A weight the value does not depend on gets a zero gradient.
+        return [torch.zeros_like(t) if g is None else g for g, t in zip(found, tensors)]
+
+    names = model.loss_weighting.task_names
+    y_pred, losses, total, scaled = _forward(model, x, y, sample_weight)
+    per_task = [
+        grad(value, shared) if name in losses else []
+        for name, value in zip(names, scaled)
+    ]
+    gradients = grad(total, model.trainable_weights)
+    return TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
+
+
+@dataclasses.dataclass
+class _JaxState:
+    """The values of a model's variables that a JAX step reads and returns,
+    in the order of `model.trainable_variables`, `model.non_trainable_variables`
+    and `model.metrics_variables` (Keras's own train-step state, without the
+    optimizer's)."""
+
+    trainable: list
+    non_trainable: list
+    metrics: list
+
+    @classmethod
+    def current(cls, model):
+        def values(variables):
+            return [v.value for v in variables]
+
+        return cls(
+            values(model.trainable_variables),
+            values(model.non_trainable_variables),
+            values(model.metrics_variables),
+        )
+
+    def mapping(self, model):
+        return [
+            *zip(model.trainable_variables, self.trainable),
+            *zip(model.non_trainable_variables, self.non_trainable),
+            *zip(model.metrics_variables, self.metrics),
+        ]
+
+    def updated(self, model, scope):
+        """The state after what `scope` (a `keras.StatelessScope`) assigned."""
+
+        def values(variables, old):
+            new = [scope.get_current_value(v) for v in variables]
+            return [o if n is None else n for n, o in zip(new, old)]
+
+        return _JaxState(
+            self.trainable,
+            values(model.non_trainable_variables, self.non_trainable),
+            values(model.metrics_variables, self.metrics),
+        )
+
+    def assign(self, model):
+        for variable, value in self.mapping(model):
+            variable.assign(value)
+
+
+def _jax(model, state, x, y, sample_weight, shared):
+    """The stateless JAX form: `(TaskGradients, new state)`; the new state's
+    trainable values are the old ones (the caller applies the gradients)."""
+    import jax
+
+    strategy = model.loss_weighting
+    names = strategy.task_names
+    trainable = list(model.trainable_variables)
+    shared_ids = {id(v) for v in shared}
+    shared_at = [i for i, v in enumerate(trainable) if id(v) in shared_ids]
+
+    def forward(trainable_values):
+        y_pred, non_trainable, extra = model.stateless_call(
+            trainable_values,
+            state.non_trainable,
+            x,
+            training=True,
+            return_losses=True,
+        )
+        inner = _JaxState(trainable_values, non_trainable, state.metrics)
+        with keras.StatelessScope(state_mapping=inner.mapping(model)) as scope:
+            losses = strategy.task_losses(y, y_pred, sample_weight)
+            total = strategy.total(losses, extra)
+            scaled = strategy.scaled(losses)
+        new = inner.updated(model, scope)
+        # (The auxiliary outputs must be pytrees: lists, not the dataclass.)
+        return (total, ops.stack(scaled)), (
+            y_pred,
+            losses,
+            new.non_trainable,
+            new.metrics,
+        )
+
+    (total, scaled), backward, aux = jax.vjp(forward, state.trainable, has_aux=True)
+    y_pred, losses, non_trainable, metrics = aux
+    # One forward pass; one backward pass per cotangent: the loss's, then
+    # each task's scaled loss's.
+    (gradients,) = backward((ops.ones_like(total), ops.zeros_like(scaled)))
+    per_task = []
+    for k, name in enumerate(names):
+        if name not in losses:
+            per_task.append([])
+            continue
+        (grads,) = backward((ops.zeros_like(total), ops.one_hot(k, len(names))))
+        per_task.append([grads[i] for i in shared_at])
+    scaled = [scaled[k] for k in range(len(names))]
+    result = TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
+    return result, _JaxState(state.trainable, non_trainable, metrics)
+
+
 def global_norm(gradients):
     """‖g‖₂ over a list of gradients (None entries skipped; 0 for none)."""
     squares = [
@@ -92,17 +232,55 @@ def global_norm(gradients):
     return ops.sqrt(sum(squares, ops.zeros(()))) if squares else ops.zeros(())
 
 
-def train_step_with_task_gradients(model, data) -> dict:
-    """A training step that also hands the loss weighting each task's gradient
-    norm at the shared weights (`update_from_gradients`, as GradNorm needs)."""
-    strategy = model.loss_weighting
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    result = task_gradients(model, x, y, sample_weight, strategy.shared_weights(model))
-    model.optimizer.apply(result.gradients, model.trainable_weights)
-    strategy.update_from_gradients(
+def _after_gradients(model, result, x, y, sample_weight) -> dict:
+    """What follows the optimizer's update: the strategy's update from the
+    gradient norms, the loss metric, and the logs."""
+    model.loss_weighting.update_from_gradients(
         result.scaled, [global_norm(g) for g in result.task_gradients]
     )
     batch = ops.shape(keras.tree.flatten(x)[0])[0]
     loss_metric = next(m for m in model.metrics if m.name == "loss")
     loss_metric.update_state(result.total, sample_weight=batch)
     return model.compute_metrics(x, y, result.y_pred, sample_weight=sample_weight)
+
+
+def train_step_with_task_gradients(model, data, state=None):
+    """A training step that also hands the loss weighting each task's gradient
+    norm at the shared weights (`update_from_gradients`, as GradNorm needs).
+
+    On JAX, Keras's stateless step: `state` is the tuple Keras passes
+    (trainable, non-trainable, optimizer and metrics variables' values) and
+    the step returns `(logs, new_state)`; elsewhere it returns the logs.
+    """
+    strategy = model.loss_weighting
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    shared = strategy.shared_weights(model)
+    if keras.backend.backend() == "jax":
+        return _jax_train_step(model, state, x, y, sample_weight, shared)
+    result = task_gradients(model, x, y, sample_weight, shared)
+    with _no_grad():
+        model.optimizer.apply(result.gradients, model.trainable_weights)
+        return _after_gradients(model, result, x, y, sample_weight)
+
+
+def _no_grad():
+    """torch records no graph for the updates (as Keras's torch step does)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def _jax_train_step(model, state, x, y, sample_weight, shared):
+    trainable, non_trainable, optimizer_values, metrics = state
+    before = _JaxState(list(trainable), list(non_trainable), list(metrics))
+    result, after = _jax(model, before, x, y, sample_weight, shared)
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, result.gradients, before.trainable
+    )
+    after = _JaxState(trainable, after.non_trainable, after.metrics)
+    with keras.StatelessScope(state_mapping=after.mapping(model)) as scope:
+        logs = _after_gradients(model, result, x, y, sample_weight)
+    after = after.updated(model, scope)
+    return logs, (after.trainable, after.non_trainable, optimizer_values, after.metrics)

@@ -23,8 +23,8 @@ class GradNorm(LossWeighting):
     loses weight. The model parameters get the gradient of `Σ_k w_k L_k`.
 
     `L_k(0)` is task k's loss at the first training step in which it has one.
-    The per-task gradients need `tf.GradientTape`: GradNorm trains on the
-    TensorFlow backend.
+    The per-task gradients come from `keras_mtl.training.task_gradients`, so
+    GradNorm trains on the TensorFlow, JAX and torch backends alike.
 
     Args:
         alpha: float >= 0. Strength of the pull towards equal training rates
@@ -100,17 +100,18 @@ class GradNorm(LossWeighting):
         """One step on the weights from `[λ_k L_k]` and `[‖∇_W λ_k L_k‖]`."""
         losses = ops.stack(losses)
         norms = ops.stack(gradient_norms)
-        initial = ops.where(self.initial_losses > 0, self.initial_losses, losses)
+        previous = self.initial_losses.value
+        initial = ops.where(previous > 0, previous, losses)
         self.initial_losses.assign(initial)
         present = losses > 0
         ratio = ops.where(present & (initial > 0), losses / initial, 1.0)
         inverse_rate = ratio / ops.mean(ratio)
-        w = self.task_weights
+        w = self.task_weights.value
         grad_norms = w * norms
         target = ops.mean(grad_norms) * inverse_rate**self.alpha
         step = ops.where(present, ops.sign(grad_norms - target) * norms, 0.0)
         new = ops.maximum(w - self.learning_rate * step, 1e-3)
-        w.assign(new * self.num_tasks / ops.sum(new))
+        self.task_weights.assign(new * self.num_tasks / ops.sum(new))
 
     def get_config(self):
         return {
