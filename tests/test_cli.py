@@ -218,7 +218,7 @@ def test_funnel_models_need_funnel_data():
 
 
 @pytest.mark.slow
-def test_dupn_daily_warm_start_on_movielens(tmp_path):
+def test_dupn_daily_warm_start_on_movielens(tmp_path, no_xla):
     """Day 1 trains and exports the three SavedModels; day 2 starts from them
     (its validation metrics before training are day 1's) and exports version 2.
 
