@@ -274,6 +274,7 @@ def plain_ple(
     num_shared_experts: int,
     expert_units,
     tower_units,
+    jit_compile: bool = True,
 ) -> keras.Model:
     """PLE written from standard Keras layers only (the speed reference).
 
@@ -309,7 +310,7 @@ def plain_ple(
             shared_in = mixture(f"l{level}_shared", shared_in, every)
         task_in = next_in
     model = keras.Model(inputs, _towers(task_in, tower_units), name="plain_ple")
-    return _compile_plain(model, list(task_in), jit_compile=True)
+    return _compile_plain(model, list(task_in), jit_compile=jit_compile)
 
 
 # ----------------------------------------------------------------------------- experts

@@ -236,8 +236,9 @@ def run_speed(frame, tasks, real: bool, args) -> dict:
 
     cm = _cm()
     features = cm.census.census_features(frame)
+    plain_shape = dict(SPEED_PLE, jit_compile=not args.no_xla)
     mine = cm.keras_mtl_ple(features, tasks, **SPEED_PLE)
-    plain = cm.plain_ple(features, tasks, **SPEED_PLE)
+    plain = cm.plain_ple(features, tasks, **plain_shape)
     counts = [(m.count_params(), cm.non_embedding_params(m)) for m in (mine, plain)]
     assert counts[0] == counts[1], (
         f"build_ple and the plain PLE differ in size (total, non-embedding): "
@@ -262,7 +263,7 @@ def run_speed(frame, tasks, real: bool, args) -> dict:
         frame,
         features,
         tasks,
-        lambda f, t: cm.plain_ple(f, t, **SPEED_PLE),
+        lambda f, t: cm.plain_ple(f, t, **plain_shape),
         lambda f, t: cm.keras_mtl_ple(f, t, **SPEED_PLE),
         "build_ple",
         args,
@@ -337,6 +338,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument(
         "--skip-shuffled", action="store_true", help="speed: unshuffled pair only"
+    )
+    parser.add_argument(
+        "--no-xla", action="store_true", help="speed: the plain PLE without XLA"
     )
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
