@@ -332,17 +332,21 @@ def _experts(x, count: int, name: str):
     return keras.layers.Reshape((count, EXPERT_UNITS), name=f"{name}_split")(h)
 
 
-def expert_mmoe(tasks, table_rows: int, num_ids: int, num_numbers: int):
+def expert_mmoe(
+    tasks, table_rows: int, num_ids: int, num_numbers: int, jit_compile: bool = True
+):
     """The issue's expert MMoE: one table, one Dense for all experts, a softmax
     gate per task, `Dot` mixtures, a loss per task and no metric, XLA."""
     inputs, x = _expert_inputs(table_rows, num_ids, num_numbers)
     experts = _experts(x, NUM_EXPERTS, "experts")
     mixed = {t.name: _mix(x, experts, NUM_EXPERTS, f"{t.name}_gate") for t in tasks}
     model = keras.Model(inputs, _towers(mixed), name="expert_mmoe")
-    return _compile_plain(model, list(mixed), jit_compile=True, auc=False)
+    return _compile_plain(model, list(mixed), jit_compile=jit_compile, auc=False)
 
 
-def expert_ple(tasks, table_rows: int, num_ids: int, num_numbers: int):
+def expert_ple(
+    tasks, table_rows: int, num_ids: int, num_numbers: int, jit_compile: bool = True
+):
     """The same expert's PLE: per level, each task's experts and the shared ones
     as one Dense each; task k's gate mixes its own and the shared experts, the
     shared gate (below the last level) every expert of the level."""
@@ -373,7 +377,7 @@ def expert_ple(tasks, table_rows: int, num_ids: int, num_numbers: int):
             shared_in = _mix(shared_in, every, count, f"l{level}_shared_gate")
         task_in = mixed
     model = keras.Model(inputs, _towers(task_in), name="expert_ple")
-    return _compile_plain(model, list(task_in), jit_compile=True, auc=False)
+    return _compile_plain(model, list(task_in), jit_compile=jit_compile, auc=False)
 
 
 # ----------------------------------------------------------------------------- keras_mtl

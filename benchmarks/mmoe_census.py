@@ -106,7 +106,7 @@ def expert_contenders(frame, features, tasks, args, stack) -> list[h.Contender]:
     each dataset as its contender's user would write it; `stack` (an
     `ExitStack`) closes DeepCTR's child process and its files."""
     x, y, table_rows = cm.expert_arrays(frame, features, tasks)
-    shapes = (table_rows, x["ids"].shape[1], x["numbers"].shape[1])
+    shapes = (table_rows, x["ids"].shape[1], x["numbers"].shape[1], not args.no_xla)
     rows, epochs, batch = len(frame), args.round_epochs, args.batch_size
 
     def contender(key, label, model, ds, reference):
@@ -281,6 +281,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--skip-rotated",
         action="store_true",
         help="skip the fresh-model repeats against the per-column models",
+    )
+    parser.add_argument(
+        "--no-xla", action="store_true", help="the expert models without XLA"
     )
     args = parser.parse_args(argv)
     if min(args.epochs, args.repeats, args.batch_size, args.round_epochs) < 1 or (
