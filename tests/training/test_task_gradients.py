@@ -46,6 +46,7 @@ def test_gradnorm_steps_move_the_weights(tensorflow_figures):
     assert weights[1] != pytest.approx(weights[2])
 
 
+@pytest.mark.slow  # a fresh Python that imports Keras on another backend
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_other_backends_give_the_same_numbers(backend, tensorflow_figures):
     if importlib.util.find_spec(backend) is None:
