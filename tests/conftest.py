@@ -73,6 +73,19 @@ def shared_data():
 
 
 @pytest.fixture(autouse=True)
+def _xla_in_the_full_suite(request, monkeypatch):
+    """The fast loop compiles models without XLA (`jit_compile="auto"` reads
+    `keras_mtl.training.supports_jit`): XLA compiling each small test model
+    costs more than its training. The full suite (`--run-slow`, CI) compiles
+    with XLA as users do; a test marked `xla` keeps it in the fast loop too."""
+    if request.config.getoption("--run-slow") or request.node.get_closest_marker("xla"):
+        return
+    import keras_mtl.training
+
+    monkeypatch.setattr(keras_mtl.training, "supports_jit", lambda model: False)
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     import keras
 

@@ -308,6 +308,7 @@ def test_feature_selection_options():
 
 # Keras warns once at the end of a first epoch of unknown length.
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")
+@pytest.mark.xla
 def test_one_fit_step(tmp_path):
     """Shared-bottom on the loaded data, without the metric_only `cvr` task."""
     tasks = [t for t in aliccp_tasks() if not t.metric_only]

@@ -175,6 +175,7 @@ def test_loss_weight_zero_freezes_that_tower():
     assert not np.allclose(np.array(moved), 0)
 
 
+@pytest.mark.xla
 def test_xla_stays_on_with_string_features():
     # String lookups run outside the compiled step (models._host_lookups);
     # an integer vocabulary (IntegerLookup, no XLA kernel) still runs inside.

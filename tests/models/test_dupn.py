@@ -61,6 +61,7 @@ def exported(trained, tmp_path_factory):
     return base, km.export_dupn(trained, base)
 
 
+@pytest.mark.xla
 def test_battery_and_outputs_per_task(battery, movielens):
     model = battery.run("dupn").model  # ctr (64,), l2r (64, 5), genre sums to 1
     assert sorted(model.output) == ["ctr", "genre", "l2r"]

@@ -15,6 +15,9 @@ from keras_mtl.layers import FeatureEncoder
 from keras_mtl.models._host_lookups import host_data, rows_of
 from tests.helpers import assert_outputs_close, serve_in_fresh_process
 
+# String lookups beside an XLA-compiled step are the subject here.
+pytestmark = pytest.mark.xla
+
 FEATURES = [
     km.SparseFeature("city", vocabulary=("paris", "rome", "oslo"), embedding_dim=4),
     km.SparseFeature("tags", hash_bins=64, embedding_dim=4, max_len=3),

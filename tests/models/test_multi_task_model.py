@@ -90,6 +90,7 @@ def _model(**compile_args):
     return model
 
 
+@pytest.mark.xla
 def test_compile_with_no_arguments_gives_every_task_its_defaults():
     model = _model()
     assert {t: type(loss) for t, loss in model.loss.items()} == {

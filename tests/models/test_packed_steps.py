@@ -176,6 +176,7 @@ def test_other_calls_still_read_their_own_data_after_a_packed_fit():
     assert np.isfinite(before).all()
 
 
+@pytest.mark.xla
 def test_string_columns_take_the_hosted_lookup_path():
     # A string matrix cannot enter the XLA step: such data is read through
     # tf.data, where the hosted string lookups turn it into rows.
