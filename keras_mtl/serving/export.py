@@ -136,11 +136,22 @@ def export_saved_model(
         (staging / SPEC_FILE).write_text(
             json.dumps({"hash_functions": hash_functions(model)}, indent=1)
         )
+        # mkdtemp's 0700 would keep a server running as another user out: the
+        # version directory gets the mode a plain mkdir gives (0755 under the
+        # usual umask 022), like everything TensorFlow wrote inside it.
+        staging.chmod(0o777 & ~_umask())
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _tf_variable(variable):

@@ -1,4 +1,6 @@
+import os
 import shutil
+import stat
 import subprocess
 
 import numpy as np
@@ -44,6 +46,24 @@ def test_failed_export_leaves_no_version_and_no_debris(model, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="disk full"):
         km.export_saved_model(model, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "umask, dirs, files", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)]
+)
+def test_export_modes_follow_the_umask(model, tmp_path, umask, dirs, files):
+    """A server running as another user can read the version (mkdtemp's 0700
+    would keep it out): directories and files get what the umask allows."""
+    old = os.umask(umask)
+    try:
+        target = km.export_saved_model(model, tmp_path)
+    finally:
+        os.umask(old)
+    paths = [target, *target.rglob("*")]
+    assert any(p.is_file() for p in paths) and any(p.is_dir() for p in paths[1:])
+    for path in paths:
+        want = dirs if path.is_dir() else files
+        assert stat.S_IMODE(path.stat().st_mode) == want, (path, oct(want))
 
 
 @pytest.mark.slow  # saved_model_cli: a fresh Python that imports TensorFlow
