@@ -10,9 +10,10 @@ import keras
 from keras_mtl._keras_compat import producer
 
 
-def model_nodes(outputs) -> list:
+def model_nodes(outputs, stop=None) -> list:
     """The layer calls (nodes) that `outputs` (tensors, any structure) depend on,
-    each once, inputs' nodes included."""
+    each once, inputs' nodes included, in walk order; the walk does not go
+    behind a node for which `stop(node)` is true."""
     nodes, seen = [], set()
     stack = list(keras.tree.flatten(outputs))
     while stack:
@@ -21,7 +22,8 @@ def model_nodes(outputs) -> list:
             continue
         seen.add(id(node))
         nodes.append(node)
-        stack.extend(node.input_tensors)
+        if stop is None or not stop(node):
+            stack.extend(node.input_tensors)
     return nodes
 
 
@@ -55,21 +57,18 @@ def calls_reading(outputs, inputs) -> list:
             names the layer.
     """
     wanted = {id(t) for t in inputs}
-    cut, seen = [], set()
-    stack = list(keras.tree.flatten(outputs))
-    while stack:
-        operation, node = producer(stack.pop())
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        read = [id(t) in wanted for t in node.input_tensors]
+
+    def reads(node) -> list[bool]:
+        return [id(t) in wanted for t in node.input_tensors]
+
+    cut = []
+    for node in model_nodes(outputs, stop=lambda node: any(reads(node))):
+        read = reads(node)
         if any(read) and not all(read):
             raise ValueError(
-                f"Layer {operation.name!r} reads model inputs together with other "
-                "tensors; the model cannot be cut after its inputs there."
+                f"Layer {node.operation.name!r} reads model inputs together with "
+                "other tensors; the model cannot be cut after its inputs there."
             )
         if any(read):
             cut.extend(node.output_tensors)
-        else:
-            stack.extend(node.input_tensors)
     return cut

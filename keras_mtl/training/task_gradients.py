@@ -157,14 +157,14 @@ class _JaxState:
     def updated(self, model, scope):
         """The state after what `scope` (a `keras.StatelessScope`) assigned."""
 
-        def values(variables, old):
-            new = [scope.get_current_value(v) for v in variables]
-            return [o if n is None else n for n, o in zip(new, old)]
+        # (Every variable is in the scope's mapping, so each has a value.)
+        def values(variables):
+            return [scope.get_current_value(v) for v in variables]
 
         return _JaxState(
             self.trainable,
-            values(model.non_trainable_variables, self.non_trainable),
-            values(model.metrics_variables, self.metrics),
+            values(model.non_trainable_variables),
+            values(model.metrics_variables),
         )
 
     def assign(self, model):
