@@ -18,7 +18,16 @@ setup(
         "tensorflow-datasets>=4.9",
     ],
     extras_require={
-        "tests": ["pytest>=8", "pytest-xdist>=3.5", "ruff", "matplotlib"],
+        "tests": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff",
+            "matplotlib",
+            "tensorflow-serving-api>=2.16,<2.22",
+        ],
+        # TF Serving's protos and gRPC stubs: warm-up records, gRPC requests.
+        # (It needs the `tensorflow` package; do not add `tensorflow-cpu`.)
+        "serving": ["tensorflow-serving-api>=2.16,<2.22"],
         "notebooks": ["matplotlib", "jupyter"],
         # The other Keras backends (select one with KERAS_BACKEND=jax / torch).
         "backends": ["jax", "torch"],
