@@ -2,6 +2,7 @@
 
 from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
 from keras_mtl.serving.export import export_saved_model
+from keras_mtl.serving.retention import pinned_versions, prune_versions
 from keras_mtl.serving.warm_start import warm_start
 
 __all__ = [
@@ -9,5 +10,7 @@ __all__ = [
     "dupn_serving_models",
     "export_dupn",
     "export_saved_model",
+    "pinned_versions",
+    "prune_versions",
     "warm_start",
 ]

@@ -14,6 +14,12 @@ from keras_mtl.serving.export import (
     existing_versions,
     export_saved_model,
 )
+from keras_mtl.serving.retention import (
+    check_retention,
+    load_models_config,
+    prune_versions,
+    versions_pinned_in,
+)
 
 
 def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -91,6 +97,9 @@ def export_dupn(
     model: keras.Model,
     base_dir: str | os.PathLike,
     version: int | None = None,
+    *,
+    keep_versions: int | None = None,
+    models_config: str | os.PathLike | None = None,
 ) -> dict[str, pathlib.Path]:
     """Export a DUPN model as three TF Serving models, for the serving split.
 
@@ -107,6 +116,14 @@ def export_dupn(
         base_dir: directory holding the three model directories.
         version: positive int, or None for one more than the highest version
             found in any of the three. Defaults to None.
+        keep_versions: positive int, or None (the default) to keep every
+            version. Once all three parts are written, each part keeps its
+            newest `keep_versions` versions (`keras_mtl.serving.prune_versions`).
+        models_config: path of the TF Serving `models.config` serving (some
+            of) the parts, or None. A version it pins for any part (a
+            `specific` policy or a version label) is kept in all three, since
+            the encoder and scorer of one version belong together; a config
+            serving none of the parts is an error.
 
     Returns:
         `{"full": path, "user_encoder": path, "scorer": path}`.
@@ -116,8 +133,31 @@ def export_dupn(
         found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
         version = max(found, default=0) + 1
     check_version(version, "export_dupn")
+    pinned = _pinned_parts(base, keep_versions, models_config)
     encoder, scorer = dupn_serving_models(model)
     models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
-    return {
+    paths = {
         part: export_saved_model(m, base / part, version) for part, m in models.items()
     }
+    if keep_versions is not None:
+        for part in DUPN_PARTS:
+            prune_versions(base / part, keep_versions, pinned | {version})
+    return paths
+
+
+def _pinned_parts(base: pathlib.Path, keep_versions, models_config) -> set[int]:
+    """The versions `models_config` pins for any DUPN part (checked before
+    anything is written); an error if it serves none of the parts."""
+    check_retention(base, keep_versions, None, "export_dupn")
+    if models_config is None:
+        return set()
+    config = load_models_config(models_config)
+    found = [versions_pinned_in(config, base / part) for part in DUPN_PARTS]
+    if all(pins is None for pins in found):
+        listed = [m.base_path for m in config.model_config_list.config]
+        raise ValueError(
+            f"export_dupn: models_config {str(models_config)!r} serves none of "
+            f"{[str((base / p).resolve()) for p in DUPN_PARTS]} (its base_paths: "
+            f"{listed})."
+        )
+    return set().union(*(pins for pins in found if pins is not None))

@@ -13,6 +13,7 @@ import keras
 from keras_mtl._checks import check_positive_int
 from keras_mtl._keras_compat import nested_layers
 from keras_mtl.features import SparseFeature
+from keras_mtl.serving.retention import check_retention, prune_versions
 
 #: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
 #: than its warm-up requests): what a warm start must agree with.
@@ -64,6 +65,9 @@ def export_saved_model(
     model: keras.Model,
     base_dir: str | os.PathLike,
     version: int | None = None,
+    *,
+    keep_versions: int | None = None,
+    models_config: str | os.PathLike | None = None,
 ) -> pathlib.Path:
     """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
 
@@ -79,6 +83,16 @@ def export_saved_model(
         version: positive int, or None for one more than the highest existing
             version (1 for an empty directory). An existing version is never
             overwritten.
+        keep_versions: positive int, or None (the default) to keep every
+            version. After the export, older integer version directories are
+            removed so that the newest `keep_versions` remain (see
+            `keras_mtl.serving.prune_versions`); the new version and any
+            version pinned in `models_config` are never removed.
+        models_config: path of the TF Serving `models.config` that serves
+            `base_dir`, or None. Versions it pins for `base_dir` (a `specific`
+            version policy, or `version_labels`) survive `keep_versions`; read
+            before the export, and a config with no model whose `base_path` is
+            `base_dir` is an error (see `keras_mtl.serving.pinned_versions`).
 
     Returns:
         The path of the written version directory.
@@ -104,6 +118,7 @@ def export_saved_model(
     if version is None:
         version = (existing_versions(base) or [0])[-1] + 1
     check_version(version)
+    pinned = check_retention(base, keep_versions, models_config)
     target = base / str(version)
     if target.exists():
         raise FileExistsError(
@@ -144,6 +159,8 @@ def export_saved_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if keep_versions is not None:
+        prune_versions(base, keep_versions, pinned | {version})
     return target
 
 
