@@ -1,5 +1,13 @@
 """Serving: SavedModel export for TF Serving, DUPN's serving split, warm starts."""
 
+from keras_mtl.serving.config import (
+    ServedModel,
+    batching_parameters,
+    dupn_models,
+    models_config,
+    write_batching_parameters,
+    write_models_config,
+)
 from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
 from keras_mtl.serving.export import export_saved_model
 from keras_mtl.serving.retention import pinned_versions, prune_versions
@@ -12,5 +20,11 @@ __all__ = [
     "export_saved_model",
     "pinned_versions",
     "prune_versions",
+    "ServedModel",
+    "batching_parameters",
+    "dupn_models",
+    "models_config",
+    "write_batching_parameters",
+    "write_models_config",
     "warm_start",
 ]
