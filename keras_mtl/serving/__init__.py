@@ -12,6 +12,7 @@ from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
 from keras_mtl.serving.export import export_saved_model
 from keras_mtl.serving.retention import pinned_versions, prune_versions
 from keras_mtl.serving.warm_start import warm_start
+from keras_mtl.serving.warmup import read_warmup_requests, write_warmup_requests
 
 __all__ = [
     "DUPN_PARTS",
@@ -27,4 +28,6 @@ __all__ = [
     "write_batching_parameters",
     "write_models_config",
     "warm_start",
+    "read_warmup_requests",
+    "write_warmup_requests",
 ]

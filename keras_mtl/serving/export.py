@@ -14,6 +14,7 @@ from keras_mtl._checks import check_positive_int
 from keras_mtl._keras_compat import nested_layers
 from keras_mtl.features import SparseFeature
 from keras_mtl.serving.retention import check_retention, prune_versions
+from keras_mtl.serving.warmup import write_warmup_requests
 
 #: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
 #: than its warm-up requests): what a warm start must agree with.
@@ -68,6 +69,7 @@ def export_saved_model(
     *,
     keep_versions: int | None = None,
     models_config: str | os.PathLike | None = None,
+    warmup_requests: list[dict] | None = None,
 ) -> pathlib.Path:
     """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
 
@@ -93,6 +95,11 @@ def export_saved_model(
             version policy, or `version_labels`) survive `keep_versions`; read
             before the export, and a config with no model whose `base_path` is
             `base_dir` is an error (see `keras_mtl.serving.pinned_versions`).
+        warmup_requests: up to 1000 dicts `{input name: array}` of
+            representative `serving_default` requests, or None (the default).
+            Written to `assets.extra/tf_serving_warmup_requests` before the
+            version is renamed into place, so it appears with its warm-up
+            file (see `keras_mtl.serving.write_warmup_requests`).
 
     Returns:
         The path of the written version directory.
@@ -151,6 +158,8 @@ def export_saved_model(
         (staging / SPEC_FILE).write_text(
             json.dumps({"hash_functions": hash_functions(model)}, indent=1)
         )
+        if warmup_requests is not None:
+            write_warmup_requests(staging, warmup_requests, model_name=base.name)
         # mkdtemp's 0700 would keep a server running as another user out: the
         # version directory gets the mode a plain mkdir gives (0755 under the
         # usual umask 022), like everything TensorFlow wrote inside it.

@@ -1,0 +1,264 @@
+"""TF Serving warm-up requests: `assets.extra/tf_serving_warmup_requests`.
+
+TF Serving's "SavedModel Warmup" guide: the TensorFlow runtime initialises
+some components lazily, so the first requests after a model loads can be
+orders of magnitude slower than the rest; sample requests shipped with the
+SavedModel are run at load time instead ("warming up" the model; TF Serving
+does so with `--enable_model_warmup`, on by default). The requirements it
+lists: the file is `assets.extra/tf_serving_warmup_requests` in the version
+directory, a TFRecord file whose records are `PredictionLog` protos
+(`tensorflow_serving.apis.prediction_log_pb2`), at most 1000 of them, and
+representative of the requests served.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+#: Where TF Serving looks for warm-up requests, relative to a version directory.
+WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
+
+#: TF Serving reads at most this many warm-up records.
+MAX_WARMUP_REQUESTS = 1000
+
+
+def write_warmup_requests(
+    version_dir: str | os.PathLike,
+    requests: Sequence[Mapping[str, np.ndarray]],
+    *,
+    signature_name: str = "serving_default",
+    model_name: str | None = None,
+) -> pathlib.Path:
+    """Write `requests` as the warm-up file of the SavedModel in `version_dir`.
+
+    Each request becomes a `PredictionLog` whose `predict_log.request` is a
+    `PredictRequest` for `signature_name`, one `TensorProto` per input. Values
+    are converted to the dtype the signature declares (read from the
+    SavedModel's `saved_model.pb`, the `SignatureDef` TF Serving itself
+    checks requests against): int ids go as int64, floats as float32, strings
+    (`str` encoded as UTF-8, or `bytes`) as DT_STRING. A value that does not
+    convert safely (a float for an int64 input), a wrong rank or width, a
+    missing or unknown input, or inputs of different batch sizes is an error
+    naming the request and the input, raised before anything is written. The
+    file is written to a temporary name and renamed into place.
+
+    Args:
+        version_dir: a SavedModel version directory, e.g. `saved_models/ctr/3`
+            (or an export's staging directory before it is renamed).
+        requests: 1 to 1000 dicts `{input name: array}`, each a batch (the
+            leading dimension) of representative rows.
+        signature_name: the signature the requests call. Defaults to
+            "serving_default".
+        model_name: the requests' `model_spec.name`, or None (the default) for
+            the name of `version_dir`'s parent (the model's base path, whose
+            name is usually the served model's name).
+
+    Returns:
+        The path of the written file.
+
+    Example:
+    >>> import shutil, tempfile
+    >>> inputs = km.make_inputs([km.DenseFeature("x", dim=3)])
+    >>> ctr = km.layers.TaskTower((), "binary", name="ctr")(inputs["x"])
+    >>> base = tempfile.mkdtemp()
+    >>> path = km.export_saved_model(keras.Model(inputs, {"ctr": ctr}), base)
+    >>> write_warmup_requests(path, [{"x": [[0.5, 1.0, 2.0]]}]).name
+    'tf_serving_warmup_requests'
+    >>> [(name, x.dtype, x.shape) for name, request in read_warmup_requests(path)
+    ...  for x in request.values()]
+    [('serving_default', dtype('float32'), (1, 3))]
+    >>> shutil.rmtree(base)
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    version_dir = pathlib.Path(version_dir)
+    if isinstance(requests, Mapping):
+        raise ValueError(
+            "write_warmup_requests: requests must be a list of dicts of arrays, "
+            "got one dict; pass [request]."
+        )
+    requests = list(requests)
+    if not 1 <= len(requests) <= MAX_WARMUP_REQUESTS:
+        raise ValueError(
+            f"write_warmup_requests: requests must hold 1 to {MAX_WARMUP_REQUESTS} "
+            f"requests (TF Serving reads at most {MAX_WARMUP_REQUESTS} warm-up "
+            f"records), got {len(requests)}."
+        )
+    if model_name is None:
+        model_name = version_dir.resolve().parent.name
+    specs = signature_inputs(version_dir, signature_name)
+    records = []
+    for index, request in enumerate(requests):
+        tensors = _request_tensors(request, specs, f"warm-up request {index}")
+        predict = predict_pb2.PredictRequest()
+        predict.model_spec.name = model_name
+        predict.model_spec.signature_name = signature_name
+        for name, value in tensors.items():
+            predict.inputs[name].CopyFrom(
+                tf.make_tensor_proto(value, dtype=specs[name][0])
+            )
+        log = prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=predict)
+        )
+        records.append(log.SerializeToString())
+
+    target = version_dir / WARMUP_FILE
+    target.parent.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                writer.write(record)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide it from a server
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_warmup_requests(
+    version_dir: str | os.PathLike,
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The warm-up requests of the SavedModel in `version_dir`, decoded.
+
+    Args:
+        version_dir: a SavedModel version directory with a warm-up file (see
+            `write_warmup_requests`).
+
+    Returns:
+        One `(signature_name, {input name: np.ndarray})` per record, in file
+        order; strings come back as object arrays of `bytes`.
+
+    Example:
+    >>> import pathlib, tempfile
+    >>> read_warmup_requests(tempfile.gettempdir() + "/no_such_model/1")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: read_warmup_requests: no warm-up file .../no_such_model/1/assets.extra/tf_serving_warmup_requests.
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = pathlib.Path(version_dir) / WARMUP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"read_warmup_requests: no warm-up file {path}.")
+    decoded = []
+    for index, record in enumerate(tf.data.TFRecordDataset(str(path))):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        kind = log.WhichOneof("log_type")
+        if kind != "predict_log":
+            raise ValueError(
+                f"read_warmup_requests: record {index} of {path} is a {kind}; only "
+                "predict_log records are decoded."
+            )
+        request = log.predict_log.request
+        decoded.append(
+            (
+                request.model_spec.signature_name,
+                {name: tf.make_ndarray(t) for name, t in request.inputs.items()},
+            )
+        )
+    return decoded
+
+
+def signature_inputs(
+    version_dir: str | os.PathLike, signature_name: str = "serving_default"
+) -> dict[str, tuple]:
+    """`{input name: (tf.DType, shape)}` of a signature of the SavedModel in
+    `version_dir` (the `serve` meta graph), read from its `saved_model.pb`
+    without loading the model; a dimension of None is any size and a shape of
+    None any rank."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = pathlib.Path(version_dir) / "saved_model.pb"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent} holds no SavedModel ({path.name}).")
+    saved = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    graphs = [g for g in saved.meta_graphs if "serve" in g.meta_info_def.tags]
+    signatures = graphs[0].signature_def if graphs else {}
+    if signature_name not in signatures:
+        raise ValueError(
+            f"signature_name {signature_name!r} is not a signature of the "
+            f"SavedModel in {path.parent}; it has {sorted(signatures)}."
+        )
+    specs = {}
+    for name, info in signatures[signature_name].inputs.items():
+        shape = info.tensor_shape
+        dims = None
+        if not shape.unknown_rank:
+            dims = tuple(d.size if d.size >= 0 else None for d in shape.dim)
+        specs[name] = (tf.as_dtype(info.dtype), dims)
+    return dict(sorted(specs.items()))
+
+
+def _request_tensors(request, specs: dict, where: str) -> dict[str, np.ndarray]:
+    """The arrays of one request, converted to the signature's dtypes; errors
+    name `where` (the request) and the input."""
+    import tensorflow as tf
+
+    if not isinstance(request, Mapping):
+        raise ValueError(
+            f"{where} must be a dict {{input name: array}}, got {type(request).__name__}."
+        )
+    missing = sorted(set(specs) - set(request))
+    unknown = sorted(set(request) - set(specs))
+    if missing or unknown:
+        raise ValueError(
+            f"{where}: the signature takes inputs {sorted(specs)}; missing "
+            f"{missing}, unknown {unknown}."
+        )
+    arrays = {}
+    for name, (dtype, dims) in specs.items():
+        value = np.asarray(request[name])
+        if dtype == tf.string:
+            if value.dtype.kind not in "USO":
+                raise ValueError(
+                    f"{where}: input {name!r} takes strings, got {value.dtype}."
+                )
+            try:
+                value = np.vectorize(_as_bytes, otypes=[object])(value)
+            except TypeError as error:
+                raise ValueError(f"{where}: input {name!r}: {error}") from None
+        else:
+            target = np.dtype(dtype.as_numpy_dtype)
+            if value.dtype.kind not in "biuf" or not np.can_cast(
+                value.dtype, target, "same_kind"
+            ):
+                raise ValueError(
+                    f"{where}: input {name!r} is {value.dtype}, which does not "
+                    f"convert safely to the signature's {dtype.name}."
+                )
+            value = value.astype(target)
+        if dims is not None and (
+            value.ndim != len(dims)
+            or any(d is not None and d != n for d, n in zip(dims, value.shape))
+        ):
+            want = tuple(-1 if d is None else d for d in dims)
+            raise ValueError(
+                f"{where}: input {name!r} has shape {value.shape}, the signature "
+                f"takes {want} (-1: any size)."
+            )
+        arrays[name] = value
+    sizes = {name: len(v) for name, v in arrays.items() if v.ndim}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{where}: inputs have different batch sizes {sizes}.")
+    return arrays
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"expected str or bytes, got {value!r}")
