@@ -45,12 +45,14 @@ PLE_LEVELS, PLE_SHARED, PLE_TASK = 2, 2, 2
 
 
 def census_like_frame(rows: int = CENSUS_TEST_ROWS, seed: int = 0):
-    """Random frame with the census columns, dtypes and label rates (no real signal)."""
+    """Random frame with the census columns, dtypes and label rates (no real
+    signal): each categorical column draws from its vocabulary's strings and
+    UCI's "?" (unknown), as in the file."""
     rng = np.random.default_rng(seed)
     data = {}
     for name in census.CATEGORICAL_COLUMNS:
-        size = len(census.VOCABULARIES[name])
-        data[name] = rng.integers(-1, size, rows)  # -1: unknown ("?"), as in the file
+        values = np.array([*census.VOCABULARIES[name], census.UNKNOWN_VALUE], object)
+        data[name] = values[rng.integers(0, len(values), rows)]
     for name in census.NUMERIC_COLUMNS:
         data[name] = rng.lognormal(1.0, 1.5, rows).astype(np.float32)
     data["income"] = (rng.random(rows) < 0.062).astype(np.float32)
@@ -77,18 +79,28 @@ def load_data(path, rows: int | None = None):
     return frame, census.census_features(frame), list(census.CENSUS_TASKS), description
 
 
+def vocabulary_rows(feature) -> int:
+    """Rows of a hand-written model's `Embedding` for a census sparse feature:
+    one per vocabulary string and one for any other value (UCI's "?")."""
+    return len(feature.vocabulary) + 1
+
+
 def plain_arrays(frame: pd.DataFrame, features, tasks):
     """Inputs of the hand-written model: ids in [0, vocab], numbers standardised.
 
-    The census loader codes "?" as -1; a plain `Embedding(vocab + 1, dim)` gets
-    it as the extra last row (keras_mtl reads -1 as padding: a zero vector).
+    The census frame holds the raw strings; a plain user codes them up front
+    (here, before any timing) as positions in the vocabulary, and anything else
+    (UCI's "?") as the extra last row of `Embedding(vocab + 1, dim)`, the same
+    role as keras_mtl's out-of-vocabulary row, which keras_mtl's models look up
+    from the strings in their own pipeline.
     """
     x = {}
     for f in features:
         column = frame[f.name].to_numpy()
         if isinstance(f, km.SparseFeature):
-            ids = column.astype(np.int32)
-            ids[(ids < 0) | (ids >= f.vocabulary_size)] = f.vocabulary_size
+            ids = pd.Categorical(column, categories=f.vocabulary).codes
+            ids = ids.astype(np.int32)
+            ids[ids < 0] = len(f.vocabulary)
             x[f.name] = ids
         else:
             z = (column.astype(np.float64) - f.mean) / f.std
@@ -107,7 +119,7 @@ def expert_arrays(frame: pd.DataFrame, features, tasks):
     matrix; returns `(x, y, table_rows)`."""
     columns, y = plain_arrays(frame, features, tasks)
     sparse = [f for f in features if isinstance(f, km.SparseFeature)]
-    offsets = np.cumsum([0] + [f.vocabulary_size + 1 for f in sparse])
+    offsets = np.cumsum([0] + [vocabulary_rows(f) for f in sparse])
     ids = [columns[f.name] + offset for f, offset in zip(sparse, offsets)]
     numbers = [columns[f.name] for f in features if isinstance(f, km.DenseFeature)]
     x = {
@@ -125,7 +137,7 @@ def save_deepctr_arrays(frame: pd.DataFrame, features, tasks, path):
     for f in features:
         if isinstance(f, km.SparseFeature):
             arrays[f"id_{f.name}"] = x[f.name]
-            arrays[f"rows_{f.name}"] = np.array(f.vocabulary_size + 1)
+            arrays[f"rows_{f.name}"] = np.array(vocabulary_rows(f))
         else:
             arrays[f"num_{f.name}"] = x[f.name]
     arrays.update({f"y_{name}": label for name, label in y.items()})
@@ -213,7 +225,7 @@ def plain_inputs(features):
             ids = keras.Input(shape=(), dtype="int32", name=f.name)
             parts.append(
                 keras.layers.Embedding(
-                    f.vocabulary_size + 1, f.embedding_dim, name=f"embedding_{f.name}"
+                    vocabulary_rows(f), f.embedding_dim, name=f"embedding_{f.name}"
                 )(ids)
             )
             inputs[f.name] = ids

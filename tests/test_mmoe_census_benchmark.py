@@ -3,6 +3,7 @@ are the builders' architectures (`_census_models`), and the section runs end to
 end on 2,048 generated rows, without XLA (keras_mtl's models, and the
 experts' through `--no-xla`): compiling costs more than one epoch."""
 
+import numpy as np
 import pytest
 
 import keras_mtl as km
@@ -18,7 +19,7 @@ def test_expert_models_have_the_builders_parameter_counts():
     # Each column's ids land in its own block of the one table.
     assert x["ids"].min() >= 0 and x["ids"].max() < table_rows
     assert table_rows == sum(
-        f.vocabulary_size + 1 for f in features if isinstance(f, km.SparseFeature)
+        len(f.vocabulary) + 1 for f in features if isinstance(f, km.SparseFeature)
     )
     shapes = (table_rows, 31, 7)
     for ours, theirs in (
@@ -26,6 +27,20 @@ def test_expert_models_have_the_builders_parameter_counts():
         (cm.keras_mtl_ple(features, tasks), cm.expert_ple(tasks, *shapes)),
     ):
         assert cm.trainable_count(ours) == cm.trainable_count(theirs)
+
+
+def test_plain_arrays_code_the_raw_strings():
+    """The generated frame holds census strings (and "?"), as `load_census`
+    does; the hand-written models get vocabulary positions, "?" the last row."""
+    frame, features, tasks = cm.census_like_frame(rows=400)
+    sex = next(f for f in features if f.name == "sex")
+    assert sex.vocabulary == ("Female", "Male") and sex.dtype == "string"
+    assert set(frame["sex"]) == {"Female", "Male", "?"}
+    x, y = cm.plain_arrays(frame, features, tasks)
+    expected = frame["sex"].map({"Female": 0, "Male": 1, "?": 2}).to_numpy()
+    np.testing.assert_array_equal(x["sex"], expected)
+    assert x["sex"].dtype == np.int32 and x["age"].shape == (400, 1)
+    assert sorted(y) == ["income", "marital"]
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ def _read_vocabularies() -> dict[str, tuple[str, ...]]:
     return {k: tuple(c["values"]) for k, c in json.loads(text)["columns"].items()}
 
 
-#: Category lists of the categorical columns (an id is the position in its tuple).
+#: Category lists of the categorical columns, the raw strings of the UCI file
+#: (`SparseFeature(vocabulary=...)` of each input column).
 VOCABULARIES = _read_vocabularies()
 
 #: Official UCI archive (a zip holding census.tar.gz with the .data.gz/.test.gz files).
@@ -98,14 +99,16 @@ NUMERIC_COLUMNS = (
     "num_persons_worked_for_employer",
     "weeks_worked_in_year",
 )
-#: Nominal columns kept in the frame (as codes) but not used as inputs: the
+#: Nominal columns kept in the frame (as strings) but not used as inputs: the
 #: marital status is a label, and education is the label of the paper's group 2.
 EXCLUDED_COLUMNS = ("education", "marital_stat")
 #: The 31 categorical input columns.
 CATEGORICAL_COLUMNS = tuple(c for c in VOCABULARIES if c not in EXCLUDED_COLUMNS)
 #: The two tasks (MMoE paper, census group 1).
 CENSUS_TASKS = (Task("income", "binary"), Task("marital", "binary"))
-#: Raw value that means "unknown"; coded as the padding id -1 ("no value").
+#: UCI's raw value for "unknown". Kept as it is in the frame and not in any
+#: vocabulary: the model's lookup sends it to the out-of-vocabulary (OOV) row, a
+#: learned "unknown" embedding, in training and in the exported graph alike.
 UNKNOWN_VALUE = "?"
 _INCOME_LABELS = {"- 50000.": 0.0, "50000+.": 1.0}
 
@@ -116,10 +119,11 @@ class CensusData:
 
     Args:
         frame: pandas DataFrame. One row per person: the 31 categorical input
-            columns as int64 codes, the 7 numeric columns as float32, the
-            `education` and `marital_stat` codes (not inputs), `instance_weight`
-            and the float32 labels `income` and `marital`.
-        features: list. 31 `SparseFeature` + 7 `DenseFeature` specs.
+            columns as the raw strings of the UCI file (e.g. "Private", "?"),
+            the 7 numeric columns as float32, `education` and
+            `marital_stat` as strings (not inputs), `instance_weight` and the
+            float32 labels `income` and `marital`.
+        features: list. 31 string `SparseFeature` + 7 `DenseFeature` specs.
         tasks: list. `[Task("income"), Task("marital")]`.
     """
 
@@ -133,23 +137,31 @@ def load_census(
     cache_dir: str | os.PathLike | None = None,
     split: str = "train",
 ) -> CensusData:
-    """Load UCI Census-Income (KDD) as integer-coded features and two binary tasks.
+    """Load UCI Census-Income (KDD) as raw-valued features and two binary tasks.
 
     The setup of the MMoE paper's group 1: tasks `income` (1.0 for `50000+`)
     and `marital` (1.0 for marital status "Never married"). Education and
     marital status are not inputs, nor is the instance weight (UCI: not to be
-    used by classifiers). That leaves 31 categorical columns, coded with the
+    used by classifiers). That leaves 31 categorical columns, declared with the
     fixed vocabularies of census-income.names (`VOCABULARIES`) as
-    `SparseFeature(name, vocabulary_size=len(vocab), embedding_dim=4)`, and 7
-    numeric columns as `DenseFeature(name, mean=..., std=...)`; the frame keeps
-    the raw numbers and the model standardises them with the mean/std of the
-    loaded frame. For mean/std of a training part only, call
-    `census_features(train_frame)`.
+    `SparseFeature(name, vocabulary=VOCABULARIES[name], embedding_dim=4)`
+    (dtype "string"), and 7 numeric columns as
+    `DenseFeature(name, mean=..., std=...)`. The frame keeps the raw values of
+    the file (the strings stripped of their surrounding spaces, the numbers as
+    float32): the model looks the strings up and standardises the numbers
+    inside its graph, so an exported model takes a production log's raw values
+    as they are. The mean/std are those of the loaded frame; for mean/std of a
+    training part only, call `census_features(train_frame)`.
 
     Unknown values: `?` (UCI's "unknown", frequent in the migration and
-    country-of-birth columns) is coded -1, the padding id, which the model
-    reads as "no value" (a zero embedding). Any other value outside the
-    vocabulary raises a ValueError: it means a corrupt or different file.
+    country-of-birth columns) stays `"?"` in the frame and is in no
+    vocabulary, so the model sends it to the out-of-vocabulary row: a learned
+    "unknown" embedding, shared with any other value a production request may
+    bring that the vocabulary lacks. A served `"?"` thus gets exactly what
+    training gave it, with no preprocessing outside the graph; `""` is the
+    padding value ("no value", a zero embedding). In the file, any value
+    outside the vocabulary other than `?` raises a ValueError: it means a
+    corrupt or different file.
 
     Args:
         path: str, path-like or None. A `census-income.data[.gz]` or
@@ -197,13 +209,14 @@ def census_features(frame: pd.DataFrame) -> list:
         frame: DataFrame from `parse_census` / `load_census` (or a part of it).
 
     Returns:
-        31 `SparseFeature` then 7 `DenseFeature`, in raw column order.
+        31 `SparseFeature` (string vocabularies) and 7 `DenseFeature`, in raw
+        column order.
     """
     features = []
     for name in RAW_COLUMNS:
         if name in CATEGORICAL_COLUMNS:
-            size = len(VOCABULARIES[name])
-            features.append(SparseFeature(name, vocabulary_size=size, embedding_dim=4))
+            vocabulary = VOCABULARIES[name]
+            features.append(SparseFeature(name, vocabulary=vocabulary, embedding_dim=4))
         elif name in NUMERIC_COLUMNS:
             values = frame[name].to_numpy(dtype=np.float64)
             std = float(values.std())
@@ -233,7 +246,7 @@ def find_census_file(path: str | os.PathLike, split: str = "train") -> pathlib.P
 
 
 def parse_census(path: str | os.PathLike) -> pd.DataFrame:
-    """Parse one raw census file (plain or gzip) into the coded frame.
+    """Parse one raw census file (plain or gzip) into the raw-valued frame.
 
     Args:
         path: a census-income.data / .test file, optionally gzipped.
@@ -283,7 +296,7 @@ def parse_census(path: str | os.PathLike) -> pd.DataFrame:
     for name in RAW_COLUMNS[:-1]:
         column = raw[name].str.strip()
         if name in VOCABULARIES:
-            frame[name] = _codes(path, name, column)
+            frame[name] = _checked_strings(path, name, column)
         else:
             numbers = pd.to_numeric(column, errors="coerce")
             if numbers.isna().any():
@@ -300,14 +313,16 @@ def parse_census(path: str | os.PathLike) -> pd.DataFrame:
             f"{path!r}: income label must be '- 50000.' or '50000+.'; received {bad!r}."
         )
     frame["income"] = income.to_numpy(dtype=np.float32)
-    never_married = VOCABULARIES["marital_stat"].index("Never married")
-    frame["marital"] = (frame["marital_stat"] == never_married).astype(np.float32)
+    frame["marital"] = (frame["marital_stat"] == "Never married").astype(np.float32)
     return pd.DataFrame(frame)
 
 
-def _codes(path: str, name: str, column: pd.Series) -> np.ndarray:
-    """Positions in the fixed vocabulary; `?` -> -1; anything else unknown -> error."""
-    codes = pd.Categorical(column, categories=VOCABULARIES[name]).codes
+def _checked_strings(path: str, name: str, column: pd.Series) -> np.ndarray:
+    """The raw strings of `column` (an object array of the vocabulary's own
+    strings), each a value of its fixed vocabulary or `?`; anything else ->
+    ValueError (a corrupt file)."""
+    vocabulary = VOCABULARIES[name]
+    codes = pd.Categorical(column, categories=vocabulary).codes
     unknown = (codes == -1) & (column != UNKNOWN_VALUE).to_numpy()
     if unknown.any():
         values = sorted(set(column[unknown]))
@@ -315,7 +330,8 @@ def _codes(path: str, name: str, column: pd.Series) -> np.ndarray:
             f"{path!r}: column {name!r} has value(s) {values[:5]} outside its "
             f"vocabulary from census-income.names ({int(unknown.sum())} rows)."
         )
-    return codes.astype(np.int64)
+    # Code -1 (only `?` is left) indexes the last entry.
+    return np.array([*vocabulary, UNKNOWN_VALUE], dtype=object)[codes]
 
 
 def download_census(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:

@@ -8,8 +8,9 @@ pay for importing `tensorflow_datasets`. Usage::
 
     ds = tfds.load("census_income_kdd", split="train", as_supervised=True)
 
-Examples hold every column of `load_census` (int64 category codes with -1 for
-`?`, float32 numbers, float32 labels `income` and `marital`). With
+Examples hold every column of `load_census` (the categories as the raw strings
+of the UCI file, `?` included, as `tf.string`; float32 numbers; float32 labels
+`income` and `marital`). With
 `as_supervised=True` they are `(features, labels)` pairs: the 38 model inputs
 and the two labels, the element layout of `make_dataset` once batched.
 
@@ -32,9 +33,10 @@ from keras_mtl.datasets import census
 
 _DESCRIPTION = """\
 UCI Census-Income (KDD): 299,285 records of the 1994-1995 US Current Population
-Survey (199,523 train, 99,762 test), with the 33 nominal columns coded by the
-fixed category lists of census-income.names (`?` -> -1) and the MMoE paper's
-two binary labels: income > 50K and marital status "Never married".
+Survey (199,523 train, 99,762 test), with the 33 nominal columns as the raw
+strings of the file (checked against the category lists of census-income.names;
+`?` means unknown) and the MMoE paper's two binary labels: income > 50K and
+marital status "Never married".
 """
 
 _CITATION = """\
@@ -51,8 +53,11 @@ _CITATION = """\
 class CensusIncomeKdd(tfds.core.GeneratorBasedBuilder):
     """UCI Census-Income (KDD) with the MMoE paper's income and marital tasks."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "2.0.0": "Nominal columns as the raw strings of the file, not int64 codes.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
     Optional. Put census-income.data[.gz] and/or census-income.test[.gz] (from
     census.tar.gz in the UCI archive) in the manual directory; only the splits
@@ -70,8 +75,10 @@ class CensusIncomeKdd(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         columns = {}
         for name in census.RAW_COLUMNS[:-1]:
-            dtype = np.int64 if name in census.VOCABULARIES else np.float32
-            columns[name] = tfds.features.Scalar(dtype=dtype)
+            if name in census.VOCABULARIES:
+                columns[name] = tfds.features.Text()
+            else:
+                columns[name] = tfds.features.Scalar(dtype=np.float32)
         for task in census.CENSUS_TASKS:
             columns[task.name] = tfds.features.Scalar(dtype=np.float32)
         inputs = census.CATEGORICAL_COLUMNS + census.NUMERIC_COLUMNS

@@ -9,7 +9,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 import keras_mtl.datasets.census_tfds  # noqa: E402,F401  (registers the builder)
 from keras_mtl.datasets import census  # noqa: E402
 from tests.datasets.test_census import (  # noqa: E402
-    EXPECTED_CODES,
+    EXPECTED_STRINGS,
     RAW_LINES,
     make_fake_uci_zip,
     write_raw,
@@ -29,9 +29,13 @@ def load(manual_dir, data_dir, split, **kwargs):
 
 
 def as_columns(ds):
-    """All examples of `ds` as one array per column."""
+    """All examples of `ds` as one array per column (strings decoded from bytes)."""
     batches = list(ds.batch(4096).as_numpy_iterator())
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    columns = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    for k, column in columns.items():
+        if column.dtype == object:
+            columns[k] = np.array([v.decode() for v in column], dtype=object)
+    return columns
 
 
 def test_registered_on_import():
@@ -50,9 +54,9 @@ def test_manual_dir_with_only_the_test_file(tmp_path):
     # tfds shuffles on write: compare the rows as a set, keyed by age.
     order = np.argsort(columns["age"])
     expected_order = np.argsort([38, 44, 2, 35, 27])
-    for name, codes in EXPECTED_CODES.items():
-        assert columns[name].dtype == np.int64
-        assert columns[name][order].tolist() == np.array(codes)[expected_order].tolist()
+    for name, strings in EXPECTED_STRINGS.items():
+        expected = np.array(strings, dtype=object)[expected_order]
+        assert columns[name][order].tolist() == expected.tolist(), name
     assert sorted(columns["income"].tolist()) == [0.0, 0.0, 0.0, 0.0, 1.0]
     assert columns["marital"].sum() == 2.0
     with pytest.raises(ValueError, match="[Uu]nknown split"):
@@ -63,7 +67,13 @@ def test_manual_dir_with_only_the_test_file(tmp_path):
     )
     assert len(features) == 38 and set(labels) == {"income", "marital"}
     assert features["age"].dtype.name == "float32"
+    assert features["class_of_worker"].dtype.name == "string"
     assert features["class_of_worker"].shape == (5,)
+    assert set(features["country_of_birth_self"].numpy()) == {
+        b"Mexico",
+        b"United-States",
+        b"?",
+    }
 
 
 def test_manual_dir_with_both_files(tmp_path):
