@@ -1,4 +1,5 @@
-"""Serving: SavedModel export for TF Serving, DUPN's serving split, warm starts."""
+"""Serving: SavedModel export for TF Serving (signatures, warm-up, configs, retention),
+DUPN's serving split, warm starts."""
 
 from keras_mtl.serving.config import (
     ServedModel,
@@ -11,6 +12,7 @@ from keras_mtl.serving.config import (
 from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
 from keras_mtl.serving.export import export_saved_model
 from keras_mtl.serving.retention import pinned_versions, prune_versions
+from keras_mtl.serving.signatures import SIGNATURES, RankingScore, serving_inputs
 from keras_mtl.serving.warm_start import warm_start
 from keras_mtl.serving.warmup import read_warmup_requests, write_warmup_requests
 
@@ -21,6 +23,9 @@ __all__ = [
     "export_saved_model",
     "pinned_versions",
     "prune_versions",
+    "RankingScore",
+    "SIGNATURES",
+    "serving_inputs",
     "ServedModel",
     "batching_parameters",
     "dupn_models",

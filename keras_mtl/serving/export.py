@@ -14,24 +14,12 @@ from keras_mtl._checks import check_positive_int
 from keras_mtl._keras_compat import nested_layers
 from keras_mtl.features import SparseFeature
 from keras_mtl.serving.retention import check_retention, prune_versions
+from keras_mtl.serving.signatures import RankingScore, add_signatures
 from keras_mtl.serving.warmup import write_warmup_requests
 
 #: Written beside each SavedModel (TF Serving ignores `assets.extra` files other
 #: than its warm-up requests): what a warm start must agree with.
 SPEC_FILE = pathlib.Path("assets.extra") / "keras_mtl.json"
-
-
-def serving_signature(model: keras.Model) -> dict:
-    """`tf.TensorSpec` per model input, keyed (and named) by feature name."""
-    import tensorflow as tf
-
-    specs = {}
-    for tensor in model.inputs:
-        name = tensor.name
-        specs[name] = tf.TensorSpec(
-            shape=tensor.shape, dtype=tf.as_dtype(tensor.dtype), name=name
-        )
-    return specs
 
 
 def hash_functions(model: keras.Model) -> dict[str, str]:
@@ -70,12 +58,19 @@ def export_saved_model(
     keep_versions: int | None = None,
     models_config: str | os.PathLike | None = None,
     warmup_requests: list[dict] | None = None,
+    ranking_score: RankingScore | None = None,
 ) -> pathlib.Path:
     """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
 
-    The `serving_default` signature takes one tensor per feature, named after it,
-    with the raw dtype (ids and strings are looked up inside the graph), and
-    returns one tensor per task, keyed by task name. The export is atomic: it is
+    Signatures (`keras_mtl.serving.signatures`): `serving_default` takes one
+    tensor per feature, named after it, with the raw dtype (ids and strings are
+    looked up inside the graph; id lists may be shorter than the model's and are
+    padded), and returns one tensor per task, keyed by task name;
+    `serving_examples` takes a batch of serialized `tf.Example`s; with
+    `ranking_score`, a signature of that name returns the fused score (also an
+    extra output of the other two). Bad values fail with an error naming the
+    input (a too-long list, a wrong width, NaN where the feature does not allow
+    missing values). The export is atomic: it is
     written to a hidden temporary directory beside the target and renamed into
     place, so TF Serving, which polls `base_dir`, never sees a half-written version.
 
@@ -100,6 +95,8 @@ def export_saved_model(
             Written to `assets.extra/tf_serving_warmup_requests` before the
             version is renamed into place, so it appears with its warm-up
             file (see `keras_mtl.serving.write_warmup_requests`).
+        ranking_score: a `keras_mtl.serving.RankingScore` fusing task outputs
+            into one score, or None. Defaults to None.
 
     Returns:
         The path of the written version directory.
@@ -145,18 +142,14 @@ def export_saved_model(
         archive.add_variable_collection(
             collection, [_tf_variable(v) for v in getattr(model, collection)]
         )
-    archive.add_endpoint(
-        name="serving_default",
-        fn=lambda inputs: model(inputs, training=False),
-        input_signature=[serving_signature(model)],
-    )
+    contract = add_signatures(archive, model, ranking_score)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
     try:
         with tf.device("/cpu:0"):
             archive.write_out(str(staging), verbose=False)
         (staging / SPEC_FILE).parent.mkdir(exist_ok=True)
         (staging / SPEC_FILE).write_text(
-            json.dumps({"hash_functions": hash_functions(model)}, indent=1)
+            json.dumps({"hash_functions": hash_functions(model), **contract}, indent=1)
         )
         if warmup_requests is not None:
             write_warmup_requests(staging, warmup_requests, model_name=base.name)

@@ -68,31 +68,32 @@ def test_export_modes_follow_the_umask(model, tmp_path, umask, dirs, files):
 
 @pytest.mark.slow  # saved_model_cli: a fresh Python that imports TensorFlow
 def test_signature_names_dtypes_and_shapes(model, tmp_path):
-    path = km.export_saved_model(model, tmp_path)
+    path = km.export_saved_model(
+        model, tmp_path, ranking_score=km.serving.RankingScore({"click": 1})
+    )
     cli = shutil.which("saved_model_cli")
     if cli is None:
         pytest.skip("saved_model_cli not on PATH")
+
     shown = subprocess.run(
-        [
-            cli,
-            "show",
-            "--dir",
-            str(path),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-        ],
+        [cli, "show", "--dir", str(path), "--all"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    for name in ("serving_default", "serving_examples", "ranking_score"):
+        assert f"signature_def['{name}']:" in shown, shown
+    assert (
+        "inputs['examples'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)\n"
+        in shown
+    ), shown
     for expected in [
-        "inputs['item'] tensor_info:\n      dtype: DT_INT64\n      shape: (-1)",
-        "inputs['tags'] tensor_info:\n      dtype: DT_STRING\n      shape: (-1, 3)",
-        "inputs['price'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, 2)",
-        "outputs['click'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1)",
-        "outputs['gmv'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1)",
+        "inputs['item'] tensor_info:\n        dtype: DT_INT64\n        shape: (-1)",
+        "inputs['tags'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)",
+        "inputs['price'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, -1)",
+        "outputs['click'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
+        "outputs['gmv'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
+        "outputs['ranking_score'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
     ]:
         assert expected in shown, shown
 

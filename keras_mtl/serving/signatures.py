@@ -1,0 +1,400 @@
+"""The exported signatures: named here, built from the model's inputs and specs.
+
+Every export has:
+
+- `serving_default`: one tensor per model input, named after it, with its raw
+  dtype -> one tensor per task.
+- `serving_examples`: a batch of serialized `tf.Example` protos (input
+  `examples`) -> the same outputs, parsed with the same rules.
+- `ranking_score` (when a `RankingScore` is given at export): the raw inputs ->
+  the fused score alone; the other two signatures then return it as an extra
+  output of the same name.
+
+The serving graph checks each request before the model sees it, and a bad one
+fails with an error that names the input (an `InvalidArgumentError`, which TF
+Serving returns as the request's error):
+
+- id lists and behaviour sequences may be shorter than the model's length and
+  are padded at the end with the padding value (-1 / ""); a longer list is an
+  error (which end to drop is the caller's choice, not ours);
+- a dense feature must have its width, and NaN only where its
+  `DenseFeature(allow_missing=True)` lets the model fill it; Inf never.
+
+Dtypes are the signature's: TF Serving checks them before the graph runs (REST
+converts JSON numbers to the signature's dtype; a gRPC tensor of another dtype
+is refused), which is why `keras_mtl.serving`'s clients coerce values from the
+signature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import keras
+
+from keras_mtl._keras_compat import nested_layers
+from keras_mtl.features import INT_PAD, STRING_PAD, DenseFeature
+
+#: The signatures of an export, by role.
+SERVING_DEFAULT = "serving_default"
+SERVING_EXAMPLES = "serving_examples"
+RANKING_SCORE = "ranking_score"
+SIGNATURES = (SERVING_DEFAULT, SERVING_EXAMPLES, RANKING_SCORE)
+#: The input of `serving_examples`: a batch of serialized tf.Example protos.
+EXAMPLES_INPUT = "examples"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingInput:
+    """One input of the serving signatures, as the graph checks it.
+
+    Args:
+        name: str. The model input (feature) name.
+        dtype: str. "int64", "string" or "float32".
+        shape: tuple of int. The model's per-example shape.
+        allow_missing: bool. NaN marks a missing value (float inputs of a
+            `DenseFeature(allow_missing=True)`). Defaults to False.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple
+    allow_missing: bool = False
+
+    @property
+    def is_ids(self) -> bool:
+        return self.dtype != "float32"
+
+    @property
+    def pad(self):
+        """Padding value of an id input (what a missing id or list slot is)."""
+        return STRING_PAD if self.dtype == "string" else INT_PAD
+
+    @property
+    def signature_shape(self) -> tuple:
+        """The batch, then every per-example axis of any length (the graph
+        pads id lists and checks dense widths, naming the input)."""
+        return (None,) + (None,) * len(self.shape)
+
+    def to_json(self) -> dict:
+        return {
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "allow_missing": self.allow_missing,
+            **({"pad": self.pad} if self.is_ids else {}),
+        }
+
+
+def serving_inputs(model: keras.Model) -> dict[str, ServingInput]:
+    """`{input name: ServingInput}` of `model`, in input order.
+
+    The dtype and shape are the model input's; `allow_missing` comes from the
+    `DenseFeature` of that name among the model's layers' specs (a float input
+    without a spec, such as DUPN's `user_representation`, must be finite).
+    """
+    dense = {}
+    for layer in nested_layers(model):
+        for spec in getattr(layer, "features", ()):
+            if isinstance(spec, DenseFeature):
+                dense[spec.name] = spec
+    found = {}
+    for tensor in model.inputs:
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        if dtype not in ("int64", "string", "float32"):
+            raise ValueError(
+                f"export: input {tensor.name!r} has dtype {dtype}; the serving "
+                "signatures take int64 ids, strings and float32 values."
+            )
+        spec = dense.get(tensor.name)
+        found[tensor.name] = ServingInput(
+            tensor.name,
+            dtype,
+            tuple(tensor.shape[1:]),
+            allow_missing=bool(spec is not None and spec.allow_missing),
+        )
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingScore:
+    """A ranking score fused from task outputs, fixed at export.
+
+    - `combine="product"`: `score = prod_k output_k ** weights[k]` (e.g.
+      `ctr^a * cvr^b`, the expected conversions per impression for a = b = 1);
+    - `combine="sum"`: `score = sum_k weights[k] * f_k(output_k)` with
+      `f_k = transforms.get(k, "identity")`, one of "identity", "log1p" (e.g.
+      `w1 * ctr + w2 * log(1 + duration)`, as ranking services fuse CTR with
+      watch time) or "log".
+
+    The fused outputs must have one shape (per example, or per candidate of a
+    list); a multiclass output cannot be fused.
+
+    Args:
+        weights: dict of task name to float exponent / weight.
+        combine: "product" or "sum". Defaults to "product".
+        transforms: dict of task name to transform ("sum" only). Defaults to none.
+
+    Example:
+    >>> RankingScore({"ctr": 1.0, "cvr": 0.5}).formula
+    'ctr^1 * cvr^0.5'
+    >>> RankingScore({"ctr": 1.0, "time": 0.2}, "sum", {"time": "log1p"}).formula
+    '1*ctr + 0.2*log1p(time)'
+    """
+
+    weights: Mapping[str, float]
+    combine: str = "product"
+    transforms: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    TRANSFORMS = ("identity", "log1p", "log")
+
+    def __post_init__(self):
+        weights = dict(self.weights) if isinstance(self.weights, Mapping) else None
+        if not weights:
+            raise ValueError(
+                "RankingScore: weights must be a non-empty dict of task name to "
+                f"number; got {self.weights!r}."
+            )
+        for name, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(
+                    f"RankingScore: weight of {name!r} must be a number; got "
+                    f"{weight!r}."
+                )
+            if not math.isfinite(weight):
+                raise ValueError(f"RankingScore: weight of {name!r} is {weight}.")
+        if self.combine not in ("product", "sum"):
+            raise ValueError(
+                f"RankingScore: combine must be 'product' or 'sum'; got "
+                f"{self.combine!r}."
+            )
+        transforms = dict(self.transforms)
+        if transforms and self.combine != "sum":
+            raise ValueError(
+                "RankingScore: transforms apply to combine='sum' only; got "
+                f"{transforms} with combine={self.combine!r}."
+            )
+        for name, transform in transforms.items():
+            if name not in weights:
+                raise ValueError(
+                    f"RankingScore: transform for {name!r}, which has no weight; "
+                    f"weights are for {sorted(weights)}."
+                )
+            if transform not in self.TRANSFORMS:
+                raise ValueError(
+                    f"RankingScore: transform of {name!r} must be one of "
+                    f"{list(self.TRANSFORMS)}; got {transform!r}."
+                )
+        object.__setattr__(self, "weights", {k: float(v) for k, v in weights.items()})
+        object.__setattr__(self, "transforms", transforms)
+
+    @property
+    def formula(self) -> str:
+        """The score as text (recorded beside the export)."""
+        if self.combine == "product":
+            return " * ".join(f"{k}^{w:g}" for k, w in self.weights.items())
+        terms = []
+        for k, w in self.weights.items():
+            f = self.transforms.get(k, "identity")
+            terms.append(f"{w:g}*{k}" if f == "identity" else f"{w:g}*{f}({k})")
+        return " + ".join(terms)
+
+    def check(self, model: keras.Model) -> None:
+        """Every weighted task is a fusable output of `model`."""
+        outputs = model.output if isinstance(model.output, dict) else {}
+        unknown = [k for k in self.weights if k not in outputs]
+        if unknown:
+            raise ValueError(
+                f"RankingScore: {unknown} are not outputs of model "
+                f"{model.name!r}; its outputs are {sorted(outputs)}."
+            )
+        if RANKING_SCORE in outputs:
+            raise ValueError(
+                f"RankingScore: model {model.name!r} already has an output named "
+                f"{RANKING_SCORE!r}; rename that task to add a ranking score."
+            )
+        shapes = {k: tuple(outputs[k].shape[1:]) for k in self.weights}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(
+                "RankingScore: the fused outputs must have one shape; got "
+                f"{shapes} (a multiclass output cannot be fused)."
+            )
+
+    def __call__(self, outputs: dict):
+        """The score from a dict of output tensors (TensorFlow, in the graph)."""
+        import tensorflow as tf
+
+        if self.combine == "product":
+            score = None
+            for k, w in self.weights.items():
+                term = tf.pow(outputs[k], w)
+                score = term if score is None else score * term
+            return score
+        fns = {"identity": tf.identity, "log1p": tf.math.log1p, "log": tf.math.log}
+        return tf.add_n(
+            [
+                w * fns[self.transforms.get(k, "identity")](outputs[k])
+                for k, w in self.weights.items()
+            ]
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "formula": self.formula,
+            "combine": self.combine,
+            "weights": self.weights,
+            "transforms": self.transforms,
+        }
+
+
+# ---------------------------------------------------------------------- graph
+
+
+def _checked(spec: ServingInput, x):
+    """`x` as the model takes it: id lists padded to the model's lengths; a
+    too-long list, a wrong dense width or a disallowed NaN / Inf raises an
+    `InvalidArgumentError` that names the input."""
+    import tensorflow as tf
+
+    size = tf.shape(x, out_type=tf.int64)[1:]
+    want = tf.constant(spec.shape, tf.int64, shape=[len(spec.shape)])
+    checks = []
+    if spec.is_ids:
+        if spec.shape:
+            checks.append(
+                tf.debugging.Assert(
+                    tf.reduce_all(size <= want),
+                    [
+                        f"Input `{spec.name}`: lists of at most "
+                        f"{list(spec.shape)} values per example (shorter ones "
+                        "are padded); received a batch of shape",
+                        tf.shape(x),
+                    ],
+                    name=f"check_{spec.name}_length",
+                )
+            )
+    else:
+        if spec.shape:
+            checks.append(
+                tf.debugging.Assert(
+                    tf.reduce_all(tf.equal(size, want)),
+                    [
+                        f"Input `{spec.name}`: {list(spec.shape)} values per "
+                        "example; received a batch of shape",
+                        tf.shape(x),
+                    ],
+                    name=f"check_{spec.name}_width",
+                )
+            )
+        ok = tf.math.is_finite(x)
+        allowed = "finite values"
+        if spec.allow_missing:
+            ok |= tf.math.is_nan(x)
+            allowed = "finite values or NaN (missing)"
+        else:
+            allowed += (
+                " (NaN is a missing value only for a DenseFeature with "
+                "allow_missing=True)"
+            )
+        bad_rows = tf.where(~tf.reshape(ok, [tf.shape(x)[0], -1]))[:, 0]
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_all(ok),
+                [f"Input `{spec.name}`: {allowed}; bad values in rows", bad_rows],
+                summarize=10,
+                name=f"check_{spec.name}_values",
+            )
+        )
+    with tf.control_dependencies(checks):
+        x = tf.identity(x)
+    if spec.is_ids and spec.shape:
+        pad = [[0, 0]] + [[0, want[i] - size[i]] for i in range(len(spec.shape))]
+        x = tf.pad(x, pad, constant_values=spec.pad)
+    return tf.ensure_shape(x, (None, *spec.shape))
+
+
+def _example_features(specs: dict[str, ServingInput]) -> dict:
+    """`tf.io.parse_example` features: an id or id list may be absent (then
+    padding), a float value only where missing values are allowed (NaN)."""
+    import tensorflow as tf
+
+    parsed = {}
+    for name, spec in specs.items():
+        dtype = tf.string if spec.dtype == "string" else tf.as_dtype(spec.dtype)
+        if spec.is_ids and spec.shape:
+            # Values row-major; a (steps, k) field sends k values per step.
+            partitions = [
+                tf.io.RaggedFeature.UniformRowLength(k) for k in spec.shape[1:]
+            ]
+            parsed[name] = tf.io.RaggedFeature(
+                dtype, partitions=partitions, row_splits_dtype=tf.int64
+            )
+        elif spec.is_ids:
+            parsed[name] = tf.io.FixedLenFeature((), dtype, default_value=spec.pad)
+        else:
+            default = None
+            if spec.allow_missing:
+                default = tf.fill(spec.shape, float("nan"))
+            parsed[name] = tf.io.FixedLenFeature(spec.shape, dtype, default)
+    return parsed
+
+
+def add_signatures(
+    archive, model: keras.Model, ranking_score: RankingScore | None = None
+) -> dict:
+    """Add the export's signatures to a `keras.export.ExportArchive`.
+
+    Returns:
+        The contract recorded beside the export: `{"signatures": [...],
+        "inputs": {name: ServingInput.to_json()}, "ranking_score": ... }`.
+    """
+    import tensorflow as tf
+
+    specs = serving_inputs(model)
+    if ranking_score is not None:
+        ranking_score.check(model)
+
+    def predict(inputs):
+        x = {name: _checked(spec, inputs[name]) for name, spec in specs.items()}
+        outputs = dict(model(x, training=False))
+        if ranking_score is not None:
+            outputs[RANKING_SCORE] = ranking_score(outputs)
+        return outputs
+
+    raw = {
+        name: tf.TensorSpec(spec.signature_shape, tf.as_dtype(spec.dtype), name=name)
+        for name, spec in specs.items()
+    }
+    archive.add_endpoint(name=SERVING_DEFAULT, fn=predict, input_signature=[raw])
+    features = _example_features(specs)
+
+    def from_examples(examples):
+        parsed = tf.io.parse_example(examples, features)
+        return predict(
+            {
+                name: value.to_tensor(specs[name].pad)
+                if isinstance(value, tf.RaggedTensor)
+                else value
+                for name, value in parsed.items()
+            }
+        )
+
+    archive.add_endpoint(
+        name=SERVING_EXAMPLES,
+        fn=from_examples,
+        input_signature=[tf.TensorSpec((None,), tf.string, name=EXAMPLES_INPUT)],
+    )
+    names = [SERVING_DEFAULT, SERVING_EXAMPLES]
+    if ranking_score is not None:
+        archive.add_endpoint(
+            name=RANKING_SCORE,
+            fn=lambda inputs: {RANKING_SCORE: predict(inputs)[RANKING_SCORE]},
+            input_signature=[raw],
+        )
+        names.append(RANKING_SCORE)
+    return {
+        "signatures": names,
+        "inputs": {name: spec.to_json() for name, spec in specs.items()},
+        "ranking_score": None if ranking_score is None else ranking_score.to_json(),
+    }

@@ -1,0 +1,258 @@
+"""The exported signatures: raw features, tf.Example, the fused ranking score,
+and the named errors of bad requests (loaded with TensorFlow, as a server would)."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mtl as km
+from keras_mtl.serving.signatures import (
+    EXAMPLES_INPUT,
+    SIGNATURES,
+    RankingScore,
+    ServingInput,
+    serving_inputs,
+)
+
+FEATURES = [
+    km.SparseFeature("item", vocabulary_size=10, embedding_dim=2),
+    km.SparseFeature("tags", hash_bins=16, embedding_dim=2, max_len=3),
+    km.DenseFeature("price", dim=2),
+    km.DenseFeature("age", allow_missing=True, mean=40, std=10),
+]
+TASKS = [km.Task("click"), km.Task("buy"), km.Task("minutes", "regression")]
+SCORE = RankingScore({"click": 1.0, "buy": 0.5})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return km.build_mmoe(FEATURES, TASKS, num_experts=2, expert_units=(4,))
+
+
+@pytest.fixture(scope="module")
+def export(model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("served")
+    return km.export_saved_model(model, base, ranking_score=SCORE)
+
+
+@pytest.fixture(scope="module")
+def served(export):
+    return tf.saved_model.load(str(export)).signatures
+
+
+RAW = {
+    "item": np.array([3, 99, -1], np.int64),  # 99: OOV row; -1: no item
+    "tags": np.array([["red", "", ""], ["blue", "red", "green"], ["", "", ""]]),
+    "price": np.array([[1.0, 2.0], [0.5, 0.0], [3.0, -1.0]], np.float32),
+    "age": np.array([31.0, np.nan, 58.0], np.float32),  # NaN: missing, allowed
+}
+
+
+def call(signature, **values):
+    return {k: v.numpy() for k, v in signature(**values).items()}
+
+
+def expected(model, x):
+    return {k: np.asarray(v) for k, v in model.predict(x, verbose=0).items()}
+
+
+def test_signatures_and_recorded_contract(served, export):
+    assert sorted(served) == sorted(SIGNATURES)
+    contract = json.loads((export / "assets.extra" / "keras_mtl.json").read_text())
+    assert contract["signatures"] == list(SIGNATURES)
+    assert contract["inputs"]["tags"] == {
+        "dtype": "string",
+        "shape": [3],
+        "allow_missing": False,
+        "pad": "",
+    }
+    assert contract["inputs"]["age"]["allow_missing"] is True
+    assert contract["ranking_score"]["formula"] == "click^1 * buy^0.5"
+
+
+def test_serving_inputs_follow_the_specs(model):
+    specs = serving_inputs(model)
+    assert specs == {
+        "item": ServingInput("item", "int64", ()),
+        "tags": ServingInput("tags", "string", (3,)),
+        "price": ServingInput("price", "float32", (2,)),
+        "age": ServingInput("age", "float32", (), allow_missing=True),
+    }
+    assert specs["tags"].signature_shape == (None, None)
+    assert specs["item"].pad == -1 and specs["tags"].pad == ""
+
+
+def test_default_signature_matches_predict_and_adds_the_score(model, served):
+    out = call(served["serving_default"], **RAW)
+    want = expected(model, RAW)
+    assert sorted(out) == ["buy", "click", "minutes", "ranking_score"]
+    for task in want:
+        np.testing.assert_allclose(out[task], want[task], atol=1e-6)
+    # The score is the formula of the outputs, computed by hand.
+    np.testing.assert_allclose(
+        out["ranking_score"], want["click"] * want["buy"] ** 0.5, rtol=1e-5
+    )
+    alone = call(served["ranking_score"], **RAW)
+    assert list(alone) == ["ranking_score"]
+    np.testing.assert_allclose(alone["ranking_score"], out["ranking_score"])
+
+
+def test_short_lists_are_padded_inside_the_graph(model, served):
+    short = dict(RAW, tags=np.array([["red"], ["blue"], [""]]))
+    padded = dict(RAW, tags=np.array([["red", "", ""], ["blue", "", ""]] + [[""] * 3]))
+    out = call(served["serving_default"], **short)
+    want = expected(model, padded)
+    for task in want:
+        np.testing.assert_allclose(out[task], want[task], atol=1e-6)
+    empty = call(served["serving_default"], **dict(RAW, tags=np.zeros((3, 0), str)))
+    want = expected(model, dict(RAW, tags=np.full((3, 3), "")))
+    np.testing.assert_allclose(empty["click"], want["click"], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tags": np.array([["a", "b", "c", "d"]] * 3)}, r"`tags`: lists of at most"),
+        ({"price": np.array([[1.0, 2.0, 3.0]] * 3, np.float32)}, r"`price`: \[2\]"),
+        (
+            {"price": np.array([[1.0, 2.0], [np.nan, 0.0], [0, 0]], np.float32)},
+            r"`price`: finite values \(NaN is a missing value only for a "
+            r"DenseFeature with allow_missing=True\); bad values in rows\] \[1\]",
+        ),
+        (
+            {"age": np.array([np.inf, 30.0, 30.0], np.float32)},
+            r"`age`: finite values or NaN \(missing\); bad values in rows\] \[0\]",
+        ),
+    ],
+)
+def test_bad_requests_name_the_input(served, change, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        served["serving_default"](**dict(RAW, **change))
+
+
+def example(**features) -> bytes:
+    def feature(values):
+        values = np.atleast_1d(values)
+        if values.dtype.kind in "US":
+            return tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[v.encode() for v in values])
+            )
+        if values.dtype.kind == "f":
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    return tf.train.Example(
+        features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
+    ).SerializeToString()
+
+
+def test_examples_signature_parses_with_the_same_rules(model, served):
+    examples = [
+        example(item=3, tags=["red"], price=np.float32([1, 2]), age=np.float32(31)),
+        # No item, no tags, no age: padding and a missing value.
+        example(price=np.float32([0.5, 0.0])),
+    ]
+    out = call(served["serving_examples"], **{EXAMPLES_INPUT: examples})
+    x = {
+        "item": np.array([3, -1]),
+        "tags": np.array([["red", "", ""], ["", "", ""]]),
+        "price": np.float32([[1, 2], [0.5, 0]]),
+        "age": np.float32([31, np.nan]),
+    }
+    want = expected(model, x)
+    assert sorted(out) == ["buy", "click", "minutes", "ranking_score"]
+    for task in want:
+        np.testing.assert_allclose(out[task], want[task], atol=1e-6)
+    # A dense feature without missing values is required and named.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="price"):
+        served["serving_examples"](**{EXAMPLES_INPUT: [example(item=3)]})
+
+
+def test_ranking_score_formulas():
+    outputs = {"ctr": tf.constant([0.5, 0.2]), "time": tf.constant([3.0, 0.0])}
+    product = RankingScore({"ctr": 2.0, "time": 1.0})
+    np.testing.assert_allclose(product(outputs), [0.75, 0.0])
+    fused = RankingScore({"ctr": 1.0, "time": 0.5}, "sum", {"time": "log1p"})
+    np.testing.assert_allclose(fused(outputs), [0.5 + 0.5 * np.log(4.0), 0.2])
+    assert fused.formula == "1*ctr + 0.5*log1p(time)"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weights": {}}, "non-empty dict"),
+        ({"weights": {"ctr": "1"}}, "weight of 'ctr' must be a number"),
+        ({"weights": {"ctr": 1}, "combine": "max"}, "'product' or 'sum'"),
+        ({"weights": {"ctr": 1}, "transforms": {"ctr": "log1p"}}, "'sum' only"),
+        (
+            {"weights": {"ctr": 1}, "combine": "sum", "transforms": {"ctr": "exp"}},
+            "must be one of",
+        ),
+    ],
+)
+def test_ranking_score_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RankingScore(**kwargs)
+
+
+def test_ranking_score_must_fit_the_model(model, tmp_path):
+    with pytest.raises(ValueError, match=r"\['cvr'\] are not outputs"):
+        km.export_saved_model(model, tmp_path, ranking_score=RankingScore({"cvr": 1}))
+    genre = km.Task("genre", "multiclass", num_classes=3)
+    multi = km.build_shared_bottom(FEATURES, [TASKS[0], genre], hidden_units=(4,))
+    with pytest.raises(ValueError, match="one shape"):
+        km.export_saved_model(
+            multi, tmp_path, ranking_score=RankingScore({"click": 1, "genre": 1})
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sequences_parse_from_examples_and_pad(tmp_path):
+    """DUPN's history: lists of steps, a multi-valued field sending `k` values
+    per step in tf.Example; short histories are padded inside the graph."""
+    item = [
+        km.SparseFeature("item", vocabulary_size=20, embedding_dim=4),
+        km.SparseFeature("genres", vocabulary_size=5, embedding_dim=2, max_len=2),
+    ]
+    action = km.SparseFeature("action", vocabulary_size=3, embedding_dim=2)
+    history = km.SequenceFeature("history", item=item, properties=[action], max_len=4)
+    model = km.build_dupn(
+        [history, *item],
+        [km.Task("buy")],
+        item_tasks=["buy"],
+        units=4,
+        attention_units=4,
+        profile_units=4,
+    )
+    served = tf.saved_model.load(str(km.export_saved_model(model, tmp_path)))
+    full = {
+        "history_item": np.array([[5, 7, -1, -1]]),
+        "history_genres": np.array([[[1, 2], [3, -1], [-1, -1], [-1, -1]]]),
+        "history_action": np.array([[0, 2, -1, -1]]),
+        "item": np.array([9]),
+        "genres": np.array([[4, -1]]),
+    }
+    want = expected(model, full)["buy"]
+    short = {
+        "history_item": full["history_item"][:, :2],
+        "history_genres": full["history_genres"][:, :2, :2],
+        "history_action": full["history_action"][:, :2],
+        "item": full["item"],
+        "genres": np.array([[4]]),
+    }
+    out = call(served.signatures["serving_default"], **short)
+    np.testing.assert_allclose(out["buy"], want, atol=1e-6)
+    record = example(
+        history_item=[5, 7],
+        history_genres=[1, 2, 3, -1],
+        history_action=[0, 2],
+        item=9,
+        genres=[4],
+    )
+    out = call(served.signatures["serving_examples"], examples=[record])
+    np.testing.assert_allclose(out["buy"], want, atol=1e-6)
+    too_long = dict(short, history_item=np.arange(5)[None])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`history_item`"):
+        served.signatures["serving_default"](**too_long)
