@@ -9,15 +9,26 @@ from keras_mtl.serving.config import (
     write_batching_parameters,
     write_models_config,
 )
-from keras_mtl.serving.dupn import DUPN_PARTS, dupn_serving_models, export_dupn
+from keras_mtl.serving.dupn import (
+    DUPN_PARTS,
+    dupn_group_scorers,
+    dupn_serving_models,
+    export_dupn,
+)
 from keras_mtl.serving.export import export_saved_model
 from keras_mtl.serving.retention import pinned_versions, prune_versions
-from keras_mtl.serving.signatures import SIGNATURES, RankingScore, serving_inputs
+from keras_mtl.serving.signatures import (
+    SIGNATURES,
+    RankingScore,
+    output_groups,
+    serving_inputs,
+)
 from keras_mtl.serving.warm_start import warm_start
 from keras_mtl.serving.warmup import read_warmup_requests, write_warmup_requests
 
 __all__ = [
     "DUPN_PARTS",
+    "dupn_group_scorers",
     "dupn_serving_models",
     "export_dupn",
     "export_saved_model",
@@ -25,6 +36,7 @@ __all__ = [
     "prune_versions",
     "RankingScore",
     "SIGNATURES",
+    "output_groups",
     "serving_inputs",
     "ServedModel",
     "batching_parameters",

@@ -20,6 +20,7 @@ from keras_mtl.serving.retention import (
     prune_versions,
     versions_pinned_in,
 )
+from keras_mtl.serving.signatures import output_groups
 
 
 def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -43,6 +44,26 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     Returns:
         `(user_encoder, scorer)`, two functional `keras.Model`s.
     """
+    named, user, behind, encoder = _split(model)
+    return encoder, _scorer(model, named, user, behind, list(model.output))
+
+
+def dupn_group_scorers(model: keras.Model) -> dict[str, keras.Model]:
+    """One scorer per group of tasks reading the same item inputs, keyed by
+    signature name (`keras_mtl.serving.output_groups`): e.g. `score_ctr`
+    (`user_representation` + the target item), `score_l2r` (+ the candidate
+    list only), `score_genre` (the representation alone). Empty when every
+    task reads the same inputs."""
+    named, user, behind, _ = _split(model)
+    groups = output_groups(model, exclude=tuple(behind))
+    return {
+        name: _scorer(model, named, user, behind, tasks)
+        for name, tasks in groups.items()
+    }
+
+
+def _split(model: keras.Model):
+    """`(named inputs, representation tensor, encoder's input names, encoder)`."""
     try:
         user = model.get_layer(USER_REPRESENTATION).output
     except ValueError as error:
@@ -61,7 +82,15 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
         {USER_REPRESENTATION: user},
         name=f"{model.name}_user_encoder",
     )
-    rest = [n for n in named if n not in behind]
+    return named, user, behind, encoder
+
+
+def _scorer(model, named: dict, user, behind: set, tasks: list) -> keras.Model:
+    """`user_representation` plus the inputs `tasks` read besides the encoder's
+    -> those outputs, on the full model's layers."""
+    outputs = {task: model.output[task] for task in tasks}
+    reads = set().union(*(inputs_behind(named, t) for t in outputs.values()))
+    rest = [n for n in named if n in reads and n not in behind]
     # The graph is cut after the other inputs (the calls that read them, e.g. the
     # item embedding of the target item and of the candidates): `items` maps
     # those inputs to the cut, `head` maps (representation, cut) to the outputs,
@@ -69,8 +98,9 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     # layers and weights, called on the scorer's own inputs. (Handing `head` the
     # full model's input tensors directly would make Keras re-wire them, and the
     # full model could then no longer be saved.)
-    cut = calls_reading(model.output, [named[n] for n in rest])
-    head = keras.Model([user] + cut, model.output, name=f"{model.name}_heads")
+    cut = calls_reading(outputs, [named[n] for n in rest])
+    suffix = "" if len(tasks) == len(model.output) else "_" + "_".join(tasks)
+    head = keras.Model([user] + cut, outputs, name=f"{model.name}_heads{suffix}")
     scorer_inputs = {
         USER_REPRESENTATION: keras.Input(user.shape[1:], name=USER_REPRESENTATION),
         **{
@@ -81,12 +111,14 @@ def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     items = []
     if rest:
         item_part = keras.Model(
-            {n: named[n] for n in rest}, cut, name=f"{model.name}_items"
+            {n: named[n] for n in rest}, cut, name=f"{model.name}_items{suffix}"
         )
         items = item_part({n: scorer_inputs[n] for n in rest})
-    outputs = head([scorer_inputs[USER_REPRESENTATION]] + list(items))
-    scorer = keras.Model(scorer_inputs, outputs, name=f"{model.name}_scorer")
-    return encoder, scorer
+    return keras.Model(
+        scorer_inputs,
+        head([scorer_inputs[USER_REPRESENTATION]] + list(items)),
+        name=f"{model.name}_scorer{suffix}",
+    )
 
 
 #: Subdirectories of a DUPN export: one TF Serving model each.
@@ -108,8 +140,15 @@ def export_dupn(
     request -> `user_representation`) and `<base_dir>/scorer/<version>`
     (`user_representation` + target item / candidate list -> the task
     outputs), all of one version. A server calls the encoder once per request
-    and the scorer for as many candidates as it likes, tiling the
-    representation across them; `scorer(user_encoder(x))` equals `full(x)`.
+    and the scorer for as many candidates as it likes: the scorer takes one
+    `user_representation` row for the whole batch (tiled inside its graph) or
+    one per example; `scorer(user_encoder(x))` equals `full(x)`.
+
+    Besides `serving_default`, the full model and the scorer have one signature
+    per group of tasks reading the same item inputs, named `score_<task>...`
+    (e.g. `score_ctr`: the target item only; `score_l2r`: the candidate list
+    only; `score_genre`: the representation alone), so ranking candidates needs
+    no target item.
 
     Args:
         model: a model from `keras_mtl.build_dupn`.
@@ -135,9 +174,22 @@ def export_dupn(
     check_version(version, "export_dupn")
     pinned = _pinned_parts(base, keep_versions, models_config)
     encoder, scorer = dupn_serving_models(model)
+    groups = dupn_group_scorers(model)
+    signatures = {
+        "full": {name: list(m.output) for name, m in groups.items()},
+        "user_encoder": {},
+        "scorer": groups,
+    }
     models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
     paths = {
-        part: export_saved_model(m, base / part, version) for part, m in models.items()
+        part: export_saved_model(
+            m,
+            base / part,
+            version,
+            output_signatures=signatures[part],
+            broadcast_inputs=(USER_REPRESENTATION,),
+        )
+        for part, m in models.items()
     }
     if keep_versions is not None:
         for part in DUPN_PARTS:

@@ -7,6 +7,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 
 import keras
 
@@ -59,6 +60,8 @@ def export_saved_model(
     models_config: str | os.PathLike | None = None,
     warmup_requests: list[dict] | None = None,
     ranking_score: RankingScore | None = None,
+    output_signatures: Mapping[str, Sequence[str] | keras.Model] | None = None,
+    broadcast_inputs: Sequence[str] = (),
 ) -> pathlib.Path:
     """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
 
@@ -97,6 +100,14 @@ def export_saved_model(
             file (see `keras_mtl.serving.write_warmup_requests`).
         ranking_score: a `keras_mtl.serving.RankingScore` fusing task outputs
             into one score, or None. Defaults to None.
+        output_signatures: `{signature name: [task, ...]}`: more signatures,
+            each returning those outputs from only the inputs they read
+            (`keras_mtl.serving.output_groups(model)` groups them), or a
+            `keras.Model` per name on `model`'s layers (DUPN's scorers per task
+            group), or None.
+        broadcast_inputs: names of inputs a request may send with one row for
+            the whole batch, tiled inside the graph (DUPN's scorer takes one
+            `user_representation` for all candidates). Defaults to none.
 
     Returns:
         The path of the written version directory.
@@ -142,7 +153,13 @@ def export_saved_model(
         archive.add_variable_collection(
             collection, [_tf_variable(v) for v in getattr(model, collection)]
         )
-    contract = add_signatures(archive, model, ranking_score)
+    contract = add_signatures(
+        archive,
+        model,
+        ranking_score,
+        output_signatures=output_signatures,
+        broadcast_inputs=tuple(broadcast_inputs),
+    )
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
     try:
         with tf.device("/cpu:0"):

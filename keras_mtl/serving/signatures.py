@@ -340,32 +340,107 @@ def _example_features(specs: dict[str, ServingInput]) -> dict:
     return parsed
 
 
-def add_signatures(
-    archive, model: keras.Model, ranking_score: RankingScore | None = None
-) -> dict:
-    """Add the export's signatures to a `keras.export.ExportArchive`.
+def _broadcast(name: str, x, batch):
+    """`x` with one row tiled to `batch` rows (a user's representation for each
+    of many candidates); a batch of `batch` rows is kept."""
+    import tensorflow as tf
 
-    Returns:
-        The contract recorded beside the export: `{"signatures": [...],
-        "inputs": {name: ServingInput.to_json()}, "ranking_score": ... }`.
-    """
+    rows = tf.shape(x)[0]
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(rows, 1), tf.equal(rows, batch)),
+        [
+            f"Input `{name}`: one row (shared by the batch) or one row per "
+            "example; received rows, batch size",
+            rows,
+            batch,
+        ],
+        name=f"check_{name}_rows",
+    )
+    with tf.control_dependencies([check]):
+        return tf.broadcast_to(x, tf.concat([[batch], tf.shape(x)[1:]], 0))
+
+
+def output_groups(model: keras.Model, exclude: tuple = ()) -> dict[str, list[str]]:
+    """`{signature name: [task, ...]}`: the model's outputs grouped by the inputs
+    they read (besides `exclude`), one signature per group, named
+    `score_<task>[_<task>...]`; empty when all outputs read the same inputs."""
+    from keras_mtl._graph import inputs_behind
+
+    named = {t.name: t for t in model.inputs}
+    groups = {}
+    for task, tensor in model.output.items():
+        needs = frozenset(inputs_behind(named, tensor)) - set(exclude)
+        groups.setdefault(needs, []).append(task)
+    if len(groups) < 2:
+        return {}
+    return {"score_" + "_".join(tasks): tasks for tasks in groups.values()}
+
+
+def _endpoint(model: keras.Model, ranking_score=None, broadcast=()):
+    """`(input specs, signature fn)` of `model`: checked inputs, broadcast
+    inputs tiled to the batch, the outputs and the fused score."""
     import tensorflow as tf
 
     specs = serving_inputs(model)
-    if ranking_score is not None:
-        ranking_score.check(model)
+    broadcast = [name for name in broadcast if name in specs]
+    per_example = [name for name in specs if name not in broadcast]
 
     def predict(inputs):
         x = {name: _checked(spec, inputs[name]) for name, spec in specs.items()}
+        if broadcast and per_example:
+            batch = tf.shape(x[per_example[0]])[0]
+            for name in broadcast:
+                x[name] = _broadcast(name, x[name], batch)
         outputs = dict(model(x, training=False))
         if ranking_score is not None:
             outputs[RANKING_SCORE] = ranking_score(outputs)
         return outputs
 
-    raw = {
+    return specs, predict
+
+
+def _raw_signature(specs: dict) -> dict:
+    import tensorflow as tf
+
+    return {
         name: tf.TensorSpec(spec.signature_shape, tf.as_dtype(spec.dtype), name=name)
         for name, spec in specs.items()
     }
+
+
+def add_signatures(
+    archive,
+    model: keras.Model,
+    ranking_score: RankingScore | None = None,
+    *,
+    output_signatures: Mapping[str, list | keras.Model] | None = None,
+    broadcast_inputs: tuple = (),
+) -> dict:
+    """Add the export's signatures to a `keras.export.ExportArchive`.
+
+    Args:
+        archive: the `ExportArchive` (tracking `model`).
+        model: a functional model with dict outputs.
+        ranking_score: a `RankingScore`, or None.
+        output_signatures: `{signature name: [output, ...]}`: more signatures,
+            each returning those outputs from only the inputs they read (a
+            sub-model on the same layers), e.g. from `output_groups`; or
+            `{signature name: keras.Model}`, a model on `model`'s layers
+            returning some of its outputs (DUPN's scorer per task group).
+        broadcast_inputs: input names that may come with one row for the whole
+            batch, tiled inside the graph (DUPN's `user_representation`).
+
+    Returns:
+        The contract recorded beside the export: `{"signatures": [...],
+        "inputs": {name: ServingInput.to_json()}, "broadcast_inputs": [...],
+        "output_signatures": {...}, "ranking_score": ...}`.
+    """
+    import tensorflow as tf
+
+    if ranking_score is not None:
+        ranking_score.check(model)
+    specs, predict = _endpoint(model, ranking_score, broadcast_inputs)
+    raw = _raw_signature(specs)
     archive.add_endpoint(name=SERVING_DEFAULT, fn=predict, input_signature=[raw])
     features = _example_features(specs)
 
@@ -393,8 +468,43 @@ def add_signatures(
             input_signature=[raw],
         )
         names.append(RANKING_SCORE)
+    groups = {}
+    for name, part in (output_signatures or {}).items():
+        if name in names:
+            raise ValueError(
+                f"export: output signature {name!r} clashes with a signature "
+                f"of the export; taken: {names}."
+            )
+        tasks = list(part.output) if isinstance(part, keras.Model) else list(part)
+        unknown = [t for t in tasks if t not in model.output]
+        if unknown or not tasks:
+            raise ValueError(
+                f"export: output signature {name!r} lists {tasks}; the "
+                f"model's outputs are {sorted(model.output)}."
+            )
+        if not isinstance(part, keras.Model):
+            part = _sub_model(model, name, tasks)
+        part_specs, part_predict = _endpoint(part, None, broadcast_inputs)
+        archive.add_endpoint(
+            name=name, fn=part_predict, input_signature=[_raw_signature(part_specs)]
+        )
+        names.append(name)
+        groups[name] = {"outputs": list(tasks), "inputs": list(part_specs)}
     return {
         "signatures": names,
         "inputs": {name: spec.to_json() for name, spec in specs.items()},
+        "broadcast_inputs": [n for n in broadcast_inputs if n in specs],
+        "output_signatures": groups,
         "ranking_score": None if ranking_score is None else ranking_score.to_json(),
     }
+
+
+def _sub_model(model: keras.Model, name: str, tasks) -> keras.Model:
+    """`model`'s layers from only the inputs `tasks` read to those outputs."""
+    from keras_mtl._graph import inputs_behind
+
+    named = {t.name: t for t in model.inputs}
+    outputs = {task: model.output[task] for task in tasks}
+    needs = set().union(*(inputs_behind(named, t) for t in outputs.values()))
+    inputs = {n: t for n, t in named.items() if n in needs}
+    return keras.Model(inputs, outputs, name=f"{model.name}_{name}")

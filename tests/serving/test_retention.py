@@ -133,6 +133,7 @@ def test_export_dupn_prunes_each_part_keeping_pins_of_any(tiny, tmp_path, monkey
     monkeypatch.setattr(
         "keras_mtl.serving.dupn.dupn_serving_models", lambda model: (tiny, tiny)
     )
+    monkeypatch.setattr("keras_mtl.serving.dupn.dupn_group_scorers", lambda model: {})
     for part in km.serving.DUPN_PARTS:
         for version in (1, 2, 3):
             (tmp_path / part / str(version)).mkdir(parents=True)

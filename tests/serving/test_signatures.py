@@ -256,3 +256,70 @@ def test_sequences_parse_from_examples_and_pad(tmp_path):
     too_long = dict(short, history_item=np.arange(5)[None])
     with pytest.raises(tf.errors.InvalidArgumentError, match="`history_item`"):
         served.signatures["serving_default"](**too_long)
+
+
+def small_dupn():
+    item = [km.SparseFeature("item", vocabulary_size=20, embedding_dim=4)]
+    action = km.SparseFeature("action", vocabulary_size=3, embedding_dim=2)
+    history = km.SequenceFeature("history", item=item, properties=[action], max_len=4)
+    candidates = km.SequenceFeature("candidates", item=item, max_len=3)
+    tasks = [
+        km.Task("ctr"),
+        km.Task("l2r", type="ranking", list_size=3),
+        km.Task("genre", type="multiclass", num_classes=4),
+    ]
+    return km.build_dupn(
+        [history, *item, candidates],
+        tasks,
+        units=4,
+        attention_units=4,
+        profile_units=4,
+        tower_units=(4,),
+    )
+
+
+def test_dupn_scorer_signatures_need_only_their_inputs_and_tile_the_user(tmp_path):
+    """Ranking candidates needs no target item, and one user representation
+    serves the whole batch (tiled inside the scorer's graph)."""
+    model = small_dupn()
+    paths = km.export_dupn(model, tmp_path)
+    encoder, scorer = km.dupn_serving_models(model)
+    x = {
+        "history_item": np.array([[5, 7, 2, -1]]),
+        "history_action": np.array([[0, 2, 1, -1]]),
+    }
+    user = np.asarray(encoder(x)["user_representation"])  # (1, dim)
+    served = tf.saved_model.load(str(paths["scorer"])).signatures
+    assert sorted(served) == sorted(
+        [*SIGNATURES[:2], "score_ctr", "score_l2r", "score_genre"]
+    )
+    inputs = {k: sorted(f.structured_input_signature[1]) for k, f in served.items()}
+    assert inputs["score_l2r"] == ["candidates_item", "user_representation"]
+    assert inputs["score_ctr"] == ["item", "user_representation"]
+    assert inputs["score_genre"] == ["user_representation"]
+    # Two candidate lists, four target items, one user row for all of them.
+    lists = np.array([[3, 9, 11], [4, -1, -1]])
+    targets = np.array([3, 9, 11, 4])
+    ranked = call(served["score_l2r"], user_representation=user, candidates_item=lists)
+    scored = call(served["score_ctr"], user_representation=user, item=targets)
+    genre = call(served["score_genre"], user_representation=user)
+    want = scorer(
+        {
+            "user_representation": np.repeat(user, 4, axis=0),
+            "item": targets,
+            "candidates_item": np.concatenate([lists, lists]),
+        }
+    )
+    np.testing.assert_allclose(ranked["l2r"], np.asarray(want["l2r"])[:2], atol=1e-6)
+    np.testing.assert_allclose(scored["ctr"], np.asarray(want["ctr"]), atol=1e-6)
+    np.testing.assert_allclose(genre["genre"], np.asarray(want["genre"])[:1], atol=1e-6)
+    # The full model groups its tasks the same way.
+    full = tf.saved_model.load(str(paths["full"])).signatures
+    assert sorted(full["score_l2r"].structured_input_signature[1]) == [
+        "candidates_item",
+        "history_action",
+        "history_item",
+    ]
+    # One row or one per example; anything else is named.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`user_representation`"):
+        served["score_ctr"](user_representation=np.repeat(user, 2, 0), item=targets)
