@@ -10,10 +10,13 @@ Targets are declared with `keras_mtl.tasks.Task`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, Union
 
 import keras
+import numpy as np
 
 from keras_mtl._checks import check_positive, check_positive_int
 
@@ -21,11 +24,17 @@ from keras_mtl._checks import check_positive, check_positive_int
 INT_PAD = -1
 #: Value that marks an empty slot in a string sparse feature.
 STRING_PAD = ""
+#: Value that marks an empty slot ("no value") in a float32 bucketised feature.
+FLOAT_PAD = float("nan")
 
 
 def check_name(kind: str, name: Any) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"{kind} needs a non-empty string name, got {name!r}.")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 #: Hash functions by raw dtype, the default first (`SparseFeature.hash_function`).
@@ -36,30 +45,42 @@ HASH_FUNCTIONS = {"int64": ("int_hash_v1", "farmhash64"), "string": ("farmhash64
 class SparseFeature:
     """A categorical feature: one id, or a padded list of ids (multi-valued field).
 
-    Exactly one of `vocabulary_size`, `vocabulary` or `hash_bins` says how raw
-    values become embedding rows:
+    Exactly one of `vocabulary_size`, `vocabulary`, `hash_bins` or `boundaries`
+    says how raw values become embedding rows:
 
     - `vocabulary_size=V`: the raw values are integer ids in `[0, V)`; any other id
       (except the padding value -1) goes to one out-of-vocabulary (OOV) row.
     - `vocabulary=[...]`: raw strings or integers, looked up inside the model; a
       value not in the list goes to the OOV row.
     - `hash_bins=N`: raw strings (or integers) hashed into `N` rows inside the model.
+    - `boundaries=[b_1, ..., b_k]`: raw numbers (an age, a price, a time gap in
+      seconds) bucketised inside the model: bucket `i` holds
+      `b_i <= x < b_{i+1}`, bucket 0 everything below `b_1` and bucket `k`
+      everything from `b_k` on (`np.searchsorted(boundaries, x, side="right")`),
+      `k + 1` rows and no OOV row. The comparisons are made in the feature's
+      dtype: "float32" (the default; boundaries rounded to float32) or "int64"
+      (exact for integers float32 cannot hold, such as Unix timestamps).
 
-    Padding (and "no value") is -1 for integer features and the empty string for
-    string features; padded slots are masked out of the field-wise sum.
+    Padding (and "no value") is -1 for integer features (bucketised int64 ones
+    included: -1 is never a value there, so give a float32 feature where -1 is
+    a real value), the empty string for string features and NaN for float32
+    bucketised features; padded slots are masked out of the field-wise sum.
 
     Args:
         name: str. Feature name; the model input and the data column are named after it.
         vocabulary_size: int. Number of valid integer ids.
         vocabulary: sequence of str or int. Known raw values.
         hash_bins: int. Number of hash buckets.
+        boundaries: sequence of finite numbers, strictly increasing. Bucket
+            boundaries of raw numbers (integers for dtype "int64").
         embedding_dim: int. Embedding width. Defaults to 8.
         max_len: int or None. Multi-valued field padded/truncated to this length;
             None means one value per example. Defaults to None.
         share_embedding_with: str or None. Name of another sparse feature whose
             embedding table this one reuses (same rows and width). Defaults to None.
-        dtype: "int64" or "string". Raw value type. Defaults to "string" for string
-            vocabularies and hashing, "int64" otherwise.
+        dtype: "int64", "string" or "float32" (bucketised only). Raw value type.
+            Defaults to "string" for string vocabularies and hashing, "float32"
+            for `boundaries`, "int64" otherwise.
         hash_function: str or None. With `hash_bins`, how values become buckets
             (recorded: warm starts refuse another): "int_hash_v1" (integer
             arithmetic, compiled by XLA; `layers._lookup.IntegerHashing`) or
@@ -74,6 +95,9 @@ class SparseFeature:
     >>> tags = SparseFeature("tags", vocabulary_size=50, max_len=5)
     >>> tags.dtype, tags.num_rows, tags.shape, tags.pad_value
     ('int64', 51, (5,), -1)
+    >>> age = SparseFeature("age", boundaries=[18, 25, 35], embedding_dim=4)
+    >>> age.dtype, age.num_rows, age.pad_value  # 3 boundaries make 4 buckets
+    ('float32', 4, nan)
     >>> SparseFeature("city", vocabulary_size=10, hash_bins=8)
     Traceback (most recent call last):
     ...
@@ -89,19 +113,23 @@ class SparseFeature:
     share_embedding_with: str | None = None
     dtype: str | None = None
     hash_function: str | None = None
+    boundaries: tuple | None = None
 
     def __post_init__(self):
         check_name("SparseFeature", self.name)
         given = [
             k
-            for k in ("vocabulary_size", "vocabulary", "hash_bins")
+            for k in ("vocabulary_size", "vocabulary", "hash_bins", "boundaries")
             if getattr(self, k) is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 f"SparseFeature {self.name!r}: give exactly one of vocabulary_size, "
-                f"vocabulary or hash_bins; got {given or 'none'}."
+                f"vocabulary, hash_bins or boundaries; got {given or 'none'}."
             )
+        if self.boundaries is not None:
+            self._check_boundaries()
+            return
         if self.vocabulary is not None:
             vocab = tuple(self.vocabulary)
             if not vocab:
@@ -126,7 +154,7 @@ class SparseFeature:
         if self.dtype not in ("int64", "string"):
             raise ValueError(
                 f"SparseFeature {self.name!r}: dtype must be 'int64' or 'string', "
-                f"got {self.dtype!r}."
+                f"got {self.dtype!r} ('float32' is for boundaries= only)."
             )
         if self.vocabulary_size is not None and self.dtype != "int64":
             raise ValueError(
@@ -149,6 +177,76 @@ class SparseFeature:
                     "be a vocabulary entry."
                 )
 
+    def _check_boundaries(self) -> None:
+        owner = f"SparseFeature {self.name!r}"
+        if self.dtype is None:
+            object.__setattr__(self, "dtype", "float32")
+        if self.dtype not in ("float32", "int64"):
+            raise ValueError(
+                f"{owner}: a bucketised feature (boundaries=) takes numbers, dtype "
+                f"'float32' or 'int64'; got {self.dtype!r}."
+            )
+        if self.hash_function is not None:
+            raise ValueError(
+                f"{owner}: hash_function is for hash_bins; got {self.hash_function!r} "
+                "with boundaries."
+            )
+        if isinstance(self.boundaries, (str, bytes)):
+            raise ValueError(
+                f"{owner}: boundaries must be a sequence of numbers; got "
+                f"{self.boundaries!r}."
+            )
+        try:
+            raw = tuple(self.boundaries)
+        except TypeError:
+            raise ValueError(
+                f"{owner}: boundaries must be a sequence of numbers; got "
+                f"{self.boundaries!r}."
+            ) from None
+        if not raw:
+            raise ValueError(f"{owner}: boundaries is empty; give at least one.")
+        bad = [b for b in raw if not _is_real(b) or not math.isfinite(b)]
+        if bad:
+            raise ValueError(
+                f"{owner}: boundaries must be finite numbers; got {bad[0]!r}."
+            )
+        if self.dtype == "int64":
+            fractional = [b for b in raw if b != math.floor(b)]
+            if fractional:
+                raise ValueError(
+                    f"{owner}: boundaries of an int64 feature must be integers; got "
+                    f"{fractional[0]!r}."
+                )
+            values = tuple(int(b) for b in raw)
+            big = [b for b in values if not -(2**63) <= b < 2**63]
+            if big:
+                raise ValueError(
+                    f"{owner}: boundaries must fit in int64; got {big[0]!r}."
+                )
+            compared = values
+        else:
+            values = tuple(float(b) for b in raw)
+            with np.errstate(over="ignore"):
+                compared = tuple(float(v) for v in np.asarray(values, np.float32))
+            if not all(math.isfinite(v) for v in compared):
+                raise ValueError(
+                    f"{owner}: boundaries must fit in float32; got {values}."
+                )
+        steps = [i for i in range(1, len(values)) if compared[i] <= compared[i - 1]]
+        if steps:
+            i = steps[0]
+            raise ValueError(
+                f"{owner}: boundaries must be strictly increasing"
+                f"{' in float32' if compared[i] != values[i] else ''}; got "
+                f"{values[i - 1]!r} then {values[i]!r}."
+            )
+        object.__setattr__(self, "boundaries", values)
+        for arg in ("embedding_dim", "max_len"):
+            value = check_positive_int(
+                owner, arg, getattr(self, arg), allow_none=arg != "embedding_dim"
+            )
+            object.__setattr__(self, arg, value)
+
     def _check_hash_function(self) -> None:
         known = HASH_FUNCTIONS[self.dtype] if self.hash_bins else (None,)
         if self.hash_function is None:
@@ -167,11 +265,16 @@ class SparseFeature:
             return self.vocabulary_size + 1
         if self.vocabulary is not None:
             return len(self.vocabulary) + 1
+        if self.boundaries is not None:
+            return len(self.boundaries) + 1
         return self.hash_bins
 
     @property
     def pad_value(self):
-        return STRING_PAD if self.dtype == "string" else INT_PAD
+        """The value of an empty slot: -1, "" or NaN (float32, bucketised)."""
+        if self.dtype == "string":
+            return STRING_PAD
+        return FLOAT_PAD if self.dtype == "float32" else INT_PAD
 
     @property
     def shape(self) -> tuple:
@@ -184,9 +287,14 @@ class SparseFeature:
 
     @property
     def supports_jit(self) -> bool:
-        """Integer ids (`vocabulary_size`, or hashed with "int_hash_v1") stay
-        XLA-compilable; string lookups and FarmHash do not."""
-        return self.vocabulary_size is not None or self.hash_function == "int_hash_v1"
+        """Integer ids (`vocabulary_size`, or hashed with "int_hash_v1") and
+        bucketised numbers stay XLA-compilable; string lookups and FarmHash do
+        not."""
+        return (
+            self.vocabulary_size is not None
+            or self.boundaries is not None
+            or self.hash_function == "int_hash_v1"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,8 +460,9 @@ def feature_to_config(feature: Feature | SequenceFeature) -> dict:
             "max_len": feature.max_len,
         }
     config = dataclasses.asdict(feature)
-    if config.get("vocabulary") is not None:
-        config["vocabulary"] = list(config["vocabulary"])
+    for key in ("vocabulary", "boundaries"):
+        if config.get(key) is not None:
+            config[key] = list(config[key])
     config["kind"] = "sparse" if isinstance(feature, SparseFeature) else "dense"
     return config
 

@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pytest
 
 import keras_mtl as km
@@ -224,3 +227,47 @@ def test_new_task_types_and_label_shapes():
 def test_bad_new_tasks_are_explained(kwargs, match):
     with pytest.raises(ValueError, match=match):
         km.Task("t", **kwargs)
+
+
+def test_bucketised_specs():
+    age = km.SparseFeature("age", boundaries=[18, 25, 35], embedding_dim=4)
+    assert (age.dtype, age.num_rows, age.boundaries) == ("float32", 4, (18.0, 25, 35))
+    assert np.isnan(age.pad_value) and age.supports_jit
+    seconds = km.SparseFeature("t", boundaries=(60, 3_600.0), dtype="int64")
+    assert seconds.boundaries == (60, 3_600) and seconds.pad_value == -1
+    assert all(type(b) is int for b in seconds.boundaries)
+    for f in (age, seconds, km.SparseFeature("s", boundaries=[0.5], max_len=3)):
+        config = feature_to_config(f)
+        assert json.loads(json.dumps(config)) == config
+        assert feature_from_config(config) == f
+    inputs = km.make_inputs([age, seconds])
+    assert [(x.dtype, tuple(x.shape)) for x in inputs.values()] == [
+        ("float32", (None,)),
+        ("int64", (None,)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"boundaries": [1, 2], "vocabulary_size": 3}, "exactly one of"),
+        ({"boundaries": []}, "boundaries is empty"),
+        ({"boundaries": [1, 1]}, "strictly increasing; got 1.0 then 1.0"),
+        ({"boundaries": [2, 1], "dtype": "int64"}, "strictly increasing; got 2 then 1"),
+        ({"boundaries": [1.0, 1.00000001]}, "strictly increasing in float32"),
+        ({"boundaries": [0, float("nan")]}, "finite numbers; got nan"),
+        ({"boundaries": [0, float("inf")]}, "finite numbers"),
+        ({"boundaries": [1e39]}, "fit in float32"),
+        ({"boundaries": ["a"]}, "finite numbers; got 'a'"),
+        ({"boundaries": "ab"}, "sequence of numbers"),
+        ({"boundaries": [0.5], "dtype": "int64"}, "must be integers; got 0.5"),
+        ({"boundaries": [2**63], "dtype": "int64"}, "fit in int64"),
+        ({"boundaries": [1], "dtype": "string"}, "'float32' or 'int64'"),
+        ({"boundaries": [1], "hash_function": "farmhash64"}, "hash_function"),
+        ({"boundaries": [1], "embedding_dim": 0}, "embedding_dim"),
+        ({"vocabulary_size": 3, "dtype": "float32"}, "for boundaries= only"),
+    ],
+)
+def test_bad_bucketised_specs_are_explained(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        km.SparseFeature("age", **kwargs)

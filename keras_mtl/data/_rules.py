@@ -14,7 +14,8 @@ apply the table:
 
 Type and shape coercion (strings vs numbers, ragged lists, padding) happens
 before, in `_validate` (in memory) and `_tensors` (streamed); the rules see
-numbers: float32 labels, dense values and weights, int64 ids.
+numbers: float32 labels, dense values and weights, int64 ids, and the raw
+numbers (int64 or float32) of bucketised sparse features.
 """
 
 from __future__ import annotations
@@ -238,6 +239,16 @@ RULES = (
         ),
     ),
     Rule(
+        "bucketised_finite",
+        ("ids",),
+        lambda feature: feature.dtype == "float32",
+        lambda ops, feature, x: ~ops.isinf(x),
+        lambda feature: (
+            "bucketised values must be finite numbers (NaN for no value; inf "
+            "or values too large for float32 are errors)"
+        ),
+    ),
+    Rule(
         "id_range",
         ("ids",),
         lambda feature: feature.vocabulary_size is not None,
@@ -282,7 +293,7 @@ def parent_task(task: Task) -> Task:
 
 def rules_for(target: str, spec: Task | DenseFeature | SparseFeature | None) -> list:
     """The rules of `RULES` that check `target` values of `spec`, in order."""
-    if target == "ids" and spec.dtype != "int64":
+    if target == "ids" and spec.dtype == "string":
         return []
     return [r for r in RULES if target in r.targets and r.applies(spec)]
 

@@ -87,18 +87,22 @@ def parse_numbers(
 
 
 def cells_to_ids(cells: tf.Tensor, feature: SparseFeature, what: str) -> tf.Tensor:
-    """Batch of CSV cells -> ids (batch,) or (batch, max_len), empty -> pad."""
+    """Batch of CSV cells -> ids (batch,) or (batch, max_len), empty -> pad
+    (the raw numbers of a bucketised feature: int64, or float32 with NaN)."""
     if feature.max_len is None:
         if feature.dtype == "string":
             return cells
-        return parse_numbers(cells, tf.int64, what, empty=str(feature.pad_value))
+        dtype = tf.as_dtype(feature.dtype)
+        return parse_numbers(cells, dtype, what, empty=str(feature.pad_value))
     tokens = tf.strings.split(cells, sep=MULTI_VALUE_SEPARATOR)
-    if feature.dtype == "int64":
+    if feature.dtype != "string":
         tokens = tf.strings.strip(tokens)
     tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
-    if feature.dtype == "int64":
+    if feature.dtype != "string":
         tokens = tokens.with_flat_values(
-            parse_numbers(tokens.flat_values, tf.int64, what, empty=None)
+            parse_numbers(
+                tokens.flat_values, tf.as_dtype(feature.dtype), what, empty=None
+            )
         )
     return pad_ragged(tokens, feature)
 

@@ -57,7 +57,8 @@ def validate_in_memory(
     Returns:
         `InMemoryColumns` with int64 / string / float32 arrays in the element
         format of `make_dataset` (multi-valued sparse features padded and
-        truncated to `max_len`).
+        truncated to `max_len`; a float32 bucketised feature keeps its raw
+        numbers, NaN for none).
 
     Raises:
         ValueError: missing column, wrong shape or length, no rows, ids outside
@@ -276,6 +277,15 @@ def _single_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
             "an integer SparseFeature (vocabulary_size=...) for integer ids."
         )
 
+    if feature.dtype == "float32":  # bucketised numbers, NaN for none
+        if _has_strings(array):
+            raise TypeError(
+                f"{what}: expected numbers (float32, bucketised by boundaries); "
+                f"received strings ({_describe(array)})."
+            )
+        values = _numeric(array, what, "numbers (float32)").astype(np.float32)
+        check_array("ids", feature, what, values)
+        return values
     if _has_strings(array):
         raise TypeError(
             f"{what}: expected integer ids (dtype int64); received strings "
@@ -318,7 +328,7 @@ def _multi_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=num_rows)
         flat_raw = np.empty(int(lengths.sum()), dtype=object)
         flat_raw[:] = [v for r in rows for v in r]
-        if feature.dtype == "int64" and not _has_strings(flat_raw):
+        if feature.dtype != "string" and not _has_strings(flat_raw):
             flat_raw = _numeric(flat_raw, f"SparseFeature {feature.name!r}", "ids")
         flat = _single_ids(feature, flat_raw)
     else:
@@ -329,7 +339,7 @@ def _multi_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
     out = np.full(
         (num_rows, max_len),
         feature.pad_value,
-        dtype=object if feature.dtype == "string" else np.int64,
+        dtype={"string": object, "float32": np.float32}.get(feature.dtype, np.int64),
     )
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     position = np.arange(flat.size) - starts

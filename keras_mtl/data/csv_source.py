@@ -79,7 +79,8 @@ def csv_dataset(
     float_columns = [
         (f.name, f"DenseFeature `{f.name}` (CSV column `{f.name}`)")
         for f in features
-        if isinstance(f, DenseFeature) and f.dim == 1
+        if (isinstance(f, DenseFeature) and f.dim == 1)
+        or (isinstance(f, SparseFeature) and f.max_len is None and f.dtype == "float32")
     ]
     float_columns += [
         (column, f"Task `{t.name}` (CSV column `{column}`)")
@@ -118,7 +119,7 @@ def csv_dataset(
         x = {}
         for f in features:
             what = f"{type(f).__name__} `{f.name}` (CSV column `{f.name}`)"
-            scalars = ints if isinstance(f, SparseFeature) else floats
+            scalars = floats if f.dtype == "float32" else ints
             if f.name in scalars:
                 x[f.name] = scalars[f.name]
             elif isinstance(f, SparseFeature):

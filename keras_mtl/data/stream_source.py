@@ -143,6 +143,10 @@ def block_dataset(
                 x[f.name] = _tensors.check_dense(
                     x[f.name], f, by_key[("x", f.name)].what(name)
                 )
+            elif f.dtype == "float32":  # bucketised numbers: finite or NaN
+                x[f.name] = _tensors.check_ids(
+                    x[f.name], f, by_key[("x", f.name)].what(name)
+                )
         if not tasks:
             return _tensors.assemble(x, None)
         numbers = {key[1]: v for key, v in out.items() if key[0] == "y"}
@@ -228,7 +232,7 @@ def _plan(
     for f in features:
         role = f"{type(f).__name__} `{f.name}`"
         if isinstance(f, SparseFeature):
-            group = "string" if f.dtype == "string" else "int64"
+            group = f.dtype  # "string", "int64", or "float32" (bucketised)
             columns.append(_Column(("x", f.name), role, group, f.max_len, f.pad_value))
         else:
             width = None if f.dim == 1 else f.dim

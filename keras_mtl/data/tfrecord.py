@@ -105,10 +105,14 @@ def write_tfrecord(
         rows = values.tolist()
         if f.max_len is None:
             rows = [[v] for v in rows]
+        elif f.dtype == "float32":  # NaN pads (and NaN != NaN)
+            rows = [[v for v in row if v == v] for row in rows]
         else:
             rows = [[v for v in row if v != f.pad_value] for row in rows]
         if f.dtype == "string":
             columns_out.append((f.name, "bytes_list", [as_bytes(r) for r in rows]))
+        elif f.dtype == "float32":
+            columns_out.append((f.name, "float_list", rows))
         else:
             columns_out.append((f.name, "int64_list", rows))
     for column, labels in columns.labels.items():
@@ -202,10 +206,9 @@ def tfrecord_dataset(
     for f in features:
         what = f"{type(f).__name__} {f.name!r}"
         if isinstance(f, SparseFeature):
-            expect(
-                f.name, what, ["bytes_list" if f.dtype == "string" else "int64_list"]
-            )
-            dtype = tf.string if f.dtype == "string" else tf.int64
+            kind = {"string": "bytes_list", "float32": "float_list"}
+            expect(f.name, what, [kind.get(f.dtype, "int64_list")])
+            dtype = tf.as_dtype(f.dtype)
             if f.max_len is None:
                 spec[f.name] = tf.io.FixedLenFeature([], dtype, f.pad_value)
             else:

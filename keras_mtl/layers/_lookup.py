@@ -18,8 +18,8 @@ def make_lookup(feature: SparseFeature):
     Returns:
         An `IntegerHashing` layer (integer `hash_bins`, "int_hash_v1"), a
         `keras.layers.Hashing` ("farmhash64"), a `StringLookup` / `IntegerLookup` with
-        one OOV row (`vocabulary`), or None for `vocabulary_size` (the integer
-        ids are the rows already).
+        one OOV row (`vocabulary`), a `Bucketize` layer (`boundaries`), or None
+        for `vocabulary_size` (the integer ids are the rows already).
 
     Example:
     >>> make_lookup(SparseFeature("city", vocabulary=("paris", "rome")))(
@@ -27,6 +27,8 @@ def make_lookup(feature: SparseFeature):
     [2, 0]
     """
     name = f"lookup_{feature.name}"
+    if feature.boundaries is not None:
+        return Bucketize(list(feature.boundaries), name=name)
     if feature.hash_function == "int_hash_v1":
         return IntegerHashing(feature.hash_bins, name=name)
     if feature.hash_bins is not None:
@@ -71,7 +73,10 @@ def given_as_rows(feature: SparseFeature, x) -> bool:
 
 
 def pad_mask(feature: SparseFeature, x):
-    """True where `x` (raw values, or rows as `given_as_rows` says) is not padding."""
+    """True where `x` (raw values, or rows as `given_as_rows` says) is not padding
+    (for a float32 bucketised feature: not NaN)."""
+    if feature.dtype == "float32":
+        return ops.logical_not(ops.isnan(x))
     pad = PAD_ROW if given_as_rows(feature, x) else feature.pad_value
     return ops.not_equal(x, pad)
 
@@ -234,3 +239,68 @@ class IntegerHashing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_bins": self.num_bins}
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class Bucketize(keras.layers.Layer):
+    """Raw numbers -> bucket ids of sorted `boundaries`, inside the model.
+
+    Bucket `i` holds `boundaries[i - 1] <= x < boundaries[i]`; bucket 0 is
+    everything below the first boundary and `len(boundaries)` everything from
+    the last one on, as `np.searchsorted(boundaries, x, side="right")` gives.
+    The bucket is the number of boundaries at or below `x`, counted with one
+    broadcast comparison (`keras.ops` only: every backend, compiled by XLA),
+    exact in the input's dtype (integer inputs compare with the boundaries
+    rounded up), so int64 timestamps lose nothing to a float cast
+    (`keras.ops.digitize` casts the boundaries to float32). It costs
+    `len(boundaries)` comparisons per value, fine for the tens of buckets a
+    feature has. NaN compares false everywhere and lands in bucket 0; a
+    `SparseFeature` masks it as padding.
+
+    Args:
+        boundaries: list of numbers, strictly increasing (`SparseFeature(
+            boundaries=...)` checks them and builds this layer).
+
+    Call arguments:
+        x: tensor of raw numbers, any shape.
+
+    Returns:
+        int32 tensor of bucket ids, the shape of `x`.
+
+    Example:
+    >>> b = Bucketize([18, 25, 35])
+    >>> keras.ops.convert_to_numpy(b(np.array([7.0, 18.0, 24.9, 35.0, 90.0]))).tolist()
+    [0, 1, 1, 3, 3]
+    """
+
+    def __init__(self, boundaries: list, **kwargs):
+        super().__init__(**kwargs)
+        self.boundaries = list(boundaries)
+        if not self.boundaries or any(
+            b >= c for b, c in zip(self.boundaries, self.boundaries[1:])
+        ):
+            raise ValueError(
+                "Bucketize: boundaries must be a non-empty, strictly increasing list; "
+                f"got {boundaries!r}."
+            )
+        self.supports_jit = True
+        self.autocast = False
+
+    def call(self, x):
+        x = ops.convert_to_tensor(x)
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        boundaries = np.asarray(self.boundaries)
+        if "int" in dtype:  # x >= b for an integer x is x >= ceil(b)
+            boundaries = np.ceil(boundaries)
+        boundaries = boundaries.astype(dtype)
+        at_or_above = ops.greater_equal(ops.expand_dims(x, -1), boundaries)
+        return ops.sum(ops.cast(at_or_above, "int32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "boundaries": list(self.boundaries)}

@@ -35,6 +35,7 @@ RANK = Task("rank", "ranking", list_size=2)
 CVR = Task("cvr", label="conversion", given="click")
 PRICE = DenseFeature("price")
 GAPPY_PRICE = DenseFeature("price", allow_missing=True)
+AGE = SparseFeature("age", boundaries=[18, 30])
 
 CASES = {
     "finite_label": case(
@@ -61,6 +62,7 @@ CASES = {
         GAPPY_PRICE, {"price": [1.0, INF]}, features=[USER, GAPPY_PRICE]
     ),
     "dense_complete": case(PRICE, {"price": [1.0, NAN]}, features=[USER, PRICE]),
+    "bucketised_finite": case(AGE, {"age": [30.0, INF]}, features=[USER, AGE]),
     "id_range": case(USER, {"user": [1, 10]}),
 }
 RULE = {rule.name: rule for rule in RULES}

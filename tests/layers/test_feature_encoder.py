@@ -94,3 +94,30 @@ def test_layer_contract(tmp_path):
         expected_output_shape=(None, 11),
         tmp_path=tmp_path,
     )
+
+
+def test_bucketised_features_embed_their_bucket_and_nan_as_zeros(tmp_path):
+    features = [
+        SparseFeature("age", boundaries=[18, 30], embedding_dim=2),
+        SparseFeature(
+            "gap", boundaries=[60], dtype="int64", embedding_dim=2, max_len=2
+        ),
+    ]
+    inputs = {
+        "age": np.array([17.0, 30.0, np.nan], "float32"),
+        "gap": np.array([[59, 60], [60, -1], [-1, -1]], "int64"),
+    }
+    enc = FeatureEncoder(features)
+    enc(inputs)
+    table = np.arange(5 * 2, dtype="float32").reshape(5, 2)  # age rows 0..2, gap 3..4
+    enc.tables["2"].assign(table)
+    out = np.asarray(enc(inputs))
+    want = np.array(
+        [
+            [*table[0], *(table[3] + table[4])],
+            [*table[2], *table[4]],
+            [0.0, 0.0, 0.0, 0.0],  # NaN and -1: no value
+        ]
+    )
+    np.testing.assert_allclose(out, want)
+    run_layer_test(FeatureEncoder, {"features": features}, inputs, (None, 4), tmp_path)

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from keras_mtl.features import SparseFeature
-from keras_mtl.layers._lookup import IntegerHashing, make_lookup, table_rows
+from keras_mtl.layers._lookup import (
+    Bucketize,
+    IntegerHashing,
+    make_lookup,
+    table_rows,
+)
 from tests.helpers import run_layer_test
 
 
@@ -119,3 +124,57 @@ def test_hash_function_defaults_and_choices():
         SparseFeature("u", hash_bins=9, hash_function="int_hash_v1")
     with pytest.raises(ValueError, match=r"must be one of \[None\].*hash_bins None"):
         SparseFeature("u", vocabulary_size=9, hash_function="int_hash_v1")
+
+
+# ----------------------------------------------------------- bucketised numbers
+
+
+def test_bucket_ids_by_hand_and_as_searchsorted():
+    age = SparseFeature("age", boundaries=[18, 25, 35])
+    lookup = make_lookup(age)
+    assert isinstance(lookup, Bucketize)
+    x = np.array([[-3.0, 17.9, 18.0, 24.99], [25.0, 34.0, 35.0, np.nan]], "float32")
+    rows, mask = table_rows(age, lookup, x)
+    # bucket 0 below 18, 1 for [18, 25), 2 for [25, 35), 3 from 35 on; NaN pads
+    assert rows.numpy().tolist() == [[0, 0, 1, 1], [2, 2, 3, 0]]
+    assert mask.numpy().tolist() == [[True] * 4, [True, True, True, False]]
+    finite = x[np.isfinite(x)]
+    got = keras.ops.convert_to_numpy(lookup(finite))
+    assert got.tolist() == np.searchsorted([18, 25, 35], finite, side="right").tolist()
+
+
+def test_int64_buckets_are_exact_beyond_float32():
+    # One second apart: float32 cannot tell these timestamps apart.
+    t0 = 1_700_000_001
+    seen = SparseFeature("seen", boundaries=[t0, t0 + 1], dtype="int64")
+    x = np.array([t0 - 1, t0, t0 + 1, -1], "int64")
+    rows, mask = table_rows(seen, make_lookup(seen), x)
+    assert rows.numpy().tolist() == [0, 1, 2, 0]
+    assert mask.numpy().tolist() == [True, True, True, False]  # -1 pads
+    # An integer input meets a fractional boundary at its ceiling.
+    half = keras.ops.convert_to_numpy(Bucketize([2.5])(np.array([2, 3], "int64")))
+    assert half.tolist() == [0, 1]
+
+
+def test_bucketize_compiles_with_xla():
+    import tensorflow as tf
+
+    layer = Bucketize([60, 3_600, 86_400])
+    x = tf.constant([[0, 60, 3_599], [3_600, 86_399, 10**9]], tf.int64)
+    compiled = tf.function(layer, jit_compile=True)
+    assert compiled(x).numpy().tolist() == [[0, 1, 1], [2, 2, 3]]
+    assert SparseFeature("gap", boundaries=[60], dtype="int64").supports_jit
+
+
+def test_bucketize_layer_battery(tmp_path):
+    run_layer_test(
+        Bucketize,
+        {"boundaries": [0.0, 1.5]},
+        np.array([[-1.0, 1.5], [0.0, 9.0]], "float32"),
+        (None, 2),
+        tmp_path,
+        expected_output=np.array([[0, 2], [1, 2]]),
+        fit=False,
+    )
+    with pytest.raises(ValueError, match="strictly increasing list"):
+        Bucketize([1, 1])
