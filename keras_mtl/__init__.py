@@ -1,43 +1,51 @@
 """keras-mtl: multi-task recommendation models for Keras 3."""
 
-from keras_mtl import (
-    data,
-    datasets,
-    layers,
-    losses,
-    metrics,
-    optimizers,
-    serving,
-    tasks,
-    weighting,
-)
-from keras_mtl.diagnostics import gate_weights, plot_gate_weights
-from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature, make_inputs
-from keras_mtl.models import (
-    MultiTaskModel,
-    add_kl_bound,
-    build_aitm,
-    build_cgc,
-    build_cross_stitch,
-    build_dupn,
-    build_esm2,
-    build_esmm,
-    build_l2_constrained,
-    build_mmoe,
-    build_omoe,
-    build_ple,
-    build_shared_bottom,
-    build_single_task,
-)
-from keras_mtl.serving import (
-    dupn_serving_models,
-    export_dupn,
-    export_saved_model,
-    warm_start,
-)
-from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
+from keras_mtl._installed import FULL
 
 __version__ = "0.1.0"
+
+if FULL:  # (else only the REST client, keras_mtl.serving.client)
+    from keras_mtl import (
+        data,
+        datasets,
+        layers,
+        losses,
+        metrics,
+        optimizers,
+        serving,
+        tasks,
+        weighting,
+    )
+    from keras_mtl.diagnostics import gate_weights, plot_gate_weights
+    from keras_mtl.features import (
+        DenseFeature,
+        SequenceFeature,
+        SparseFeature,
+        make_inputs,
+    )
+    from keras_mtl.models import (
+        MultiTaskModel,
+        add_kl_bound,
+        build_aitm,
+        build_cgc,
+        build_cross_stitch,
+        build_dupn,
+        build_esm2,
+        build_esmm,
+        build_l2_constrained,
+        build_mmoe,
+        build_omoe,
+        build_ple,
+        build_shared_bottom,
+        build_single_task,
+    )
+    from keras_mtl.serving import (
+        dupn_serving_models,
+        export_dupn,
+        export_saved_model,
+        warm_start,
+    )
+    from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
 
 __all__ = [
     "DenseFeature",

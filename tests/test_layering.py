@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_mtl"
 #: Rooms of the package, lowest first; a room is a top-level module or subpackage
 #: ("__init__" is the `keras_mtl` facade, which re-exports the public names).
 LAYERS = (
-    ("_checks", "_keras_compat"),
+    ("_installed", "_checks", "_keras_compat"),
     ("features",),
     ("tasks", "masking", "_graph"),
     ("data", "layers", "losses", "metrics", "weighting"),

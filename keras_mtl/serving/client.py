@@ -1,0 +1,347 @@
+"""Clients of the exported models on TF Serving: REST, and DUPN's two calls.
+
+This module needs numpy and the standard library only: a deployer's service
+may have neither TensorFlow nor Keras (then `import keras_mtl` loads nothing
+else). `keras_mtl.serving.grpc_client` is the gRPC twin (it needs
+`tensorflow-serving-api`, hence TensorFlow).
+
+- `RestClient(url, model)`: `predict({feature: values})` builds TF Serving's
+  REST body (columnar `inputs` or row `instances`), with every value coerced to
+  the dtype the served signature declares (read once from the model's
+  `/metadata`), and returns `{output: np.ndarray}`.
+- `coerce_inputs` / `rest_body` / `rest_outputs`: the same steps, for callers
+  with their own HTTP stack.
+- `DupnClient(encoder, scorer)`: one call of DUPN's user encoder per request,
+  one call of the scorer for any number of candidates (the exported scorer
+  tiles the user's representation itself).
+
+Errors: a value that cannot be safely cast to the signature's dtype (3.5 for
+an int64 id, a string for a float) raises a ValueError naming the input before
+anything is sent; an error of the server (e.g. NaN in a dense feature that does
+not allow missing values, named by the exported graph) raises `ServingError`
+with TF Serving's message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+
+import numpy as np
+
+#: numpy dtype of each TF dtype a signature of ours uses.
+NUMPY_DTYPES = {
+    "DT_INT64": np.int64,
+    "DT_INT32": np.int32,
+    "DT_FLOAT": np.float32,
+    "DT_DOUBLE": np.float64,
+    "DT_STRING": object,
+}
+
+
+class ServingError(RuntimeError):
+    """An error answered by the model server (its message, and the HTTP status
+    or gRPC status code)."""
+
+    def __init__(self, message: str, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def coerce(name: str, values, dtype: str) -> np.ndarray:
+    """`values` as a numpy array of the signature's `dtype` ("DT_INT64", ...).
+
+    Safe casts only: integers of any width (and integral floats) become int64
+    ids, numbers become float32 (NaN stays NaN: a missing value where the
+    feature allows it), str and bytes become strings.
+
+    Raises:
+        ValueError: naming the input, the dtype and an offending value.
+
+    Example:
+    >>> coerce("item", [3, 4.0], "DT_INT64")
+    array([3, 4])
+    >>> coerce("item", [3.5], "DT_INT64")
+    Traceback (most recent call last):
+    ...
+    ValueError: Input 'item' takes DT_INT64 (integer ids); got 3.5, which is not ...
+    """
+    if dtype not in NUMPY_DTYPES:
+        raise ValueError(f"Input {name!r}: unsupported signature dtype {dtype}.")
+    array = np.asarray(values, dtype=object if dtype == "DT_STRING" else None)
+    if dtype == "DT_STRING":
+        flat = array.reshape(-1)
+        bad = [v for v in flat if not isinstance(v, (str, bytes))]
+        if bad:
+            raise ValueError(
+                f"Input {name!r} takes DT_STRING; got {bad[0]!r} "
+                f"({type(bad[0]).__name__}). Send the raw string."
+            )
+        return array
+    kind = array.dtype.kind
+    if dtype in ("DT_INT64", "DT_INT32"):
+        if kind in "iu":
+            return array.astype(NUMPY_DTYPES[dtype])
+        if kind == "f":
+            whole = np.isfinite(array) & (array == np.floor(array))
+            if whole.all():
+                return array.astype(NUMPY_DTYPES[dtype])
+            bad = array[~whole].reshape(-1)[0].item()
+            raise ValueError(
+                f"Input {name!r} takes {dtype} (integer ids); got {bad!r}, which "
+                "is not a whole number."
+            )
+        raise ValueError(
+            f"Input {name!r} takes {dtype} (integer ids); got values of type "
+            f"{array.dtype} (e.g. {array.reshape(-1)[:1].tolist()})."
+        )
+    if kind in "iuf":
+        return array.astype(NUMPY_DTYPES[dtype])
+    raise ValueError(
+        f"Input {name!r} takes {dtype} (numbers; NaN for a missing value where "
+        f"the feature allows it); got values of type {array.dtype} (e.g. "
+        f"{array.reshape(-1)[:1].tolist()})."
+    )
+
+
+def coerce_inputs(inputs: Mapping, dtypes: Mapping[str, str]) -> dict:
+    """`{input: array}` with each value coerced (`coerce`) to `dtypes[input]`;
+    inputs the signature does not take, or does take but are absent, are
+    errors that name them."""
+    unknown = sorted(set(inputs) - set(dtypes))
+    missing = sorted(set(dtypes) - set(inputs))
+    if unknown or missing:
+        raise ValueError(
+            f"The signature takes inputs {sorted(dtypes)}; "
+            + (f"unknown: {unknown}. " if unknown else "")
+            + (f"missing: {missing}." if missing else "")
+        )
+    return {name: coerce(name, inputs[name], dtypes[name]) for name in dtypes}
+
+
+def _json_value(value):
+    """A coerced value as TF Serving's REST API reads it."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, (np.floating, float)):
+        return float(value)  # NaN is written as NaN, which TF Serving reads
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _json_lists(array):
+    if not isinstance(array, np.ndarray):  # a row of a 1-D array: one value
+        return _json_value(array)
+    if array.ndim == 0:
+        return _json_value(array[()])
+    return [_json_lists(row) for row in array]
+
+
+def rest_body(
+    inputs: Mapping,
+    dtypes: Mapping[str, str],
+    *,
+    signature_name: str = "serving_default",
+    form: str = "columnar",
+) -> dict:
+    """TF Serving's REST predict body for `inputs` (coerced to `dtypes`).
+
+    Args:
+        inputs: `{input name: values}`, the first axis the batch.
+        dtypes: `{input name: "DT_INT64" | "DT_FLOAT" | "DT_STRING" ...}`, the
+            signature's (`signature_dtypes`).
+        signature_name: str. Defaults to "serving_default".
+        form: "columnar" (`{"inputs": {name: [...]}}`) or "rows"
+            (`{"instances": [{name: value, ...}, ...]}`; every input needs the
+            same batch size). Defaults to "columnar".
+
+    Example:
+    >>> rest_body({"item": [3], "price": [[1, 2]]},
+    ...           {"item": "DT_INT64", "price": "DT_FLOAT"}, form="rows")
+    {'signature_name': 'serving_default', 'instances': [{'item': 3, 'price': [1.0, 2.0]}]}
+    """
+    arrays = coerce_inputs(inputs, dtypes)
+    body = {"signature_name": signature_name}
+    if form == "columnar":
+        body["inputs"] = {name: _json_lists(a) for name, a in arrays.items()}
+    elif form == "rows":
+        sizes = {name: len(a) for name, a in arrays.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                f"Row form needs one batch size for every input; got {sizes}."
+            )
+        count = next(iter(sizes.values()), 0)
+        body["instances"] = [
+            {name: _json_lists(a[i]) for name, a in arrays.items()}
+            for i in range(count)
+        ]
+    else:
+        raise ValueError(f"form must be 'columnar' or 'rows'; got {form!r}.")
+    return body
+
+
+def rest_outputs(response: Mapping, output_names) -> dict[str, np.ndarray]:
+    """`{output: np.ndarray}` from a REST predict response (either form).
+
+    TF Serving leaves a single output unwrapped (a list of values, not a
+    dict); `output_names` (the signature's) names it.
+    """
+    names = sorted(output_names)
+    if "outputs" in response:
+        outputs = response["outputs"]
+        if not isinstance(outputs, dict):
+            outputs = {names[0]: outputs}
+        return {k: np.asarray(v) for k, v in outputs.items()}
+    if "predictions" in response:
+        rows = response["predictions"]
+        if rows and isinstance(rows[0], dict):
+            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
+        return {names[0]: np.asarray(rows)}
+    raise ServingError(f"Not a predict response: {str(response)[:200]}")
+
+
+def signature_dtypes(metadata: Mapping, signature_name: str) -> tuple[dict, list]:
+    """`({input: dtype}, [output names])` of a signature, from the JSON of TF
+    Serving's `GET /v1/models/<name>/metadata`."""
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    if signature_name not in signatures:
+        raise ValueError(
+            f"The model has no signature {signature_name!r}; it has "
+            f"{sorted(k for k in signatures if not k.startswith('__'))}."
+        )
+    signature = signatures[signature_name]
+    dtypes = {name: t["dtype"] for name, t in signature.get("inputs", {}).items()}
+    return dtypes, sorted(signature.get("outputs", {}))
+
+
+class RestClient:
+    """A model on TF Serving's REST API.
+
+    Args:
+        url: str. The server, e.g. "http://localhost:8501".
+        model: str. The model name (its `--model_name` or models.config name).
+        version: int or None. A version to pin; None for what the server
+            serves (its latest, or its policy). Defaults to None.
+        label: str or None. A version label instead of `version`. Defaults to None.
+        timeout: float. Seconds per request. Defaults to 30.
+
+    Example (against a running server, so not run here):
+
+        client = RestClient("http://localhost:8501", "mmoe")
+        client.predict({"age": [41.0], "education": ["Bachelors degree(BA AB BS)"]})
+        # {"income": array([0.31], dtype=float32), "marital": array([...])}
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 30.0,
+    ):
+        if version is not None and label is not None:
+            raise ValueError("RestClient: give version or label, not both.")
+        self.url = url.rstrip("/")
+        self.model = model
+        self.version = version
+        self.label = label
+        self.timeout = timeout
+        self._metadata = None
+
+    @property
+    def model_url(self) -> str:
+        url = f"{self.url}/v1/models/{self.model}"
+        if self.version is not None:
+            url += f"/versions/{int(self.version)}"
+        elif self.label is not None:
+            url += f"/labels/{self.label}"
+        return url
+
+    def _call(self, url: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            url, data=data, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            try:
+                message = json.loads(text)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = text
+            raise ServingError(message, error.code) from None
+
+    def metadata(self) -> dict:
+        """The model's signature metadata (fetched once)."""
+        if self._metadata is None:
+            self._metadata = self._call(f"{self.model_url}/metadata")
+        return self._metadata
+
+    def predict(
+        self,
+        inputs: Mapping,
+        signature_name: str = "serving_default",
+        form: str = "columnar",
+    ) -> dict[str, np.ndarray]:
+        """`{output: np.ndarray}` for a batch of raw inputs (see `rest_body`)."""
+        dtypes, outputs = signature_dtypes(self.metadata(), signature_name)
+        body = rest_body(inputs, dtypes, signature_name=signature_name, form=form)
+        return rest_outputs(self._call(f"{self.model_url}:predict", body), outputs)
+
+
+class DupnClient:
+    """DUPN's serving split from the client side: the user encoder once per
+    request, the scorer for any number of candidates.
+
+    Args:
+        encoder: a client (`RestClient` or `GrpcClient`) of the exported
+            `user_encoder` model.
+        scorer: a client of the exported `scorer` model.
+
+    Example (against running servers, so not run here):
+
+        dupn = DupnClient(RestClient(url, "dupn_user_encoder"),
+                          RestClient(url, "dupn_scorer"))
+        dupn.score(user_inputs, {"item": candidate_ids, ...}, "score_ctr")
+    """
+
+    REPRESENTATION = "user_representation"
+
+    def __init__(self, encoder, scorer):
+        self.encoder = encoder
+        self.scorer = scorer
+
+    def user_representation(self, user_inputs: Mapping) -> np.ndarray:
+        """`(1, dim)`: one user's history, profile and request (batch of one)."""
+        rows = {len(np.asarray(v, dtype=object)) for v in user_inputs.values()}
+        if rows != {1}:
+            raise ValueError(
+                "DupnClient: user inputs are one user's (a batch of one row); "
+                f"got batch sizes {sorted(rows)}."
+            )
+        return self.encoder.predict(user_inputs)[self.REPRESENTATION]
+
+    def score(
+        self,
+        user_inputs: Mapping,
+        candidates: Mapping,
+        signature_name: str = "serving_default",
+    ) -> dict[str, np.ndarray]:
+        """The scorer's outputs for a batch of candidates (target items, or
+        candidate lists) of one user: the encoder is called once, and its one
+        representation row is sent with the batch (the scorer tiles it)."""
+        user = self.user_representation(user_inputs)
+        return self.scorer.predict(
+            {**candidates, self.REPRESENTATION: user}, signature_name
+        )
