@@ -7,19 +7,21 @@ else). `keras_mtl.serving.grpc_client` is the gRPC twin (it needs
 
 - `RestClient(url, model)`: `predict({feature: values})` builds TF Serving's
   REST body (columnar `inputs` or row `instances`), with every value coerced to
-  the dtype the served signature declares (read once from the model's
-  `/metadata`), and returns `{output: np.ndarray}`.
+  the dtype the served signature declares and checked against its rank (both
+  read once from the model's `/metadata`), and returns `{output: np.ndarray}`.
 - `coerce_inputs` / `rest_body` / `rest_outputs`: the same steps, for callers
-  with their own HTTP stack.
+  with their own HTTP stack. `coerce_inputs` is also what the gRPC client and
+  the warm-up file (`keras_mtl.serving.warmup`) type their requests with.
 - `DupnClient(encoder, scorer)`: one call of DUPN's user encoder per request,
   one call of the scorer for any number of candidates (the exported scorer
   tiles the user's representation itself).
 
 Errors: a value that cannot be safely cast to the signature's dtype (3.5 for
-an int64 id, a string for a float) raises a ValueError naming the input before
-anything is sent; an error of the server (e.g. NaN in a dense feature that does
-not allow missing values, named by the exported graph) raises `ServingError`
-with TF Serving's message.
+an int64 id, a string for a float), a value of the wrong rank (a flat list for
+a list feature), or inputs of different batch sizes raise a ValueError naming
+the input before anything is sent; an error of the server (e.g. NaN in a dense
+feature that does not allow missing values, named by the exported graph)
+raises `ServingError` with TF Serving's message.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -71,7 +73,10 @@ def coerce(name: str, values, dtype: str) -> np.ndarray:
     """
     if dtype not in NUMPY_DTYPES:
         raise ValueError(f"Input {name!r}: unsupported signature dtype {dtype}.")
-    array = np.asarray(values, dtype=object if dtype == "DT_STRING" else None)
+    try:
+        array = np.asarray(values, dtype=object if dtype == "DT_STRING" else None)
+    except ValueError as error:  # e.g. rows of different lengths
+        raise ValueError(f"Input {name!r}: {error}") from None
     if dtype == "DT_STRING":
         flat = array.reshape(-1)
         bad = [v for v in flat if not isinstance(v, (str, bytes))]
@@ -107,19 +112,87 @@ def coerce(name: str, values, dtype: str) -> np.ndarray:
     )
 
 
-def coerce_inputs(inputs: Mapping, dtypes: Mapping[str, str]) -> dict:
-    """`{input: array}` with each value coerced (`coerce`) to `dtypes[input]`;
-    inputs the signature does not take, or does take but are absent, are
-    errors that name them."""
+def coerce_inputs(
+    inputs: Mapping,
+    dtypes: Mapping[str, str],
+    shapes: Mapping[str, tuple | None] | None = None,
+    *,
+    broadcast: Collection[str] = (),
+) -> dict:
+    """`{input: array}` with each value coerced (`coerce`) to `dtypes[input]`.
+
+    Inputs the signature does not take, or does take but are absent, are
+    errors that name them. With `shapes`, the signature's input shapes
+    (`signature_shapes`, `GrpcClient.signature_shapes`), each value is also
+    checked against its input's shape: its rank, and every dimension the
+    signature fixes (None or -1: any size; a shape of None: any rank). The
+    exported signatures of keras_mtl take any length on every per-example
+    axis (the graph pads lists and checks their widths itself), so in
+    practice the rank is what is checked. Then every input with a batch axis
+    must have the same batch size (its first axis), except that an input
+    named in `broadcast` may come with one row for the whole batch (DUPN's
+    scorer tiles its `user_representation`).
+
+    Args:
+        inputs: `{input name: values}`, the first axis the batch.
+        dtypes: `{input name: "DT_INT64" | "DT_FLOAT" | "DT_STRING" ...}`.
+        shapes: `{input name: (dim, ...) or None}`, or None (the default) to
+            check no shapes or batch sizes.
+        broadcast: names of inputs that may have one row for a larger batch.
+            Defaults to none.
+
+    Raises:
+        ValueError: naming the input (or, for batch sizes, every input's).
+
+    Example:
+    >>> dtypes = {"item": "DT_INT64", "tags": "DT_STRING"}
+    >>> shapes = {"item": (-1,), "tags": (-1, -1)}
+    >>> coerce_inputs({"item": [3, 4], "tags": [["a", ""], ["b", "c"]]},
+    ...               dtypes, shapes)["tags"].shape
+    (2, 2)
+    >>> coerce_inputs({"item": [3, 4], "tags": ["a", "b"]}, dtypes, shapes)
+    Traceback (most recent call last):
+    ...
+    ValueError: Input 'tags' has shape (2,); the signature takes (-1, -1) ...
+    >>> coerce_inputs({"item": [3], "tags": [["a"], ["b"]]}, dtypes, shapes)
+    Traceback (most recent call last):
+    ...
+    ValueError: Inputs have different batch sizes (first axis): {'item': 1, 'tags': 2}.
+    """
     unknown = sorted(set(inputs) - set(dtypes))
     missing = sorted(set(dtypes) - set(inputs))
     if unknown or missing:
+        wrong = [f"unknown: {unknown}"] * bool(unknown)
+        wrong += [f"missing: {missing}"] * bool(missing)
         raise ValueError(
-            f"The signature takes inputs {sorted(dtypes)}; "
-            + (f"unknown: {unknown}. " if unknown else "")
-            + (f"missing: {missing}." if missing else "")
+            f"The signature takes inputs {sorted(dtypes)}; {'; '.join(wrong)}."
         )
-    return {name: coerce(name, inputs[name], dtypes[name]) for name in dtypes}
+    arrays = {name: coerce(name, inputs[name], dtypes[name]) for name in dtypes}
+    if shapes is None:
+        return arrays
+    sizes = {}
+    for name, array in arrays.items():
+        dims = shapes.get(name)
+        if dims is None:  # any rank (or a shape not given): nothing to check
+            continue
+        want = tuple(-1 if d is None or d < 0 else int(d) for d in dims)
+        if array.ndim != len(want) or any(
+            d >= 0 and d != n for d, n in zip(want, array.shape)
+        ):
+            raise ValueError(
+                f"Input {name!r} has shape {array.shape}; the signature takes "
+                f"{want} (-1: any size)."
+            )
+        if want and not (name in broadcast and len(array) == 1):
+            sizes[name] = len(array)
+    if len(set(sizes.values())) > 1:
+        shared = sorted(n for n in broadcast if n in arrays)
+        raise ValueError(
+            f"Inputs have different batch sizes (first axis): {sizes}"
+            + (f"; {shared} may have one row for the whole batch" if shared else "")
+            + "."
+        )
+    return arrays
 
 
 def _json_value(value):
@@ -150,8 +223,11 @@ def rest_body(
     *,
     signature_name: str = "serving_default",
     form: str = "columnar",
+    shapes: Mapping[str, tuple | None] | None = None,
+    broadcast: Collection[str] = (),
 ) -> dict:
-    """TF Serving's REST predict body for `inputs` (coerced to `dtypes`).
+    """TF Serving's REST predict body for `inputs` (coerced to `dtypes`, and
+    checked against `shapes`: `coerce_inputs`).
 
     Args:
         inputs: `{input name: values}`, the first axis the batch.
@@ -161,13 +237,17 @@ def rest_body(
         form: "columnar" (`{"inputs": {name: [...]}}`) or "rows"
             (`{"instances": [{name: value, ...}, ...]}`; every input needs the
             same batch size). Defaults to "columnar".
+        shapes: `{input name: (dim, ...)}`, the signature's
+            (`signature_shapes`), or None to check no shapes. Defaults to None.
+        broadcast: inputs that may have one row for the whole batch (columnar
+            form). Defaults to none.
 
     Example:
     >>> rest_body({"item": [3], "price": [[1, 2]]},
     ...           {"item": "DT_INT64", "price": "DT_FLOAT"}, form="rows")
     {'signature_name': 'serving_default', 'instances': [{'item': 3, 'price': [1.0, 2.0]}]}
     """
-    arrays = coerce_inputs(inputs, dtypes)
+    arrays = coerce_inputs(inputs, dtypes, shapes, broadcast=broadcast)
     body = {"signature_name": signature_name}
     if form == "columnar":
         body["inputs"] = {name: _json_lists(a) for name, a in arrays.items()}
@@ -219,6 +299,31 @@ def signature_dtypes(metadata: Mapping, signature_name: str) -> tuple[dict, list
     signature = signatures[signature_name]
     dtypes = {name: t["dtype"] for name, t in signature.get("inputs", {}).items()}
     return dtypes, sorted(signature.get("outputs", {}))
+
+
+def signature_shapes(metadata: Mapping, signature_name: str) -> dict:
+    """`{input: (dim, ...)}` of a signature, from the JSON of TF Serving's
+    `GET /v1/models/<name>/metadata` (`tensor_shape.dim[].size`); a dimension
+    of -1 is any size, a shape of None any rank (`unknown_rank`, or no shape).
+
+    Example:
+    >>> x = {"dtype": "DT_FLOAT", "tensor_shape": {
+    ...     "dim": [{"size": "-1", "name": ""}, {"size": "3", "name": ""}],
+    ...     "unknown_rank": False}}
+    >>> signature_shapes({"metadata": {"signature_def": {"signature_def": {
+    ...     "serving_default": {"inputs": {"x": x}}}}}}, "serving_default")
+    {'x': (-1, 3)}
+    """
+    signature_dtypes(metadata, signature_name)  # the error for an unknown name
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    shapes = {}
+    for name, info in signatures[signature_name].get("inputs", {}).items():
+        shape = info.get("tensor_shape")
+        if shape is None or shape.get("unknown_rank"):
+            shapes[name] = None
+        else:
+            shapes[name] = tuple(int(d.get("size", -1)) for d in shape.get("dim", []))
+    return shapes
 
 
 class RestClient:
@@ -293,10 +398,21 @@ class RestClient:
         inputs: Mapping,
         signature_name: str = "serving_default",
         form: str = "columnar",
+        *,
+        broadcast: Collection[str] = (),
     ) -> dict[str, np.ndarray]:
-        """`{output: np.ndarray}` for a batch of raw inputs (see `rest_body`)."""
-        dtypes, outputs = signature_dtypes(self.metadata(), signature_name)
-        body = rest_body(inputs, dtypes, signature_name=signature_name, form=form)
+        """`{output: np.ndarray}` for a batch of raw inputs (see `rest_body`;
+        values are checked against the signature's dtypes and shapes)."""
+        metadata = self.metadata()
+        dtypes, outputs = signature_dtypes(metadata, signature_name)
+        body = rest_body(
+            inputs,
+            dtypes,
+            signature_name=signature_name,
+            form=form,
+            shapes=signature_shapes(metadata, signature_name),
+            broadcast=broadcast,
+        )
         return rest_outputs(self._call(f"{self.model_url}:predict", body), outputs)
 
 
@@ -343,5 +459,7 @@ class DupnClient:
         representation row is sent with the batch (the scorer tiles it)."""
         user = self.user_representation(user_inputs)
         return self.scorer.predict(
-            {**candidates, self.REPRESENTATION: user}, signature_name
+            {**candidates, self.REPRESENTATION: user},
+            signature_name,
+            broadcast=(self.REPRESENTATION,),
         )

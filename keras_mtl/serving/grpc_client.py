@@ -1,14 +1,16 @@
 """A client of the exported models on TF Serving's gRPC `PredictionService`.
 
 Needs `tensorflow-serving-api` (the `serving` extra; it brings TensorFlow).
-Values are coerced to the signature's dtypes as in `keras_mtl.serving.client`
-(a Python int list becomes int64, not the int32 `tf.make_tensor_proto([3])`
-would send, which TF Serving refuses with an error naming no feature).
+Values are coerced to the signature's dtypes and checked against its shapes
+as in `keras_mtl.serving.client` (`coerce_inputs`; a Python int list becomes
+int64, not the int32 `tf.make_tensor_proto([3])` would send, which TF Serving
+refuses with an error naming no feature). `predict_request` also builds the
+records of the warm-up file (`keras_mtl.serving.warmup`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -23,8 +25,11 @@ def predict_request(
     signature_name: str = "serving_default",
     version: int | None = None,
     label: str | None = None,
+    shapes: Mapping[str, tuple | None] | None = None,
+    broadcast: Collection[str] = (),
 ):
-    """A `PredictRequest` for `inputs`, each coerced to `dtypes[input]`.
+    """A `PredictRequest` for `inputs`, each coerced to `dtypes[input]` (and
+    checked against `shapes[input]`: `keras_mtl.serving.client.coerce_inputs`).
 
     Args:
         inputs: `{input name: values}`, the first axis the batch.
@@ -34,6 +39,14 @@ def predict_request(
         signature_name: str. Defaults to "serving_default".
         version: int or None. Defaults to None (the server's choice).
         label: str or None. A version label. Defaults to None.
+        shapes: `{input name: (dim, ...)}`, the signature's
+            (`GrpcClient.signature_shapes`), or None to check no shapes or
+            batch sizes. Defaults to None.
+        broadcast: inputs that may have one row for the whole batch. Defaults
+            to none.
+
+    Raises:
+        ValueError: from `coerce_inputs`, naming the input.
     """
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -45,7 +58,8 @@ def predict_request(
         request.model_spec.version.value = int(version)
     elif label is not None:
         request.model_spec.version_label = label
-    for name, array in coerce_inputs(inputs, dtypes).items():
+    arrays = coerce_inputs(inputs, dtypes, shapes, broadcast=broadcast)
+    for name, array in arrays.items():
         dtype = tf.dtypes.as_dtype(dtypes[name].removeprefix("DT_").lower())
         if dtype == tf.string:
             array = np.vectorize(
@@ -108,9 +122,8 @@ class GrpcClient:
         except grpc.RpcError as error:
             raise ServingError(error.details(), error.code()) from None
 
-    def signature_dtypes(self, signature_name: str) -> dict[str, str]:
-        """`{input: "DT_INT64" ...}` of a signature (metadata fetched once)."""
-        from tensorflow.core.framework import types_pb2
+    def _signature(self, signature_name: str):
+        """The `SignatureDef` of a signature (metadata fetched once)."""
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         if self._signatures is None:
@@ -130,13 +143,36 @@ class GrpcClient:
                 f"The model has no signature {signature_name!r}; it has "
                 f"{sorted(k for k in self._signatures if not k.startswith('__'))}."
             )
-        inputs = self._signatures[signature_name].inputs
+        return self._signatures[signature_name]
+
+    def signature_dtypes(self, signature_name: str) -> dict[str, str]:
+        """`{input: "DT_INT64" ...}` of a signature (metadata fetched once)."""
+        from tensorflow.core.framework import types_pb2
+
+        inputs = self._signature(signature_name).inputs
         return {name: types_pb2.DataType.Name(t.dtype) for name, t in inputs.items()}
 
+    def signature_shapes(self, signature_name: str) -> dict[str, tuple | None]:
+        """`{input: (dim, ...)}` of a signature, -1 for a dimension of any
+        size, None for a shape of any rank (metadata fetched once)."""
+        inputs = self._signature(signature_name).inputs
+        return {
+            name: None
+            if t.tensor_shape.unknown_rank
+            else tuple(d.size for d in t.tensor_shape.dim)
+            for name, t in inputs.items()
+        }
+
     def predict(
-        self, inputs: Mapping, signature_name: str = "serving_default"
+        self,
+        inputs: Mapping,
+        signature_name: str = "serving_default",
+        *,
+        broadcast: Collection[str] = (),
     ) -> dict[str, np.ndarray]:
-        """`{output: np.ndarray}` for a batch of raw inputs."""
+        """`{output: np.ndarray}` for a batch of raw inputs (checked against
+        the signature's dtypes and shapes; `broadcast`: inputs that may have
+        one row for the whole batch)."""
         request = predict_request(
             inputs,
             self.signature_dtypes(signature_name),
@@ -144,6 +180,8 @@ class GrpcClient:
             signature_name=signature_name,
             version=self.version,
             label=self.label,
+            shapes=self.signature_shapes(signature_name),
+            broadcast=broadcast,
         )
         return grpc_outputs(self._rpc(self.stub.Predict, request))
 

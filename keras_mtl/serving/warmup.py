@@ -37,15 +37,19 @@ def write_warmup_requests(
     """Write `requests` as the warm-up file of the SavedModel in `version_dir`.
 
     Each request becomes a `PredictionLog` whose `predict_log.request` is a
-    `PredictRequest` for `signature_name`, one `TensorProto` per input. Values
-    are converted to the dtype the signature declares (read from the
-    SavedModel's `saved_model.pb`, the `SignatureDef` TF Serving itself
-    checks requests against): int ids go as int64, floats as float32, strings
-    (`str` encoded as UTF-8, or `bytes`) as DT_STRING. A value that does not
-    convert safely (a float for an int64 input), a wrong rank or width, a
-    missing or unknown input, or inputs of different batch sizes is an error
-    naming the request and the input, raised before anything is written. The
-    file is written to a temporary name and renamed into place.
+    `PredictRequest` for `signature_name`, one `TensorProto` per input, built
+    as the gRPC client builds its requests
+    (`keras_mtl.serving.grpc_client.predict_request`): values are coerced to
+    the dtype the signature declares (read from the SavedModel's
+    `saved_model.pb`, the `SignatureDef` TF Serving itself checks requests
+    against) by `keras_mtl.serving.client.coerce`: int ids (and whole floats)
+    go as int64, numbers as float32, strings (`str` encoded as UTF-8, or
+    `bytes`) as DT_STRING. A value that does not convert safely (3.5 for an
+    int64 input, a string for a number), a rank (or fixed dimension) other than
+    the signature's, a missing or unknown input, or inputs of different batch
+    sizes is an error naming the request and the input ("warm-up request 3:
+    Input 'item' ..."), raised before anything is written. The file is written
+    to a temporary name and renamed into place.
 
     Args:
         version_dir: a SavedModel version directory, e.g. `saved_models/ctr/3`
@@ -75,7 +79,10 @@ def write_warmup_requests(
     >>> shutil.rmtree(base)
     """
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from keras_mtl.serving.grpc_client import predict_request
 
     version_dir = pathlib.Path(version_dir)
     if isinstance(requests, Mapping):
@@ -93,16 +100,29 @@ def write_warmup_requests(
     if model_name is None:
         model_name = version_dir.resolve().parent.name
     specs = signature_inputs(version_dir, signature_name)
+    dtypes = {
+        name: types_pb2.DataType.Name(dtype.as_datatype_enum)
+        for name, (dtype, _) in specs.items()
+    }
+    shapes = {name: shape for name, (_, shape) in specs.items()}
     records = []
     for index, request in enumerate(requests):
-        tensors = _request_tensors(request, specs, f"warm-up request {index}")
-        predict = predict_pb2.PredictRequest()
-        predict.model_spec.name = model_name
-        predict.model_spec.signature_name = signature_name
-        for name, value in tensors.items():
-            predict.inputs[name].CopyFrom(
-                tf.make_tensor_proto(value, dtype=specs[name][0])
+        where = f"warm-up request {index}"
+        if not isinstance(request, Mapping):
+            raise ValueError(
+                f"{where} must be a dict {{input name: array}}, got "
+                f"{type(request).__name__}."
             )
+        try:
+            predict = predict_request(
+                request,
+                dtypes,
+                shapes=shapes,
+                model=model_name,
+                signature_name=signature_name,
+            )
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
         log = prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=predict)
         )
@@ -200,65 +220,3 @@ def signature_inputs(
             dims = tuple(d.size if d.size >= 0 else None for d in shape.dim)
         specs[name] = (tf.as_dtype(info.dtype), dims)
     return dict(sorted(specs.items()))
-
-
-def _request_tensors(request, specs: dict, where: str) -> dict[str, np.ndarray]:
-    """The arrays of one request, converted to the signature's dtypes; errors
-    name `where` (the request) and the input."""
-    import tensorflow as tf
-
-    if not isinstance(request, Mapping):
-        raise ValueError(
-            f"{where} must be a dict {{input name: array}}, got {type(request).__name__}."
-        )
-    missing = sorted(set(specs) - set(request))
-    unknown = sorted(set(request) - set(specs))
-    if missing or unknown:
-        raise ValueError(
-            f"{where}: the signature takes inputs {sorted(specs)}; missing "
-            f"{missing}, unknown {unknown}."
-        )
-    arrays = {}
-    for name, (dtype, dims) in specs.items():
-        value = np.asarray(request[name])
-        if dtype == tf.string:
-            if value.dtype.kind not in "USO":
-                raise ValueError(
-                    f"{where}: input {name!r} takes strings, got {value.dtype}."
-                )
-            try:
-                value = np.vectorize(_as_bytes, otypes=[object])(value)
-            except TypeError as error:
-                raise ValueError(f"{where}: input {name!r}: {error}") from None
-        else:
-            target = np.dtype(dtype.as_numpy_dtype)
-            if value.dtype.kind not in "biuf" or not np.can_cast(
-                value.dtype, target, "same_kind"
-            ):
-                raise ValueError(
-                    f"{where}: input {name!r} is {value.dtype}, which does not "
-                    f"convert safely to the signature's {dtype.name}."
-                )
-            value = value.astype(target)
-        if dims is not None and (
-            value.ndim != len(dims)
-            or any(d is not None and d != n for d, n in zip(dims, value.shape))
-        ):
-            want = tuple(-1 if d is None else d for d in dims)
-            raise ValueError(
-                f"{where}: input {name!r} has shape {value.shape}, the signature "
-                f"takes {want} (-1: any size)."
-            )
-        arrays[name] = value
-    sizes = {name: len(v) for name, v in arrays.items() if v.ndim}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"{where}: inputs have different batch sizes {sizes}.")
-    return arrays
-
-
-def _as_bytes(value) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError(f"expected str or bytes, got {value!r}")

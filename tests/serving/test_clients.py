@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +18,15 @@ from keras_mtl.serving.client import (
     RestClient,
     ServingError,
     coerce,
+    coerce_inputs,
     rest_body,
     rest_outputs,
+    signature_shapes,
 )
 from keras_mtl.serving.grpc_client import GrpcClient
 from tests.serving.test_signatures import small_dupn
+
+FIXTURES = Path(__file__).parent / "fixtures" / "tf_serving_rest"
 
 pytestmark = pytest.mark.slow  # exports and a server process
 
@@ -149,6 +154,81 @@ def test_rest_bodies_follow_tf_servings_forms():
     assert rest_outputs({"predictions": [0.5, 0.2]}, ["p"])["p"].tolist() == [0.5, 0.2]
     got = rest_outputs({"predictions": [{"a": 1, "b": [2, 3]}]}, ["a", "b"])
     assert got["b"].tolist() == [[2, 3]]
+
+
+def test_shapes_and_batch_sizes_are_checked_before_sending(server):
+    """Both clients read the signature's shapes from the server's metadata:
+    a wrong rank, or inputs of different batch sizes, fail naming the input."""
+    rest = RestClient(server.rest_url, "mmoe")
+    grpc = GrpcClient(server.grpc_target, "mmoe")
+    try:
+        assert signature_shapes(rest.metadata(), "serving_default") == {
+            "age": (-1,),
+            "city": (-1,),
+            "item": (-1,),
+            "price": (-1, -1),
+            "tags": (-1, -1),
+        }
+        assert grpc.signature_shapes("ranking_score") == signature_shapes(
+            rest.metadata(), "ranking_score"
+        )
+        for client in (rest, grpc):
+            with pytest.raises(
+                ValueError,
+                match=r"Input 'tags' has shape \(3,\); the signature takes \(-1, -1\)",
+            ):
+                client.predict(dict(RAW, tags=["red", "blue", ""]))
+            with pytest.raises(ValueError, match=r"Input 'item' has shape \(3, 1\)"):
+                client.predict(dict(RAW, item=[[3], [99], [-1]]))
+            with pytest.raises(
+                ValueError, match=r"different batch sizes \(first axis\): .*'item': 2"
+            ):
+                client.predict(dict(RAW, item=[3, 99]))
+            with pytest.raises(ValueError, match=r"\['city'\] may have one row"):
+                client.predict(dict(RAW, item=[3, 99]), broadcast=["city"])
+    finally:
+        grpc.close()
+
+
+def test_coerce_inputs_checks_rank_fixed_dims_and_batch_sizes():
+    dtypes = {"x": "DT_FLOAT", "ids": "DT_INT64", "blob": "DT_STRING"}
+    shapes = {"x": (-1, 3), "ids": (None,), "blob": None}  # None: any rank
+    ok = {"x": [[1, 2, 3], [4, 5, 6]], "ids": [1, 2], "blob": [[b"a"]]}
+    got = coerce_inputs(ok, dtypes, shapes)
+    assert got["x"].shape == (2, 3) and got["ids"].dtype == np.int64
+    assert coerce_inputs(dict(ok, x=[[1, 2]]), dtypes)["x"].shape == (1, 2)
+    with pytest.raises(
+        ValueError, match=r"^Input 'x' has shape \(2, 2\); .* \(-1, 3\)"
+    ):
+        coerce_inputs(dict(ok, x=[[1, 2], [3, 4]]), dtypes, shapes)
+    with pytest.raises(ValueError, match=r"^Input 'x' has shape \(3,\)"):
+        coerce_inputs(dict(ok, x=[1, 2, 3]), dtypes, shapes)
+    with pytest.raises(ValueError, match=r"^Input 'ids' has shape \(\); .* \(-1,\)"):
+        coerce_inputs(dict(ok, ids=7), dtypes, shapes)
+    with pytest.raises(
+        ValueError,
+        match=r"^Inputs have different batch sizes \(first axis\): "
+        r"\{'x': 2, 'ids': 3\}\.$",
+    ):
+        coerce_inputs(dict(ok, ids=[1, 2, 3]), dtypes, shapes)
+    # A broadcast input may have one row for the whole batch, not another count.
+    one = dict(ok, x=[[1, 2, 3]], ids=[1, 2, 3])
+    assert coerce_inputs(one, dtypes, shapes, broadcast=["x"])["x"].shape == (1, 3)
+    with pytest.raises(ValueError, match=r"batch sizes .*; \['x'\] may have one row"):
+        coerce_inputs(dict(ok, ids=[1, 2, 3]), dtypes, shapes, broadcast=["x"])
+    with pytest.raises(ValueError, match=r"^Input 'ids': .*inhomogeneous"):
+        coerce_inputs(dict(ok, ids=[[1], [2, 3]]), dtypes, shapes)
+    body = rest_body(ok, dtypes, shapes=shapes)
+    assert body["inputs"]["x"] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    with pytest.raises(ValueError, match="Input 'x' has shape"):
+        rest_body(dict(ok, x=[1, 2]), dtypes, shapes=shapes)
+    # TF Serving's own metadata answer: sizes are strings, -1 any size.
+    metadata = json.loads(
+        (FIXTURES / "metadata_response_half_plus_two_2_versions.json").read_text()
+    )
+    assert signature_shapes(metadata, "regress_x2_to_y3") == {"inputs": (-1, 1)}
+    with pytest.raises(ValueError, match="no signature 'nope'"):
+        signature_shapes(metadata, "nope")
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])

@@ -114,6 +114,13 @@ def test_decoded_requests_run_through_the_signature(model, exported):
             np.testing.assert_allclose(out[task].numpy(), expected[task], atol=1e-6)
 
 
+def test_values_are_coerced_as_the_clients_coerce_them(exported):
+    """One coercion (keras_mtl.serving.client.coerce): whole floats are ids."""
+    km.serving.write_warmup_requests(exported, [dict(rows(), item=[3.0, 99.0])])
+    [(_, got)] = km.serving.read_warmup_requests(exported)
+    assert got["item"].dtype == np.int64 and got["item"].tolist() == [3, 99]
+
+
 def test_at_most_1000_requests(tiny, tmp_path):
     version = km.export_saved_model(tiny, tmp_path)
     one = {"x": np.zeros((1, 3), "float32")}
@@ -129,17 +136,39 @@ def test_at_most_1000_requests(tiny, tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(item=[1.5, 2.0]), r"request 0: input 'item' is float64, which does not"),
-        (dict(item=["3", "4"]), r"input 'item' is <U1, which does not convert"),
-        (dict(tags=[[1, 2, 3], [4, 5, 6]]), r"input 'tags' takes strings, got int64"),
+        (
+            dict(item=[1.5, 2.0]),
+            r"^warm-up request 0: Input 'item' takes DT_INT64 \(integer ids\); "
+            r"got 1\.5, which is not a whole number",
+        ),
+        (
+            dict(item=["3", "4"]),
+            r"request 0: Input 'item' takes DT_INT64 .*got values of type <U1",
+        ),
+        (
+            dict(tags=[[1, 2, 3], [4, 5, 6]]),
+            r"request 0: Input 'tags' takes DT_STRING; got 1 \(int\)",
+        ),
         (
             dict(tags=np.array([["a", 3, ""]] * 2, object)),
-            r"input 'tags': expected str",
+            r"request 0: Input 'tags' takes DT_STRING; got 3 \(int\)",
         ),
-        (dict(price=[1.0, 2.0]), r"input 'price' has shape \(2,\), the signature"),
-        (dict(item=[3]), r"inputs have different batch sizes"),
-        (dict(price=None), r"missing \['price'\], unknown \[\]"),
-        (dict(colour=[1, 2]), r"missing \[\], unknown \['colour'\]"),
+        (
+            dict(price=[1.0, 2.0]),
+            r"request 0: Input 'price' has shape \(2,\); the signature takes "
+            r"\(-1, -1\)",
+        ),
+        (
+            dict(item=[3]),
+            r"request 0: Inputs have different batch sizes \(first axis\): "
+            r"\{'item': 1, 'price': 2, 'tags': 2\}",
+        ),
+        (
+            dict(price=None),
+            r"request 0: The signature takes inputs \['item', 'price', 'tags'\]; "
+            r"missing: \['price'\]\.$",
+        ),
+        (dict(colour=[1, 2]), r"request 0: .*\]; unknown: \['colour'\]\.$"),
     ],
 )
 def test_bad_requests_name_the_request_and_input(exported, change, message):
@@ -186,6 +215,6 @@ def test_export_writes_the_warm_up_file_before_the_version_appears(tiny, tmp_pat
     ]
 
     # A bad warm-up request fails the export: no version, no debris.
-    with pytest.raises(ValueError, match="input 'x' has shape"):
+    with pytest.raises(ValueError, match=r"request 0: Input 'x' has shape \(1,\)"):
         km.export_saved_model(tiny, tmp_path / "ctr", warmup_requests=[{"x": [1.0]}])
     assert [p.name for p in (tmp_path / "ctr").iterdir()] == ["1"]
