@@ -157,6 +157,10 @@ class BuiltModel:
     export: pathlib.Path  # its SavedModel
 
 
+#: The rows of the example batch each warm-up request of a battery export holds.
+WARMUP = ((0, 1), (1, 9))
+
+
 def run_builder_test(
     build,
     features,
@@ -240,7 +244,11 @@ def run_builder_test(
     loaded(x)
     assert len(loaded.losses) == len(model.losses)
 
-    export = km.export_saved_model(model, pathlib.Path(tmp_path) / "serving")
+    rows = {k: np.asarray(v) for k, v in x.items()}
+    warmup = [{k: v[start:stop] for k, v in rows.items()} for start, stop in WARMUP]
+    export = km.export_saved_model(
+        model, pathlib.Path(tmp_path) / "serving", warmup_requests=warmup
+    )
     assert export == pathlib.Path(tmp_path) / "serving" / "1"
     assert (export / "saved_model.pb").is_file()
     return BuiltModel(model, history, x, predicted, export)
@@ -269,23 +277,76 @@ class BuilderBattery:
         return self._built[name]
 
     def check_serving(self, extra_calls=()) -> list[dict]:
-        """Serve every builder's export (and `extra_calls`) in ONE new Python that
-        never imports keras_mtl: outputs equal `model.predict` within 1e-5 and
-        `saved_model_cli` shows each input and output with its dtype and shape.
+        """The serving contract of every builder's export, checked as TF Serving
+        would: in ONE new Python that never imports keras_mtl, every signature
+        (`serving_default`, `serving_examples` on the rows as tf.Examples, the
+        per-task-group ones) and the decoded warm-up records give
+        `model.predict`'s outputs within 1e-5, and `saved_model_cli` shows each
+        input and output with its dtype and shape; then the TF Serving stand-in
+        serves all exports from one models.config, and the REST (both forms)
+        and gRPC clients' requests give them too.
 
         Returns the results of `serve_in_fresh_process`, the builders' first.
         """
+        from keras_mtl.serving.signatures import serialize_examples
+
         built = {name: self.run(name) for name in self.cases}
-        calls = [{"dir": b.export, "inputs": b.x} for b in built.values()]
+        calls = [
+            {
+                "dir": b.export,
+                "inputs": b.x,
+                "examples": serialize_examples(
+                    {k: np.asarray(v) for k, v in b.x.items()}
+                ),
+            }
+            for b in built.values()
+        ]
         served = serve_in_fresh_process(calls + list(extra_calls))
         for (name, b), result in zip(built.items(), served):
             assert sorted(result["outputs"]) == sorted(b.predicted), name
-            for task, value in b.predicted.items():
-                np.testing.assert_allclose(
-                    result["outputs"][task], value, atol=1e-5, rtol=0, err_msg=name
-                )
+            assert_outputs_close(result["outputs"], b.predicted, atol=1e-5)
+            signatures = result["signatures"]
+            assert "serving_examples" in signatures, (name, sorted(signatures))
+            for outputs in signatures.values():
+                want = {k: b.predicted[k] for k in outputs}
+                assert_outputs_close(outputs, want, atol=1e-5)
+            assert len(result["warmup"]) == len(WARMUP), name
+            for (start, stop), outputs in zip(WARMUP, result["warmup"]):
+                want = {k: v[start:stop] for k, v in b.predicted.items()}
+                assert_outputs_close(outputs, want, atol=1e-5)
             assert_signature_shows(result["signature"], b.model)
+        self._check_clients(built)
         return served
+
+    def _check_clients(self, built: dict) -> None:
+        import keras_mtl as km
+        from keras_mtl.serving.client import RestClient
+        from keras_mtl.serving.grpc_client import GrpcClient
+        from tests.serving.standin import start_standin
+
+        config = km.serving.write_models_config(
+            self.tmp_path / "models.config",
+            [km.serving.ServedModel(n, b.export.parent) for n, b in built.items()],
+        )
+        workdir = self.tmp_path / "standin"
+        workdir.mkdir(exist_ok=True)
+        server = start_standin(workdir, model_config_file=config, max_seconds=300)
+        try:
+            for name, b in built.items():
+                x = {k: np.asarray(v) for k, v in b.x.items()}
+                grpc = GrpcClient(server.grpc_target, name)
+                try:
+                    answers = [
+                        RestClient(server.rest_url, name).predict(x, form=form)
+                        for form in ("columnar", "rows")
+                    ] + [grpc.predict(x)]
+                finally:
+                    grpc.close()
+                for answer in answers:
+                    assert sorted(answer) == sorted(b.predicted), name
+                    assert_outputs_close(answer, b.predicted, atol=1e-5)
+        finally:
+            server.stop()
 
 
 def shown_tensor(kind: str, name: str, dtype, shape) -> str:
@@ -318,6 +379,15 @@ _SERVE_SCRIPT = textwrap.dedent(
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import tensorflow as tf
     from tensorflow.python.tools import saved_model_cli
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    def run(fn, values):
+        args = {
+            name: tf.constant(values[name], dtype=spec.dtype)
+            for name, spec in fn.structured_input_signature[1].items()
+        }
+        return {k: v.numpy().tolist() for k, v in fn(**args).items()}
+
     results = []
     for call in json.loads(sys.stdin.read()):
         shown = io.StringIO()
@@ -325,16 +395,28 @@ _SERVE_SCRIPT = textwrap.dedent(
             saved_model_cli._show_inputs_outputs(
                 call["dir"], "serve", "serving_default"
             )
-        fn = tf.saved_model.load(call["dir"]).signatures["serving_default"]
+        signatures = tf.saved_model.load(call["dir"]).signatures
         values = dict(call["inputs"])
         for name, (index, output) in call["refs"].items():
             values[name] = results[index]["outputs"][output]
-        args = {
-            name: tf.constant(values[name], dtype=spec.dtype)
-            for name, spec in fn.structured_input_signature[1].items()
-        }
-        out = {k: v.numpy().tolist() for k, v in fn(**args).items()}
-        results.append({"outputs": out, "signature": shown.getvalue()})
+        result = {"outputs": run(signatures["serving_default"], values),
+                  "signature": shown.getvalue(), "signatures": {}, "warmup": []}
+        for name, fn in signatures.items():
+            if name == "serving_examples" and "examples" in call:
+                examples = {"examples": [bytes.fromhex(e) for e in call["examples"]]}
+                result["signatures"][name] = run(fn, examples)
+            elif name.startswith("score_"):
+                result["signatures"][name] = run(fn, values)
+        path = os.path.join(call["dir"], "assets.extra", "tf_serving_warmup_requests")
+        if os.path.exists(path):
+            for record in tf.data.TFRecordDataset(path):
+                request = prediction_log_pb2.PredictionLog.FromString(
+                    record.numpy()
+                ).predict_log.request
+                fn = signatures[request.model_spec.signature_name]
+                inputs = {k: tf.make_ndarray(t) for k, t in request.inputs.items()}
+                result["warmup"].append(run(fn, inputs))
+        results.append(result)
     assert "keras_mtl" not in sys.modules
     print(json.dumps(results))
     """
@@ -356,15 +438,24 @@ def serve_in_fresh_process(calls) -> list[dict]:
 
     Each call is `{"dir": path, "inputs": {name: array}}`, optionally with
     `"refs": {name: (i, output)}` feeding an input from output `output` of
-    call `i` (an earlier one). Returns, per call, `{"outputs": {name: array},
-    "signature": str}`, the signature as `saved_model_cli show --tag_set serve
-    --signature_def serving_default` prints it.
+    call `i` (an earlier one), and `"examples"`: serialized tf.Examples for
+    `serving_examples`. Returns, per call, `{"outputs": {name: array},
+    "signature": str, "signatures": {name: outputs}, "warmup": [outputs]}`:
+    `serving_default`'s outputs, the signature as `saved_model_cli show
+    --tag_set serve --signature_def serving_default` prints it, the outputs of
+    `serving_examples` (when given examples) and of each `score_*` signature,
+    and those of each decoded warm-up record.
     """
     payload = [
         {
             "dir": str(call["dir"]),
             "inputs": {k: _plain(v) for k, v in call.get("inputs", {}).items()},
             "refs": {k: list(v) for k, v in call.get("refs", {}).items()},
+            **(
+                {"examples": [e.hex() for e in call["examples"]]}
+                if "examples" in call
+                else {}
+            ),
         }
         for call in calls
     ]
@@ -379,8 +470,14 @@ def serve_in_fresh_process(calls) -> list[dict]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.splitlines()[-1])
+
+    def arrays(outputs: dict) -> dict:
+        return {k: np.array(v) for k, v in outputs.items()}
+
     for result in results:
-        result["outputs"] = {k: np.array(v) for k, v in result["outputs"].items()}
+        result["outputs"] = arrays(result["outputs"])
+        result["signatures"] = {k: arrays(v) for k, v in result["signatures"].items()}
+        result["warmup"] = [arrays(v) for v in result["warmup"]]
     return results
 
 

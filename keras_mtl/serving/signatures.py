@@ -508,3 +508,45 @@ def _sub_model(model: keras.Model, name: str, tasks) -> keras.Model:
     needs = set().union(*(inputs_behind(named, t) for t in outputs.values()))
     inputs = {n: t for n, t in named.items() if n in needs}
     return keras.Model(inputs, outputs, name=f"{model.name}_{name}")
+
+
+def serialize_examples(inputs: Mapping) -> list[bytes]:
+    """One serialized `tf.Example` per row of `inputs`, for `serving_examples`.
+
+    Each input's row is flattened row-major (a `(steps, k)` field sends `k`
+    values per step); strings go as bytes, integers as int64, floats as float.
+    To leave an optional feature out, leave it out of `inputs` (it is then
+    padding, or NaN where missing values are allowed).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> [record] = serialize_examples({"item": [3], "tags": [["red", "blue"]]})
+    >>> example = tf.train.Example.FromString(record).features.feature
+    >>> example["item"].int64_list.value, example["tags"].bytes_list.value
+    ([3], [b'red', b'blue'])
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    arrays = {name: np.asarray(values) for name, values in inputs.items()}
+    sizes = {name: len(a) for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"serialize_examples: inputs have batch sizes {sizes}.")
+
+    def feature(values):
+        values = np.asarray(values).reshape(-1)
+        if values.dtype.kind in "OUS":
+            raw = [v.encode() if isinstance(v, str) else bytes(v) for v in values]
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=raw))
+        if values.dtype.kind == "f":
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    return [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={name: feature(a[i]) for name, a in arrays.items()}
+            )
+        ).SerializeToString()
+        for i in range(next(iter(sizes.values()), 0))
+    ]
