@@ -93,11 +93,14 @@ def export_saved_model(
             version policy, or `version_labels`) survive `keep_versions`; read
             before the export, and a config with no model whose `base_path` is
             `base_dir` is an error (see `keras_mtl.serving.pinned_versions`).
-        warmup_requests: up to 1000 dicts `{input name: array}` of
-            representative `serving_default` requests, or None (the default).
+        warmup_requests: dicts `{input name: array}` of representative
+            `serving_default` requests (raw rows), or None (the default); at
+            most 1000 records in all (requests x signatures).
             Written to `assets.extra/tf_serving_warmup_requests` before the
             version is renamed into place, so it appears with its warm-up
-            file (see `keras_mtl.serving.write_warmup_requests`).
+            file (see `keras_mtl.serving.write_warmup_requests`), once per
+            signature (each with the inputs it takes; tf.Examples for
+            `serving_examples`), so every signature is warm.
         ranking_score: a `keras_mtl.serving.RankingScore` fusing task outputs
             into one score, or None. Defaults to None.
         output_signatures: `{signature name: [task, ...]}`: more signatures,
@@ -169,7 +172,12 @@ def export_saved_model(
             json.dumps({"hash_functions": hash_functions(model), **contract}, indent=1)
         )
         if warmup_requests is not None:
-            write_warmup_requests(staging, warmup_requests, model_name=base.name)
+            write_warmup_requests(
+                staging,
+                warmup_requests,
+                signature_name=contract["signatures"],
+                model_name=base.name,
+            )
         # mkdtemp's 0700 would keep a server running as another user out: the
         # version directory gets the mode a plain mkdir gives (0755 under the
         # usual umask 022), like everything TensorFlow wrote inside it.

@@ -31,7 +31,7 @@ def write_warmup_requests(
     version_dir: str | os.PathLike,
     requests: Sequence[Mapping[str, np.ndarray]],
     *,
-    signature_name: str = "serving_default",
+    signature_name: str | Sequence[str] = "serving_default",
     model_name: str | None = None,
 ) -> pathlib.Path:
     """Write `requests` as the warm-up file of the SavedModel in `version_dir`.
@@ -56,8 +56,11 @@ def write_warmup_requests(
             (or an export's staging directory before it is renamed).
         requests: 1 to 1000 dicts `{input name: array}`, each a batch (the
             leading dimension) of representative rows.
-        signature_name: the signature the requests call. Defaults to
-            "serving_default".
+        signature_name: the signature the requests call, or a list of them:
+            then every request is written once per signature, with the inputs
+            that signature takes (its rows as tf.Examples for
+            `serving_examples`), so each signature's graph is warm. At most
+            1000 records in all. Defaults to "serving_default".
         model_name: the requests' `model_spec.name`, or None (the default) for
             the name of `version_dir`'s parent (the model's base path, whose
             name is usually the served model's name).
@@ -91,42 +94,47 @@ def write_warmup_requests(
             "got one dict; pass [request]."
         )
     requests = list(requests)
-    if not 1 <= len(requests) <= MAX_WARMUP_REQUESTS:
+    names = [signature_name] if isinstance(signature_name, str) else signature_name
+    count = len(requests) * len(names)
+    if not requests or count > MAX_WARMUP_REQUESTS:
         raise ValueError(
             f"write_warmup_requests: requests must hold 1 to {MAX_WARMUP_REQUESTS} "
             f"requests (TF Serving reads at most {MAX_WARMUP_REQUESTS} warm-up "
-            f"records), got {len(requests)}."
+            f"records), got {len(requests)} for {len(names)} signature(s)."
         )
     if model_name is None:
         model_name = version_dir.resolve().parent.name
-    specs = signature_inputs(version_dir, signature_name)
-    dtypes = {
-        name: types_pb2.DataType.Name(dtype.as_datatype_enum)
-        for name, (dtype, _) in specs.items()
-    }
-    shapes = {name: shape for name, (_, shape) in specs.items()}
     records = []
-    for index, request in enumerate(requests):
-        where = f"warm-up request {index}"
-        if not isinstance(request, Mapping):
-            raise ValueError(
-                f"{where} must be a dict {{input name: array}}, got "
-                f"{type(request).__name__}."
+    for name in names:
+        specs = signature_inputs(version_dir, name)
+        dtypes = {
+            key: types_pb2.DataType.Name(dtype.as_datatype_enum)
+            for key, (dtype, _) in specs.items()
+        }
+        shapes = {key: shape for key, (_, shape) in specs.items()}
+        for index, request in enumerate(requests):
+            where = f"warm-up request {index}"
+            if not isinstance(request, Mapping):
+                raise ValueError(
+                    f"{where} must be a dict {{input name: array}}, got "
+                    f"{type(request).__name__}."
+                )
+            if len(names) > 1:
+                request = _for_signature(request, name, specs)
+            try:
+                predict = predict_request(
+                    request,
+                    dtypes,
+                    shapes=shapes,
+                    model=model_name,
+                    signature_name=name,
+                )
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=predict)
             )
-        try:
-            predict = predict_request(
-                request,
-                dtypes,
-                shapes=shapes,
-                model=model_name,
-                signature_name=signature_name,
-            )
-        except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
-        log = prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=predict)
-        )
-        records.append(log.SerializeToString())
+            records.append(log.SerializeToString())
 
     target = version_dir / WARMUP_FILE
     target.parent.mkdir(exist_ok=True)
@@ -220,3 +228,17 @@ def signature_inputs(
             dims = tuple(d.size if d.size >= 0 else None for d in shape.dim)
         specs[name] = (tf.as_dtype(info.dtype), dims)
     return dict(sorted(specs.items()))
+
+
+def _for_signature(request: Mapping, name: str, specs: dict) -> dict:
+    """`request`'s inputs that signature `name` takes; for `serving_examples`,
+    its rows as serialized tf.Examples."""
+    from keras_mtl.serving.signatures import (
+        EXAMPLES_INPUT,
+        SERVING_EXAMPLES,
+        serialize_examples,
+    )
+
+    if name == SERVING_EXAMPLES and EXAMPLES_INPUT not in request:
+        return {EXAMPLES_INPUT: np.array(serialize_examples(request), dtype=object)}
+    return {key: value for key, value in request.items() if key in specs}

@@ -204,9 +204,13 @@ def test_export_writes_the_warm_up_file_before_the_version_appears(tiny, tmp_pat
         )
     finally:
         os.umask(old)
-    [(name, inputs)] = km.serving.read_warmup_requests(version)
-    assert name == "serving_default"
+    # Once per signature: the raw inputs, then the rows as tf.Examples.
+    [(default, inputs), (examples, parsed)] = km.serving.read_warmup_requests(version)
+    assert (default, examples) == ("serving_default", "serving_examples")
     np.testing.assert_array_equal(inputs["x"], np.ones((2, 3), "float32"))
+    [first, second] = [tf.train.Example.FromString(e) for e in parsed["examples"]]
+    assert list(first.features.feature["x"].float_list.value) == [1.0, 1.0, 1.0]
+    assert second == first
     assert records(version)[0].predict_log.request.model_spec.name == "ctr"
     assert stat.S_IMODE((version / WARMUP_FILE).stat().st_mode) == 0o644
     assert sorted(p.name for p in (version / "assets.extra").iterdir()) == [
