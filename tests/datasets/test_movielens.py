@@ -45,6 +45,10 @@ def gap_bucket(seconds):
     return sum(seconds >= edge for edge in GAPS)
 
 
+def year_of(date):
+    return int(date[-4:]) if date else -1
+
+
 def year_bucket(date):
     if not date:
         return -1
@@ -115,18 +119,26 @@ def test_specs(data):
     item, genres, year = data.item
     assert (item.name, item.hash_bins, item.dtype) == ("item", 16384, "int64")
     assert (genres.name, genres.vocabulary_size, genres.max_len) == ("genres", 19, K)
-    assert (year.name, year.vocabulary_size) == ("year", 16)
+    assert (year.name, year.dtype, year.num_rows) == ("year", "int64", 16)
+    assert year.boundaries == movielens.YEAR_EDGES
     rating, gap = data.history.properties
-    assert (rating.vocabulary_size, gap.vocabulary_size) == (5, 9)
+    assert (rating.boundaries, rating.num_rows) == ((2, 3, 4, 5), 5)
+    assert (gap.boundaries, gap.num_rows, gap.dtype) == (tuple(GAPS), 9, "int64")
     assert data.candidates.name == "candidates"
     assert data.candidates.item == data.history.item
     assert data.candidates.properties == ()
     assert data.candidates.max_len == LIST_SIZE
-    assert [(f.name, f.vocabulary_size) for f in data.profile] == [
-        ("gender", 2),
-        ("age", 7),
-        ("occupation", 21),
-    ]
+    gender, age, occupation = data.profile
+    assert (gender.name, gender.vocabulary, gender.dtype) == (
+        "gender",
+        ("F", "M"),
+        "string",
+    )
+    assert (age.name, age.boundaries, age.num_rows) == ("age", movielens.AGE_EDGES, 7)
+    assert (occupation.name, occupation.vocabulary) == (
+        "occupation",
+        movielens.OCCUPATIONS,
+    )
     assert [(f.name, f.vocabulary_size) for f in data.query] == [
         ("hour", 24),
         ("weekday", 7),
@@ -162,9 +174,9 @@ def test_shapes_and_dtypes(data):
         "candidates_item": ((S,), np.int64),
         "candidates_genres": ((S, K), np.int64),
         "candidates_year": ((S,), np.int64),
-        "gender": ((), np.int64),
+        "gender": ((), object),
         "age": ((), np.int64),
-        "occupation": ((), np.int64),
+        "occupation": ((), object),
         "hour": ((), np.int64),
         "weekday": ((), np.int64),
         "like": ((), np.float32),
@@ -232,12 +244,16 @@ def test_histories_match_a_naive_reference(columns, raw):
         assert columns["like"][row] == float(rating >= 4)
         n = len(prior)
         assert columns["history_item"][row, :n].tolist() == [p[1] for p in prior]
-        assert columns["history_rating"][row, :n].tolist() == [p[2] - 1 for p in prior]
+        assert columns["history_rating"][row, :n].tolist() == [p[2] for p in prior]
         assert columns["history_timestamp"][row, :n].tolist() == [p[0] for p in prior]
-        assert columns["history_gap"][row, :n].tolist() == [
-            gap_bucket(t - p[0]) for p in prior
-        ]
+        assert columns["history_gap"][row, :n].tolist() == [t - p[0] for p in prior]
         assert columns["history_year"][row, :n].tolist() == [
+            year_of(items[p[1]][0]) for p in prior
+        ]
+        # The documented buckets, restated independently, of those raw values.
+        gaps = columns["history_gap"][row, :n]
+        assert bucket_gaps(gaps).tolist() == [gap_bucket(t - p[0]) for p in prior]
+        assert bucket_years(columns["history_year"][row, :n]).tolist() == [
             year_bucket(items[p[1]][0]) for p in prior
         ]
 
@@ -275,19 +291,25 @@ def test_a_hand_picked_example(tmp_path):
         [10, -1, -1],
     ]
     assert x["history_rating"].tolist() == [
-        [4, 2, -1],
-        [4, 2, 3],
-        [4, 2, 3],
-        [3, 0, 1],
-        [3, -1, -1],
+        [5, 3, -1],
+        [5, 3, 4],
+        [5, 3, 4],
+        [4, 1, 2],
+        [4, -1, -1],
     ]
-    # gaps 30 s; 4000 s, 4000 s, 3970 s; 99970 s, 96000 s x2; 691150 s.
     assert x["history_gap"].tolist() == [
-        [0, 0, -1],
+        [30, 30, -1],
+        [4_000, 4_000, 3_970],
+        [4_000, 4_000, 3_970],
+        [99_970, 96_000, 96_000],
+        [691_150, -1, -1],
+    ]
+    assert bucket_gaps(x["history_gap"]).tolist() == [  # -1 pads: masked anyway
+        [0, 0, 0],
         [3, 3, 3],
         [3, 3, 3],
         [5, 5, 5],
-        [6, -1, -1],
+        [6, 0, 0],
     ]
     assert x["like"].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
     assert x["hour"].tolist() == [4, 5, 5, 8, 4]
@@ -295,9 +317,9 @@ def test_a_hand_picked_example(tmp_path):
     for t, hour, weekday in zip(x["timestamp"], x["hour"], x["weekday"]):
         moment = datetime.datetime.fromtimestamp(int(t), datetime.timezone.utc)
         assert (moment.hour, moment.weekday()) == (hour, weekday)
-    assert x["gender"].tolist() == [0, 0, 0, 0, 1]
-    assert x["age"].tolist() == [1, 1, 1, 1, 6]
-    assert x["occupation"].tolist() == [20, 20, 20, 20, 18]
+    assert x["gender"].tolist() == ["F", "F", "F", "F", "M"]
+    assert x["age"].tolist() == [24, 24, 24, 24, 56]
+    assert x["occupation"].tolist() == ["writer"] * 4 + ["student"]
     # Negatives: movies the user never rates (not 10-15 for user 1, not 10/20 for 2).
     for row in range(5):
         rated = {10, 11, 12, 13, 14, 15} if row < 4 else {10, 20}
@@ -332,7 +354,7 @@ def test_item_fields_and_genre_label(columns, raw):
     for movie, (date, movie_flags) in items.items():
         ids = [g for g, f in enumerate(movie_flags) if f][:K]
         genres[movie, : len(ids)] = ids
-        years[movie] = year_bucket(date)
+        years[movie] = year_of(date)
         flags[movie] = movie_flags
     np.testing.assert_array_equal(columns["genre"], flags[columns["item"]])
     # The same item fields for the target, the history steps and the candidates.
@@ -389,10 +411,11 @@ def test_bucket_helpers():
 def test_profile_and_query(columns, raw):
     users = raw[2]
     for row, user in enumerate(columns["user_id"].tolist()):
-        age, gender, occupation = users[user]
-        assert columns["gender"][row] == (gender == "M")
-        assert columns["age"][row] == sum(age >= e for e in (18, 25, 35, 45, 50, 56))
-        assert columns["occupation"][row] == OCCUPATION_ID[occupation]
+        assert (
+            columns["age"][row],
+            columns["gender"][row],
+            columns["occupation"][row],
+        ) == users[user]
     assert len(movielens.OCCUPATIONS) == 21
     assert list(movielens.OCCUPATIONS) == sorted(movielens.OCCUPATIONS)
     moments = [
@@ -736,3 +759,36 @@ def test_real_data_genre_coverage(real):
     kept = (data.train["genres"] != -1).sum(axis=1)
     np.testing.assert_array_equal(kept, np.minimum(label.sum(axis=1), MAX_GENRES))
     assert (kept == label.sum(axis=1)).mean() > 0.97  # ratings with all genres kept
+
+
+def test_the_model_buckets_and_looks_up_as_the_helpers(data, columns):
+    """The in-graph lookups of the specs give the buckets `bucket_*` compute (and
+    the codes the loader used to store), on every column of the fixture."""
+    from keras_mtl.layers._lookup import make_lookup, table_rows
+
+    specs = {f.name: f for f in [*data.item, *data.history.properties, *data.profile]}
+    helpers = {
+        "year": bucket_years,
+        "gap": bucket_gaps,
+        "age": bucket_ages,
+        "rating": lambda stars: stars - 1,
+        "gender": lambda g: np.array([movielens.GENDERS.index(v) + 1 for v in g]),
+        "occupation": lambda o: np.array([OCCUPATION_ID[v] + 1 for v in o]),
+    }
+    checked = 0
+    for column, values in columns.items():
+        name = column.removeprefix("history_").removeprefix("candidates_")
+        if name not in helpers:
+            continue
+        spec = specs[name]
+        rows, mask = (
+            np.asarray(t) for t in table_rows(spec, make_lookup(spec), values)
+        )
+        present = values != spec.pad_value
+        assert (mask == present).all(), column
+        np.testing.assert_array_equal(
+            rows[present], helpers[name](values[present]), err_msg=column
+        )
+        checked += int(present.sum())
+    assert checked > 10_000
+    assert (columns["year"] == -1).any()  # the movie without a date: padding

@@ -57,6 +57,7 @@ from keras_mtl.datasets.movielens.specs import (
     GENRES,
     MAX_GENRES,
     OCCUPATIONS,
+    RATING_EDGES,
     YEAR_EDGES,
     MovieLensSequences,
     bucket_ages,
@@ -73,6 +74,7 @@ __all__ = [
     "MAX_GENRES",
     "MOVIELENS_FILES",
     "OCCUPATIONS",
+    "RATING_EDGES",
     "URL",
     "YEAR_EDGES",
     "MovieLensSequences",
@@ -122,25 +124,35 @@ def load_movielens(
     in hash buckets rather than an out-of-vocabulary row, so incremental
     training on later periods handles new ids by design.
 
+    **Raw values.** The columns hold what a production log has, and the specs
+    hold the vocabularies and bucket edges, so the model (and its SavedModel)
+    looks the values up and buckets them itself: gender and occupation as the
+    strings of u.user, ages and release years in years, ratings in stars, gaps
+    in seconds. Two derived values remain: `hour` / `weekday` of the request
+    time and each step's `gap` (request time minus step time) are computed
+    here, not in the model; a serving client computes them from its
+    timestamps the same way.
+
     **Columns** of each split dict (N rows; int64 unless stated; L = `max_len`,
     K = `MAX_GENRES`, S = `list_size`):
 
     - `history_item` (N, L): movie ids of the history steps, -1 = padding.
     - `history_genres` (N, L, K): genre ids (0..18, see `GENRES`) of each step's
       movie, the first K in `GENRES` order, padded with -1.
-    - `history_year` (N, L): release-year bucket (`YEAR_EDGES`), -1 if the
-      movie has no release date.
-    - `history_rating` (N, L): rating - 1 (0..4).
-    - `history_gap` (N, L): bucket (`GAP_EDGES_SECONDS`) of target time minus
-      step time.
+    - `history_year` (N, L): release year (bucketised by `YEAR_EDGES` in the
+      model), -1 if the movie has no release date.
+    - `history_rating` (N, L): the rating, 1..5 stars (`RATING_EDGES`).
+    - `history_gap` (N, L): target time minus step time, in seconds (>= 1;
+      bucketised by `GAP_EDGES_SECONDS`).
     - `item` (N,), `genres` (N, K), `year` (N,): the target movie.
     - `candidates_item` (N, S), `candidates_genres` (N, S, K),
       `candidates_year` (N, S): the target movie and S - 1 negatives, in random
       positions. Negatives are drawn without replacement, proportionally to
       the movie's number of ratings in the train period plus one, among the
       movies the user never rates in the whole data.
-    - `gender` (N,): position in `GENDERS`; `age` (N,): bucket of `AGE_EDGES`;
-      `occupation` (N,): position in `OCCUPATIONS`.
+    - `gender` (N,) and `occupation` (N,): str objects, as in u.user (one of
+      `GENDERS` / `OCCUPATIONS`); `age` (N,): years (bucketised by
+      `AGE_EDGES`).
     - `hour` (N,) 0..23 and `weekday` (N,) 0..6 (Monday = 0) of the target
       time, in UTC.
     - Labels: `like` (N,) float32, 1 if the target rating is >= 4 else 0;

@@ -19,8 +19,6 @@ from keras_mtl.datasets.movielens.specs import (
     GENRES,
     MAX_GENRES,
     OCCUPATIONS,
-    bucket_ages,
-    bucket_years,
 )
 from keras_mtl.features import INT_PAD
 
@@ -130,7 +128,7 @@ class Items:
 
     ids: np.ndarray  # movie ids of u.item
     genres: np.ndarray  # (max id + 1, K) int64, row = movie id, -1 padded
-    year: np.ndarray  # (max id + 1,) int64 year bucket
+    year: np.ndarray  # (max id + 1,) int64 release year, -1 if none
     flags: np.ndarray  # (max id + 1, 19) float32 multi-hot genres
 
     @property
@@ -142,13 +140,13 @@ class Items:
 class Users:
     """The users of u.user as lookup tables indexed by user id."""
 
-    gender: np.ndarray  # (max id + 1,) int64, row = user id
-    age: np.ndarray
-    occupation: np.ndarray
+    gender: np.ndarray  # (max id + 1,) str objects as in u.user, row = user id
+    age: np.ndarray  # int64 age in years
+    occupation: np.ndarray  # str objects as in u.user
 
     @property
     def num_rows(self) -> int:
-        return len(self.gender)
+        return len(self.age)
 
 
 def read_files(source: pathlib.Path) -> tuple[dict, Items, Users]:
@@ -177,7 +175,7 @@ def read_files(source: pathlib.Path) -> tuple[dict, Items, Users]:
     users = _read_users(*files["u.user"])
     for column, table, known, name in (
         ("item", "u.item", items.year, "movie"),
-        ("user", "u.user", users.gender, "user"),
+        ("user", "u.user", users.age, "user"),
     ):
         ids = ratings[column]
         bad = (ids < 1) | (ids >= len(known))
@@ -209,7 +207,7 @@ def _read_items(what: str, raw: bytes) -> Items:
         )
     rows = int(ids.max()) + 1
     year = np.full(rows, _UNSEEN, dtype=np.int64)
-    year[ids] = bucket_years(dates.dt.year.to_numpy(dtype=np.float64))
+    year[ids] = dates.dt.year.fillna(INT_PAD).to_numpy(dtype=np.int64)
     # The first MAX_GENRES set flags of each movie, in GENRES order.
     first = np.argsort(flags == 0, axis=1, kind="stable")[:, :MAX_GENRES]
     has = np.arange(MAX_GENRES)[None, :] < flags.sum(axis=1)[:, None]
@@ -226,27 +224,25 @@ def _read_users(what: str, raw: bytes) -> Users:
     frame = _read_table(what, raw, "|", names, ["id", "age"])
     ids = frame["id"].to_numpy()
     _check_ids(what, "user id", ids)
-    codes = {}
+    rows = int(ids.max()) + 1
+    tables = {}
     for column, vocabulary in (("gender", GENDERS), ("occupation", OCCUPATIONS)):
         values = frame[column].str.strip()
-        code = pd.Categorical(values, categories=list(vocabulary)).codes
-        if (code < 0).any():
-            bad = values[code < 0].iloc[0]
+        unknown = ~values.isin(vocabulary).to_numpy()
+        if unknown.any():
+            bad = values[unknown].iloc[0]
             raise ValueError(
                 f"{what}: column {column!r} has the unknown value {bad!r}; expected "
                 f"one of {list(vocabulary)}."
             )
-        codes[column] = code
-    rows = int(ids.max()) + 1
-    tables = {}
-    for column, values in (
-        ("gender", codes["gender"]),
-        ("age", bucket_ages(frame["age"].to_numpy())),
-        ("occupation", codes["occupation"]),
-    ):
-        table = np.full(rows, _UNSEEN, dtype=np.int64)
-        table[ids] = values
+        table = np.full(rows, "", dtype=object)
+        table[ids] = values.to_numpy(dtype=object)
         tables[column] = table
+    ages = frame["age"].to_numpy(dtype=np.int64)
+    if (ages < 0).any():
+        raise ValueError(f"{what}: column 'age' must be >= 0; found {ages.min()}.")
+    tables["age"] = np.full(rows, _UNSEEN, dtype=np.int64)
+    tables["age"][ids] = ages
     return Users(**tables)
 
 

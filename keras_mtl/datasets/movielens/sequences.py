@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_mtl.datasets.movielens.reader import Items, Users
-from keras_mtl.datasets.movielens.specs import bucket_gaps
 from keras_mtl.features import INT_PAD
 
 
@@ -82,8 +81,8 @@ class Histories:
         valid: bool, False on padding steps.
         movie: movie ids, -1 on padding.
         t: timestamps, 0 on padding.
-        rating: rating - 1, -1 on padding.
-        gap: time-gap bucket of target time minus step time, -1 on padding.
+        rating: the rating (1..5), -1 on padding.
+        gap: target time minus step time in seconds (>= 1), -1 on padding.
     """
 
     valid: np.ndarray
@@ -104,12 +103,12 @@ def build_histories(
     start = timeline.tie_start[examples] - h
     index = np.where(valid, start[:, None] + steps[None, :], 0)
     t = np.where(valid, timeline.t[index], 0)
-    gap = bucket_gaps(timeline.t[examples][:, None] - t)
+    gap = timeline.t[examples][:, None] - t
     return Histories(
         valid=valid,
         movie=np.where(valid, timeline.movie[index], INT_PAD),
         t=t,
-        rating=np.where(valid, timeline.stars[index] - 1, INT_PAD),
+        rating=np.where(valid, timeline.stars[index], INT_PAD),
         gap=np.where(valid, gap, INT_PAD),
     )
 
@@ -168,7 +167,8 @@ def assemble(
     items: Items,
     users: Users,
 ) -> dict[str, np.ndarray]:
-    """The columns of all examples (see `load_movielens`), int64 or float32."""
+    """The columns of all examples (see `load_movielens`): int64, float32, or
+    str objects (`gender`, `occupation`)."""
     t, user, movie = (a[examples] for a in (timeline.t, timeline.user, timeline.movie))
     # Row 0 of the item tables (no movie 0) serves the padding steps.
     steps = np.where(histories.valid, histories.movie, 0)
@@ -197,7 +197,9 @@ def assemble(
         "history_timestamp": histories.t,
     }
     return {
-        name: array.astype(
+        name: array
+        if array.dtype == object
+        else array.astype(
             np.float32 if array.dtype == np.float32 else np.int64, copy=False
         )
         for name, array in columns.items()

@@ -1,9 +1,12 @@
 """MovieLens-100K's vocabularies, buckets and specs, and the `MovieLensSequences` result.
 
 The fixed category lists (`GENRES`, `OCCUPATIONS`, `GENDERS`), the bucket edges
-of ages, release years and history time gaps with their `bucket_*` helpers,
-`movielens_specs` (the feature and task specs, no data needed) and the
-dataclass `load_movielens` returns.
+of ages, release years, ratings and history time gaps, `movielens_specs` (the
+feature and task specs, no data needed) and the dataclass `load_movielens`
+returns. The specs carry the vocabularies and bucket edges, so the data and
+the exported model hold raw values (a gender "F", an age 24, a year 1995, a
+rating 4, a gap in seconds) and the model looks them up and buckets them;
+the `bucket_*` helpers say in numpy what the model computes.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ AGE_EDGES: tuple[int, ...] = (18, 25, 35, 45, 50, 56)
 #: one bucket per decade up to the 1980s (1..6), then one per year from 1990
 #: (7) to 1997 (14), and 1998 or later (15). Most rated movies are from the
 #: 1990s (70% of the ratings), hence the finer buckets there. A movie without a
-#: release date gets -1 (padding: no year embedding).
+#: release date has year -1 (padding: no year embedding).
 YEAR_EDGES: tuple[int, ...] = (1930, 1940, 1950, 1960, 1970, 1980) + tuple(
     range(1990, 1999)
 )
@@ -94,6 +97,9 @@ GAP_EDGES_SECONDS: tuple[int, ...] = (
     30 * 86_400,
     90 * 86_400,
 )
+#: Lower edges of the rating buckets 1..4: a rating r (1..5 stars) is bucket
+#: r - 1, one bucket per number of stars.
+RATING_EDGES: tuple[int, ...] = (2, 3, 4, 5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,13 +112,16 @@ class MovieLensSequences:
         val: dict of columns: the middle period.
         test: dict of columns: the latest period.
         history: `SequenceFeature` "history": item fields `item`, `genres`,
-            `year` and property fields `rating`, `gap`.
+            `year` and property fields `rating`, `gap` (raw stars and seconds,
+            bucketised in the model).
         candidates: `SequenceFeature` "candidates": the same item fields, no
             properties, `max_len = list_size`.
         item: list of `SparseFeature`: the target item's inputs `item`,
             `genres`, `year` (the same specs as `history.item`).
-        profile: list of `SparseFeature`: `gender`, `age`, `occupation`.
-        query: list of `SparseFeature`: `hour`, `weekday`.
+        profile: list of `SparseFeature`: `gender`, `occupation` (the strings
+            of u.user) and `age` (years, bucketised in the model).
+        query: list of `SparseFeature`: `hour`, `weekday` (ints the loader
+            derives from the request's Unix time, see `load_movielens`).
         tasks: list of `Task`: "ctr" (binary, label `like`), "l2r" (ranking,
             label `relevance`) and "genre" (multiclass, label `genre`).
         popularity: int64 array indexed by movie id: the movie's number of
@@ -159,21 +168,23 @@ def bucket_gaps(seconds: np.ndarray) -> np.ndarray:
 
 
 def bucket_years(years: np.ndarray) -> np.ndarray:
-    """Release-year bucket ids (0..15) of `YEAR_EDGES`; NaN (no date) gives -1.
+    """Release-year bucket ids (0..15) of `YEAR_EDGES`; no date (NaN or -1)
+    gives -1.
 
     Args:
-        years: float array of years, NaN where unknown.
+        years: array of years, NaN or -1 where unknown.
 
     Returns:
         int64 array of bucket ids, same shape.
 
     Example:
-    >>> bucket_years(np.array([1925.0, 1985.0, 1995.0, np.nan])).tolist()
-    [0, 6, 12, -1]
+    >>> bucket_years(np.array([1925.0, 1985.0, 1995.0, np.nan, -1])).tolist()
+    [0, 6, 12, -1, -1]
     """
     years = np.asarray(years, dtype=np.float64)
-    ids = np.searchsorted(YEAR_EDGES, np.nan_to_num(years), side="right")
-    return np.where(np.isnan(years), INT_PAD, ids).astype(np.int64)
+    unknown = np.isnan(years) | (years == INT_PAD)
+    ids = np.searchsorted(YEAR_EDGES, np.where(unknown, 0, years), side="right")
+    return np.where(unknown, INT_PAD, ids).astype(np.int64)
 
 
 def bucket_ages(ages: np.ndarray) -> np.ndarray:
@@ -197,6 +208,14 @@ def movielens_specs(
 ) -> tuple[SequenceFeature, SequenceFeature, list, list, list, list[Task]]:
     """The feature and task specs of `load_movielens` (no data needed).
 
+    The model takes raw values: `year`, `age`, `rating` and `gap` are
+    bucketised numbers (`SparseFeature(boundaries=...)` with `YEAR_EDGES`,
+    `AGE_EDGES`, `RATING_EDGES`, `GAP_EDGES_SECONDS`; int64, -1 for none),
+    `gender` and `occupation` string vocabularies (`GENDERS`, `OCCUPATIONS`).
+    `hour` and `weekday` are still integers derived from the request time
+    (0..23, 0..6), and `gap` is the request time minus the step's time: a
+    serving client computes those three from its timestamps.
+
     Args:
         max_len: int. History steps per example.
         list_size: int. Candidates per example.
@@ -219,12 +238,14 @@ def movielens_specs(
         SparseFeature(
             "genres", vocabulary_size=len(GENRES), embedding_dim=8, max_len=MAX_GENRES
         ),
-        SparseFeature("year", vocabulary_size=len(YEAR_EDGES) + 1, embedding_dim=8),
+        SparseFeature("year", boundaries=YEAR_EDGES, dtype="int64", embedding_dim=8),
     ]
     properties = [
-        SparseFeature("rating", vocabulary_size=5, embedding_dim=4),
         SparseFeature(
-            "gap", vocabulary_size=len(GAP_EDGES_SECONDS) + 1, embedding_dim=4
+            "rating", boundaries=RATING_EDGES, dtype="int64", embedding_dim=4
+        ),
+        SparseFeature(
+            "gap", boundaries=GAP_EDGES_SECONDS, dtype="int64", embedding_dim=4
         ),
     ]
     history = SequenceFeature(
@@ -232,9 +253,9 @@ def movielens_specs(
     )
     candidates = SequenceFeature("candidates", item=item, max_len=list_size)
     profile = [
-        SparseFeature("gender", vocabulary_size=len(GENDERS), embedding_dim=4),
-        SparseFeature("age", vocabulary_size=len(AGE_EDGES) + 1, embedding_dim=4),
-        SparseFeature("occupation", vocabulary_size=len(OCCUPATIONS), embedding_dim=8),
+        SparseFeature("gender", vocabulary=GENDERS, embedding_dim=4),
+        SparseFeature("age", boundaries=AGE_EDGES, dtype="int64", embedding_dim=4),
+        SparseFeature("occupation", vocabulary=OCCUPATIONS, embedding_dim=8),
     ]
     query = [
         SparseFeature("hour", vocabulary_size=24, embedding_dim=4),
