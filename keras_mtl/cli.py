@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from keras_mtl.models.registry import MODELS, build_model, get_builder, model_names
 
 #: The built-in data sets and the kind of data each holds (see
@@ -294,12 +296,19 @@ def train(args) -> dict:
         export_dir = args.export_dir or os.path.join(
             "saved_models", f"{args.model}-{args.data}"
         )
+        # Warm-up requests: real rows of the test split, as TF Serving gets them.
+        rows = next(iter(make_dataset(test_rows, features, None, 8, shuffle=False)))
+        warmup = [{k: np.asarray(v) for k, v in rows.items()}]
         if args.model == "dupn":
-            paths = km.export_dupn(model, export_dir)
+            paths = km.export_dupn(model, export_dir, warmup_requests=warmup)
             encoder, scorer = km.dupn_serving_models(model)
             parts = {"full": model, "user_encoder": encoder, "scorer": scorer}
         else:
-            paths = {"model": km.export_saved_model(model, export_dir)}
+            paths = {
+                "model": km.export_saved_model(
+                    model, export_dir, warmup_requests=warmup
+                )
+            }
             parts = {"model": model}
         for part, path in paths.items():
             print(f"\nexported SavedModel ({part}): {path}")

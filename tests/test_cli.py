@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 
+import keras_mtl as km
 from keras_mtl import cli
 from tests.helpers import chance_auc, xla_off
 
@@ -74,6 +75,10 @@ def test_train_synthetic_beats_a_constant_and_exports(mmoe_run, constant_mse):
         assert results[task] < 0.75 * constant_mse[task], results
     assert results["export_path"] == str(export / "1")
     assert (export / "1" / "saved_model.pb").is_file()
+    # Warm-up: 8 real test rows, once per signature.
+    warmup = km.serving.read_warmup_requests(export / "1")
+    assert [name for name, _ in warmup] == ["serving_default", "serving_examples"]
+    assert warmup[0][1]["x"].shape == (8, 100) and len(warmup[1][1]["examples"]) == 8
 
 
 def test_second_run_exports_the_next_version(mmoe_run, no_xla):
@@ -259,6 +264,19 @@ def test_dupn_daily_warm_start_on_movielens(tmp_path, no_xla):
     for task, value in day1["validation"].items():
         assert day2["before_training"][task] == pytest.approx(value, abs=1e-6)
     assert day2["export_paths"]["scorer"] == str(export / "scorer" / "2")
+    # The scorer warms up on the encoder's representation of real rows.
+    warmed = km.serving.read_warmup_requests(export / "scorer" / "2")
+    names = sorted({name for name, _ in warmed})
+    assert names == [
+        "score_ctr",
+        "score_genre",
+        "score_l2r",
+        "serving_default",
+        "serving_examples",
+    ], names
+    [(_, default)] = [w for w in warmed if w[0] == "serving_default"]
+    assert default["user_representation"].shape[0] == 8
+    assert "history_item" not in default
 
 
 def test_dupn_needs_movielens_and_dates_parse(tmp_path):

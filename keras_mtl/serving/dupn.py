@@ -132,6 +132,7 @@ def export_dupn(
     *,
     keep_versions: int | None = None,
     models_config: str | os.PathLike | None = None,
+    warmup_requests: list[dict] | None = None,
 ) -> dict[str, pathlib.Path]:
     """Export a DUPN model as three TF Serving models, for the serving split.
 
@@ -164,6 +165,11 @@ def export_dupn(
             the encoder and scorer of one version belong together; a config
             serving none of the parts is an error.
 
+        warmup_requests: dicts `{input name: array}` of the full model's raw
+            inputs (e.g. a few real rows), or None. Each part gets its warm-up
+            file from them (`export_saved_model`): the encoder its inputs, the
+            scorer the encoder's representation of them and its item inputs.
+
     Returns:
         `{"full": path, "user_encoder": path, "scorer": path}`.
     """
@@ -181,6 +187,12 @@ def export_dupn(
         "scorer": groups,
     }
     models = dict(zip(DUPN_PARTS, (model, encoder, scorer)))
+    warmup = dict.fromkeys(DUPN_PARTS)
+    if warmup_requests is not None:
+        warmup = {
+            part: [_part_request(request, m, encoder) for request in warmup_requests]
+            for part, m in models.items()
+        }
     paths = {
         part: export_saved_model(
             m,
@@ -188,6 +200,7 @@ def export_dupn(
             version,
             output_signatures=signatures[part],
             broadcast_inputs=(USER_REPRESENTATION,),
+            warmup_requests=warmup[part],
         )
         for part, m in models.items()
     }
@@ -213,3 +226,15 @@ def _pinned_parts(base: pathlib.Path, keep_versions, models_config) -> set[int]:
             f"{listed})."
         )
     return set().union(*(pins for pins in found if pins is not None))
+
+
+def _part_request(request: dict, part: keras.Model, encoder: keras.Model) -> dict:
+    """A full-model request as `part` takes it (the scorer: with the encoder's
+    representation of it)."""
+    values = {n: request[n] for n in part.input if n in request}
+    if USER_REPRESENTATION in part.input:
+        user = encoder({n: request[n] for n in encoder.input})
+        values[USER_REPRESENTATION] = keras.ops.convert_to_numpy(
+            user[USER_REPRESENTATION]
+        )
+    return values
