@@ -7,9 +7,12 @@ is such a lookup ("hosted" inputs) and computes their table rows outside the
 compiled step: mapped over the `tf.data` pipeline in `fit` / `evaluate` /
 `predict`, applied to arrays before they enter Keras. The compiled step sees
 int32 rows (padding -1), which its layers take in place of the strings
-(`layers._lookup.table_rows`). The graph itself is unchanged: it still takes
-raw strings (`model(raw)`, the SavedModel's signature, a reloaded `.keras`
-file, whose lookup layers carry the vocabularies).
+(`layers._lookup.table_rows`). In-memory data packed by `make_dataset`
+(`keras_mtl.data.packed`) is looked up once, whole columns at a time
+(`packed_rows`), and then trains as integer ids do: gathered inside the step.
+The graph itself is unchanged: it still takes raw strings (`model(raw)`, the
+SavedModel's signature, a reloaded `.keras` file, whose lookup layers carry
+the vocabularies).
 """
 
 from __future__ import annotations
@@ -114,6 +117,42 @@ def rows_of(hosted: Hosted, x):
         if name in x and holds_strings(x[name]):
             x[name] = string_rows(feature, lookup, x[name])
     return x
+
+
+def packed_rows(hosted: Hosted, packed):
+    """`packed` (in-memory columns, `keras_mtl.data.packed.PackedColumns`) with
+    its string matrix replaced by the table rows of its columns, looked up once.
+
+    Each column goes through `string_rows`, the lookup a batch of it gets on
+    its way to the step, so OOV values and padding come out as they would.
+    Returns None when a string column is not a hosted input: such data keeps
+    the per-batch path (`host_data`).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    matrices = []
+    for matrix, keys in zip(packed.matrices, packed.layout):
+        if matrix.dtype != tf.string:
+            matrices.append(matrix)
+            continue
+        if any(part != "x" or name not in hosted.lookups for (part, name), _ in keys):
+            return None
+        columns, start = [], 0
+        for (_, name), shape in keys:
+            width = int(np.prod(shape, dtype=int))
+            feature, lookup = hosted.lookups[name]
+            columns.append(
+                string_rows(feature, lookup, matrix[:, start : start + width])
+            )
+            start += width
+        matrices.append(tf.concat(columns, axis=1))
+    return dataclasses.replace(
+        packed,
+        matrices=tuple(matrices),
+        dtypes=tuple(m.dtype.name for m in matrices),
+        key=f"{packed.key}-rows",  # (the same layout, int32 where strings were)
+    )
 
 
 def _eager_rows(hosted: Hosted, x: dict) -> dict:

@@ -8,16 +8,20 @@ those of plain Keras on the same data:
   step is then fed batches of row indices with the matrices, and gathers each
   batch itself: a reshuffle costs one permutation per epoch, and `tf.data`
   hands the step one vector per batch. (TensorFlow backend, no distribution
-  strategy, no string columns.)
+  strategy.) String columns of hosted inputs (below) are looked up once, when
+  first read, and the step gathers their int32 rows as it gathers integer ids.
 - Hosted string lookups: string inputs whose every use is a vocabulary or hash
   lookup are looked up beside the compiled step (`hosted_lookups`), which then
-  reads int32 rows and keeps XLA.
+  reads int32 rows and keeps XLA. Other data (streams, transformed datasets,
+  arrays) is looked up batch by batch, in `tf.data`.
 
 Before the first step the model's training state is built from the data's
 spec (`_keras_compat.symbolic_build`), so TensorFlow traces the step once.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 
@@ -32,6 +36,8 @@ class StepData:
     def __init__(self, model):
         self.model = model
         self.layouts = {}  # `PackedColumns.key` -> layout (no data)
+        # Packed columns holding strings -> `_rows_of` them.
+        self._rows = weakref.WeakKeyDictionary()
 
     def hosted(self, data):
         """`data` with the model's hosted string inputs as table rows."""
@@ -46,16 +52,27 @@ class StepData:
         if packed_module.is_step_dataset(data):  # (fit's own evaluate)
             return data
         packed = packed_module.packed_columns(data)
-        if (
-            packed is None
-            or any(dtype == "string" for dtype in packed.dtypes)
-            or not self._build_from_spec(data)  # (the step's data has no spec)
-        ):
+        spec_data = data
+        if packed is not None and "string" in packed.dtypes:
+            packed, spec_data = self._rows_of(packed)
+        if packed is None or not self._build_from_spec(spec_data):
+            # Batches through `tf.data`, their strings looked up batch by batch.
             data = self.hosted(data)
             self._build_from_spec(data)
             return data
         self.layouts[packed.key] = packed.layout_only()
         return packed.step_dataset()
+
+    def _rows_of(self, packed) -> tuple:
+        """`(rows, batches)`: `packed` with its string columns as rows and the
+        batches they gather to (for their spec), made once per packed dataset
+        (each `fit` / `evaluate` of it reads them); `(None, None)` when a
+        string column is not a hosted input."""
+        if packed not in self._rows:
+            rows = _host_lookups.packed_rows(self.model.hosted_lookups, packed)
+            batches = None if rows is None else rows.dataset(cache=False)
+            self._rows[packed] = (rows, batches)
+        return self._rows[packed]
 
     def unpack(self, element):
         """Inside the step: a packed element as the batch it stands for."""

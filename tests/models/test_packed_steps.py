@@ -10,6 +10,7 @@ import pytest
 import keras_mtl as km
 from keras_mtl.data import make_dataset
 from keras_mtl.data.packed import STEP_KEY, is_step_dataset, packed_columns
+from keras_mtl.models import _host_lookups
 
 FEATURES = [
     km.SparseFeature("user", vocabulary_size=30, embedding_dim=4),
@@ -176,20 +177,136 @@ def test_other_calls_still_read_their_own_data_after_a_packed_fit():
     assert np.isfinite(before).all()
 
 
-@pytest.mark.xla
-def test_string_columns_take_the_hosted_lookup_path():
-    # A string matrix cannot enter the XLA step: such data is read through
-    # tf.data, where the hosted string lookups turn it into rows.
-    features = [km.SparseFeature("city", vocabulary=("paris", "rome")), FEATURES[3]]
-    rng = np.random.default_rng(0)
-    data = {
-        "city": rng.choice(["paris", "rome", "oslo"], 64).astype(object),
-        "age": rng.normal(40, 10, 64).astype("float32"),
-        "click": (rng.random(64) < 0.5).astype("float32"),
+# String vocabularies, and the same columns as integer codes of the same
+# vocabularies (an `IntegerLookup`: the same table rows, OOV row 0).
+STRING_FEATURES = [
+    km.SparseFeature("city", vocabulary=("paris", "rome", "oslo"), embedding_dim=4),
+    km.SparseFeature("tags", vocabulary=("a", "b", "c"), embedding_dim=4, max_len=3),
+    km.SparseFeature("genre", hash_bins=16, embedding_dim=2),
+    FEATURES[0],
+    FEATURES[3],
+]
+CODED_FEATURES = [
+    km.SparseFeature("city", vocabulary=(0, 1, 2), embedding_dim=4),
+    km.SparseFeature("tags", vocabulary=(0, 1, 2), embedding_dim=4, max_len=3),
+    *STRING_FEATURES[2:],
+]
+
+
+def string_data(n: int, seed: int) -> tuple[dict, dict]:
+    """`(strings, codes)`: the same rows with string columns and with the
+    vocabulary positions (an unknown value: 7, padding: -1)."""
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["paris", "rome", "oslo", "lima"], n).astype(object)  # lima: OOV
+    tags = rng.choice(["a", "b", "c", "zz", ""], (n, 3)).astype(object)  # "": pad
+    strings = {
+        "city": city,
+        "tags": tags,
+        "genre": rng.choice(["drama", "comedy", "noir"], n).astype(object),
+        "user": rng.integers(-1, 30, n),
+        "age": rng.normal(40, 10, n).astype("float32"),
+        "click": (city == "rome").astype("float32"),
+        "buy": (tags == "a").any(axis=1).astype("float32"),
     }
-    ds = make_dataset(data, features, [km.Task("click")], batch_size=32)
-    assert "string" in packed_columns(ds).dtypes
-    model = km.build_shared_bottom(features, [km.Task("click")])
-    history = model.fit(ds, epochs=1, verbose=0).history
-    assert model.jit_compile and np.isfinite(history["loss"]).all()
+    codes = {"paris": 0, "rome": 1, "oslo": 2, "a": 0, "b": 1, "c": 2, "": -1}
+    coded = np.vectorize(lambda v: codes.get(v, 7), otypes=["int64"])
+    return strings, {**strings, "city": coded(city), "tags": coded(tags)}
+
+
+def fit_twice(model, data, features):
+    """`model` fitted in two `fit` calls on one shuffled in-memory dataset, with
+    validation data; `(weights, histories, model)` as `train` gives them."""
+    ds = make_dataset(data, features, TASKS, batch_size=64, seed=3)
+    val = make_dataset(data, features, TASKS, batch_size=128, shuffle=False)
+    histories = [
+        model.fit(ds, epochs=2, validation_data=val, verbose=0).history for _ in "ab"
+    ]
+    return [w.numpy() for w in model.weights], histories, model
+
+
+def build_for(features):
+    keras.utils.set_random_seed(7)
+    return km.build_mmoe(
+        features,
+        TASKS,
+        num_experts=3,
+        expert_units=(6,),
+        tower_units=(4,),
+        compile={"learning_rate": 0.03},
+    )
+
+
+@pytest.mark.xla
+def test_packed_string_columns_are_looked_up_once_and_gathered_in_the_step(
+    monkeypatch,
+):
+    strings, _ = string_data(64, seed=0)
+    model = build_for(STRING_FEATURES)
+    hosted = model.hosted_lookups
+    ds = make_dataset(strings, STRING_FEATURES, TASKS, batch_size=32, shuffle=False)
+    packed = packed_columns(ds)
+    assert sorted(packed.dtypes) == ["float32", "int64", "string"]
+    # The string matrix becomes the rows a batch of it would get on its way
+    # to the step (OOV row 0, padding -1); the other matrices are kept as is.
+    rows = _host_lookups.packed_rows(hosted, packed)
+    assert sorted(rows.dtypes) == ["float32", "int32", "int64"]
+    assert rows.layout == packed.layout and rows.key != packed.key
+    x, _ = rows.gather(np.arange(64))
+    want = _host_lookups.rows_of(hosted, {k: strings[k] for k in hosted.lookups})
+    for name in hosted.lookups:
+        assert x[name].dtype == "int32"
+        np.testing.assert_array_equal(x[name].numpy(), np.asarray(want[name]))
+    city = x["city"].numpy()
+    assert (city[strings["city"] == "lima"] == 0).all()
+    assert (city[strings["city"] == "rome"] == 2).all()
+    assert (x["tags"].numpy()[strings["tags"] == ""] == -1).all()
+    # A string column that is not a hosted input keeps the per-batch path.
+    assert (
+        _host_lookups.packed_rows(_host_lookups.Hosted({}, frozenset()), packed) is None
+    )
+
+    # fit and evaluate look each packed dataset up once, whatever the calls.
+    calls = []
+    original = _host_lookups.packed_rows
+    monkeypatch.setattr(
+        _host_lookups,
+        "packed_rows",
+        lambda *args: calls.append(args[1]) or original(*args),
+    )
+    _, histories, _ = fit_twice(model, strings, STRING_FEATURES)
+    model.evaluate(ds, verbose=0)
+    model.evaluate(ds, verbose=0)
+    assert len(calls) == 3  # the training, the validation, the evaluated data
+    assert model.jit_compile and np.isfinite(histories[-1]["loss"]).all()
+    # (Three datasets of one layout: one layout, the rows' own.)
+    assert list(model.step_data.layouts) == [rows.key]
+
+
+@pytest.mark.xla
+def test_packed_string_columns_train_as_their_integer_codes_and_per_batch_lookups():
+    strings, codes = string_data(300, seed=1)
+    packed = fit_twice(build_for(STRING_FEATURES), strings, STRING_FEATURES)
+    # The same model on the same data through tf.data: looked up batch by batch.
+    model = build_for(STRING_FEATURES)
+    ds = make_dataset(strings, STRING_FEATURES, TASKS, batch_size=64, seed=3)
+    val = make_dataset(strings, STRING_FEATURES, TASKS, 128, shuffle=False)
+    per_batch = [
+        model.fit(
+            through_tf_data(ds),
+            epochs=2,
+            validation_data=through_tf_data(val),
+            verbose=0,
+        ).history
+        for _ in "ab"
+    ]
     assert not model.step_data.layouts
+    assert_same_training(packed, ([w.numpy() for w in model.weights], per_batch, model))
+    # Integer codes of the same vocabularies: the same tables row for row (an
+    # `IntegerLookup` inside a step without XLA), the same training.
+    coded = build_for(CODED_FEATURES)
+    assert not coded.jit_compile and sorted(coded.hosted_lookups.lookups) == ["genre"]
+    coded.set_weights([w.numpy() for w in build_for(STRING_FEATURES).weights])
+    coded_run = fit_twice(coded, codes, CODED_FEATURES)
+    assert_same_training(packed, coded_run)
+    # ... and the string tables learned what only the strings explain.
+    assert packed[1][-1]["click_auc"][-1] > 0.8
