@@ -251,6 +251,18 @@ class RankingScore:
 # ---------------------------------------------------------------------- graph
 
 
+def _assert(ok, spec: ServingInput, what: str, message: str, data):
+    """An assertion that `ok` holds everywhere, its message naming the input."""
+    import tensorflow as tf
+
+    return tf.debugging.Assert(
+        tf.reduce_all(ok),
+        [f"Input `{spec.name}`: {message}", data],
+        summarize=10,
+        name=f"check_{spec.name}_{what}",
+    )
+
+
 def _checked(spec: ServingInput, x):
     """`x` as the model takes it: id lists padded to the model's lengths; a
     too-long list, a wrong dense width or a disallowed NaN / Inf raises an
@@ -259,53 +271,30 @@ def _checked(spec: ServingInput, x):
 
     size = tf.shape(x, out_type=tf.int64)[1:]
     want = tf.constant(spec.shape, tf.int64, shape=[len(spec.shape)])
+    shape = "; received a batch of shape"
     checks = []
-    if spec.is_ids:
+    if spec.is_ids and spec.shape:
+        message = f"lists of at most {list(spec.shape)} values per example"
+        message += f" (shorter ones are padded){shape}"
+        checks.append(_assert(size <= want, spec, "length", message, tf.shape(x)))
+    elif not spec.is_ids:
         if spec.shape:
+            message = f"{list(spec.shape)} values per example{shape}"
             checks.append(
-                tf.debugging.Assert(
-                    tf.reduce_all(size <= want),
-                    [
-                        f"Input `{spec.name}`: lists of at most "
-                        f"{list(spec.shape)} values per example (shorter ones "
-                        "are padded); received a batch of shape",
-                        tf.shape(x),
-                    ],
-                    name=f"check_{spec.name}_length",
-                )
-            )
-    else:
-        if spec.shape:
-            checks.append(
-                tf.debugging.Assert(
-                    tf.reduce_all(tf.equal(size, want)),
-                    [
-                        f"Input `{spec.name}`: {list(spec.shape)} values per "
-                        "example; received a batch of shape",
-                        tf.shape(x),
-                    ],
-                    name=f"check_{spec.name}_width",
-                )
+                _assert(tf.equal(size, want), spec, "width", message, tf.shape(x))
             )
         ok = tf.math.is_finite(x)
-        allowed = "finite values"
         if spec.allow_missing:
             ok |= tf.math.is_nan(x)
             allowed = "finite values or NaN (missing)"
         else:
-            allowed += (
-                " (NaN is a missing value only for a DenseFeature with "
-                "allow_missing=True)"
+            allowed = (
+                "finite values (NaN is a missing value only for a DenseFeature "
+                "with allow_missing=True)"
             )
         bad_rows = tf.where(~tf.reshape(ok, [tf.shape(x)[0], -1]))[:, 0]
-        checks.append(
-            tf.debugging.Assert(
-                tf.reduce_all(ok),
-                [f"Input `{spec.name}`: {allowed}; bad values in rows", bad_rows],
-                summarize=10,
-                name=f"check_{spec.name}_values",
-            )
-        )
+        message = f"{allowed}; bad values in rows"
+        checks.append(_assert(ok, spec, "values", message, bad_rows))
     with tf.control_dependencies(checks):
         x = tf.identity(x)
     if spec.is_ids and spec.shape:
