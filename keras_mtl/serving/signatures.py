@@ -35,7 +35,13 @@ from collections.abc import Mapping
 import keras
 
 from keras_mtl._keras_compat import nested_layers
-from keras_mtl.features import INT_PAD, STRING_PAD, DenseFeature
+from keras_mtl.features import (
+    FLOAT_PAD,
+    INT_PAD,
+    STRING_PAD,
+    DenseFeature,
+    SparseFeature,
+)
 
 #: The signatures of an export, by role.
 SERVING_DEFAULT = "serving_default"
@@ -56,21 +62,33 @@ class ServingInput:
         shape: tuple of int. The model's per-example shape.
         allow_missing: bool. NaN marks a missing value (float inputs of a
             `DenseFeature(allow_missing=True)`). Defaults to False.
+        ids: bool. Ids or raw categorical values (strings, integer ids, the
+            numbers of a bucketised `SparseFeature`): lists may be shorter than
+            the model's and are padded; None means every int64 or string input.
+            Defaults to None.
     """
 
     name: str
     dtype: str
     shape: tuple
     allow_missing: bool = False
+    ids: bool | None = None
+
+    def __post_init__(self):
+        if self.ids is None:
+            object.__setattr__(self, "ids", self.dtype != "float32")
 
     @property
     def is_ids(self) -> bool:
-        return self.dtype != "float32"
+        return self.ids
 
     @property
     def pad(self):
-        """Padding value of an id input (what a missing id or list slot is)."""
-        return STRING_PAD if self.dtype == "string" else INT_PAD
+        """Padding value of an id input (what a missing id or list slot is):
+        -1, "" or NaN (the numbers of a float32 bucketised feature)."""
+        if self.dtype == "string":
+            return STRING_PAD
+        return FLOAT_PAD if self.dtype == "float32" else INT_PAD
 
     @property
     def signature_shape(self) -> tuple:
@@ -79,26 +97,49 @@ class ServingInput:
         return (None,) + (None,) * len(self.shape)
 
     def to_json(self) -> dict:
+        pad = {}
+        if self.is_ids:  # (NaN is no JSON number)
+            pad = {"pad": "NaN" if self.dtype == "float32" else self.pad}
         return {
             "dtype": self.dtype,
             "shape": list(self.shape),
             "allow_missing": self.allow_missing,
-            **({"pad": self.pad} if self.is_ids else {}),
+            **pad,
         }
+
+
+def input_specs(model: keras.Model) -> dict:
+    """`{model input name: the Feature spec it was built from}`, as far as the
+    model's encoders tell: `FeatureEncoder.features` by name, and the fields
+    of a `FieldEmbedding` by the input tensor each call reads (a sequence
+    field's input is named `<sequence>_<field>`)."""
+    from keras_mtl._graph import model_nodes
+
+    inputs = {id(t): t.name for t in model.inputs}
+    found = {}
+    for layer in nested_layers(model):
+        for spec in getattr(layer, "features", ()):
+            found[spec.name] = spec
+    for node in model_nodes(model.outputs):
+        fields = getattr(node.operation, "fields", None)
+        if not fields or len(fields) != len(node.input_tensors):
+            continue
+        for tensor, spec in zip(node.input_tensors, fields):
+            if id(tensor) in inputs:
+                found.setdefault(inputs[id(tensor)], spec)
+    return found
 
 
 def serving_inputs(model: keras.Model) -> dict[str, ServingInput]:
     """`{input name: ServingInput}` of `model`, in input order.
 
-    The dtype and shape are the model input's; `allow_missing` comes from the
-    `DenseFeature` of that name among the model's layers' specs (a float input
-    without a spec, such as DUPN's `user_representation`, must be finite).
+    The dtype and shape are the model input's; from the input's spec
+    (`input_specs`), `allow_missing` of a `DenseFeature`, and whether a
+    float32 input is a bucketised `SparseFeature` (then NaN is "no value" and
+    lists are padded). A float input without a spec, such as DUPN's
+    `user_representation`, must be finite.
     """
-    dense = {}
-    for layer in nested_layers(model):
-        for spec in getattr(layer, "features", ()):
-            if isinstance(spec, DenseFeature):
-                dense[spec.name] = spec
+    specs = input_specs(model)
     found = {}
     for tensor in model.inputs:
         dtype = keras.backend.standardize_dtype(tensor.dtype)
@@ -107,12 +148,13 @@ def serving_inputs(model: keras.Model) -> dict[str, ServingInput]:
                 f"export: input {tensor.name!r} has dtype {dtype}; the serving "
                 "signatures take int64 ids, strings and float32 values."
             )
-        spec = dense.get(tensor.name)
+        spec = specs.get(tensor.name)
         found[tensor.name] = ServingInput(
             tensor.name,
             dtype,
             tuple(tensor.shape[1:]),
-            allow_missing=bool(spec is not None and spec.allow_missing),
+            allow_missing=isinstance(spec, DenseFeature) and spec.allow_missing,
+            ids=dtype != "float32" or isinstance(spec, SparseFeature),
         )
     return found
 
@@ -263,6 +305,13 @@ def _assert(ok, spec: ServingInput, what: str, message: str, data):
     )
 
 
+def _bad_rows(ok):
+    """The rows (batch indices) where `ok` fails somewhere."""
+    import tensorflow as tf
+
+    return tf.where(~tf.reshape(ok, [tf.shape(ok)[0], -1]))[:, 0]
+
+
 def _checked(spec: ServingInput, x):
     """`x` as the model takes it: id lists padded to the model's lengths; a
     too-long list, a wrong dense width or a disallowed NaN / Inf raises an
@@ -277,6 +326,10 @@ def _checked(spec: ServingInput, x):
         message = f"lists of at most {list(spec.shape)} values per example"
         message += f" (shorter ones are padded){shape}"
         checks.append(_assert(size <= want, spec, "length", message, tf.shape(x)))
+    if spec.is_ids and spec.dtype == "float32":  # bucketised numbers
+        ok = ~tf.math.is_inf(x)
+        message = "finite values or NaN (no value); bad values in rows"
+        checks.append(_assert(ok, spec, "values", message, _bad_rows(ok)))
     elif not spec.is_ids:
         if spec.shape:
             message = f"{list(spec.shape)} values per example{shape}"
@@ -292,9 +345,8 @@ def _checked(spec: ServingInput, x):
                 "finite values (NaN is a missing value only for a DenseFeature "
                 "with allow_missing=True)"
             )
-        bad_rows = tf.where(~tf.reshape(ok, [tf.shape(x)[0], -1]))[:, 0]
         message = f"{allowed}; bad values in rows"
-        checks.append(_assert(ok, spec, "values", message, bad_rows))
+        checks.append(_assert(ok, spec, "values", message, _bad_rows(ok)))
     with tf.control_dependencies(checks):
         x = tf.identity(x)
     if spec.is_ids and spec.shape:

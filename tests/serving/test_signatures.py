@@ -323,3 +323,38 @@ def test_dupn_scorer_signatures_need_only_their_inputs_and_tile_the_user(tmp_pat
     # One row or one per example; anything else is named.
     with pytest.raises(tf.errors.InvalidArgumentError, match="`user_representation`"):
         served["score_ctr"](user_representation=np.repeat(user, 2, 0), item=targets)
+
+
+def test_bucketised_numbers_pad_with_nan_and_refuse_inf(tmp_path):
+    """A float32 bucketised SparseFeature is an id input whose "no value" is
+    NaN: lists are padded with it, a tf.Example may leave it out, Inf is named."""
+    features = [
+        km.SparseFeature("price", boundaries=(10.0, 100.0), embedding_dim=2),
+        km.SparseFeature("seen", boundaries=(1.0, 5.0), embedding_dim=2, max_len=3),
+    ]
+    model = km.build_mmoe(features, [km.Task("click")], num_experts=2)
+    specs = serving_inputs(model)
+    assert specs["seen"].is_ids and np.isnan(specs["seen"].pad)
+    served = tf.saved_model.load(str(km.export_saved_model(model, tmp_path)))
+    short = {"price": np.float32([5, np.nan]), "seen": np.float32([[0.5], [7]])}
+    padded = {"price": short["price"], "seen": np.float32([[0.5, np.nan, np.nan]] * 2)}
+    padded["seen"][1, 0] = 7
+    want = expected(model, padded)["click"]
+    out = call(served.signatures["serving_default"], **short)
+    np.testing.assert_allclose(out["click"], want, atol=1e-6)
+    records = [
+        example(price=np.float32(5), seen=np.float32([0.5])),
+        example(seen=np.float32([7])),
+    ]
+    out = call(served.signatures["serving_examples"], examples=records)
+    np.testing.assert_allclose(out["click"], want, atol=1e-6)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="`price`: finite values or NaN"
+    ):
+        served.signatures["serving_default"](
+            **dict(short, price=np.float32([np.inf, 1]))
+        )
+    contract = json.loads(
+        (tmp_path / "1" / "assets.extra" / "keras_mtl.json").read_text()
+    )
+    assert contract["inputs"]["seen"]["pad"] == "NaN"
