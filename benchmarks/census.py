@@ -39,7 +39,7 @@ same shape (one `Embedding(vocab + 1, 4)` per column, `Dense` experts,
 `Dense` softmax gates, `Concatenate`/`Reshape`/`Dot` mixtures,
 `jit_compile=True`) fed by `from_tensor_slices(...).batch().cache().prefetch()`
 of ids coded up front (keras_mtl's model takes the census strings and looks them
-up in its pipeline), on all rows, in the same process; also the pair that reshuffles every epoch
+up once, in its first `fit`), on all rows, in the same process; also the pair that reshuffles every epoch
 (unless `--skip-shuffled`). Timing as in `benchmarks/mmoe_census.py`
 (`_harness.fresh_model`): a fresh model per run, a warm-up epoch, then
 `--epochs` timed epochs; median over `--repeats` alternated rounds; CPU time of

@@ -13,10 +13,11 @@ the same rows in the same process, a fresh model for every repeat:
 - keras_mtl: `build_mmoe` (default compile: masked losses, masked AUC, XLA when
   possible) fed by `keras_mtl.data.make_dataset`.
 
-The census frame holds the UCI file's strings: keras_mtl's models take them and
-look them up in their `tf.data` pipeline every epoch; the plain and expert
-models get vocabulary positions coded once in Python before any timing
-(`_census_models.plain_arrays`).
+The census frame holds the UCI file's strings: keras_mtl's models take them and,
+`make_dataset` holding them in memory, look each column up once in their first
+`fit` (timed with the warm-up epoch) and then gather the ids inside the step;
+the plain and expert models get vocabulary positions coded once in Python before
+any timing (`_census_models.plain_arrays`).
 
 Shuffling: `make_dataset` reshuffles every epoch by default; the issue's plain
 pipeline does not shuffle. Both settings are measured, each against a plain

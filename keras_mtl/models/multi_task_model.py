@@ -49,7 +49,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
     - Fast input paths (`keras_mtl.models.step_data`): string lookups beside
       the compiled step (string features keep XLA; the model, its `.keras`
       file and its SavedModel still take raw strings) and packed in-memory
-      batches gathered inside the step.
+      batches gathered inside the step (their string columns looked up once,
+      then gathered as ids).
 
     Args:
         inputs, outputs: as `keras.Model`'s; `outputs` a dict keyed by task.
