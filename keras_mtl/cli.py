@@ -297,7 +297,12 @@ def train(args) -> dict:
             "saved_models", f"{args.model}-{args.data}"
         )
         # Warm-up requests: real rows of the test split, as TF Serving gets them.
-        rows = next(iter(make_dataset(test_rows, features, None, 8, shuffle=False)))
+        head = (
+            test_rows.iloc[:8]
+            if hasattr(test_rows, "iloc")
+            else {k: v[:8] for k, v in test_rows.items()}
+        )
+        rows = next(iter(make_dataset(head, features, None, 8, shuffle=False)))
         warmup = [{k: np.asarray(v) for k, v in rows.items()}]
         if args.model == "dupn":
             paths = km.export_dupn(model, export_dir, warmup_requests=warmup)
