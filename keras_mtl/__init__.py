@@ -87,3 +87,5 @@ __all__ = [
     "warm_start",
     "weighting",
 ]
+# (Without Keras and TensorFlow only what was imported is public.)
+__all__ = [name for name in __all__ if name in globals()]

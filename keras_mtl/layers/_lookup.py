@@ -290,8 +290,8 @@ class Bucketize(keras.layers.Layer):
         x = ops.convert_to_tensor(x)
         dtype = keras.backend.standardize_dtype(x.dtype)
         boundaries = np.asarray(self.boundaries)
-        if "int" in dtype:  # x >= b for an integer x is x >= ceil(b)
-            boundaries = np.ceil(boundaries)
+        if "int" in dtype and boundaries.dtype.kind == "f":
+            boundaries = np.ceil(boundaries)  # x >= b for an integer x: x >= ceil(b)
         boundaries = boundaries.astype(dtype)
         at_or_above = ops.greater_equal(ops.expand_dims(x, -1), boundaries)
         return ops.sum(ops.cast(at_or_above, "int32"), axis=-1)

@@ -57,3 +57,5 @@ __all__ = [
     "read_warmup_requests",
     "write_warmup_requests",
 ]
+# (Without Keras and TensorFlow only what was imported is public.)
+__all__ = [name for name in __all__ if name in globals()]

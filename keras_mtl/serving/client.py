@@ -89,7 +89,14 @@ def coerce(name: str, values, dtype: str) -> np.ndarray:
     kind = array.dtype.kind
     if dtype in ("DT_INT64", "DT_INT32"):
         if kind in "iu":
-            return array.astype(NUMPY_DTYPES[dtype])
+            cast = array.astype(NUMPY_DTYPES[dtype])
+            if not (cast == array).all():  # out of the dtype's range: no wrap
+                bad = array[cast != array].reshape(-1)[0].item()
+                raise ValueError(
+                    f"Input {name!r} takes {dtype} (integer ids); got {bad!r}, "
+                    "which is out of its range."
+                )
+            return cast
         if kind == "f":
             whole = np.isfinite(array) & (array == np.floor(array))
             if whole.all():

@@ -12,10 +12,10 @@ import dataclasses
 import functools
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 
 from keras_mtl._checks import check_int_at_least, check_positive_int
+from keras_mtl.serving._files import write_atomically
 from keras_mtl.serving.dupn import DUPN_PARTS
 
 
@@ -530,19 +530,9 @@ def batching_parameters_class():
 
 
 def _write_atomically(path: str | os.PathLike, text: str) -> pathlib.Path:
-    """Write `text` to `path` through a temporary file renamed into place; the
-    file gets the mode a plain `open` gives (0644 under umask 022)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `text` to `path` atomically (`_files.write_atomically`)."""
+
+    def write(tmp: str) -> None:
+        pathlib.Path(tmp).write_text(text, encoding="utf-8")
+
+    return write_atomically(path, write)

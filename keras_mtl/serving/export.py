@@ -14,7 +14,12 @@ import keras
 from keras_mtl._checks import check_positive_int
 from keras_mtl._keras_compat import nested_layers
 from keras_mtl.features import SparseFeature
-from keras_mtl.serving.retention import check_retention, prune_versions
+from keras_mtl.serving._files import umask
+from keras_mtl.serving.retention import (
+    check_retention,
+    prune_versions,
+    version_dirs,
+)
 from keras_mtl.serving.signatures import RankingScore, add_signatures
 from keras_mtl.serving.warmup import write_warmup_requests
 
@@ -39,15 +44,11 @@ def hash_functions(model: keras.Model) -> dict[str, str]:
 
 def existing_versions(base_dir: str | os.PathLike) -> list[int]:
     """The integer version directories under `base_dir`, ascending."""
-    base = pathlib.Path(base_dir)
-    if not base.is_dir():
-        return []
-    return sorted(
-        int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()
-    )
+    return list(version_dirs(base_dir))
 
 
 def check_version(version, owner: str = "export_saved_model") -> None:
+    """A TF Serving version: a positive int (the error names `owner`)."""
     check_positive_int(owner, "version", version)
 
 
@@ -181,7 +182,7 @@ def export_saved_model(
         # mkdtemp's 0700 would keep a server running as another user out: the
         # version directory gets the mode a plain mkdir gives (0755 under the
         # usual umask 022), like everything TensorFlow wrote inside it.
-        staging.chmod(0o777 & ~_umask())
+        staging.chmod(0o777 & ~umask())
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -189,13 +190,6 @@ def export_saved_model(
     if keep_versions is not None:
         prune_versions(base, keep_versions, pinned | {version})
     return target
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _tf_variable(variable):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from keras_mtl.serving._files import write_atomically
 
 #: Where TF Serving looks for warm-up requests, relative to a version directory.
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
@@ -82,7 +83,6 @@ def write_warmup_requests(
     >>> shutil.rmtree(base)
     """
     import tensorflow as tf
-    from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import prediction_log_pb2
 
     from keras_mtl.serving.grpc_client import predict_request
@@ -107,10 +107,7 @@ def write_warmup_requests(
     records = []
     for name in names:
         specs = signature_inputs(version_dir, name)
-        dtypes = {
-            key: types_pb2.DataType.Name(dtype.as_datatype_enum)
-            for key, (dtype, _) in specs.items()
-        }
+        dtypes = {key: _dtype_name(dtype) for key, (dtype, _) in specs.items()}
         shapes = {key: shape for key, (_, shape) in specs.items()}
         for index, request in enumerate(requests):
             where = f"warm-up request {index}"
@@ -119,9 +116,8 @@ def write_warmup_requests(
                     f"{where} must be a dict {{input name: array}}, got "
                     f"{type(request).__name__}."
                 )
-            if len(names) > 1:
-                request = _for_signature(request, name, specs)
             try:
+                request = _for_signature(version_dir, request, name, specs, names)
                 predict = predict_request(
                     request,
                     dtypes,
@@ -136,22 +132,12 @@ def write_warmup_requests(
             )
             records.append(log.SerializeToString())
 
-    target = version_dir / WARMUP_FILE
-    target.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 writer.write(record)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide it from a server
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+
+    return write_atomically(version_dir / WARMUP_FILE, write)
 
 
 def read_warmup_requests(
@@ -230,15 +216,33 @@ def signature_inputs(
     return dict(sorted(specs.items()))
 
 
-def _for_signature(request: Mapping, name: str, specs: dict) -> dict:
-    """`request`'s inputs that signature `name` takes; for `serving_examples`,
-    its rows as serialized tf.Examples."""
+def _for_signature(version_dir, request: Mapping, name: str, specs, names) -> dict:
+    """`request` as signature `name` takes it: for `serving_examples`, its rows
+    as serialized tf.Examples (values typed by `serving_default`'s dtypes, so a
+    Python int for a float feature goes as a float); with several signatures,
+    only the inputs `name` takes."""
+    from keras_mtl.serving.client import coerce_inputs
     from keras_mtl.serving.signatures import (
         EXAMPLES_INPUT,
+        SERVING_DEFAULT,
         SERVING_EXAMPLES,
         serialize_examples,
     )
 
     if name == SERVING_EXAMPLES and EXAMPLES_INPUT not in request:
-        return {EXAMPLES_INPUT: np.array(serialize_examples(request), dtype=object)}
+        raw = signature_inputs(version_dir, SERVING_DEFAULT)
+        dtypes = {
+            k: _dtype_name(dtype) for k, (dtype, _) in raw.items() if k in request
+        }
+        rows = coerce_inputs({k: request[k] for k in dtypes}, dtypes)
+        return {EXAMPLES_INPUT: np.array(serialize_examples(rows), dtype=object)}
+    if len(names) == 1:
+        return dict(request)
     return {key: value for key, value in request.items() if key in specs}
+
+
+def _dtype_name(dtype) -> str:
+    """ "DT_INT64" for `tf.int64`: the form of TF Serving's metadata."""
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(dtype.as_datatype_enum)

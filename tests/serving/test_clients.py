@@ -149,6 +149,11 @@ def test_rest_bodies_follow_tf_servings_forms():
     rows = rest_body(values, dtypes, form="rows")["instances"]
     assert rows == [{"city": "rome", "blob": {"b64": "/wA="}, "item": 4}]
     assert coerce("age", [1, np.nan], "DT_FLOAT").dtype == np.float32
+    # No silent wrap-around: out of the signature dtype's range is an error.
+    with pytest.raises(ValueError, match="'item' takes DT_INT64.*out of its range"):
+        coerce("item", np.array([2**63], np.uint64), "DT_INT64")
+    with pytest.raises(ValueError, match="'item' takes DT_INT32.*out of its range"):
+        coerce("item", [2**40], "DT_INT32")
     # One output comes back unwrapped, in either form.
     assert rest_outputs({"outputs": [0.5]}, ["p"])["p"].tolist() == [0.5]
     assert rest_outputs({"predictions": [0.5, 0.2]}, ["p"])["p"].tolist() == [0.5, 0.2]

@@ -222,3 +222,19 @@ def test_export_writes_the_warm_up_file_before_the_version_appears(tiny, tmp_pat
     with pytest.raises(ValueError, match=r"request 0: Input 'x' has shape \(1,\)"):
         km.export_saved_model(tiny, tmp_path / "ctr", warmup_requests=[{"x": [1.0]}])
     assert [p.name for p in (tmp_path / "ctr").iterdir()] == ["1"]
+
+
+def test_example_records_are_typed_by_the_signature(tiny, tmp_path):
+    """Python ints for a float feature go as floats in the tf.Example records
+    (as int64_list they would not parse), also when serving_examples is the
+    only signature warmed."""
+    version = km.export_saved_model(tiny, tmp_path / "ctr")
+    km.serving.write_warmup_requests(
+        version, [{"x": [[1, 2, 3]]}], signature_name="serving_examples"
+    )
+    [(name, inputs)] = km.serving.read_warmup_requests(version)
+    assert name == "serving_examples"
+    [record] = [tf.train.Example.FromString(e) for e in inputs["examples"]]
+    assert list(record.features.feature["x"].float_list.value) == [1.0, 2.0, 3.0]
+    served = tf.saved_model.load(str(version)).signatures["serving_examples"]
+    assert served(examples=tf.constant(inputs["examples"]))["ctr"].shape == (1,)
