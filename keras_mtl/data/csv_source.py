@@ -77,7 +77,7 @@ def csv_dataset(
         if isinstance(f, SparseFeature) and f.max_len is None and f.dtype == "int64"
     ]
     float_columns = [
-        (f.name, f"DenseFeature `{f.name}` (CSV column `{f.name}`)")
+        (f.name, f"{type(f).__name__} `{f.name}` (CSV column `{f.name}`)")
         for f in features
         if (isinstance(f, DenseFeature) and f.dim == 1)
         or (isinstance(f, SparseFeature) and f.max_len is None and f.dtype == "float32")
