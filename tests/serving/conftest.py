@@ -26,22 +26,10 @@ def tf_serving_standin(tmp_path_factory):
     *, max_seconds=600, wait=True) -> StandinHandle``."""
     handles = []
 
-    def start(
-        model_base_path=None,
-        model_name=None,
-        model_config_file=None,
-        *,
-        max_seconds: float = 600.0,
-        wait: bool = True,
-    ) -> StandinHandle:
-        handle = start_standin(
-            tmp_path_factory.mktemp("tf_serving_standin"),
-            model_base_path,
-            model_name,
-            model_config_file,
-            max_seconds=max_seconds,
-            wait=False,
-        )
+    def start(*args, wait: bool = True, **kwargs) -> StandinHandle:
+        """`start_standin`'s arguments after `workdir` (a fresh one here)."""
+        workdir = tmp_path_factory.mktemp("tf_serving_standin")
+        handle = start_standin(workdir, *args, wait=False, **kwargs)
         handles.append(handle)
         return handle.wait_ready() if wait else handle
 

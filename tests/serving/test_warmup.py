@@ -12,13 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 import keras_mtl as km
 from keras_mtl.serving.warmup import WARMUP_FILE, signature_inputs
-
-FEATURES = [
-    km.SparseFeature("item", vocabulary_size=10, embedding_dim=2),
-    km.SparseFeature("tags", hash_bins=16, embedding_dim=2, max_len=3),
-    km.DenseFeature("price", dim=2),
-]
-TASKS = [km.Task("click"), km.Task("gmv", "regression")]
+from tests.serving.test_export import FEATURES, TASKS
 
 
 @pytest.fixture(scope="module")
