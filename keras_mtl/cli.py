@@ -305,7 +305,14 @@ def train(args) -> dict:
         rows = next(iter(make_dataset(head, features, None, 8, shuffle=False)))
         warmup = [{k: np.asarray(v) for k, v in rows.items()}]
         if args.model == "dupn":
-            paths = km.export_dupn(model, export_dir, warmup_requests=warmup)
+            # MovieLens is served raw: timestamps in, hour / weekday / gaps
+            # derived in the graph.
+            times = km.layers.TimeFeatures(**movielens.time_features)
+            raw = {n for names in times.sources.values() for n in names}
+            warmup[0].update({n: np.asarray(head[n]) for n in raw})
+            paths = km.export_dupn(
+                model, export_dir, warmup_requests=warmup, preprocessor=times
+            )
             encoder, scorer = km.dupn_serving_models(model)
             parts = {"full": model, "user_encoder": encoder, "scorer": scorer}
         else:

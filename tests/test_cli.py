@@ -251,6 +251,10 @@ def test_dupn_daily_warm_start_on_movielens(tmp_path, no_xla):
     ml = datasets.load_movielens(str(data), seed=0)
     serve = tf.saved_model.load(day1["export_paths"]["full"])
     x = next(iter(make_dataset(ml.test, ml.features, None, 4096, shuffle=False)))
+    # It takes Unix times, not the hour, weekday and gaps derived from them.
+    for derived in ("hour", "weekday", "history_gap"):
+        del x[derived]
+    x.update({n: ml.test[n] for n in ("timestamp", "history_timestamp")})
     scores = serve.signatures["serving_default"](**x)
     ndcg = keras_rs.metrics.NDCG(k=10)
     ndcg.update_state(ml.test["relevance"], scores["l2r"])
@@ -277,6 +281,12 @@ def test_dupn_daily_warm_start_on_movielens(tmp_path, no_xla):
     [(_, default)] = [w for w in warmed if w[0] == "serving_default"]
     assert default["user_representation"].shape[0] == 8
     assert "history_item" not in default
+    # The encoder warms up on raw times.
+    warmed = dict(km.serving.read_warmup_requests(export / "user_encoder" / "2"))
+    assert "hour" not in warmed["serving_default"]
+    np.testing.assert_array_equal(
+        warmed["serving_default"]["timestamp"], ml.test["timestamp"][:8]
+    )
 
 
 def test_dupn_needs_movielens_and_dates_parse(tmp_path):

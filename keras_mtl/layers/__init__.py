@@ -17,6 +17,7 @@ from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.parallel_dense import ParallelDense
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
 from keras_mtl.layers.task_tower import TaskTower
+from keras_mtl.layers.time_features import TimeFeatures
 
 __all__ = [
     "AdaptiveInformationTransfer",
@@ -36,4 +37,5 @@ __all__ = [
     "ParallelDense",
     "PropertyGatedLSTMCell",
     "TaskTower",
+    "TimeFeatures",
 ]

@@ -133,6 +133,7 @@ def export_dupn(
     keep_versions: int | None = None,
     models_config: str | os.PathLike | None = None,
     warmup_requests: list[dict] | None = None,
+    preprocessor: keras.layers.Layer | None = None,
 ) -> dict[str, pathlib.Path]:
     """Export a DUPN model as three TF Serving models, for the serving split.
 
@@ -169,6 +170,11 @@ def export_dupn(
             inputs (e.g. a few real rows), or None. Each part gets its warm-up
             file from them (`export_saved_model`): the encoder its inputs, the
             scorer the encoder's representation of them and its item inputs.
+        preprocessor: a layer deriving model inputs from raw ones in the
+            graph of each part that takes them (`export_saved_model`), e.g.
+            `MovieLensSequences.preprocessor`: the full model and the encoder
+            then take raw timestamps, and so do `warmup_requests`. Defaults to
+            None.
 
     Returns:
         `{"full": path, "user_encoder": path, "scorer": path}`.
@@ -190,7 +196,10 @@ def export_dupn(
     warmup = dict.fromkeys(DUPN_PARTS)
     if warmup_requests is not None:
         warmup = {
-            part: [_part_request(request, m, encoder) for request in warmup_requests]
+            part: [
+                _part_request(request, m, encoder, preprocessor)
+                for request in warmup_requests
+            ]
             for part, m in models.items()
         }
     paths = {
@@ -201,6 +210,7 @@ def export_dupn(
             output_signatures=signatures[part],
             broadcast_inputs=(USER_REPRESENTATION,),
             warmup_requests=warmup[part],
+            preprocessor=preprocessor,
         )
         for part, m in models.items()
     }
@@ -228,12 +238,26 @@ def _pinned_parts(base: pathlib.Path, keep_versions, models_config) -> set[int]:
     return set().union(*(pins for pins in found if pins is not None))
 
 
-def _part_request(request: dict, part: keras.Model, encoder: keras.Model) -> dict:
+def _part_request(
+    request: dict, part: keras.Model, encoder: keras.Model, preprocessor
+) -> dict:
     """A full-model request as `part` takes it (the scorer: with the encoder's
-    representation of it)."""
-    values = {n: request[n] for n in part.input if n in request}
+    representation of it). With a `preprocessor`, the request holds its raw
+    inputs, which replace the inputs it derives (and which it turns into the
+    encoder's)."""
+    names, full = list(part.input), request
+    if preprocessor is not None:
+        raw = list(dict.fromkeys(n for v in preprocessor.sources.values() for n in v))
+        made = preprocessor({n: request[n] for n in raw if n in request})
+        full = {
+            **request,
+            **{n: keras.ops.convert_to_numpy(v) for n, v in made.items()},
+        }
+        if any(n in made for n in names):
+            names = [n for n in names if n not in made] + raw
+    values = {n: request[n] for n in names if n in request}
     if USER_REPRESENTATION in part.input:
-        user = encoder({n: request[n] for n in encoder.input})
+        user = encoder({n: full[n] for n in encoder.input})
         values[USER_REPRESENTATION] = keras.ops.convert_to_numpy(
             user[USER_REPRESENTATION]
         )

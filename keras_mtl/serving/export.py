@@ -63,6 +63,7 @@ def export_saved_model(
     ranking_score: RankingScore | None = None,
     output_signatures: Mapping[str, Sequence[str] | keras.Model] | None = None,
     broadcast_inputs: Sequence[str] = (),
+    preprocessor: keras.layers.Layer | None = None,
 ) -> pathlib.Path:
     """Write `model` as a TF Serving SavedModel under `<base_dir>/<version>/`.
 
@@ -112,6 +113,12 @@ def export_saved_model(
         broadcast_inputs: names of inputs a request may send with one row for
             the whole batch, tiled inside the graph (DUPN's scorer takes one
             `user_representation` for all candidates). Defaults to none.
+        preprocessor: a layer the signatures apply to raw inputs before the
+            model, e.g. `keras_mtl.layers.TimeFeatures` (request and step
+            timestamps in, `hour` / `weekday` / time gaps to the model), or
+            None. The signatures then take its raw inputs instead of the
+            model inputs it derives (`keras_mtl.serving.preprocessed_inputs`),
+            and so do `warmup_requests`. Defaults to None.
 
     Returns:
         The path of the written version directory.
@@ -163,6 +170,7 @@ def export_saved_model(
         ranking_score,
         output_signatures=output_signatures,
         broadcast_inputs=tuple(broadcast_inputs),
+        preprocessor=preprocessor,
     )
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
     try:

@@ -417,22 +417,56 @@ def output_groups(model: keras.Model, exclude: tuple = ()) -> dict[str, list[str
     return {"score_" + "_".join(tasks): tasks for tasks in groups.values()}
 
 
-def _endpoint(model: keras.Model, ranking_score=None, broadcast=()):
-    """`(input specs, signature fn)` of `model`: checked inputs, broadcast
-    inputs tiled to the batch, the outputs and the fused score."""
+def preprocessed_inputs(
+    specs: dict[str, ServingInput], preprocessor
+) -> tuple[dict[str, ServingInput], list[str]]:
+    """`(signature inputs, derived inputs)`: the model inputs `specs` with
+    those `preprocessor` derives (e.g. `keras_mtl.layers.TimeFeatures`'s
+    `hour`) replaced by the raw inputs it derives them from (`timestamp`), in
+    the place of the first input each one gives.
+
+    A preprocessor is a Keras layer mapping a dict of raw tensors to a dict of
+    model inputs that says `sources` (`{output: input names}`), `input_dtype`
+    and `input_shapes({output: per-example shape})`.
+    """
+    derived = [
+        n for n in specs if preprocessor is not None and n in preprocessor.sources
+    ]
+    if not derived:
+        return dict(specs), []
+    shapes = preprocessor.input_shapes({n: specs[n].shape for n in derived})
+    found = {}
+    for name, spec in specs.items():
+        if name not in derived:
+            found.setdefault(name, spec)
+            continue
+        for raw in preprocessor.sources[name]:
+            if raw not in specs and raw not in found:
+                found[raw] = ServingInput(raw, preprocessor.input_dtype, shapes[raw])
+    return found, derived
+
+
+def _endpoint(model: keras.Model, ranking_score=None, broadcast=(), preprocessor=None):
+    """`(input specs, signature fn)` of `model`: checked inputs, the
+    preprocessor's outputs, broadcast inputs tiled to the batch, the outputs
+    and the fused score."""
     import tensorflow as tf
 
-    specs = serving_inputs(model)
+    model_specs = serving_inputs(model)
+    specs, derived = preprocessed_inputs(model_specs, preprocessor)
     broadcast = [name for name in broadcast if name in specs]
     per_example = [name for name in specs if name not in broadcast]
 
     def predict(inputs):
         x = {name: _checked(spec, inputs[name]) for name, spec in specs.items()}
+        if derived:
+            made = preprocessor({n: x[n] for n in specs if n not in model_specs})
+            x.update({n: made[n] for n in derived})
         if broadcast and per_example:
             batch = tf.shape(x[per_example[0]])[0]
             for name in broadcast:
                 x[name] = _broadcast(name, x[name], batch)
-        outputs = dict(model(x, training=False))
+        outputs = dict(model({n: x[n] for n in model_specs}, training=False))
         if ranking_score is not None:
             outputs[RANKING_SCORE] = ranking_score(outputs)
         return outputs
@@ -456,6 +490,7 @@ def add_signatures(
     *,
     output_signatures: Mapping[str, list | keras.Model] | None = None,
     broadcast_inputs: tuple = (),
+    preprocessor: keras.layers.Layer | None = None,
 ) -> dict:
     """Add the export's signatures to a `keras.export.ExportArchive`.
 
@@ -470,17 +505,21 @@ def add_signatures(
             returning some of its outputs (DUPN's scorer per task group).
         broadcast_inputs: input names that may come with one row for the whole
             batch, tiled inside the graph (DUPN's `user_representation`).
+        preprocessor: a layer deriving model inputs from raw ones inside the
+            graph (`keras_mtl.layers.TimeFeatures`; see `preprocessed_inputs`),
+            or None. The signatures take its raw inputs instead.
 
     Returns:
         The contract recorded beside the export: `{"signatures": [...],
         "inputs": {name: ServingInput.to_json()}, "broadcast_inputs": [...],
-        "output_signatures": {...}, "ranking_score": ...}`.
+        "output_signatures": {...}, "ranking_score": ..., "preprocessor":
+        its Keras config or None}`.
     """
     import tensorflow as tf
 
     if ranking_score is not None:
         ranking_score.check(model)
-    specs, predict = _endpoint(model, ranking_score, broadcast_inputs)
+    specs, predict = _endpoint(model, ranking_score, broadcast_inputs, preprocessor)
     raw = _raw_signature(specs)
     archive.add_endpoint(name=SERVING_DEFAULT, fn=predict, input_signature=[raw])
     features = _example_features(specs)
@@ -525,7 +564,7 @@ def add_signatures(
             )
         if not isinstance(part, keras.Model):
             part = _sub_model(model, name, tasks)
-        part_specs, part_predict = _endpoint(part, None, broadcast_inputs)
+        part_specs, part_predict = _endpoint(part, None, broadcast_inputs, preprocessor)
         archive.add_endpoint(
             name=name, fn=part_predict, input_signature=[_raw_signature(part_specs)]
         )
@@ -537,6 +576,10 @@ def add_signatures(
         "broadcast_inputs": [n for n in broadcast_inputs if n in specs],
         "output_signatures": groups,
         "ranking_score": None if ranking_score is None else ranking_score.to_json(),
+        "preprocessor": keras.saving.serialize_keras_object(preprocessor)
+        if preprocessor is not None
+        and any(t.name in preprocessor.sources for t in model.inputs)
+        else None,
     }
 
 

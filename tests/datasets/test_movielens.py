@@ -216,8 +216,7 @@ def test_history_is_the_past_in_time_order_padded_at_the_end(columns):
     assert (hist_t[valid] < np.broadcast_to(t[:, None], hist_t.shape)[valid]).all()
     assert (np.diff(np.where(valid, hist_t, np.iinfo(np.int64).max), axis=1) >= 0).all()
     for name in ("history_year", "history_rating", "history_gap", "history_timestamp"):
-        pad = 0 if name == "history_timestamp" else -1
-        assert (columns[name][~valid] == pad).all(), name
+        assert (columns[name][~valid] == -1).all(), name
     assert (columns["history_genres"][~valid] == -1).all()
     assert (columns["history_genres"][valid][:, 0] >= 0).all()
     assert lengths.max() == MAX_LEN  # some histories are truncated

@@ -3,7 +3,7 @@
 For each data set a small model is built from its specs, trained a few steps
 (so that its outputs depend on the inputs), and exported; a handful of raw rows
 (the data set's columns as loaded: census strings, MovieLens genders, ages in
-years, ratings in stars, gaps in seconds, ...) go through `serving_default` in
+years, ratings in stars, request and step times in Unix seconds, ...) go through `serving_default` in
 one fresh process that never imports keras_mtl, and must give the predictions
 of the Python pipeline (`make_dataset` batches, or Ali-CCP's own reader).
 """
@@ -102,11 +102,18 @@ def _movielens(tmp_path):
     )
     _trained(model, ml.train, ml.features, ml.tasks, epochs=1)
     rows = {name: ml.test[name][:ROWS] for name in input_names(ml.features)}
-    # What the log has: strings, years, stars, seconds (the model buckets them).
+    predicted = _pipeline_predictions(model, rows, ml.features)
+    # What the log has: strings, years, stars, and Unix times instead of the
+    # hour, weekday and gaps (derived in the graph).
+    times = km.layers.TimeFeatures(**ml.time_features)
+    for derived in times.sources:
+        del rows[derived]
+    rows.update({n: ml.test[n][:ROWS] for n in ("timestamp", "history_timestamp")})
+    assert rows["timestamp"].min() > 8e8  # (1995 on)
     assert rows["gender"].dtype == object and set(rows["gender"]) <= {"F", "M"}
-    assert rows["age"].min() >= 7 and rows["history_gap"].max() > 60
+    assert rows["age"].min() >= 7
     assert set(rows["history_rating"][rows["history_item"] != -1]) <= {1, 2, 3, 4, 5}
-    return model, rows, _pipeline_predictions(model, rows, ml.features)
+    return model, rows, predicted, {"preprocessor": times}
 
 
 DATA_SETS = {
@@ -127,8 +134,10 @@ def test_every_data_set_serves_its_raw_rows(tmp_path):
     for name, make in DATA_SETS.items():
         (tmp_path / name).mkdir()
         with xla_off():  # compiling five models with XLA is most of the time
-            model, rows, predicted = make(tmp_path / name)
-        export = km.export_saved_model(model, tmp_path / name / "export")
+            model, rows, predicted, *options = make(tmp_path / name)
+        export = km.export_saved_model(
+            model, tmp_path / name / "export", **(options[0] if options else {})
+        )
         cases[name] = predicted
         calls.append({"dir": export, "inputs": rows})
     served = serve_in_fresh_process(calls)

@@ -358,3 +358,69 @@ def test_bucketised_numbers_pad_with_nan_and_refuse_inf(tmp_path):
         (tmp_path / "1" / "assets.extra" / "keras_mtl.json").read_text()
     )
     assert contract["inputs"]["seen"]["pad"] == "NaN"
+
+
+def test_a_preprocessor_takes_raw_timestamps_in_place_of_what_it_derives(tmp_path):
+    """`TimeFeatures` in front of the model: the signatures take Unix times
+    instead of the hour, weekday and gaps, in every signature and the contract."""
+    features = [
+        km.SparseFeature("item", vocabulary_size=10, embedding_dim=2),
+        km.SparseFeature("hour", vocabulary_size=24, embedding_dim=2),
+        km.SparseFeature("weekday", vocabulary_size=7, embedding_dim=2),
+        km.SparseFeature(
+            "gap", boundaries=(60, 3_600), dtype="int64", embedding_dim=2, max_len=3
+        ),
+    ]
+    model = km.build_mmoe(features, [km.Task("click")], num_experts=2)
+    times = km.layers.TimeFeatures(elapsed={"gap": "seen_at"})
+    path = km.export_saved_model(model, tmp_path, preprocessor=times)
+    served = tf.saved_model.load(str(path)).signatures
+    default = served["serving_default"]
+    assert sorted(default.structured_input_signature[1]) == [
+        "item",
+        "seen_at",
+        "timestamp",
+    ]
+    contract = json.loads((path / "assets.extra" / "keras_mtl.json").read_text())
+    assert sorted(contract["inputs"]) == ["item", "seen_at", "timestamp"]
+    assert contract["inputs"]["seen_at"] == {
+        "dtype": "int64",
+        "shape": [3],
+        "allow_missing": False,
+        "pad": -1,
+    }
+    assert contract["preprocessor"]["config"]["elapsed"] == {"gap": "seen_at"}
+    # Thursday 1970-01-01 01:00, Friday 1970-01-02 00:00; seen 30 s, 2 h and
+    # 1 day before; a short list is padded with "no time".
+    t = np.array([3_600, 86_400], np.int64)
+    seen = np.array([[3_570, -1], [79_200, 0]], np.int64)
+    want = expected(
+        model,
+        {
+            "item": np.array([3, 4]),
+            "hour": np.array([1, 0]),
+            "weekday": np.array([3, 4]),
+            "gap": np.array([[30, -1, -1], [7_200, 86_400, -1]]),
+        },
+    )
+    got = call(default, item=np.array([3, 4]), timestamp=t, seen_at=seen)
+    np.testing.assert_allclose(got["click"], want["click"], atol=1e-6)
+    # tf.Examples carry the same raw values; a missing time is no value.
+    records = [
+        example(item=[3], timestamp=[3_600], seen_at=[3_570]),
+        example(item=[3]),
+    ]
+    parsed = call(served["serving_examples"], examples=tf.constant(records))
+    none = expected(
+        model,
+        {
+            "item": np.array([3]),
+            "hour": np.array([-1]),
+            "weekday": np.array([-1]),
+            "gap": np.array([[-1, -1, -1]]),
+        },
+    )
+    np.testing.assert_allclose(parsed["click"][0], want["click"][0], atol=1e-6)
+    np.testing.assert_allclose(parsed["click"][1:], none["click"], atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`seen_at`"):
+        default(item=np.array([3]), timestamp=t[:1], seen_at=np.zeros((1, 4), np.int64))

@@ -128,10 +128,12 @@ def load_movielens(
     hold the vocabularies and bucket edges, so the model (and its SavedModel)
     looks the values up and buckets them itself: gender and occupation as the
     strings of u.user, ages and release years in years, ratings in stars, gaps
-    in seconds. Two derived values remain: `hour` / `weekday` of the request
-    time and each step's `gap` (request time minus step time) are computed
-    here, not in the model; a serving client computes them from its
-    timestamps the same way.
+    in seconds. Three inputs are derived from timestamps: `hour` / `weekday`
+    of the request time and each step's `gap` (request time minus step time);
+    the loader computes them for training, and an export computes them in its
+    graph from the raw `timestamp` and `history_timestamp`
+    (`preprocessor=keras_mtl.layers.TimeFeatures(**ml.time_features)`), so a
+    serving client sends Unix times.
 
     **Columns** of each split dict (N rows; int64 unless stated; L = `max_len`,
     K = `MAX_GENRES`, S = `list_size`):
@@ -158,9 +160,11 @@ def load_movielens(
     - Labels: `like` (N,) float32, 1 if the target rating is >= 4 else 0;
       `relevance` (N, S) float32, 1 at the target's position, 0 elsewhere;
       `genre` (N, 19) float32, the multi-hot genre flags of the target movie.
-    - Extras for checks (not model inputs): `user_id` (N,), `timestamp` (N,)
-      the target time, `history_timestamp` (N, L) the step times (0 for
-      padding).
+    - `timestamp` (N,): the target (request) time and `history_timestamp`
+      (N, L) the step times (-1 for padding), Unix seconds: what a serving
+      request sends instead of `hour`, `weekday` and `history_gap` (see
+      above).
+    - Extra for checks (not a model input): `user_id` (N,).
 
     Args:
         path: str, path-like or None. A directory holding u.data, u.item and

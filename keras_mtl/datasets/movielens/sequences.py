@@ -80,7 +80,7 @@ class Histories:
     Args:
         valid: bool, False on padding steps.
         movie: movie ids, -1 on padding.
-        t: timestamps, 0 on padding.
+        t: timestamps, -1 on padding.
         rating: the rating (1..5), -1 on padding.
         gap: target time minus step time in seconds (>= 1), -1 on padding.
     """
@@ -102,7 +102,7 @@ def build_histories(
     valid = steps[None, :] < h[:, None]
     start = timeline.tie_start[examples] - h
     index = np.where(valid, start[:, None] + steps[None, :], 0)
-    t = np.where(valid, timeline.t[index], 0)
+    t = np.where(valid, timeline.t[index], INT_PAD)
     gap = timeline.t[examples][:, None] - t
     return Histories(
         valid=valid,

@@ -121,7 +121,8 @@ class MovieLensSequences:
         profile: list of `SparseFeature`: `gender`, `occupation` (the strings
             of u.user) and `age` (years, bucketised in the model).
         query: list of `SparseFeature`: `hour`, `weekday` (ints the loader
-            derives from the request's Unix time, see `load_movielens`).
+            derives from the request's Unix time, see `load_movielens`; an
+            export derives them in its graph with `time_features`).
         tasks: list of `Task`: "ctr" (binary, label `like`), "l2r" (ranking,
             label `relevance`) and "genre" (multiclass, label `genre`).
         popularity: int64 array indexed by movie id: the movie's number of
@@ -139,6 +140,21 @@ class MovieLensSequences:
     query: list[SparseFeature]
     tasks: list[Task]
     popularity: np.ndarray
+
+    @property
+    def time_features(self) -> dict:
+        """The config of the `keras_mtl.layers.TimeFeatures` that derives the
+        `hour`, `weekday` and `history_gap` inputs from the raw `timestamp`
+        and `history_timestamp` columns, as the loader does:
+        `export_dupn(model, path,
+        preprocessor=keras_mtl.layers.TimeFeatures(**ml.time_features))`
+        serves raw timestamps."""
+        return {
+            "timestamp": "timestamp",
+            "hour": "hour",
+            "weekday": "weekday",
+            "elapsed": {f"{self.history.name}_gap": f"{self.history.name}_timestamp"},
+        }
 
     @property
     def features(self) -> list:
@@ -212,9 +228,10 @@ def movielens_specs(
     bucketised numbers (`SparseFeature(boundaries=...)` with `YEAR_EDGES`,
     `AGE_EDGES`, `RATING_EDGES`, `GAP_EDGES_SECONDS`; int64, -1 for none),
     `gender` and `occupation` string vocabularies (`GENDERS`, `OCCUPATIONS`).
-    `hour` and `weekday` are still integers derived from the request time
-    (0..23, 0..6), and `gap` is the request time minus the step's time: a
-    serving client computes those three from its timestamps.
+    `hour` and `weekday` are integers derived from the request time (0..23,
+    0..6), and `gap` is the request time minus the step's time, in seconds:
+    an export derives the three from raw timestamps in its graph
+    (`MovieLensSequences.time_features`).
 
     Args:
         max_len: int. History steps per example.
