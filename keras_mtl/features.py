@@ -297,26 +297,41 @@ class SparseFeature:
         )
 
 
+#: `DenseFeature.transform`s and the bound their raw values must lie above.
+DENSE_TRANSFORMS = {"log": 0.0, "log1p": -1.0}
+
+
 @dataclasses.dataclass(frozen=True)
 class DenseFeature:
     """A numeric feature of width `dim`.
 
-    The model standardises it as `(x - mean) / std`. With `allow_missing=True`,
-    a NaN entry is replaced inside the model by a learned fill value
+    The model standardises it as `(f(x) - mean) / std`, where `f` is the
+    identity or the spec's `transform`: `"log"` for a raw price, a duration or a
+    count whose log is what the model should see (values > 0), `"log1p"` for
+    values >= 0 such as counts with zeros (values > -1). The data carry the raw
+    value and the model (and its SavedModel) applies the transform, so a
+    serving client sends the raw price; a value outside the transform's domain
+    is an error naming the feature. With `allow_missing=True`, a NaN entry is
+    replaced inside the model by a learned fill value
     (`keras_mtl.layers.MissingValueLayer`); without it, NaN in the data is an error.
 
     Args:
         name: str. Feature name; the model input and the data column are named after it.
         dim: int. Width; 1 means a scalar per example. Defaults to 1.
         allow_missing: bool. Whether NaN marks a missing value. Defaults to False.
-        mean: float. Subtracted before the model sees the value. Defaults to 0.
+        mean: float. Subtracted (from the transformed value) before the model
+            sees it. Defaults to 0.
         std: float. Divides the centred value. Defaults to 1.
+        transform: None, "log" or "log1p". Applied to the raw value inside the
+            model, before `mean` and `std`. Defaults to None.
 
     Example:
     >>> DenseFeature("age", mean=40, std=12).shape  # one value per example
     ()
     >>> DenseFeature("price_history", dim=4, allow_missing=True).shape
     (4,)
+    >>> DenseFeature("price", transform="log", mean=3.0, std=0.6).domain_floor
+    0.0
     """
 
     name: str
@@ -324,6 +339,7 @@ class DenseFeature:
     allow_missing: bool = False
     mean: float = 0.0
     std: float = 1.0
+    transform: str | None = None
 
     def __post_init__(self):
         check_name("DenseFeature", self.name)
@@ -332,8 +348,18 @@ class DenseFeature:
         std = check_positive(f"DenseFeature {self.name!r}", "std", self.std)
         object.__setattr__(self, "mean", float(self.mean))
         object.__setattr__(self, "std", std)
+        if self.transform is not None and self.transform not in DENSE_TRANSFORMS:
+            raise ValueError(
+                f"DenseFeature {self.name!r}: transform must be None or one of "
+                f"{list(DENSE_TRANSFORMS)}; got {self.transform!r}."
+            )
 
     dtype = "float32"
+
+    @property
+    def domain_floor(self) -> float | None:
+        """The bound raw values must lie above (`transform`'s domain), or None."""
+        return DENSE_TRANSFORMS.get(self.transform)
 
     @property
     def shape(self) -> tuple:

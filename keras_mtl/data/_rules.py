@@ -239,6 +239,17 @@ RULES = (
         ),
     ),
     Rule(
+        "dense_domain",
+        ("dense",),
+        lambda feature: feature.transform is not None,
+        lambda ops, feature, x: (x > feature.domain_floor) | ops.isnan(x),
+        lambda feature: (
+            f"values must be > {feature.domain_floor:g} (the model takes their "
+            f"{feature.transform})"
+        ),
+        spec_fields=("domain_floor",),
+    ),
+    Rule(
         "bucketised_finite",
         ("ids",),
         lambda feature: feature.dtype == "float32",

@@ -32,7 +32,8 @@ class FunnelData:
     Args:
         frame: pd.DataFrame. One row per impression: `user_id`, `user_age`,
             `user_history` (a list of category ids; the rows of one user share
-            one list object), `item_id`, `item_category`, `item_log_price` and
+            one list object), `item_id`, `item_category`, `item_price` (the
+            raw price, log-normal; its spec takes the log in the model) and
             the float32 0/1 events `click`, `action`, `conversion`.
         features: list. Specs of the six feature columns.
         tasks: list. ESMM's tasks on `click` and `conversion` (`esmm_tasks()`:
@@ -269,7 +270,7 @@ def make_funnel(
             "user_history": histories[users],
             "item_id": items,
             "item_category": cats,
-            "item_log_price": log_price.astype(np.float32),
+            "item_price": np.exp(log_price).astype(np.float32),
             **{k: v.astype(np.float32) for k, v in events.items()},
         }
     )
@@ -284,7 +285,8 @@ def make_funnel(
         ),
         SparseFeature("item_id", vocabulary_size=num_items),
         SparseFeature("item_category", vocabulary_size=num_categories),
-        DenseFeature("item_log_price", mean=_PRICE_MEAN, std=_PRICE_STD),
+        # The raw price; the model takes its log (log-normal prices).
+        DenseFeature("item_price", transform="log", mean=_PRICE_MEAN, std=_PRICE_STD),
     ]
     return FunnelData(
         frame=frame,

@@ -33,7 +33,8 @@ class FeatureEncoder(keras.layers.Layer):
       width live in a single fused variable, so every width costs one gather per
       batch instead of one per feature. Shared tables
       (`SparseFeature.share_embedding_with`) are the same rows.
-    - Dense features: standardised with their spec's mean and std; NaN entries of
+    - Dense features: transformed (`DenseFeature.transform`, e.g. a log) and
+      standardised with their spec's mean and std; NaN entries of
       `allow_missing` features are replaced by learned fill values
       (`MissingValueLayer`).
 
@@ -175,10 +176,14 @@ class FeatureEncoder(keras.layers.Layer):
 
     @staticmethod
     def _standardized(inputs, dense):
-        """`(x - mean) / std` of the `dense` features, side by side (one op each
-        for all of them)."""
+        """`(f(x) - mean) / std` of the `dense` features, side by side (one op
+        each for all of them but the transforms `f`)."""
+        transforms = {"log": ops.log, "log1p": ops.log1p, None: lambda v: v}
         x = [
-            ops.reshape(ops.cast(inputs[f.name], "float32"), (-1, f.dim)) for f in dense
+            transforms[f.transform](
+                ops.reshape(ops.cast(inputs[f.name], "float32"), (-1, f.dim))
+            )
+            for f in dense
         ]
         x = ops.concatenate(x, axis=-1) if len(x) > 1 else x[0]
         mean = np.repeat([f.mean for f in dense], [f.dim for f in dense])

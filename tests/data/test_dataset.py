@@ -409,6 +409,14 @@ def _with(**changes):
             r"DenseFeature 'price': contains NaN but allow_missing=False.*in 1 row\(s\)",
         ),
         (
+            _with(price=[1.0, 0.0]),
+            [BASIC_FEATURES[0], DenseFeature("price", transform="log")],
+            None,
+            ValueError,
+            r"DenseFeature 'price': values must be > 0 \(the model takes their log\)"
+            r"; received \[0\.0\] in 1 ",
+        ),
+        (
             _with(price=[1.0, np.inf]),
             [BASIC_FEATURES[0], DenseFeature("price", allow_missing=True)],
             None,
@@ -524,6 +532,17 @@ def test_csv_bad_values_fail_naming_the_feature(tmp_path, rows, match):
     path.write_text("user,price,click\n2,2.0,1\n" + rows)
     ds = make_dataset(str(path), BASIC_FEATURES, [Task("click")], shuffle=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        list(ds)
+
+
+def test_csv_values_outside_a_transform_domain_fail_naming_the_feature(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("user,price,click\n2,2.0,1\n1,-1.0,0\n")
+    features = [BASIC_FEATURES[0], DenseFeature("price", transform="log1p")]
+    ds = make_dataset(str(path), features, [Task("click")], shuffle=False)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"DenseFeature `price`.*must be > -1"
+    ):
         list(ds)
 
 

@@ -36,6 +36,7 @@ CVR = Task("cvr", label="conversion", given="click")
 PRICE = DenseFeature("price")
 GAPPY_PRICE = DenseFeature("price", allow_missing=True)
 AGE = SparseFeature("age", boundaries=[18, 30])
+LOG_PRICE = DenseFeature("price", transform="log", allow_missing=True)
 
 CASES = {
     "finite_label": case(
@@ -62,6 +63,7 @@ CASES = {
         GAPPY_PRICE, {"price": [1.0, INF]}, features=[USER, GAPPY_PRICE]
     ),
     "dense_complete": case(PRICE, {"price": [1.0, NAN]}, features=[USER, PRICE]),
+    "dense_domain": case(LOG_PRICE, {"price": [NAN, 0.0]}, features=[USER, LOG_PRICE]),
     "bucketised_finite": case(AGE, {"age": [30.0, INF]}, features=[USER, AGE]),
     "id_range": case(USER, {"user": [1, 10]}),
 }

@@ -31,13 +31,13 @@ def test_shapes_dtypes_and_specs(funnel):
         "user_history",
         "item_id",
         "item_category",
-        "item_log_price",
+        "item_price",
         *EVENTS,
     ]
     assert len(frame) == 60_000
     for column in ("user_id", "user_age", "item_id", "item_category"):
         assert frame[column].dtype == np.int64
-    for column in ("item_log_price", *EVENTS):
+    for column in ("item_price", *EVENTS):
         assert frame[column].dtype == np.float32
     for column in EVENTS:
         assert set(np.unique(frame[column])) == {0.0, 1.0}
@@ -56,12 +56,13 @@ def test_shapes_dtypes_and_specs(funnel):
         ),
         SparseFeature("item_id", vocabulary_size=500),
         SparseFeature("item_category", vocabulary_size=20),
-        DenseFeature("item_log_price", mean=3.0, std=float(np.sqrt(0.38))),
+        DenseFeature("item_price", transform="log", mean=3.0, std=float(np.sqrt(0.38))),
     ]
-    # The model's standardisation matches the price column.
-    price = funnel.features[-1]
-    assert frame.item_log_price.mean() == pytest.approx(price.mean, abs=0.15)
-    assert frame.item_log_price.std() == pytest.approx(price.std, rel=0.2)
+    # The model's standardisation matches the log of the raw price column.
+    price, log_price = funnel.features[-1], np.log(frame.item_price)
+    assert (frame.item_price > 0).all()
+    assert log_price.mean() == pytest.approx(price.mean, abs=0.15)
+    assert log_price.std() == pytest.approx(price.std, rel=0.2)
     for name in TRUE + ("click_score", "conversion_score"):
         values = getattr(funnel, name)
         assert values.shape == (60_000,) and values.dtype == np.float64, name
@@ -85,7 +86,7 @@ def test_make_dataset_accepts_the_frame(funnel):
     assert set(x) == {f.name for f in funnel.features}
     assert x["user_history"].shape == (512, 6)
     assert x["user_history"].dtype.name == "int64"
-    assert x["item_log_price"].shape == (512,)
+    assert x["item_price"].shape == (512,)
     assert set(y) == {"ctr", "ctcvr"} and y["ctr"].shape == (512,)
     history = x["user_history"].numpy()
     assert (history == -1).any() and (history[:, 0] >= 0).all()  # padded, not empty
@@ -207,7 +208,7 @@ def test_probabilities_depend_on_the_features(funnel):
     assert (pairs.ctr.nunique() == 1).all()
     assert pairs.cvr.nunique().max() > 1
     # Within a pair, the more expensive impression always converts less.
-    d_cvr, d_price = pairs.cvr.diff(), pairs.item_log_price.diff()
+    d_cvr, d_price = pairs.cvr.diff(), pairs.item_price.diff()
     both = d_cvr.notna() & (d_price != 0)
     assert both.sum() > 1000
     assert (np.sign(d_cvr[both]) == -np.sign(d_price[both])).all()

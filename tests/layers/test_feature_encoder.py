@@ -48,6 +48,30 @@ def test_hand_computed_encoding():
     np.testing.assert_allclose(out, np.stack([expected_row0, expected_row1]))
 
 
+def test_dense_transforms_apply_before_standardising():
+    enc = FeatureEncoder(
+        [
+            DenseFeature("price", transform="log", mean=1.0, std=2.0),
+            DenseFeature("count", transform="log1p"),
+            DenseFeature("seen", transform="log", allow_missing=True),
+        ]
+    )
+    enc.build(None)
+    enc.missing_value.fill.assign([-7.0])
+    out = np.asarray(
+        enc(
+            {
+                "price": np.float32([np.e**3, 1.0]),
+                "count": np.float32([0.0, np.e - 1]),
+                "seen": np.float32([np.e, np.nan]),  # NaN: the learned fill
+            }
+        )
+    )
+    np.testing.assert_allclose(out, [[1.0, 0.0, 1.0], [-0.5, 1.0, -7.0]], atol=1e-6)
+    with pytest.raises(ValueError, match=r"transform must be None or one of"):
+        DenseFeature("price", transform="sqrt")
+
+
 def test_shared_feature_reads_the_same_rows():
     enc, t2, _ = _encoder_with_known_tables()
     same = dict(INPUTS, a=np.array([1, 2]), b=np.array([1, 2]))
