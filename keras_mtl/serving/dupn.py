@@ -14,12 +14,7 @@ from keras_mtl.serving.export import (
     existing_versions,
     export_saved_model,
 )
-from keras_mtl.serving.retention import (
-    check_retention,
-    load_models_config,
-    prune_versions,
-    versions_pinned_in,
-)
+from keras_mtl.serving.retention import check_retention, prune_versions
 from keras_mtl.serving.signatures import output_groups
 
 
@@ -184,7 +179,12 @@ def export_dupn(
         found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
         version = max(found, default=0) + 1
     check_version(version, "export_dupn")
-    pinned = _pinned_parts(base, keep_versions, models_config)
+    pinned = check_retention(
+        [base / part for part in DUPN_PARTS],
+        keep_versions,
+        models_config,
+        "export_dupn",
+    )
     encoder, scorer = dupn_serving_models(model)
     groups = dupn_group_scorers(model)
     signatures = {
@@ -218,24 +218,6 @@ def export_dupn(
         for part in DUPN_PARTS:
             prune_versions(base / part, keep_versions, pinned | {version})
     return paths
-
-
-def _pinned_parts(base: pathlib.Path, keep_versions, models_config) -> set[int]:
-    """The versions `models_config` pins for any DUPN part (checked before
-    anything is written); an error if it serves none of the parts."""
-    check_retention(base, keep_versions, None, "export_dupn")
-    if models_config is None:
-        return set()
-    config = load_models_config(models_config)
-    found = [versions_pinned_in(config, base / part) for part in DUPN_PARTS]
-    if all(pins is None for pins in found):
-        listed = [m.base_path for m in config.model_config_list.config]
-        raise ValueError(
-            f"export_dupn: models_config {str(models_config)!r} serves none of "
-            f"{[str((base / p).resolve()) for p in DUPN_PARTS]} (its base_paths: "
-            f"{listed})."
-        )
-    return set().union(*(pins for pins in found if pins is not None))
 
 
 def _part_request(

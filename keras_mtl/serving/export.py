@@ -117,7 +117,7 @@ def export_saved_model(
             model, e.g. `keras_mtl.layers.TimeFeatures` (request and step
             timestamps in, `hour` / `weekday` / time gaps to the model), or
             None. The signatures then take its raw inputs instead of the
-            model inputs it derives (`keras_mtl.serving.preprocessed_inputs`),
+            model inputs it derives (`keras_mtl.serving.signatures.preprocessed_inputs`),
             and so do `warmup_requests`. Defaults to None.
 
     Returns:
@@ -144,7 +144,7 @@ def export_saved_model(
     if version is None:
         version = (existing_versions(base) or [0])[-1] + 1
     check_version(version)
-    pinned = check_retention(base, keep_versions, models_config)
+    pinned = check_retention([base], keep_versions, models_config)
     target = base / str(version)
     if target.exists():
         raise FileExistsError(

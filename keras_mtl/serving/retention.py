@@ -9,6 +9,7 @@ but the newest `keep`, sparing the versions a `models.config` still pins.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import shutil
@@ -141,16 +142,7 @@ def pinned_versions(
     >>> shutil.rmtree(tmp)
     """
     config = load_models_config(models_config)
-    pinned = versions_pinned_in(config, base_dir)
-    if pinned is None:
-        listed = [m.base_path for m in config.model_config_list.config]
-        raise ValueError(
-            f"models_config {str(models_config)!r} serves no model at "
-            f"{str(pathlib.Path(base_dir).resolve())!r} (its base_paths: {listed}). "
-            "Pass the config that serves this directory, with the base_path as "
-            "this process sees it."
-        )
-    return pinned
+    return _pins(config, models_config, [base_dir], "pinned_versions")
 
 
 def load_models_config(models_config: str | os.PathLike):
@@ -174,9 +166,7 @@ def load_models_config(models_config: str | os.PathLike):
 def versions_pinned_in(config, base_dir: str | os.PathLike) -> set[int] | None:
     """The versions of `base_dir` pinned by a `ModelServerConfig` proto, or None
     if none of its models has `base_dir` as base path."""
-    base = pathlib.Path(base_dir).resolve()
-    models = config.model_config_list.config
-    matching = [m for m in models if pathlib.Path(m.base_path).resolve() == base]
+    matching = _models_at(config, base_dir)
     if not matching:
         return None
     pinned = set()
@@ -188,15 +178,66 @@ def versions_pinned_in(config, base_dir: str | os.PathLike) -> set[int] | None:
     return {v for v in pinned if v > 0}
 
 
+def _models_at(config, base_dir) -> list:
+    base = pathlib.Path(base_dir).resolve()
+    models = config.model_config_list.config
+    return [m for m in models if pathlib.Path(m.base_path).resolve() == base]
+
+
+def _newest_served(config, base_dir) -> float:
+    """How many of the newest versions of `base_dir` the config serves: a
+    `latest` policy's `num_versions` (1 without a policy, TF Serving's
+    default), every version (inf) for `all`, none for `specific` (its pins)."""
+    needed = 0.0
+    for model in _models_at(config, base_dir):
+        policy = model.model_version_policy
+        kind = policy.WhichOneof("policy_choice")
+        if kind == "all":
+            needed = math.inf
+        elif kind != "specific":
+            needed = max(needed, policy.latest.num_versions or 1)
+    return needed
+
+
+def _pins(config, path, bases: list, owner: str, keep: int | None = None) -> set[int]:
+    """The versions `config` (read from `path`) pins for any of `bases`; an
+    error if it serves none of them, or if it serves more of the newest
+    versions of one (a `latest` or `all` policy) than `keep` would leave."""
+    found = [versions_pinned_in(config, base) for base in bases]
+    if all(pins is None for pins in found):
+        listed = [m.base_path for m in config.model_config_list.config]
+        where = [str(pathlib.Path(b).resolve()) for b in bases]
+        where = repr(where[0]) if len(where) == 1 else f"any of {where}"
+        raise ValueError(
+            f"{owner}: models_config {str(path)!r} serves no model at {where} (its "
+            f"base_paths: {listed}). Pass the config that serves this directory, "
+            "with the base_path as this process sees it."
+        )
+    for base in bases:
+        needed = _newest_served(config, base)
+        if keep is not None and needed > keep:
+            served = "every version" if math.isinf(needed) else f"{needed:.0f}"
+            raise ValueError(
+                f"{owner}: keep_versions={keep} would remove versions that "
+                f"models_config {str(path)!r} serves at "
+                f"{str(pathlib.Path(base).resolve())!r} (its policy serves the "
+                f"newest {served}); keep at least that many, or pin versions "
+                "with a `specific` policy."
+            )
+    return set().union(*(pins for pins in found if pins is not None))
+
+
 def check_retention(
-    base_dir: str | os.PathLike,
+    bases: list,
     keep_versions: int | None,
     models_config: str | os.PathLike | None,
     owner: str = "export_saved_model",
 ) -> set[int]:
-    """Check the retention arguments of an export (before it writes anything)
-    and return the versions `models_config` pins (empty without one)."""
+    """Check the retention arguments of an export to the model directories
+    `bases` (before it writes anything) and return the versions
+    `models_config` pins for any of them (empty without a config)."""
     check_positive_int(owner, "keep_versions", keep_versions, allow_none=True)
     if models_config is None:
         return set()
-    return pinned_versions(models_config, base_dir)
+    config = load_models_config(models_config)
+    return _pins(config, models_config, bases, owner, keep_versions)

@@ -66,6 +66,9 @@ class ServingInput:
             numbers of a bucketised `SparseFeature`): lists may be shorter than
             the model's and are padded; None means every int64 or string input.
             Defaults to None.
+        domain_floor: float or None. Values must lie above it (a
+            `DenseFeature` whose `transform` the graph applies, e.g. > 0 for a
+            log). Defaults to None.
     """
 
     name: str
@@ -73,6 +76,7 @@ class ServingInput:
     shape: tuple
     allow_missing: bool = False
     ids: bool | None = None
+    domain_floor: float | None = None
 
     def __post_init__(self):
         if self.ids is None:
@@ -100,11 +104,13 @@ class ServingInput:
         pad = {}
         if self.is_ids:  # (NaN is no JSON number)
             pad = {"pad": "NaN" if self.dtype == "float32" else self.pad}
+        above = {} if self.domain_floor is None else {"above": self.domain_floor}
         return {
             "dtype": self.dtype,
             "shape": list(self.shape),
             "allow_missing": self.allow_missing,
             **pad,
+            **above,
         }
 
 
@@ -112,7 +118,8 @@ def input_specs(model: keras.Model) -> dict:
     """`{model input name: the Feature spec it was built from}`, as far as the
     model's encoders tell: `FeatureEncoder.features` by name, and the fields
     of a `FieldEmbedding` by the input tensor each call reads (a sequence
-    field's input is named `<sequence>_<field>`)."""
+    field's input is named `<sequence>_<field>`), also through nested
+    functional models."""
     from keras_mtl._graph import model_nodes
 
     inputs = {id(t): t.name for t in model.inputs}
@@ -121,11 +128,18 @@ def input_specs(model: keras.Model) -> dict:
         for spec in getattr(layer, "features", ()):
             found[spec.name] = spec
     for node in model_nodes(model.outputs):
-        fields = getattr(node.operation, "fields", None)
+        operation = node.operation
+        if isinstance(operation, keras.Model) and operation is not model:
+            # A nested functional model (DUPN scorer's item part): the specs
+            # of its inputs, for the tensors it is called on.
+            inner = input_specs(operation)
+            fields = [inner.get(t.name) for t in operation.inputs]
+        else:
+            fields = getattr(operation, "fields", None)
         if not fields or len(fields) != len(node.input_tensors):
             continue
         for tensor, spec in zip(node.input_tensors, fields):
-            if id(tensor) in inputs:
+            if id(tensor) in inputs and spec is not None:
                 found.setdefault(inputs[id(tensor)], spec)
     return found
 
@@ -155,6 +169,7 @@ def serving_inputs(model: keras.Model) -> dict[str, ServingInput]:
             tuple(tensor.shape[1:]),
             allow_missing=isinstance(spec, DenseFeature) and spec.allow_missing,
             ids=dtype != "float32" or isinstance(spec, SparseFeature),
+            domain_floor=spec.domain_floor if isinstance(spec, DenseFeature) else None,
         )
     return found
 
@@ -337,12 +352,16 @@ def _checked(spec: ServingInput, x):
                 _assert(tf.equal(size, want), spec, "width", message, tf.shape(x))
             )
         ok = tf.math.is_finite(x)
+        allowed = "finite values"
+        if spec.domain_floor is not None:
+            ok &= x > spec.domain_floor
+            allowed += f" > {spec.domain_floor:g} (the graph takes their log)"
         if spec.allow_missing:
             ok |= tf.math.is_nan(x)
-            allowed = "finite values or NaN (missing)"
+            allowed += " or NaN (missing)"
         else:
-            allowed = (
-                "finite values (NaN is a missing value only for a DenseFeature "
+            allowed += (
+                " (NaN is a missing value only for a DenseFeature "
                 "with allow_missing=True)"
             )
         message = f"{allowed}; bad values in rows"

@@ -126,6 +126,32 @@ def test_a_config_not_serving_base_dir_fails_before_writing(tiny, tmp_path):
     assert not base.exists() or list(base.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "policy, keep, served",
+    [
+        ("model_version_policy { latest { num_versions: 3 } }", 2, "newest 3"),
+        ("model_version_policy { all {} }", 5, "newest every version"),
+    ],
+)
+def test_keep_versions_below_what_the_policy_serves_fails(
+    tiny, tmp_path, policy, keep, served
+):
+    """A `latest {num_versions: n}` policy serves the newest n versions and
+    `all` every one: pruning to fewer would pull versions out from under the
+    server, so the export refuses before writing."""
+    base = tmp_path / "ctr"
+    (base / "1").mkdir(parents=True)
+    config = write_config(tmp_path / "models.config", [(base, policy)])
+    with pytest.raises(ValueError, match=rf"keep_versions={keep} .*{served}"):
+        km.export_saved_model(tiny, base, keep_versions=keep, models_config=config)
+    assert names(base) == ["1"]
+    # Enough versions kept (or no pruning at all): the export goes ahead.
+    km.export_saved_model(tiny, base, models_config=config)
+    if "latest" in policy:
+        km.export_saved_model(tiny, base, keep_versions=3, models_config=config)
+        assert names(base) == ["1", "2", "3"]
+
+
 def test_export_dupn_prunes_each_part_keeping_pins_of_any(tiny, tmp_path, monkeypatch):
     """Each part is its own TF Serving model; a version pinned for one part is
     kept in all (an encoder and a scorer of one version belong together).
@@ -152,7 +178,9 @@ def test_export_dupn_prunes_each_part_keeping_pins_of_any(tiny, tmp_path, monkey
         assert names(tmp_path / part) == ["2", "4"], part
 
     elsewhere = write_config(tmp_path / "elsewhere.config", [("/models/x", "")])
-    with pytest.raises(ValueError, match="export_dupn: models_config .* serves none"):
+    with pytest.raises(
+        ValueError, match="export_dupn: models_config .* serves no model at any of"
+    ):
         km.export_dupn(tiny, tmp_path, keep_versions=1, models_config=elsewhere)
     with pytest.raises(ValueError, match="export_dupn: keep_versions"):
         km.export_dupn(tiny, tmp_path, keep_versions=0)

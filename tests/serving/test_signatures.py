@@ -20,7 +20,7 @@ FEATURES = [
     km.SparseFeature("item", vocabulary_size=10, embedding_dim=2),
     km.SparseFeature("tags", hash_bins=16, embedding_dim=2, max_len=3),
     km.DenseFeature("price", dim=2),
-    km.DenseFeature("age", allow_missing=True, mean=40, std=10),
+    km.DenseFeature("age", allow_missing=True, transform="log", mean=3.6, std=0.3),
 ]
 TASKS = [km.Task("click"), km.Task("buy"), km.Task("minutes", "regression")]
 SCORE = RankingScore({"click": 1.0, "buy": 0.5})
@@ -69,6 +69,7 @@ def test_signatures_and_recorded_contract(served, export):
         "pad": "",
     }
     assert contract["inputs"]["age"]["allow_missing"] is True
+    assert contract["inputs"]["age"]["above"] == 0.0  # (its log is taken)
     assert contract["ranking_score"]["formula"] == "click^1 * buy^0.5"
 
 
@@ -78,7 +79,7 @@ def test_serving_inputs_follow_the_specs(model):
         "item": ServingInput("item", "int64", ()),
         "tags": ServingInput("tags", "string", (3,)),
         "price": ServingInput("price", "float32", (2,)),
-        "age": ServingInput("age", "float32", (), allow_missing=True),
+        "age": ServingInput("age", "float32", (), allow_missing=True, domain_floor=0.0),
     }
     assert specs["tags"].signature_shape == (None, None)
     assert specs["item"].pad == -1 and specs["tags"].pad == ""
@@ -123,7 +124,12 @@ def test_short_lists_are_padded_inside_the_graph(model, served):
         ),
         (
             {"age": np.array([np.inf, 30.0, 30.0], np.float32)},
-            r"`age`: finite values or NaN \(missing\); bad values in rows\] \[0\]",
+            r"`age`: finite values > 0 \(the graph takes their log\) or NaN "
+            r"\(missing\); bad values in rows\] \[0\]",
+        ),
+        (
+            {"age": np.array([30.0, 0.0, -2.0], np.float32)},
+            r"`age`: finite values > 0 .*bad values in rows\] \[1 2\]",
         ),
     ],
 )
@@ -424,3 +430,34 @@ def test_a_preprocessor_takes_raw_timestamps_in_place_of_what_it_derives(tmp_pat
     np.testing.assert_allclose(parsed["click"][1:], none["click"], atol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="`seen_at`"):
         default(item=np.array([3]), timestamp=t[:1], seen_at=np.zeros((1, 4), np.int64))
+
+
+def test_specs_are_found_through_nested_models():
+    """DUPN's scorer embeds its item inputs in a nested model: a float32
+    bucketised item field is still an id input there (padded with NaN), not a
+    dense value that must be finite."""
+    item = [
+        km.SparseFeature("item", vocabulary_size=20, embedding_dim=4),
+        km.SparseFeature("price", boundaries=(1.0, 10.0), embedding_dim=2),
+    ]
+    history = km.SequenceFeature(
+        "history",
+        item=item,
+        properties=[km.SparseFeature("action", vocabulary_size=3, embedding_dim=2)],
+        max_len=4,
+    )
+    candidates = km.SequenceFeature("candidates", item=item, max_len=3)
+    tasks = [km.Task("ctr"), km.Task("l2r", type="ranking", list_size=3)]
+    model = km.build_dupn(
+        [history, *item, candidates],
+        tasks,
+        units=4,
+        attention_units=4,
+        profile_units=4,
+        tower_units=(4,),
+    )
+    _, scorer = km.dupn_serving_models(model)
+    specs = serving_inputs(scorer)
+    for name in ("price", "candidates_price"):
+        assert specs[name].is_ids and np.isnan(specs[name].pad), name
+    assert not specs["user_representation"].is_ids
