@@ -322,11 +322,13 @@ def train(args) -> dict:
                 )
             }
             parts = {"model": model}
+        from keras_mtl.serving.warmup import signature_inputs
+
         for part, path in paths.items():
             print(f"\nexported SavedModel ({part}): {path}")
             print(
                 "  serving_default inputs: "
-                + ", ".join(i.name for i in parts[part].inputs)
+                + ", ".join(signature_inputs(path))
                 + "; outputs: "
                 + ", ".join(parts[part].output)
             )

@@ -243,6 +243,10 @@ def test_dupn_daily_warm_start_on_movielens(tmp_path, no_xla):
     base += ["--epochs", "1", "--batch-size", "64", "--export-dir", str(export)]
     day1, out = run(base + ["--until", "1997-12-15"])
     assert "NDCG_AT_10" in out and "exported SavedModel (user_encoder)" in out
+    # What the signature takes: Unix times, not the hour derived from them.
+    assert (
+        "history_timestamp, history_year, occupation, timestamp; outputs: user_r" in out
+    )
     assert day1["export_paths"] == {
         part: str(export / part / "1") for part in ("full", "user_encoder", "scorer")
     }
