@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_mtl._checks import check_positive_int, check_units
 from keras_mtl.layers._initializers import stacked_initializer
-from keras_mtl.layers._mixing import gated_sum
+from keras_mtl.layers._mixing import attention_logits, check_gate, gated_sum
 from keras_mtl.layers._shapes import common_width, shape_list
 
 
@@ -28,6 +28,10 @@ class CustomizedGateControl(keras.layers.Layer):
     Experts are MLPs with `expert_units` hidden widths. All experts of a kind run
     as one batched matrix product; so do all gates.
 
+    With `gate="attention"` every gate is an attention over the experts it
+    mixes: its query `Q x` (the gate's input), each expert's key `K E_e(x)`
+    (one key projection for the level) and weights `softmax(q · k / sqrt(d))`.
+
     Args:
         num_tasks: int. Number of tasks T.
         num_task_experts: int. Experts owned by each task. Defaults to 1.
@@ -43,6 +47,9 @@ class CustomizedGateControl(keras.layers.Layer):
         use_gate_bias: bool. Add a bias inside the gate softmax. Defaults to False.
         kernel_initializer: initializer of each expert/gate matrix. Defaults to
             "glorot_uniform".
+        gate: "softmax" or "attention" (see above). Defaults to "softmax".
+        attention_units: int or None. Width `d` of the attention gates' queries
+            and keys. Defaults to None: `expert_units[-1]`.
 
     Call arguments:
         inputs: one tensor `(batch, d)` read by every expert and gate (the first
@@ -81,10 +88,14 @@ class CustomizedGateControl(keras.layers.Layer):
         activation="relu",
         use_gate_bias: bool = False,
         kernel_initializer="glorot_uniform",
+        gate: str = "softmax",
+        attention_units: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         owner = "CustomizedGateControl"
+        self.attention_units = check_gate(owner, gate, attention_units)
+        self.gate = gate
         self.num_tasks = check_positive_int(owner, "num_tasks", num_tasks)
         self.num_task_experts = check_positive_int(
             owner, "num_task_experts", num_task_experts
@@ -175,11 +186,23 @@ class CustomizedGateControl(keras.layers.Layer):
                 )
             )
             d = units
+        attention = self.gate == "attention"
+        # Softmax gates: logits from the input. Attention gates: a query from
+        # the input, matched against the experts' keys.
+        gate_width = self.attention_units or self.expert_units[-1]
+        every = tasks * per_task + shared
         self.task_gate_kernel = self.add_weight(
-            name="task_gate_kernel",
-            shape=(tasks, width, per_task + shared),
+            name="task_gate_query_kernel" if attention else "task_gate_kernel",
+            shape=(tasks, width, gate_width if attention else per_task + shared),
             initializer=init,
         )
+        self.gate_key_kernel = None
+        if attention:
+            self.gate_key_kernel = self.add_weight(
+                name="gate_key_kernel",
+                shape=(self.expert_units[-1], gate_width),
+                initializer=self.kernel_initializer,
+            )
         self.task_gate_bias = (
             self.add_weight(
                 name="task_gate_bias",
@@ -192,14 +215,14 @@ class CustomizedGateControl(keras.layers.Layer):
         self.shared_gate_kernel, self.shared_gate_bias = None, None
         if self.output_shared:
             self.shared_gate_kernel = self.add_weight(
-                name="shared_gate_kernel",
-                shape=(width, tasks * per_task + shared),
+                name="shared_gate_query_kernel" if attention else "shared_gate_kernel",
+                shape=(width, gate_width if attention else every),
                 initializer=self.kernel_initializer,
             )
             if self.use_gate_bias:
                 self.shared_gate_bias = self.add_weight(
                     name="shared_gate_bias",
-                    shape=(tasks * per_task + shared,),
+                    shape=(every,),
                     initializer="zeros",
                 )
 
@@ -239,20 +262,41 @@ class CustomizedGateControl(keras.layers.Layer):
             h_s = self.activation(h_s + bs)
         return h_t, h_s
 
-    def _task_gates(self, task_x):
+    def _task_gates(self, task_x, task_experts, shared_experts):
+        """`(batch, T, m_t + m_s)`: task k's weights over its own experts, then
+        the shared ones (the experts are the attention gates' keys)."""
         if len(task_x.shape) == 2:
             logits = ops.einsum("bd,tde->bte", task_x, self.task_gate_kernel)
         else:
             logits = ops.einsum("btd,tde->bte", task_x, self.task_gate_kernel)
+        if self.gate == "attention":
+            own = ops.einsum("bteu,ua->btea", task_experts, self.gate_key_kernel)
+            common = ops.einsum("beu,ua->bea", shared_experts, self.gate_key_kernel)
+            common = ops.broadcast_to(
+                ops.expand_dims(common, 1),
+                (ops.shape(own)[0], self.num_tasks, *common.shape[1:]),
+            )
+            logits = attention_logits(logits, ops.concatenate([own, common], axis=2))
         if self.task_gate_bias is not None:
             logits = logits + self.task_gate_bias
         return ops.softmax(logits, axis=-1)
 
-    def _shared_gate(self, shared_x):
+    def _shared_gate(self, shared_x, every_expert):
+        """`(batch, T * m_t + m_s)`: the shared gate's weights over every expert."""
         logits = ops.matmul(shared_x, self.shared_gate_kernel)
+        if self.gate == "attention":
+            keys = ops.einsum("beu,ua->bea", every_expert, self.gate_key_kernel)
+            logits = attention_logits(logits, keys)
         if self.shared_gate_bias is not None:
             logits = logits + self.shared_gate_bias
         return ops.softmax(logits, axis=-1)
+
+    def _every_expert(self, task_experts, shared_experts):
+        """All experts of the level in `expert_names` order, `(batch, E, units)`."""
+        flat = (-1, self.num_tasks * self.num_task_experts, self.expert_units[-1])
+        return ops.concatenate(
+            [ops.reshape(task_experts, flat), shared_experts], axis=1
+        )
 
     def gate_weights(self, inputs) -> list:
         """Each gate's softmax weights: T tensors `(batch, m_t + m_s)` over the
@@ -265,33 +309,29 @@ class CustomizedGateControl(keras.layers.Layer):
                 else tuple(ops.shape(inputs))
             )
         task_x, shared_x = self._split_inputs(inputs)
-        task_gates = self._task_gates(task_x)
+        experts = (None, None)
+        if self.gate == "attention":
+            experts = self._experts(task_x, shared_x)
+        task_gates = self._task_gates(task_x, *experts)
         weights = [task_gates[:, k, :] for k in range(self.num_tasks)]
         if self.output_shared:
-            weights.append(self._shared_gate(shared_x))
+            every = self._every_expert(*experts) if experts[0] is not None else None
+            weights.append(self._shared_gate(shared_x, every))
         return weights
 
     def call(self, inputs):
         task_x, shared_x = self._split_inputs(inputs)
         task_experts, shared_experts = self._experts(task_x, shared_x)
         per_task = self.num_task_experts
-        gates = self._task_gates(task_x)
+        gates = self._task_gates(task_x, task_experts, shared_experts)
         task_out = gated_sum(gates[:, :, :per_task], task_experts) + gated_sum(
             gates[:, :, per_task:], ops.expand_dims(shared_experts, 1)
         )
         outputs = [task_out[:, k, :] for k in range(self.num_tasks)]
         if self.output_shared:
-            every_expert = ops.concatenate(
-                [
-                    ops.reshape(
-                        task_experts,
-                        (-1, self.num_tasks * per_task, self.expert_units[-1]),
-                    ),
-                    shared_experts,
-                ],
-                axis=1,
-            )
-            outputs.append(gated_sum(self._shared_gate(shared_x), every_expert))
+            every_expert = self._every_expert(task_experts, shared_experts)
+            gate = self._shared_gate(shared_x, every_expert)
+            outputs.append(gated_sum(gate, every_expert))
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -311,4 +351,6 @@ class CustomizedGateControl(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
             "use_gate_bias": self.use_gate_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "gate": self.gate,
+            "attention_units": self.attention_units,
         }

@@ -1,4 +1,4 @@
-"""Mixture-of-experts block: shared experts, one softmax gate per task (MMoE / OMoE)."""
+"""Mixture-of-experts block: shared experts, one gate per task (MMoE / OMoE)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_mtl._checks import check_positive_int, check_units
 from keras_mtl.layers._initializers import stacked_initializer
-from keras_mtl.layers._mixing import gated_sum
+from keras_mtl.layers._mixing import attention_logits, check_gate, gated_sum
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -20,6 +20,12 @@ class MixtureOfExperts(keras.layers.Layer):
     experts, and its output is `Σ_e g^k_e(x) f_e(x)`. With one gate per task this is
     MMoE; with a single gate shared by all tasks it is OMoE. All experts run as one
     batched matrix product, and all gates as another.
+
+    With `gate="attention"`, gate `k` is an attention over the experts instead:
+    the task query `q_k = Q_k x`, the expert keys `k_e = K f_e(x)` and
+    `g^k(x) = softmax_e(q_k · k_e / sqrt(d))` (scaled dot product, `d =
+    attention_units`), so a task weighs an expert by what the expert computed
+    for this input, not only by the input.
 
     Args:
         num_experts: int. Number of experts.
@@ -34,6 +40,9 @@ class MixtureOfExperts(keras.layers.Layer):
             has none). Defaults to False.
         kernel_initializer: initializer of each expert/gate matrix. Defaults to
             "glorot_uniform".
+        gate: "softmax" or "attention" (see above). Defaults to "softmax".
+        attention_units: int or None. Width `d` of the attention gates' queries
+            and keys. Defaults to None: `expert_units[-1]`.
 
     Call arguments:
         inputs: tensor `(batch, features)`.
@@ -66,9 +75,13 @@ class MixtureOfExperts(keras.layers.Layer):
         activation="relu",
         use_gate_bias: bool = False,
         kernel_initializer="glorot_uniform",
+        gate: str = "softmax",
+        attention_units: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.attention_units = check_gate("MixtureOfExperts", gate, attention_units)
+        self.gate = gate
         self.num_experts = check_positive_int(
             "MixtureOfExperts", "num_experts", num_experts
         )
@@ -120,11 +133,26 @@ class MixtureOfExperts(keras.layers.Layer):
                 )
             )
             width = units
-        self.gate_kernel = self.add_weight(
-            name="gate_kernel",
-            shape=(self.num_gates, input_shape[-1], self.num_experts),
-            initializer=init,
-        )
+        if self.gate == "attention":
+            units = self.attention_units or self.expert_units[-1]
+            # Per gate a query projection of the input; one key projection of
+            # the experts' outputs.
+            self.gate_kernel = self.add_weight(
+                name="gate_query_kernel",
+                shape=(self.num_gates, input_shape[-1], units),
+                initializer=init,
+            )
+            self.gate_key_kernel = self.add_weight(
+                name="gate_key_kernel",
+                shape=(self.expert_units[-1], units),
+                initializer=self.kernel_initializer,
+            )
+        else:
+            self.gate_kernel = self.add_weight(
+                name="gate_kernel",
+                shape=(self.num_gates, input_shape[-1], self.num_experts),
+                initializer=init,
+            )
         self.gate_bias = (
             self.add_weight(
                 name="gate_bias",
@@ -144,18 +172,30 @@ class MixtureOfExperts(keras.layers.Layer):
         return h
 
     def gate_weights(self, inputs):
-        """Each gate's softmax weights over the experts, `(batch, gates, experts)`."""
+        """Each gate's weights over the experts, `(batch, gates, experts)`."""
         if not self.built:
             self.build(ops.shape(inputs))
-        logits = ops.einsum("bd,gde->bge", inputs, self.gate_kernel)
+        experts = self.expert_outputs(inputs) if self.gate == "attention" else None
+        return self._gates(inputs, experts)
+
+    def _gates(self, inputs, experts):
+        """The gates' weights; `experts` (batch, experts, units) are the
+        attention gates' keys (unused by softmax gates)."""
+        if self.gate == "attention":
+            queries = ops.einsum("bd,gda->bga", inputs, self.gate_kernel)
+            keys = ops.einsum("beu,ua->bea", experts, self.gate_key_kernel)
+            logits = attention_logits(queries, ops.expand_dims(keys, 1))
+        else:
+            logits = ops.einsum("bd,gde->bge", inputs, self.gate_kernel)
         if self.gate_bias is not None:
             logits = logits + self.gate_bias
         return ops.softmax(logits, axis=-1)
 
     def call(self, inputs):
         # (batch, gates, experts) x (batch, 1, experts, units) -> (batch, gates, units)
-        experts = ops.expand_dims(self.expert_outputs(inputs), 1)
-        mixed = gated_sum(self.gate_weights(inputs), experts)
+        experts = self.expert_outputs(inputs)
+        gates = self._gates(inputs, experts)
+        mixed = gated_sum(gates, ops.expand_dims(experts, 1))
         return [mixed[:, k, :] for k in range(self.num_gates)]
 
     def compute_output_shape(self, input_shape):
@@ -171,4 +211,6 @@ class MixtureOfExperts(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
             "use_gate_bias": self.use_gate_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "gate": self.gate,
+            "attention_units": self.attention_units,
         }

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from keras_mtl.features import Feature
 from keras_mtl.layers import MixtureOfExperts
+from keras_mtl.layers._mixing import check_gate
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
     builds,
@@ -28,6 +29,8 @@ def build_mmoe(
     tower_units: Sequence[int] = (8,),
     single_gate: bool = False,
     use_gate_bias: bool = False,
+    gate: str = "softmax",
+    attention_units: int | None = None,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -44,6 +47,12 @@ def build_mmoe(
         single_gate: one gate shared by every task (OMoE, as `build_omoe`).
             Defaults to False.
         use_gate_bias: add a bias in the gates. Defaults to False (the paper's).
+        gate: "softmax" (the paper's: `softmax(W x)` over the experts) or
+            "attention" (a task query from the input over expert keys from the
+            experts' outputs, scaled dot product; `keras_mtl.layers.MixtureOfExperts`).
+            Defaults to "softmax".
+        attention_units: int or None. Query / key width of the attention
+            gates. Defaults to None: the experts' output width.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -71,6 +80,7 @@ def build_mmoe(
     owner = build_omoe if single_gate else build_mmoe
     tasks = check_builder_tasks(owner, tasks)
     check_dropout(owner, dropout=dropout)
+    check_gate(owner.__name__, gate, attention_units)
     inputs, x = encode_inputs(features)
     gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
     mixed = MixtureOfExperts(
@@ -78,6 +88,8 @@ def build_mmoe(
         expert_units,
         gate_names=gate_names,
         use_gate_bias=use_gate_bias,
+        gate=gate,
+        attention_units=attention_units,
         name="experts",
     )(x)
     task_inputs = [mixed[0]] * len(tasks) if single_gate else mixed
@@ -94,6 +106,8 @@ def build_omoe(
     expert_units: Sequence[int] = (16,),
     tower_units: Sequence[int] = (8,),
     use_gate_bias: bool = False,
+    gate: str = "softmax",
+    attention_units: int | None = None,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -111,6 +125,12 @@ def build_omoe(
         expert_units: hidden widths of each expert. Defaults to (16,).
         tower_units: widths of each task tower. Defaults to (8,).
         use_gate_bias: add a bias in the gate. Defaults to False.
+        gate: "softmax" (the paper's: `softmax(W x)` over the experts) or
+            "attention" (a task query from the input over expert keys from the
+            experts' outputs, scaled dot product; `keras_mtl.layers.MixtureOfExperts`).
+            Defaults to "softmax".
+        attention_units: int or None. Query / key width of the attention
+            gates. Defaults to None: the experts' output width.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -132,6 +152,8 @@ def build_omoe(
         tower_units=tower_units,
         single_gate=True,
         use_gate_bias=use_gate_bias,
+        gate=gate,
+        attention_units=attention_units,
         dropout=dropout,
         compile=compile,
         name=name,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from keras_mtl._checks import check_positive_int
 from keras_mtl.features import Feature
 from keras_mtl.layers import CustomizedGateControl
+from keras_mtl.layers._mixing import check_gate
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
     builds,
@@ -51,6 +52,8 @@ def build_ple(
     expert_units: Sequence[int] | Sequence[Sequence[int]] = (16,),
     tower_units: Sequence[int] = (8,),
     use_gate_bias: bool = False,
+    gate: str = "softmax",
+    attention_units: int | None = None,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -78,6 +81,12 @@ def build_ple(
             in the paper).
         tower_units: widths of each task tower. Defaults to (8,).
         use_gate_bias: add a bias inside the gates. Defaults to False.
+        gate: "softmax" (the paper's: `softmax(W x)` over the experts) or
+            "attention" (a task query from the input over expert keys from the
+            experts' outputs, scaled dot product; `keras_mtl.layers.CustomizedGateControl`).
+            Defaults to "softmax".
+        attention_units: int or None. Query / key width of the attention
+            gates. Defaults to None: the experts' output width.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -105,6 +114,7 @@ def build_ple(
     owner = build_cgc if num_levels == 1 else build_ple
     tasks = check_builder_tasks(owner, tasks)
     check_dropout(owner, dropout=dropout)
+    check_gate(owner.__name__, gate, attention_units)
     check_positive_int("build_ple", "num_levels", num_levels)
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
@@ -121,6 +131,8 @@ def build_ple(
             output_shared=not last,
             gate_names=task_names,
             use_gate_bias=use_gate_bias,
+            gate=gate,
+            attention_units=attention_units,
             name="cgc" if num_levels == 1 else f"level_{j + 1}",
         )(x)
     name = name or ("cgc" if num_levels == 1 else "ple")
@@ -137,6 +149,8 @@ def build_cgc(
     expert_units: Sequence[int] = (16,),
     tower_units: Sequence[int] = (8,),
     use_gate_bias: bool = False,
+    gate: str = "softmax",
+    attention_units: int | None = None,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -156,6 +170,12 @@ def build_cgc(
             to (16,).
         tower_units: widths of each task tower. Defaults to (8,).
         use_gate_bias: add a bias inside the gates. Defaults to False.
+        gate: "softmax" (the paper's: `softmax(W x)` over the experts) or
+            "attention" (a task query from the input over expert keys from the
+            experts' outputs, scaled dot product; `keras_mtl.layers.CustomizedGateControl`).
+            Defaults to "softmax".
+        attention_units: int or None. Query / key width of the attention
+            gates. Defaults to None: the experts' output width.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -178,6 +198,8 @@ def build_cgc(
         expert_units=expert_units,
         tower_units=tower_units,
         use_gate_bias=use_gate_bias,
+        gate=gate,
+        attention_units=attention_units,
         dropout=dropout,
         compile=compile,
         name=name,

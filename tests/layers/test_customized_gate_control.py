@@ -37,20 +37,33 @@ def reference(layer, inputs):
         for k in range(tasks)
     ]
     shared = [expert("shared", e, shared_x) for e in range(m_s)]
+
+    def gate(kind, x, candidates, k=None):
+        """softmax(x W), or softmax over experts of (x Q) . (expert K) / sqrt(d)."""
+        if layer.gate == "softmax":
+            kernel = w[f"{kind}_gate_kernel"]
+            return _softmax(x @ (kernel if k is None else kernel[k]))
+        query = w[f"{kind}_gate_query_kernel"]
+        q = x @ (query if k is None else query[k])
+        keys = [c @ w["gate_key_kernel"] for c in candidates]
+        logits = np.stack([(q * key).sum(-1) for key in keys], axis=-1)
+        return _softmax(logits / np.sqrt(q.shape[-1]))
+
     outputs = []
     for k in range(tasks):
-        gate = _softmax(task_x[k] @ w["task_gate_kernel"][k])
         candidates = own[k] + shared
-        outputs.append(sum(gate[:, [i]] * c for i, c in enumerate(candidates)))
+        g = gate("task", task_x[k], candidates, k)
+        outputs.append(sum(g[:, [i]] * c for i, c in enumerate(candidates)))
     if layer.output_shared:
-        gate = _softmax(shared_x @ w["shared_gate_kernel"])
         candidates = [e for k in range(tasks) for e in own[k]] + shared
-        outputs.append(sum(gate[:, [i]] * c for i, c in enumerate(candidates)))
+        g = gate("shared", shared_x, candidates)
+        outputs.append(sum(g[:, [i]] * c for i, c in enumerate(candidates)))
     return outputs
 
 
 @pytest.mark.parametrize("output_shared", [False, True])
-def test_layer_contract(output_shared, tmp_path):
+@pytest.mark.parametrize("gate", ["softmax", "attention"])
+def test_layer_contract(output_shared, gate, tmp_path):
     x = RNG.normal(size=(6, 5)).astype("float32")
     count = 3 if output_shared else 2
     run_layer_test(
@@ -62,6 +75,7 @@ def test_layer_contract(output_shared, tmp_path):
             "expert_units": (8, 4),
             "output_shared": output_shared,
             "gate_names": ("ctr", "cvr"),
+            "gate": gate,
         },
         x,
         [(None, 4)] * count,
@@ -71,9 +85,18 @@ def test_layer_contract(output_shared, tmp_path):
 
 @pytest.mark.parametrize("output_shared", [False, True])
 @pytest.mark.parametrize("list_input", [False, True])
-def test_matches_a_loop_over_experts_and_gates(output_shared, list_input):
+@pytest.mark.parametrize(
+    "gate", [{}, {"gate": "attention"}, {"gate": "attention", "attention_units": 2}]
+)
+def test_matches_a_loop_over_experts_and_gates(output_shared, list_input, gate):
     layer = CustomizedGateControl(
-        3, 2, 2, (5, 3), output_shared=output_shared, gate_names=("a", "b", "c")
+        3,
+        2,
+        2,
+        (5, 3),
+        output_shared=output_shared,
+        gate_names=("a", "b", "c"),
+        **gate,
     )
     if list_input:  # a higher level: each task and the shared part read their own
         x = [RNG.normal(size=(7, 4)).astype("float32") for _ in range(4)]
@@ -87,6 +110,9 @@ def test_matches_a_loop_over_experts_and_gates(output_shared, list_input):
     assert len(got) == len(want) == 3 + output_shared
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+    # gate_weights gives the weights the call mixed with (rows sum to 1).
+    for weights in layer.gate_weights(x):
+        np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-5)
 
 
 def test_gates_select_hand_set_experts():
@@ -136,6 +162,9 @@ def test_experts_start_different():
         ({"num_tasks": 2, "expert_units": ()}, "expert_units"),
         ({"num_tasks": 2, "gate_names": ("a",)}, "gate_names"),
         ({"num_tasks": 2, "gate_names": ("a", "shared")}, "gate_names"),
+        ({"num_tasks": 2, "gate": "sigmoid"}, "gate must be one of"),
+        ({"num_tasks": 2, "attention_units": 4}, "attention_units=4 is for gate="),
+        ({"num_tasks": 2, "gate": "attention", "attention_units": 0}, "attention_u"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):

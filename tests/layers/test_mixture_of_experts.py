@@ -58,10 +58,50 @@ def test_experts_start_different_and_dense_like():
     assert 0.2 < np.abs(kernel).max() <= np.sqrt(6 / 116) + 1e-6
 
 
-def test_layer_contract(tmp_path):
+def test_attention_gate_attends_to_the_experts_outputs():
+    """Task query `x Q_g`, expert keys `f_e(x) K`: with a large positive query
+    the gate picks the expert whose output is largest for this input."""
+    moe = MixtureOfExperts(3, (1,), gate_names=("a", "b"), gate="attention")
+    experts = _set_experts(moe)  # row 0: (1, 2, 3); row 1: (0, 0.5, 0)
+    moe.gate_key_kernel.assign([[1.0]])  # key = the expert's output, d = 1
+    query = np.zeros((2, 2, 1), "float32")
+    query[0] = 50.0  # gate a: q = 50 (x0 + x1): 150 on row 0, -25 on row 1
+    moe.gate_kernel.assign(query)  # gate b: q = 0, uniform weights
+    out_a, out_b = (np.asarray(o)[:, 0] for o in moe(X))
+    assert out_a[0] == pytest.approx(experts[0, 2], abs=1e-5)  # the largest, 3
+    # Row 1: a negative query avoids the one positive expert: ~0.
+    assert out_a[1] == pytest.approx(0.0, abs=1e-5)
+    np.testing.assert_allclose(out_b, experts.mean(1), rtol=1e-6)
+
+
+def test_attention_gate_matches_its_formula():
+    moe = MixtureOfExperts(
+        4, (5, 3), gate_names=("a", "b"), gate="attention", attention_units=2
+    )
+    x = np.random.default_rng(2).normal(size=(6, 7)).astype("float32")
+    got = np.asarray(moe.gate_weights(x))
+    f = np.asarray(moe.expert_outputs(x))  # (batch, experts, units)
+    q = np.einsum("bd,gda->bga", x, np.asarray(moe.gate_kernel))
+    k = f @ np.asarray(moe.gate_key_kernel)  # (batch, experts, 2)
+    logits = np.einsum("bga,bea->bge", q, k) / np.sqrt(2.0)
+    want = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    mixed = [np.asarray(o) for o in moe(x)]
+    np.testing.assert_allclose(
+        mixed[1], np.einsum("be,beu->bu", want[:, 1], f), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("gate", ["softmax", "attention"])
+def test_layer_contract(gate, tmp_path):
     run_layer_test(
         MixtureOfExperts,
-        {"num_experts": 4, "expert_units": (6, 5), "gate_names": ("x", "y")},
+        {
+            "num_experts": 4,
+            "expert_units": (6, 5),
+            "gate_names": ("x", "y"),
+            "gate": gate,
+        },
         np.random.default_rng(1).normal(size=(3, 7)).astype("float32"),
         expected_output_shape=[(None, 5), (None, 5)],
         tmp_path=tmp_path,
@@ -74,6 +114,14 @@ def test_layer_contract(tmp_path):
         {"num_experts": 0, "expert_units": (4,)},
         {"num_experts": 2, "expert_units": ()},
         {"num_experts": 2, "expert_units": (4,), "num_gates": 3, "gate_names": ("a",)},
+        {"num_experts": 2, "expert_units": (4,), "gate": "sigmoid"},
+        {"num_experts": 2, "expert_units": (4,), "attention_units": 3},
+        {
+            "num_experts": 2,
+            "expert_units": (4,),
+            "gate": "attention",
+            "attention_units": -1,
+        },
     ],
 )
 def test_bad_arguments(kwargs):

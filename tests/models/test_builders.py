@@ -41,13 +41,21 @@ SIZES = {
     ),
 }
 NAMES = sorted(SIZES)
+#: Builder options that go through the battery too: name -> (builder, options).
+VARIANTS = {
+    "mmoe_attention": ("mmoe", dict(gate="attention")),
+    "ple_attention": ("ple", dict(gate="attention", attention_units=4)),
+}
+BATTERY = NAMES + sorted(VARIANTS)
 #: Builders whose models have no gates.
 UNGATED = ("shared_bottom", "cross_stitch", "l2_constrained", "single_task")
 
 
 def build(name, features=FEATURES, tasks=TASKS, **kwargs):
-    """The registered builder `name` at the test's small size."""
-    return build_model(name, features, tasks, **{**SIZES[name], **kwargs})
+    """The registered builder `name` (or a `VARIANTS` entry) at the test's
+    small size."""
+    builder, options = VARIANTS.get(name, (name, {}))
+    return build_model(builder, features, tasks, **SIZES[builder], **options, **kwargs)
 
 
 def make_data(n=3072, seed=0):
@@ -93,12 +101,12 @@ def battery(data, tmp_path_factory):
             data=data,
             epochs=8,
         )
-        for name in NAMES
+        for name in BATTERY
     }
     return BuilderBattery(cases, tmp_path_factory.mktemp("flat_builders"))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BATTERY)
 def test_builder_battery_and_learning(battery, name):
     built = battery.run(name)
     h = built.history
@@ -113,9 +121,10 @@ def test_serving_parity_in_fresh_process(battery):
     battery.check_serving()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BATTERY)
 def test_gate_weights(battery, data, name):
     model = battery.run(name).model
+    name = VARIANTS.get(name, (name,))[0]
     x = features_only(data, slice(0, 500))
     if name in UNGATED:
         with pytest.raises(ValueError, match="no MixtureOfExperts"):
@@ -209,3 +218,11 @@ def test_builders_reject_bad_specs(name):
         build(name, FEATURES + [km.DenseFeature("age")], TASKS)
     with pytest.raises(ValueError, match="At least one task"):
         build(name, FEATURES, [])
+
+
+@pytest.mark.parametrize("name", ["mmoe", "omoe", "cgc", "ple"])
+def test_gated_builders_name_a_bad_gate(name):
+    with pytest.raises(ValueError, match=rf"build_{name}: gate must be one of"):
+        build(name, gate="sigmoid")
+    with pytest.raises(ValueError, match=rf"build_{name}: attention_units=4 is for"):
+        build(name, attention_units=4)
