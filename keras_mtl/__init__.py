@@ -38,6 +38,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_ple,
         build_shared_bottom,
         build_single_task,
+        build_sluice,
     )
     from keras_mtl.serving import (
         dupn_serving_models,
@@ -67,6 +68,7 @@ __all__ = [
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
+    "build_sluice",
     "dupn_serving_models",
     "data",
     "datasets",

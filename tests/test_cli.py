@@ -159,8 +159,8 @@ def test_module_entry_point_help(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: keras-mtl train")
     assert (
-        "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,l2_constrained,"
-        "single_task,esmm,esm2,aitm,dupn}" in out
+        "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,"
+        "l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
     )
     assert "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay}" in out
     assert "--data {synthetic,census,funnel,movielens}" in out

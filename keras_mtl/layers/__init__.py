@@ -10,12 +10,14 @@ from keras_mtl.layers.customized_gate_control import CustomizedGateControl
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.layer_mixture import LayerMixture
 from keras_mtl.layers.lstm_attention_encoder import LSTMAttentionEncoder
 from keras_mtl.layers.missing_value import MissingValueLayer
 from keras_mtl.layers.mixture_of_experts import MixtureOfExperts
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.parallel_dense import ParallelDense
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
+from keras_mtl.layers.subspace_stitch import SubspaceStitch
 from keras_mtl.layers.task_tower import TaskTower
 from keras_mtl.layers.time_features import TimeFeatures
 
@@ -30,12 +32,14 @@ __all__ = [
     "FeatureEncoder",
     "FieldEmbedding",
     "FieldWiseSumPooling",
+    "LayerMixture",
     "LSTMAttentionEncoder",
     "MLP",
     "MissingValueLayer",
     "MixtureOfExperts",
     "ParallelDense",
     "PropertyGatedLSTMCell",
+    "SubspaceStitch",
     "TaskTower",
     "TimeFeatures",
 ]

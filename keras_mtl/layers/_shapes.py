@@ -20,3 +20,17 @@ def common_width(owner: str, shapes: list[tuple]) -> int:
             f"shapes {shapes}."
         )
     return int(widths.pop())
+
+
+def task_shapes(owner: str, input_shape) -> list[tuple]:
+    """The shapes of a non-empty list of `(batch, units)` inputs of one width
+    (one per task); ValueError naming `owner` otherwise."""
+    is_list = bool(input_shape) and isinstance(input_shape[0], (list, tuple))
+    shapes = shape_list(input_shape) if is_list else []
+    if not is_list or any(len(s) != 2 for s in shapes):
+        raise ValueError(
+            f"{owner}: inputs must be a non-empty list of tensors (batch, units), "
+            f"one per task; got input shape {input_shape!r}."
+        )
+    common_width(owner, shapes)
+    return shapes

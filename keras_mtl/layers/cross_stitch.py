@@ -6,20 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mtl.layers._shapes import common_width, shape_list
-
-
-def _task_shapes(input_shape) -> list[tuple]:
-    """The shapes of a list of (batch, units) inputs of one width."""
-    is_list = bool(input_shape) and isinstance(input_shape[0], (list, tuple))
-    shapes = shape_list(input_shape) if is_list else []
-    if not is_list or any(len(s) != 2 for s in shapes):
-        raise ValueError(
-            "CrossStitch: inputs must be a non-empty list of tensors (batch, units), "
-            f"one per task; got input shape {input_shape!r}."
-        )
-    common_width("CrossStitch", shapes)
-    return shapes
+from keras_mtl.layers._shapes import task_shapes
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -84,7 +71,7 @@ class CrossStitch(keras.layers.Layer):
         return alpha
 
     def build(self, input_shape):
-        shapes = _task_shapes(input_shape)
+        shapes = task_shapes("CrossStitch", input_shape)
         self.num_tasks = len(shapes)
         start = self.initial_matrix(self.num_tasks)
         self.alpha = self.add_weight(
@@ -116,7 +103,7 @@ class CrossStitch(keras.layers.Layer):
         return [mixed[:, s, :] for s in range(self.num_tasks)]
 
     def compute_output_shape(self, input_shape):
-        shapes = _task_shapes(input_shape)
+        shapes = task_shapes("CrossStitch", input_shape)
         return list(shapes)
 
     def get_config(self):

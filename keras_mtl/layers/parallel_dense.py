@@ -24,6 +24,14 @@ class ParallelDense(keras.layers.Layer):
 
     to the model's losses: the L2-constrained model's `α ||θ_1 - θ_2||²` between
     corresponding layers of two task networks, summed over every pair of tasks.
+    With `orthogonality > 0` it adds the sluice networks' subspace penalty
+
+        orthogonality * Σ_k ||G_{k,1}ᵀ G_{k,2}||²_F
+
+    where `G_{k,1}`, `G_{k,2}` are the row halves of branch `k`'s weight matrix
+    in the paper's `(units, input_dim)` layout: the weights of the first and
+    of the second half of the units (two subspaces), so for the stored kernel
+    `K_k = [A_k B_k]` (split by units) the term is `||A_k B_kᵀ||²_F`.
 
     Args:
         num_branches: int. Number of independent branches (one per task).
@@ -31,6 +39,8 @@ class ParallelDense(keras.layers.Layer):
         activation: activation of every branch. Defaults to "relu".
         coupling: float >= 0. Weight of the pairwise squared-distance penalty
             between the branches' parameters; 0 adds no loss. Defaults to 0.
+        orthogonality: float >= 0. Weight of the subspace orthogonality
+            penalty (needs an even `units`); 0 adds no loss. Defaults to 0.
         kernel_initializer: initializer of each branch's kernel, applied to each
             `(input_dim, units)` slice on its own, so every branch starts like its
             own `Dense` layer and differs from the others. Defaults to
@@ -59,7 +69,8 @@ class ParallelDense(keras.layers.Layer):
 
     References:
         Duong et al., "Low Resource Dependency Parsing: Cross-lingual Parameter
-        Sharing in a Neural Network Parser", ACL 2015.
+        Sharing in a Neural Network Parser", ACL 2015. Ruder et al., "Latent
+        Multi-task Architecture Learning", AAAI 2019 (arXiv:1705.08142).
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class ParallelDense(keras.layers.Layer):
         activation="relu",
         coupling: float = 0.0,
         kernel_initializer="glorot_uniform",
+        orthogonality: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -78,6 +90,14 @@ class ParallelDense(keras.layers.Layer):
         self.units = check_positive_int("ParallelDense", "units", units)
         self.activation = keras.activations.get(activation)
         self.coupling = check_non_negative("ParallelDense", "coupling", coupling)
+        self.orthogonality = check_non_negative(
+            "ParallelDense", "orthogonality", orthogonality
+        )
+        if self.orthogonality > 0.0 and self.units % 2:
+            raise ValueError(
+                f"ParallelDense: orthogonality splits the units into two halves; "
+                f"units={self.units} is odd."
+            )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _input_dim(self, input_shape) -> int:
@@ -117,6 +137,14 @@ class ParallelDense(keras.layers.Layer):
             total = total + ops.sum(ops.square(centred))
         return self.num_branches * total
 
+    def orthogonality_penalty(self):
+        """`Σ_k ||A_k B_kᵀ||²_F` for each branch kernel `K_k = [A_k B_k]` split
+        into its two halves of units, without the `orthogonality` factor."""
+        half = self.units // 2
+        first, second = self.kernel[:, :, :half], self.kernel[:, :, half:]
+        gram = ops.einsum("kiu,kju->kij", first, second)
+        return ops.sum(ops.square(gram))
+
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)):
             stacked = ops.stack(list(inputs), axis=1)
@@ -126,6 +154,8 @@ class ParallelDense(keras.layers.Layer):
         h = self.activation(h + self.bias)
         if self.coupling > 0.0 and self.num_branches > 1:
             self.add_loss(self.coupling * self.coupling_penalty())
+        if self.orthogonality > 0.0:
+            self.add_loss(self.orthogonality * self.orthogonality_penalty())
         return [h[:, k, :] for k in range(self.num_branches)]
 
     def compute_output_shape(self, input_shape):
@@ -140,4 +170,5 @@ class ParallelDense(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
             "coupling": self.coupling,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "orthogonality": self.orthogonality,
         }

@@ -9,8 +9,9 @@ The options the builders share mean the same in every builder:
   AITM), and nowhere else. Dropout elsewhere has its own argument:
   `hidden_dropout` after each hidden layer below the towers (the shared bottom
   of `build_shared_bottom`, the per-task hidden stacks of `build_single_task`,
-  `build_cross_stitch` and `build_l2_constrained`) and `transfer_dropout` on the
-  information AITM transfers between steps. Every rate defaults to 0.
+  `build_cross_stitch`, `build_sluice` and `build_l2_constrained`) and
+  `transfer_dropout` on the information AITM transfers between steps. Every
+  rate defaults to 0.
 - `name`: str or None. The model's name; None (the default) names it after
   what was built, its registry key: "mmoe", "omoe", "ple", "cgc",
   "shared_bottom", "esmm", ...
@@ -37,6 +38,7 @@ from keras_mtl.models.registry import (
 )
 from keras_mtl.models.shared_bottom import build_shared_bottom
 from keras_mtl.models.single_task import build_single_task
+from keras_mtl.models.sluice import build_sluice
 
 __all__ = [
     "MODELS",
@@ -56,6 +58,7 @@ __all__ = [
     "build_ple",
     "build_shared_bottom",
     "build_single_task",
+    "build_sluice",
     "get_builder",
     "model_names",
 ]

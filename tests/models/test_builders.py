@@ -29,6 +29,11 @@ SIZES = {
     "mmoe": dict(num_experts=4, expert_units=(8,), tower_units=(8,)),
     "omoe": dict(num_experts=4, expert_units=(8,), tower_units=(8,)),
     "cross_stitch": dict(hidden_units=(16, 8), tower_units=(8,)),
+    # (α starts near the identity: from the authors' uniform start, every task
+    # reads the same average until α moves, slower than 8 short epochs allow.)
+    "sluice": dict(
+        hidden_units=(16, 16), tower_units=(8,), orthogonality=1e-3, self_weight=0.9
+    ),
     "l2_constrained": dict(hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING),
     "single_task": dict(hidden_units=(16, 8), tower_units=(8,)),
     "cgc": dict(num_shared_experts=2, num_task_experts=1, expert_units=(8,)),
@@ -48,14 +53,16 @@ VARIANTS = {
 }
 BATTERY = NAMES + sorted(VARIANTS)
 #: Builders whose models have no gates.
-UNGATED = ("shared_bottom", "cross_stitch", "l2_constrained", "single_task")
+UNGATED = ("shared_bottom", "cross_stitch", "sluice", "l2_constrained", "single_task")
 
 
 def build(name, features=FEATURES, tasks=TASKS, **kwargs):
     """The registered builder `name` (or a `VARIANTS` entry) at the test's
     small size."""
     builder, options = VARIANTS.get(name, (name, {}))
-    return build_model(builder, features, tasks, **SIZES[builder], **options, **kwargs)
+    return build_model(
+        builder, features, tasks, **{**SIZES[builder], **options, **kwargs}
+    )
 
 
 def make_data(n=3072, seed=0):
