@@ -16,7 +16,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         tasks,
         weighting,
     )
-    from keras_mtl.diagnostics import gate_weights, plot_gate_weights
+    from keras_mtl.diagnostics import gate_weights, plot_gate_weights, routing_weights
     from keras_mtl.features import (
         DenseFeature,
         SequenceFeature,
@@ -39,6 +39,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_shared_bottom,
         build_single_task,
         build_sluice,
+        build_snr,
     )
     from keras_mtl.serving import (
         dupn_serving_models,
@@ -69,6 +70,7 @@ __all__ = [
     "build_shared_bottom",
     "build_single_task",
     "build_sluice",
+    "build_snr",
     "dupn_serving_models",
     "data",
     "datasets",
@@ -84,6 +86,7 @@ __all__ = [
     "metrics",
     "optimizers",
     "plot_gate_weights",
+    "routing_weights",
     "serving",
     "tasks",
     "warm_start",

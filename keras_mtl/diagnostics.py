@@ -1,4 +1,5 @@
-"""Model diagnostics: which experts each task uses; a pCVR against the known truth."""
+"""Model diagnostics: which experts each task uses, which sub-network
+connections are open; a pCVR against the known truth."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_mtl.layers import CustomizedGateControl, MixtureOfExperts
+from keras_mtl.layers import CustomizedGateControl, MixtureOfExperts, SubNetworkRouting
 
 _GATED = (MixtureOfExperts, CustomizedGateControl)
 
@@ -74,6 +75,36 @@ def gate_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
     if len(layers) == 1:
         gate_inputs = [gate_inputs]
     return {layer.name: _mean_gates(layer, x) for layer, x in zip(layers, gate_inputs)}
+
+
+def routing_weights(model: keras.Model) -> dict:
+    """The coding variables of every `SubNetworkRouting` layer (SNR), at inference.
+
+    Args:
+        model: a model with `SubNetworkRouting` layers (from `build_snr`).
+
+    Returns:
+        `{layer_name: pandas.DataFrame}` in model order, one row per lower
+        sub-network (`level_<l>_<i>`) and one column per upper one
+        (`level_<l+1>_<j>`, or the task for the last routing), holding `z` in
+        [0, 1]; 0 is a closed connection (exactly 0: the hard-concrete gate is
+        clipped), which a served model need not compute.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, SubNetworkRouting)]
+    if not layers:
+        raise ValueError(
+            f"Model {model.name!r} has no SubNetworkRouting layer (build_snr's)."
+        )
+    tasks = [t.name for t in getattr(model, "tasks", None) or ()]
+    tables = {}
+    for level, layer in enumerate(layers, start=1):
+        z = layer.gate_values()
+        rows = [f"level_{level}_{i}" for i in range(z.shape[0])]
+        columns = [f"level_{level + 1}_{j}" for j in range(z.shape[1])]
+        if layer is layers[-1] and len(tasks) == z.shape[1]:
+            columns = tasks
+        tables[layer.name] = pd.DataFrame(z, index=rows, columns=columns)
+    return tables
 
 
 def plot_gate_weights(weights: dict, title: str | None = None):

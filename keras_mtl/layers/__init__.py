@@ -17,6 +17,7 @@ from keras_mtl.layers.mixture_of_experts import MixtureOfExperts
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.parallel_dense import ParallelDense
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
+from keras_mtl.layers.sub_network_routing import SubNetworkRouting
 from keras_mtl.layers.subspace_stitch import SubspaceStitch
 from keras_mtl.layers.task_tower import TaskTower
 from keras_mtl.layers.time_features import TimeFeatures
@@ -39,6 +40,7 @@ __all__ = [
     "MixtureOfExperts",
     "ParallelDense",
     "PropertyGatedLSTMCell",
+    "SubNetworkRouting",
     "SubspaceStitch",
     "TaskTower",
     "TimeFeatures",

@@ -39,6 +39,7 @@ from keras_mtl.models.registry import (
 from keras_mtl.models.shared_bottom import build_shared_bottom
 from keras_mtl.models.single_task import build_single_task
 from keras_mtl.models.sluice import build_sluice
+from keras_mtl.models.snr import build_snr
 
 __all__ = [
     "MODELS",
@@ -59,6 +60,7 @@ __all__ = [
     "build_shared_bottom",
     "build_single_task",
     "build_sluice",
+    "build_snr",
     "get_builder",
     "model_names",
 ]
