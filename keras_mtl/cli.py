@@ -307,8 +307,10 @@ def train(args) -> dict:
         if args.model == "dupn":
             # MovieLens is served raw: timestamps in, hour / weekday / gaps
             # derived in the graph.
+            from keras_mtl.serving.signatures import raw_inputs
+
             times = km.layers.TimeFeatures(**movielens.time_features)
-            raw = {n for names in times.sources.values() for n in names}
+            raw = raw_inputs(times, times.sources)
             warmup[0].update({n: np.asarray(head[n]) for n in raw})
             paths = km.export_dupn(
                 model, export_dir, warmup_requests=warmup, preprocessor=times

@@ -28,10 +28,11 @@ class ParallelDense(keras.layers.Layer):
 
         orthogonality * Σ_k ||G_{k,1}ᵀ G_{k,2}||²_F
 
-    where `G_{k,1}`, `G_{k,2}` are the row halves of branch `k`'s weight matrix
-    in the paper's `(units, input_dim)` layout: the weights of the first and
-    of the second half of the units (two subspaces), so for the stored kernel
-    `K_k = [A_k B_k]` (split by units) the term is `||A_k B_kᵀ||²_F`.
+    where `G_{k,1}`, `G_{k,2}` `(input_dim, units / 2)` are the weights of the
+    first and of the second half of branch `k`'s units (its two subspaces):
+    entry `(u, v)` of `G_1ᵀ G_2` is the dot product of unit u's and unit v's
+    weight vectors, so the penalty is 0 exactly when every weight vector of
+    one half is orthogonal to every one of the other.
 
     Args:
         num_branches: int. Number of independent branches (one per task).
@@ -138,11 +139,11 @@ class ParallelDense(keras.layers.Layer):
         return self.num_branches * total
 
     def orthogonality_penalty(self):
-        """`Σ_k ||A_k B_kᵀ||²_F` for each branch kernel `K_k = [A_k B_k]` split
-        into its two halves of units, without the `orthogonality` factor."""
+        """`Σ_k ||G_{k,1}ᵀ G_{k,2}||²_F` for each branch kernel `[G_{k,1} G_{k,2}]`
+        split into its two halves of units, without the `orthogonality` factor."""
         half = self.units // 2
         first, second = self.kernel[:, :, :half], self.kernel[:, :, half:]
-        gram = ops.einsum("kiu,kju->kij", first, second)
+        gram = ops.einsum("kiu,kiv->kuv", first, second)
         return ops.sum(ops.square(gram))
 
     def call(self, inputs):

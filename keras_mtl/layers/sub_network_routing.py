@@ -116,12 +116,12 @@ class SubNetworkRouting(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
-        shapes = shape_list(input_shape)
         if not (input_shape and isinstance(input_shape[0], (list, tuple))):
             raise ValueError(
                 "SubNetworkRouting: inputs must be a list of tensors (batch, d), one "
                 f"per lower sub-network; got input shape {input_shape!r}."
             )
+        shapes = shape_list(input_shape)
         width = common_width("SubNetworkRouting", shapes)
         self.num_inputs = len(shapes)
         self.log_alpha = self.add_weight(

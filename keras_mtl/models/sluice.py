@@ -53,9 +53,10 @@ def build_sluice(
     tower reads `Σ_k β_k h_k`, a learned weighting (`LayerMixture`,
     `layer_weights_<task>`) of its K mixed layer outputs, so it also learns at
     which depth to read. With `orthogonality > 0` (M = 2), the loss adds
-    `orthogonality · Σ ||G_1ᵀ G_2||²_F` over every task layer, the two halves
-    of the layer's weight matrix (see `ParallelDense`), pushing the two
-    subspaces to hold different information.
+    `orthogonality · Σ ||G_1ᵀ G_2||²_F` over every task layer, `G_1` and `G_2`
+    the weights of the layer's two halves of units (see `ParallelDense`):
+    zero when every weight vector of one subspace is orthogonal to every one
+    of the other, so the two subspaces hold different information.
 
     The embeddings are shared by all tasks (one `FeatureEncoder`), as in
     `build_cross_stitch` and for the same reason.

@@ -58,7 +58,8 @@ def build_snr(
     (`variant="trans"`) a matrix per connection, `v_j = Σ_i z_ij W_ij u_i`,
     with SNR-Aver (`"aver"`) a plain sum, `v_j = Σ_i z_ij u_i`. The L0 penalty
     (`l0_weight`) closes connections (z = 0 exactly at inference), so tasks
-    that disagree stop sharing sub-networks and a served model skips them;
+    that disagree stop sharing sub-networks (a closed connection contributes
+    nothing, though the exported graph still computes it);
     `keras_mtl.routing_weights(model)` lists the connections and which are
     closed.
 

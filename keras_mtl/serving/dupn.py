@@ -15,7 +15,7 @@ from keras_mtl.serving.export import (
     export_saved_model,
 )
 from keras_mtl.serving.retention import check_retention, prune_versions
-from keras_mtl.serving.signatures import output_groups
+from keras_mtl.serving.signatures import output_groups, raw_inputs
 
 
 def dupn_serving_models(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -167,7 +167,8 @@ def export_dupn(
             scorer the encoder's representation of them and its item inputs.
         preprocessor: a layer deriving model inputs from raw ones in the
             graph of each part that takes them (`export_saved_model`), e.g.
-            `MovieLensSequences.preprocessor`: the full model and the encoder
+            `keras_mtl.layers.TimeFeatures(**ml.time_features)` for MovieLens:
+            the full model and the encoder
             then take raw timestamps, and so do `warmup_requests`. Defaults to
             None.
 
@@ -229,14 +230,22 @@ def _part_request(
     encoder's)."""
     names, full = list(part.input), request
     if preprocessor is not None:
-        raw = list(dict.fromkeys(n for v in preprocessor.sources.values() for n in v))
-        made = preprocessor({n: request[n] for n in raw if n in request})
+        raw = raw_inputs(preprocessor, preprocessor.sources)
+        missing = [n for n in raw if n not in request]
+        if missing:
+            raise ValueError(
+                f"export_dupn: warm-up requests need the preprocessor's raw inputs "
+                f"{raw}; a request lacks {missing}."
+            )
+        made = preprocessor({n: request[n] for n in raw})
         full = {
             **request,
             **{n: keras.ops.convert_to_numpy(v) for n, v in made.items()},
         }
-        if any(n in made for n in names):
-            names = [n for n in names if n not in made] + raw
+        derived = [n for n in names if n in made]
+        if derived:
+            kept = [n for n in names if n not in made]
+            names = kept + raw_inputs(preprocessor, derived)
     values = {n: request[n] for n in names if n in request}
     if USER_REPRESENTATION in part.input:
         user = encoder({n: full[n] for n in encoder.input})

@@ -355,7 +355,7 @@ def _checked(spec: ServingInput, x):
         allowed = "finite values"
         if spec.domain_floor is not None:
             ok &= x > spec.domain_floor
-            allowed += f" > {spec.domain_floor:g} (the graph takes their log)"
+            allowed += f" > {spec.domain_floor:g} (the graph takes a logarithm)"
         if spec.allow_missing:
             ok |= tf.math.is_nan(x)
             allowed += " or NaN (missing)"
@@ -436,6 +436,12 @@ def output_groups(model: keras.Model, exclude: tuple = ()) -> dict[str, list[str
     return {"score_" + "_".join(tasks): tasks for tasks in groups.values()}
 
 
+def raw_inputs(preprocessor, derived) -> list[str]:
+    """The raw inputs `preprocessor` reads to give the model inputs `derived`,
+    in order, each once."""
+    return list(dict.fromkeys(n for d in derived for n in preprocessor.sources[d]))
+
+
 def preprocessed_inputs(
     specs: dict[str, ServingInput], preprocessor
 ) -> tuple[dict[str, ServingInput], list[str]]:
@@ -446,13 +452,23 @@ def preprocessed_inputs(
 
     A preprocessor is a Keras layer mapping a dict of raw tensors to a dict of
     model inputs that says `sources` (`{output: input names}`), `input_dtype`
-    and `input_shapes({output: per-example shape})`.
+    (of its inputs and outputs) and `input_shapes({output: per-example
+    shape})`. A derived model input must have that dtype (its "no value" is
+    then the same padding), else the export fails naming it.
     """
     derived = [
         n for n in specs if preprocessor is not None and n in preprocessor.sources
     ]
     if not derived:
         return dict(specs), []
+    wrong = [n for n in derived if specs[n].dtype != preprocessor.input_dtype]
+    if wrong:
+        raise ValueError(
+            f"export: the preprocessor gives {wrong} as {preprocessor.input_dtype}, "
+            f"but the model takes them as {[specs[n].dtype for n in wrong]} (whose "
+            "'no value' differs from the preprocessor's padding); declare those "
+            f"features with dtype={preprocessor.input_dtype!r}."
+        )
     shapes = preprocessor.input_shapes({n: specs[n].shape for n in derived})
     found = {}
     for name, spec in specs.items():
@@ -479,7 +495,7 @@ def _endpoint(model: keras.Model, ranking_score=None, broadcast=(), preprocessor
     def predict(inputs):
         x = {name: _checked(spec, inputs[name]) for name, spec in specs.items()}
         if derived:
-            made = preprocessor({n: x[n] for n in specs if n not in model_specs})
+            made = preprocessor({n: x[n] for n in raw_inputs(preprocessor, derived)})
             x.update({n: made[n] for n in derived})
         if broadcast and per_example:
             batch = tf.shape(x[per_example[0]])[0]

@@ -176,17 +176,16 @@ def test_bad_inputs():
 
 
 def test_orthogonality_penalty_by_hand():
-    """Branch kernel K = [A B] (halves of the units): ||A Bᵀ||²_F, i.e. the
-    paper's ||G_1ᵀ G_2||²_F with G the row halves of the (units, input) matrix."""
+    """Branch kernel [G_1 G_2] (halves of the units): ||G_1ᵀ G_2||²_F, the
+    squared dot products between the two halves' weight vectors."""
     layer = ParallelDense(2, 2, orthogonality=0.5, kernel_initializer="zeros")
     layer(np.zeros((1, 2), "float32"))
     kernel = np.zeros((2, 2, 2), "float32")
-    kernel[0] = [[1.0, 2.0], [3.0, 4.0]]  # A = (1, 3)ᵀ, B = (2, 4)ᵀ
-    kernel[1] = [[1.0, 0.0], [0.0, 1.0]]  # A = e1, B = e2: A Bᵀ = [[0, 1], [0, 0]]
+    kernel[0] = [[1.0, 2.0], [3.0, 4.0]]  # G_1 = (1, 3)ᵀ, G_2 = (2, 4)ᵀ: 14
+    kernel[1] = [[1.0, 0.0], [0.0, 1.0]]  # G_1 = e1, G_2 = e2: orthogonal, 0
     layer.kernel.assign(kernel)
-    # Branch 0: A Bᵀ = [[2, 4], [6, 12]] -> 4 + 16 + 36 + 144 = 200; branch 1: 1.
-    assert float(layer.orthogonality_penalty()) == pytest.approx(201.0)
+    assert float(layer.orthogonality_penalty()) == pytest.approx(14.0**2)
     layer(np.zeros((1, 2), "float32"))
-    assert float(layer.losses[-1]) == pytest.approx(0.5 * 201.0)
+    assert float(layer.losses[-1]) == pytest.approx(0.5 * 196.0)
     with pytest.raises(ValueError, match="units=3 is odd"):
         ParallelDense(2, 3, orthogonality=0.1)

@@ -124,7 +124,7 @@ def test_short_lists_are_padded_inside_the_graph(model, served):
         ),
         (
             {"age": np.array([np.inf, 30.0, 30.0], np.float32)},
-            r"`age`: finite values > 0 \(the graph takes their log\) or NaN "
+            r"`age`: finite values > 0 \(the graph takes a logarithm\) or NaN "
             r"\(missing\); bad values in rows\] \[0\]",
         ),
         (
@@ -461,3 +461,27 @@ def test_specs_are_found_through_nested_models():
     for name in ("price", "candidates_price"):
         assert specs[name].is_ids and np.isnan(specs[name].pad), name
     assert not specs["user_representation"].is_ids
+
+
+def test_a_preprocessor_needs_matching_dtypes_and_may_share_a_raw_input(tmp_path):
+    """A float32 bucketised gap would read the preprocessor's -1 as a number
+    (bucket 0), not as "no value": the export refuses it, naming the feature.
+    A raw input the model also takes goes to both."""
+    times = km.layers.TimeFeatures(hour=None, weekday=None, elapsed={"gap": "seen"})
+    float_gap = [km.SparseFeature("gap", boundaries=(60.0,), embedding_dim=2)]
+    model = km.build_mmoe(float_gap, [km.Task("click")], num_experts=2)
+    with pytest.raises(ValueError, match=r"\['gap'\] as int64.*dtype='int64'"):
+        km.export_saved_model(model, tmp_path / "a", preprocessor=times)
+    shared = [
+        km.SparseFeature("gap", boundaries=(60,), dtype="int64", embedding_dim=2),
+        km.SparseFeature(
+            "timestamp", boundaries=(86_400,), dtype="int64", embedding_dim=2
+        ),
+    ]
+    model = km.build_mmoe(shared, [km.Task("click")], num_experts=2)
+    path = km.export_saved_model(model, tmp_path / "b", preprocessor=times)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    t, seen = np.array([100_000, 10]), np.array([99_990, 5])
+    got = call(served, timestamp=t, seen=seen)
+    want = expected(model, {"timestamp": t, "gap": np.array([10, 5])})
+    np.testing.assert_allclose(got["click"], want["click"], atol=1e-6)
