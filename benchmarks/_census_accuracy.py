@@ -23,6 +23,27 @@ MODELS = {
     "cgc": ("CGC", "cgc", {"num_task_experts": 3, "num_shared_experts": 2}),
     "ple": ("PLE", "ple", {"num_task_experts": 3, "num_shared_experts": 2}),
     "ple_default": ("PLE (defaults)", "ple", {}),
+    "mmoe_attention": (
+        "MMoE, attention gates",
+        "mmoe",
+        {"gate": "attention", "attention_units": 8},
+    ),
+    "ple_attention": (
+        "PLE, attention gates",
+        "ple",
+        {"gate": "attention", "attention_units": 8},
+    ),
+    "sluice": ("Sluice", "sluice", {"hidden_units": (48, 48)}),
+    "snr_trans": (
+        "SNR-Trans",
+        "snr",
+        {"num_subnetworks": (3,), "subnetwork_units": (32,)},
+    ),
+    "snr_aver": (
+        "SNR-Aver",
+        "snr",
+        {"variant": "aver", "num_subnetworks": (3,), "subnetwork_units": (48,)},
+    ),
 }
 #: Models whose builder defaults are checked against REQUIRED_AUC.
 DEFAULTS_CHECKED = ("mmoe", "ple_default")
