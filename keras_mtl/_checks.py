@@ -149,3 +149,16 @@ def check_positive(owner: str, arg: str, value: Any) -> float:
     if not 0.0 < number < math.inf:
         raise ValueError(f"{owner}: {arg} must be a finite number > 0, got {value!r}.")
     return number
+
+
+def check_fraction(owner: str, arg: str, value: Any) -> float:
+    """`value` as a float, or ValueError unless it lies in [0, 1].
+
+    Example:
+    >>> check_fraction("CrossStitch", "self_weight", 0.9)
+    0.9
+    """
+    number = _as_float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{owner}: {arg} must be a float in [0, 1], got {value!r}.")
+    return number

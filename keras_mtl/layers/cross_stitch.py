@@ -6,7 +6,18 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mtl._checks import check_fraction
 from keras_mtl.layers._shapes import task_shapes
+
+
+def stitch_matrix(size: int, self_weight: float) -> np.ndarray:
+    """`(size, size)`: `self_weight` on the diagonal, the rest of each row
+    spread evenly over the others (`[[1]]` for size 1), float32."""
+    if size == 1:
+        return np.ones((1, 1), "float32")
+    alpha = np.full((size, size), (1.0 - self_weight) / (size - 1), "float32")
+    np.fill_diagonal(alpha, self_weight)
+    return alpha
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -50,25 +61,11 @@ class CrossStitch(keras.layers.Layer):
 
     def __init__(self, self_weight: float = 0.9, **kwargs):
         super().__init__(**kwargs)
-        try:
-            value = float(self_weight)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"CrossStitch: self_weight must be a float in [0, 1], got "
-                f"{self_weight!r}."
-            )
-        self.self_weight = value
+        self.self_weight = check_fraction("CrossStitch", "self_weight", self_weight)
 
     def initial_matrix(self, num_tasks: int) -> np.ndarray:
         """The starting `α` for `num_tasks` tasks, as a numpy array."""
-        if num_tasks == 1:
-            return np.ones((1, 1), "float32")
-        off = (1.0 - self.self_weight) / (num_tasks - 1)
-        alpha = np.full((num_tasks, num_tasks), off, "float32")
-        np.fill_diagonal(alpha, self.self_weight)
-        return alpha
+        return stitch_matrix(num_tasks, self.self_weight)
 
     def build(self, input_shape):
         shapes = task_shapes("CrossStitch", input_shape)

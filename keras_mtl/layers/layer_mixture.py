@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mtl._checks import check_fraction
 from keras_mtl.layers._shapes import common_width, shape_list
 
 
@@ -43,16 +44,7 @@ class LayerMixture(keras.layers.Layer):
 
     def __init__(self, last_weight: float = 0.9, **kwargs):
         super().__init__(**kwargs)
-        try:
-            value = float(last_weight)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"LayerMixture: last_weight must be a float in [0, 1], got "
-                f"{last_weight!r}."
-            )
-        self.last_weight = value
+        self.last_weight = check_fraction("LayerMixture", "last_weight", last_weight)
 
     def initial_weights(self, num_layers: int) -> np.ndarray:
         """The starting β for `num_layers` layers."""

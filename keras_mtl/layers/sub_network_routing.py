@@ -16,6 +16,24 @@ from keras_mtl.layers._shapes import common_width, shape_list
 VARIANTS = ("trans", "aver")
 
 
+def check_hard_concrete(owner: str, beta, gamma, zeta) -> tuple[float, float, float]:
+    """`(beta, gamma, zeta)` as floats, or ValueError naming `owner` unless
+    beta > 0, gamma < 0 and zeta > 1 (finite)."""
+    values = []
+    for value in (beta, gamma, zeta):
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            values.append(math.nan)
+    b, g, z = values
+    if not (0 < b < math.inf and -math.inf < g < 0 and 1 < z < math.inf):
+        raise ValueError(
+            f"{owner}: the hard-concrete stretch needs beta > 0, gamma < 0 and "
+            f"zeta > 1; got beta={beta!r}, gamma={gamma!r}, zeta={zeta!r}."
+        )
+    return b, g, z
+
+
 @keras.saving.register_keras_serializable(package="keras_mtl")
 class SubNetworkRouting(keras.layers.Layer):
     """Connections from n lower sub-networks to m upper ones, each scaled by a
@@ -100,12 +118,7 @@ class SubNetworkRouting(keras.layers.Layer):
             )
         self.units = check_positive_int(owner, "units", units, allow_none=True)
         self.l0_weight = check_non_negative(owner, "l0_weight", l0_weight)
-        self.beta, self.gamma, self.zeta = float(beta), float(gamma), float(zeta)
-        if not (self.beta > 0 and self.gamma < 0 and self.zeta > 1):
-            raise ValueError(
-                f"{owner}: the hard-concrete stretch needs beta > 0, gamma < 0 and "
-                f"zeta > 1; got beta={beta!r}, gamma={gamma!r}, zeta={zeta!r}."
-            )
+        self.beta, self.gamma, self.zeta = check_hard_concrete(owner, beta, gamma, zeta)
         self.initial_log_alpha = float(initial_log_alpha)
         if not math.isfinite(self.initial_log_alpha):
             raise ValueError(

@@ -6,8 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mtl._checks import check_positive_int
+from keras_mtl._checks import check_fraction, check_positive_int
 from keras_mtl.layers._shapes import task_shapes
+from keras_mtl.layers.cross_stitch import stitch_matrix
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -59,16 +60,7 @@ class SubspaceStitch(keras.layers.Layer):
             "SubspaceStitch", "num_subspaces", num_subspaces
         )
         if self_weight is not None:
-            try:
-                value = float(self_weight)
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(
-                    "SubspaceStitch: self_weight must be None or a float in [0, 1], "
-                    f"got {self_weight!r}."
-                )
-            self_weight = value
+            self_weight = check_fraction("SubspaceStitch", "self_weight", self_weight)
         self.self_weight = self_weight
 
     def initial_matrix(self, num_tasks: int) -> np.ndarray:
@@ -76,11 +68,7 @@ class SubspaceStitch(keras.layers.Layer):
         n = num_tasks * self.num_subspaces
         if self.self_weight is None:
             return np.full((n, n), 1.0 / n, "float32")
-        if n == 1:
-            return np.ones((1, 1), "float32")
-        alpha = np.full((n, n), (1.0 - self.self_weight) / (n - 1), "float32")
-        np.fill_diagonal(alpha, self.self_weight)
-        return alpha
+        return stitch_matrix(n, self.self_weight)
 
     def build(self, input_shape):
         shapes = task_shapes("SubspaceStitch", input_shape)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_mtl._checks import (
+    check_fraction,
     check_non_negative,
     check_positive_int,
     check_rate,
@@ -116,6 +117,9 @@ def build_sluice(
     hidden_units = check_units(owner, "hidden_units", hidden_units, allow_empty=False)
     num_subspaces = check_positive_int(owner, "num_subspaces", num_subspaces)
     orthogonality = check_non_negative(owner, "orthogonality", orthogonality)
+    check_fraction(owner, "last_layer_weight", last_layer_weight)
+    if self_weight is not None:
+        check_fraction(owner, "self_weight", self_weight)
     if len(set(hidden_units)) != 1 or hidden_units[0] % num_subspaces:
         raise ValueError(
             f"{owner}: hidden_units must be equal widths (β sums the layers' "

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from keras_mtl._checks import check_non_negative, check_units
 from keras_mtl.features import Feature
 from keras_mtl.layers import ParallelDense, SubNetworkRouting
-from keras_mtl.layers.sub_network_routing import VARIANTS
+from keras_mtl.layers.sub_network_routing import VARIANTS, check_hard_concrete
 from keras_mtl.models._common import (
     TOWER_TASK_TYPES,
     builds,
@@ -114,6 +114,7 @@ def build_snr(
     counts = check_units(owner, "num_subnetworks", num_subnetworks, allow_empty=False)
     units = check_units(owner, "subnetwork_units", subnetwork_units, allow_empty=False)
     check_non_negative(owner, "l0_weight", l0_weight)
+    check_hard_concrete(owner, beta, gamma, zeta)
     routing = dict(
         variant=variant,
         l0_weight=l0_weight,

@@ -64,7 +64,8 @@ def test_alpha_beta_learn_and_the_penalty_is_in_the_loss(data):
         ({"hidden_units": (9,), "num_subspaces": 2}, "multiple of num_subspaces=2"),
         ({"num_subspaces": 1, "orthogonality": 0.1}, "needs num_subspaces=2"),
         ({"orthogonality": -1.0}, "orthogonality"),
-        ({"self_weight": 2.0}, "self_weight"),
+        ({"self_weight": 2.0}, "build_sluice: self_weight must be a float in"),
+        ({"last_layer_weight": -1}, "build_sluice: last_layer_weight"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):

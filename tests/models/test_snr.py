@@ -60,6 +60,7 @@ def test_routing_weights_needs_snr_layers():
         ({"variant": "sum"}, "build_snr: variant must be one of"),
         ({"num_subnetworks": ()}, "num_subnetworks"),
         ({"l0_weight": -0.1}, "l0_weight"),
+        ({"gamma": 0.2}, "build_snr: the hard-concrete stretch needs"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
