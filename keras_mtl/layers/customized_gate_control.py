@@ -270,13 +270,16 @@ class CustomizedGateControl(keras.layers.Layer):
         else:
             logits = ops.einsum("btd,tde->bte", task_x, self.task_gate_kernel)
         if self.gate == "attention":
+            queries = logits  # (batch, T, d): the einsum above gave queries
             own = ops.einsum("bteu,ua->btea", task_experts, self.gate_key_kernel)
             common = ops.einsum("beu,ua->bea", shared_experts, self.gate_key_kernel)
-            common = ops.broadcast_to(
-                ops.expand_dims(common, 1),
-                (ops.shape(own)[0], self.num_tasks, *common.shape[1:]),
+            logits = ops.concatenate(
+                [
+                    attention_logits(queries, own),
+                    attention_logits(queries, ops.expand_dims(common, 1)),
+                ],
+                axis=-1,
             )
-            logits = attention_logits(logits, ops.concatenate([own, common], axis=2))
         if self.task_gate_bias is not None:
             logits = logits + self.task_gate_bias
         return ops.softmax(logits, axis=-1)
