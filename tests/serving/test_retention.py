@@ -184,5 +184,12 @@ def test_export_dupn_prunes_each_part_keeping_pins_of_any(tiny, tmp_path, monkey
         km.export_dupn(tiny, tmp_path, keep_versions=1, models_config=elsewhere)
     with pytest.raises(ValueError, match="export_dupn: keep_versions"):
         km.export_dupn(tiny, tmp_path, keep_versions=0)
+    # A part served by a `latest` policy of 2 needs 2 kept in every part.
+    latest = write_config(
+        tmp_path / "latest.config",
+        [(tmp_path / "scorer", "model_version_policy { latest { num_versions: 2 } }")],
+    )
+    with pytest.raises(ValueError, match=r"export_dupn: keep_versions=1 would remove"):
+        km.export_dupn(tiny, tmp_path, keep_versions=1, models_config=latest)
     for part in km.serving.DUPN_PARTS:
         assert names(tmp_path / part) == ["2", "4"], part
