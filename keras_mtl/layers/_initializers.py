@@ -60,3 +60,13 @@ class StackedInitializer(keras.initializers.Initializer):
 def stacked_initializer(initializer, axis: int = 0) -> StackedInitializer:
     """A `StackedInitializer` drawing each slice along `axis` from `initializer`."""
     return StackedInitializer(initializer, axis)
+
+
+def add_start_weight(layer, name: str, start):
+    """`layer.add_weight(name)` of `start`'s shape, initialised to the numpy
+    array `start` (a mixing matrix or layer weights with a chosen start)."""
+    return layer.add_weight(
+        name=name,
+        shape=start.shape,
+        initializer=lambda shape, dtype=None: ops.convert_to_tensor(start, dtype),
+    )

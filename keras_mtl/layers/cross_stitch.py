@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_mtl._checks import check_fraction
+from keras_mtl.layers._initializers import add_start_weight
 from keras_mtl.layers._shapes import task_shapes
 
 
@@ -71,11 +72,7 @@ class CrossStitch(keras.layers.Layer):
         shapes = task_shapes("CrossStitch", input_shape)
         self.num_tasks = len(shapes)
         start = self.initial_matrix(self.num_tasks)
-        self.alpha = self.add_weight(
-            name="alpha",
-            shape=start.shape,
-            initializer=lambda shape, dtype=None: ops.convert_to_tensor(start, dtype),
-        )
+        self.alpha = add_start_weight(self, "alpha", start)
 
     @property
     def weights_matrix(self) -> np.ndarray:

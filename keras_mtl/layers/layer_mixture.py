@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_mtl._checks import check_fraction
+from keras_mtl.layers._initializers import add_start_weight
 from keras_mtl.layers._shapes import common_width, shape_list
 
 
@@ -67,11 +68,7 @@ class LayerMixture(keras.layers.Layer):
 
     def build(self, input_shape):
         start = self.initial_weights(len(self._shapes(input_shape)))
-        self.beta = self.add_weight(
-            name="beta",
-            shape=start.shape,
-            initializer=lambda shape, dtype=None: ops.convert_to_tensor(start, dtype),
-        )
+        self.beta = add_start_weight(self, "beta", start)
 
     @property
     def layer_weights(self) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_mtl._checks import check_fraction, check_positive_int
+from keras_mtl.layers._initializers import add_start_weight
 from keras_mtl.layers._shapes import task_shapes
 from keras_mtl.layers.cross_stitch import stitch_matrix
 
@@ -80,11 +81,7 @@ class SubspaceStitch(keras.layers.Layer):
             )
         self.num_tasks = len(shapes)
         start = self.initial_matrix(self.num_tasks)
-        self.alpha = self.add_weight(
-            name="alpha",
-            shape=start.shape,
-            initializer=lambda shape, dtype=None: ops.convert_to_tensor(start, dtype),
-        )
+        self.alpha = add_start_weight(self, "alpha", start)
 
     @property
     def weights_matrix(self) -> np.ndarray:
