@@ -16,6 +16,7 @@ the comparison stays fair.
 from __future__ import annotations
 
 import gc
+import statistics
 import time
 
 try:  # imported as `benchmarks._census_models`
@@ -500,6 +501,29 @@ def build(spec, features, tasks, learning_rate: float):
     )
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Seconds of each epoch's training: from the epoch's start to the start
+    of its validation (so validation is not counted)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self._start = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None:  # fit's validation, not a later evaluate
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def examples_per_second(self, rows: int) -> float:
+        """Training throughput: `rows` over the median epoch after the first
+        (which compiles); the first epoch's if it is the only one."""
+        timed = self.seconds[1:] or self.seconds
+        return rows / statistics.median(timed)
+
+
 def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
     """Model `spec` (see `build`) on one split: the training part's mean/std, an early-stopped
     fit (on `val_income_auc`), then `evaluate` on the test part. `options` has
@@ -523,7 +547,7 @@ def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
         make_dataset(train, features, tasks, options.batch_size, seed=seed),
         validation_data=make_dataset(val, features, tasks, 8192, shuffle=False),
         epochs=options.max_epochs,
-        callbacks=[stop],
+        callbacks=[stop, clock := EpochClock()],
         verbose=0,
     )
     scores = model.evaluate(
@@ -539,4 +563,5 @@ def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
         "best_epoch": int(val_auc.index(max(val_auc))) + 1,
         "epochs": len(val_auc),
         "seconds": time.perf_counter() - start,
+        "examples_per_second": clock.examples_per_second(len(train)),
     }

@@ -27,6 +27,10 @@ validation income AUC (`val_income_auc`, mode max, best weights restored),
 `--patience` 3, at most `--max-epochs` 30 (the MMoE paper tuned on the main
 task's validation AUC). Test AUCs come from `model.evaluate` (`income_auc`,
 `marital_auc`). Median (min-max) over `--seeds` seeds (`_harness.spread`).
+Training speed of every model: training examples/s, the training rows over the
+median epoch after the first (which compiles), from the start of an epoch to
+the start of its validation; measured inside the accuracy runs, so it shares
+their machine load (printed per run).
 Every training runs in a fresh child process (`_harness.run_in_child`;
 `--no-isolation` keeps them in this one): TensorFlow never frees XLA
 executables, and about 40 compiled models in one process exhaust
@@ -136,7 +140,8 @@ def _accuracy_runs(frame, tasks, args) -> dict:
             print(
                 f"- seed {seed} `{key}`: test income AUC {r['income']:.4f}, "
                 f"marital AUC {r['marital']:.4f} (val income {r['val_income']:.4f}, "
-                f"best epoch {r['best_epoch']}/{r['epochs']}, {r['seconds']:.0f} s), "
+                f"best epoch {r['best_epoch']}/{r['epochs']}, {r['seconds']:.0f} s, "
+                f"{r['examples_per_second']:,.0f} training examples/s), "
                 f"load average {h.load_average()}",
                 flush=True,
             )
@@ -202,6 +207,7 @@ def run_accuracy(frame, tasks, real: bool, args) -> dict:
                 f"{statistics.mean(r['best_epoch'] for r in rs):.1f} / "
                 f"{statistics.mean(r['epochs'] for r in rs):.1f}",
                 f"{statistics.mean(r['seconds'] for r in rs):.0f}",
+                h.spread([r["examples_per_second"] for r in rs]),
                 h.spread(gaps, "{:+.4f}"),
             ]
         )
@@ -213,6 +219,7 @@ def run_accuracy(frame, tasks, real: bool, args) -> dict:
         print("**GENERATED DATA: these AUCs are meaningless.**\n")
     header = ["model", "builder", "params total", "params non-embedding"]
     header += ["income AUC", "marital AUC", "epochs best / run", "s per run"]
+    header += ["training examples/s"]
     header += ["income Δ vs Single-Task, same splits"]
     print(h.markdown_table(header, rows))
     print(

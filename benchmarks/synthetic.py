@@ -11,6 +11,10 @@ about the same number of parameters:
 - shared-bottom: one bottom layer of 113 units, towers of 8
   (`build_shared_bottom`); 113 = 13056 / (100 + 8 * 2), the paper's budget.
 
+`--models` adds the sharing designs built since (`CONTENDERS`: attention gates,
+sluice, SNR-Trans, SNR-Aver, ...), each sized to about the same budget (the
+script prints every count), on the same data and protocol.
+
 Data: `keras_mtl.datasets.make_synthetic(dim=100, correlation=p)` with its defaults
 (scale c = 1, m = 5 sine terms, alpha and beta ~ N(0, 1), noise std 0.1; the
 paper gives none of c, m, alpha, beta or the data size). Every run draws fresh
@@ -20,7 +24,7 @@ i.i.d. draws, so the first `--train-rows` are the training set, the next
 `--val-rows` the validation set and the last `--test-rows` the test set. Run r
 uses data seed `--seed` + r at every correlation: `make_synthetic` draws u1, u2,
 alpha, beta, x and the noise from the seed alone, so across correlations only p
-changes (common random numbers), and within a run the three models see the same
+changes (common random numbers), and within a run the models see the same
 data. Each model gets its own initialisation seed (the same at every
 correlation). Differences between models or correlations are therefore taken
 run by run (paired) and reported as median (min-max) over runs
@@ -46,6 +50,7 @@ steps for 200 runs; this script reports the final test loss of `--runs` runs.
 Usage (from the repository root):
 
     python benchmarks/synthetic.py [--runs 10] [--correlations 0.5,0.9,1.0]
+        [--models mmoe,shared_bottom,sluice,snr_trans]
 """
 
 from __future__ import annotations
@@ -70,11 +75,54 @@ except ImportError:  # `python benchmarks/synthetic.py`
     import _harness as h
     from _synthetic_plot import save_plot
 
-MODELS = ("mmoe", "omoe", "shared_bottom")
-LABELS = {"mmoe": "MMoE", "omoe": "OMoE", "shared_bottom": "Shared-Bottom"}
-DEFAULT_PLOT = h.REPO_ROOT / "benchmarks" / "results" / "synthetic.png"
 DIM = 100
 NUM_EXPERTS, EXPERT_UNITS, TOWER_UNITS, BOTTOM_UNITS = 8, 16, 8, 113
+#: key -> (label, name in the builder registry, architecture arguments), towers
+#: of 8 everywhere. The paper's three models first (the default `--models`);
+#: then the sharing designs added since, each sized to about the paper's budget
+#: (`parameter_counts` prints every count).
+CONTENDERS = {
+    "mmoe": (
+        "MMoE",
+        "mmoe",
+        {"num_experts": NUM_EXPERTS, "expert_units": (EXPERT_UNITS,)},
+    ),
+    "omoe": (
+        "OMoE",
+        "omoe",
+        {"num_experts": NUM_EXPERTS, "expert_units": (EXPERT_UNITS,)},
+    ),
+    "shared_bottom": (
+        "Shared-Bottom",
+        "shared_bottom",
+        {"hidden_units": (BOTTOM_UNITS,)},
+    ),
+    "mmoe_attention": (
+        "MMoE, attention gates",
+        "mmoe",
+        {
+            "num_experts": NUM_EXPERTS,
+            "expert_units": (EXPERT_UNITS,),
+            "gate": "attention",
+            "attention_units": 8,
+        },
+    ),
+    "sluice": ("Sluice", "sluice", {"hidden_units": (64,)}),
+    "snr_trans": (
+        "SNR-Trans",
+        "snr",
+        {"num_subnetworks": (3,), "subnetwork_units": (28,)},
+    ),
+    "snr_aver": (
+        "SNR-Aver",
+        "snr",
+        {"variant": "aver", "num_subnetworks": (3,), "subnetwork_units": (44,)},
+    ),
+}
+#: The MMoE paper's three models: what runs by default.
+MODELS = ("mmoe", "omoe", "shared_bottom")
+LABELS = {key: label for key, (label, _, _) in CONTENDERS.items()}
+DEFAULT_PLOT = h.REPO_ROOT / "benchmarks" / "results" / "synthetic.png"
 
 
 @dataclasses.dataclass
@@ -96,15 +144,12 @@ class RunResult:
 
 
 def build(model: str, features, tasks, learning_rate: float):
-    """One of the three paper models, compiled with Adam and per-task MSE."""
+    """Contender `model` (a `CONTENDERS` key), compiled with Adam and per-task MSE."""
     from keras_mtl.models import build_model
 
-    if model == "shared_bottom":
-        sizes = {"hidden_units": (BOTTOM_UNITS,)}
-    else:
-        sizes = {"num_experts": NUM_EXPERTS, "expert_units": (EXPERT_UNITS,)}
+    _, name, sizes = CONTENDERS[model]
     return build_model(
-        model,
+        name,
         features,
         tasks,
         **sizes,
@@ -113,15 +158,22 @@ def build(model: str, features, tasks, learning_rate: float):
     )
 
 
-def parameter_counts(learning_rate: float = 1e-2) -> dict:
-    """Trainable parameters of each model on the 100-dimensional input."""
+def describe(model: str) -> str:
+    """The builder call of a contender, e.g. "build_mmoe(num_experts=8, ...)"."""
+    _, name, sizes = CONTENDERS[model]
+    args = ", ".join(f"{k}={v!r}" for k, v in sizes.items())
+    return f"build_{name}({args}, tower_units=({TOWER_UNITS},))"
+
+
+def parameter_counts(learning_rate: float = 1e-2, models=MODELS) -> dict:
+    """Trainable parameters of each of `models` on the 100-dimensional input."""
     import keras
 
     from keras_mtl.datasets import make_synthetic
 
     syn = make_synthetic(4, dim=DIM, seed=0)
     counts = {}
-    for m in MODELS:
+    for m in models:
         model = build(m, syn.features, syn.tasks, learning_rate)
         counts[m] = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     keras.backend.clear_session()
@@ -206,10 +258,10 @@ def label_variance(correlation: float, seed: int, rows: int) -> float:
 # ----------------------------------------------------------------------------- output
 
 
-def results_table(results, correlations) -> str:
+def results_table(results, correlations, models=MODELS) -> str:
     """Markdown: rows model, columns correlation; median (min–max) of the run scores."""
     rows = []
-    for m in MODELS:
+    for m in models:
         row = [LABELS[m]]
         for p in correlations:
             losses = [r.loss for r in results if r.model == m and r.correlation == p]
@@ -227,7 +279,17 @@ def _loss(results, model: str, p: float, run: int) -> float:
     )
 
 
-def summary_lines(results, correlations) -> list[str]:
+def _pairs(models) -> list[tuple[str, str]]:
+    """The paired differences reported: every model against Shared-Bottom, and
+    MMoE against OMoE (the paper's comparisons), among `models`."""
+    pairs = [(m, "shared_bottom") for m in models if m != "shared_bottom"]
+    pairs = pairs if "shared_bottom" in models else []
+    if "mmoe" in models and "omoe" in models:
+        pairs.append(("mmoe", "omoe"))
+    return pairs
+
+
+def summary_lines(results, correlations, models=MODELS) -> list[str]:
     """Plain statements computed from the numbers (no verdict is hard-coded).
 
     Comparisons are paired: run r uses the same data seed at every correlation
@@ -236,7 +298,7 @@ def summary_lines(results, correlations) -> list[str]:
     runs = sorted({r.run for r in results})
     median = {
         (m, p): statistics.median(_loss(results, m, p, r) for r in runs)
-        for m in MODELS
+        for m in models
         for p in correlations
     }
     lines = []
@@ -244,28 +306,24 @@ def summary_lines(results, correlations) -> list[str]:
         lo, hi = min(correlations), max(correlations)
         gaps = {
             m: [_loss(results, m, lo, r) - _loss(results, m, hi, r) for r in runs]
-            for m in MODELS
+            for m in models
         }
         lines.append(
             f"- Test MSE at p = {lo:g} minus at p = {hi:g}, same run seeds (median "
             "(min–max) over runs): "
-            + ", ".join(f"{LABELS[m]} {h.spread(gaps[m], '{:+.4f}')}" for m in MODELS)
+            + ", ".join(f"{LABELS[m]} {h.spread(gaps[m], '{:+.4f}')}" for m in models)
             + "."
         )
-        flattest = min(MODELS, key=lambda m: statistics.median(gaps[m]))
+        flattest = min(models, key=lambda m: statistics.median(gaps[m]))
         lines.append(
             f"- Smallest median increase as the correlation drops: {LABELS[flattest]}"
             " (the paper expects MMoE)."
         )
     for p in correlations:
-        ranked = sorted(MODELS, key=lambda m: median[m, p])
+        ranked = sorted(models, key=lambda m: median[m, p])
         diffs = {
             (a, b): [_loss(results, a, p, r) - _loss(results, b, p, r) for r in runs]
-            for a, b in (
-                ("mmoe", "shared_bottom"),
-                ("omoe", "shared_bottom"),
-                ("mmoe", "omoe"),
-            )
+            for a, b in _pairs(models)
         }
         lines.append(
             f"- p = {p:g}: by median test MSE "
@@ -304,10 +362,21 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--plot", default=str(DEFAULT_PLOT), help="PNG; '' for none")
     parser.add_argument("--seed", type=int, default=0, help="base seed of data, inits")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma-separated contenders, from: "
+        + ", ".join(CONTENDERS)
+        + " (default: the paper's three, %(default)s)",
+    )
     args = parser.parse_args(argv)
     correlations = [float(p) for p in args.correlations.split(",")]
     if args.runs < 1 or not correlations:
         parser.error("need at least one run and one correlation")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in CONTENDERS]
+    if unknown or not models:
+        parser.error(f"--models: unknown {unknown}; choose from {list(CONTENDERS)}.")
     rows = (args.train_rows, args.val_rows, args.test_rows)
 
     h.add_repo_to_path()
@@ -315,18 +384,15 @@ def main(argv=None) -> int:
     print("# MMoE synthetic control experiment (Ma et al. KDD 2018, Fig. 4/5)\n")
     for line in h.machine_lines():
         print(line)
-    counts = parameter_counts(args.learning_rate)
+    counts = parameter_counts(args.learning_rate, models)
     print(
         f"- data: make_synthetic(dim={DIM}, scale=1, num_sin=5, noise_std=0.1), fresh "
         f"per run; {rows[0]:,} train / {rows[1]:,} validation / {rows[2]:,} test rows"
     )
-    print(
-        f"- models: MMoE / OMoE {NUM_EXPERTS} experts x {EXPERT_UNITS} units, towers "
-        f"{TOWER_UNITS}; Shared-Bottom bottom {BOTTOM_UNITS}, towers {TOWER_UNITS}"
-    )
+    print("- models: " + "; ".join(f"{LABELS[m]} `{describe(m)}`" for m in models))
     print(
         "- trainable parameters: "
-        + ", ".join(f"{LABELS[m]} {counts[m]:,}" for m in MODELS)
+        + ", ".join(f"{LABELS[m]} {counts[m]:,}" for m in models)
         + " (the paper counts 100x16x8 + 16x8x2 = 13,056 expert and tower weights, "
         "no biases or gates; the 113-wide bottom is 113 x (100 + 16) = 13,108)"
     )
@@ -338,8 +404,9 @@ def main(argv=None) -> int:
     print(
         f"- runs: {args.runs} per (model, correlation); run r draws its data from seed "
         f"{args.seed} + r (the same u1, u2, alpha, beta, x and noise at every "
-        "correlation, only p changes; shared by the three models) and initialises "
-        f"model k from seed 10000 (k + 1) + {args.seed} + r"
+        "correlation, only p changes; shared by the models) and initialises "
+        f"the k-th contender of the script's list ({', '.join(CONTENDERS)}) from "
+        f"seed 10000 (k + 1) + {args.seed} + r"
     )
     print(
         "- score: test MSE averaged over the two tasks (noise floor 0.01 = "
@@ -353,7 +420,8 @@ def main(argv=None) -> int:
         print(f"## p = {p:g} (test-label variance, run 0: {var:.3f})\n")
         for r in range(args.runs):
             data_seed = args.seed + r
-            for k, m in enumerate(MODELS):
+            for m in models:
+                k = list(CONTENDERS).index(m)  # the same seed whatever --models
                 res = run_one(
                     m,
                     p,
@@ -379,12 +447,12 @@ def main(argv=None) -> int:
     print(
         f"## Test MSE (mean of the two tasks), median (min–max) over {args.runs} runs\n"
     )
-    print(results_table(results, correlations))
+    print(results_table(results, correlations, models))
     print()
-    for line in summary_lines(results, correlations):
+    for line in summary_lines(results, correlations, models):
         print(line)
     if args.plot:
-        save_plot(results, correlations, MODELS, LABELS, Path(args.plot), 0.01)
+        save_plot(results, correlations, models, LABELS, Path(args.plot), 0.01)
         print(f"\nplot: {args.plot} (error bars: the lowest and highest run)")
     total = time.perf_counter() - started
     print(

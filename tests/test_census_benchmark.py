@@ -104,7 +104,9 @@ def test_census_benchmark_prints_accuracy_and_speed_tables(shared_data, capsys):
             assert float(cell) > chance[task], (label, task, cell, chance)
         # Patience 3 never stops a 3-epoch run early; the best epoch is 1, 2 or 3.
         assert re.fullmatch(r"[123]\.0 / 3\.0", cells[6]), cells
-        assert cells[8] == "n/a", cells  # no Single-Task baseline selected
+        # Training examples/s, one seed: a plain count, not a range.
+        assert re.fullmatch(r"[1-9][\d,]*", cells[8]), cells
+        assert cells[9] == "n/a", cells  # no Single-Task baseline selected
     assert "| Single-Task |" not in out  # not selected
 
     # The papers' table keeps their official-split numbers apart from ours.
@@ -143,3 +145,13 @@ def test_census_benchmark_prints_accuracy_and_speed_tables(shared_data, capsys):
         speeds["km"] / speeds["plain"], abs=0.01
     )
     assert "total runtime:" in out
+
+
+def test_training_speed_leaves_out_the_first_epoch():
+    from benchmarks._census_models import EpochClock
+
+    clock = EpochClock()
+    clock.seconds = [9.0, 2.0, 4.0, 3.0]  # the first epoch compiles
+    assert clock.examples_per_second(600) == 600 / 3.0
+    clock.seconds = [5.0]  # a one-epoch run has only that epoch
+    assert clock.examples_per_second(600) == 120.0

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import DIM, LABELS, main
+from benchmarks.synthetic import DIM, LABELS, MODELS, main
 from keras_mtl.datasets import make_synthetic
 from tests.helpers import xla_off
 
@@ -41,6 +41,34 @@ def test_parameter_budgets_hand_computed():
         "omoe": experts + DIM * 8 + towers,  # one gate
         "shared_bottom": bottom + 2 * (113 * 8 + 8 + 8 + 1),
     }
+
+
+def test_every_contender_is_sized_to_the_papers_budget():
+    from benchmarks.synthetic import CONTENDERS, parameter_counts
+
+    counts = parameter_counts(models=tuple(CONTENDERS))
+    assert set(counts) == set(CONTENDERS)
+    for name, count in counts.items():
+        assert 0.75 < count / counts["mmoe"] < 1.25, (name, counts)
+
+
+def test_unknown_contender_is_named(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--models", "mmoe,nope"])
+    assert stop.value.code == 2
+    assert "unknown ['nope']" in capsys.readouterr().err
+
+
+def test_paired_differences_are_against_shared_bottom():
+    from benchmarks.synthetic import _pairs
+
+    assert _pairs(("mmoe", "omoe", "shared_bottom")) == [
+        ("mmoe", "shared_bottom"),
+        ("omoe", "shared_bottom"),
+        ("mmoe", "omoe"),
+    ]
+    assert _pairs(("sluice", "shared_bottom")) == [("sluice", "shared_bottom")]
+    assert _pairs(("sluice", "snr_trans")) == []
 
 
 @pytest.mark.slow
@@ -79,7 +107,7 @@ def test_synthetic_benchmark_prints_a_table_that_beats_a_constant_and_a_plot(
             r"- run 0 (.+?): test MSE (\S+) \(tasks (\S+), (\S+)\)", out
         )
     )
-    assert list(runs) == list(LABELS.values()), runs
+    assert list(runs) == [LABELS[m] for m in MODELS], runs
     constant = constant_mse()
     for loss, t1, t2 in runs.values():
         assert math.isclose(loss, (t1 + t2) / 2, abs_tol=1e-4)
@@ -91,7 +119,7 @@ def test_synthetic_benchmark_prints_a_table_that_beats_a_constant_and_a_plot(
     lines = out.splitlines()
     header = lines.index("| model | p = 0.9 |")
     rows = lines[header + 2 : header + 5]
-    assert [r.split("|")[1].strip() for r in rows] == list(LABELS.values())
+    assert [r.split("|")[1].strip() for r in rows] == [LABELS[m] for m in MODELS]
     for row in rows:
         label, cell = (c.strip() for c in row.split("|")[1:3])
         assert re.fullmatch(r"\d+\.\d{4}", cell), cell
