@@ -91,6 +91,9 @@ class DomainIndex(keras.layers.Layer):
             return []
         return [(inputs, self.feature, self.lookup)]
 
+    def build(self, input_shape):
+        pass  # no weights: the lookup holds its vocabulary from the start
+
     def call(self, inputs):
         rows, mask = table_rows(self.feature, self.lookup, inputs)
         rows = ops.reshape(rows, (-1,))
