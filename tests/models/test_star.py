@@ -41,6 +41,12 @@ def test_structure_one_star_tower_per_task_and_an_auxiliary_encoder():
             (4,),
             (8,),
         )
+    by_id = km.build_star(FEATURES, TASKS, **{**SMALL, "domain": "occupation"})
+    assert by_id.get_layer("domain_index").num_domains == 50  # vocabulary_size
+    out = by_id.predict(
+        features_only(make_data(4)) | {"occupation": np.array([3, 49, 50, -1])}
+    )
+    assert np.isfinite(out["income"]).all() and out["income"].shape == (4,)
     plain = km.build_star(FEATURES, TASKS, aux_units=None, **SMALL)
     assert "aux_encoder" not in [layer.name for layer in plain.layers]
     assert plain.get_layer("income_tower").aux_units is None
