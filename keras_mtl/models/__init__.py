@@ -21,6 +21,7 @@ The options the builders share mean the same in every builder:
 """
 
 from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
@@ -47,6 +48,7 @@ __all__ = [
     "MultiTaskModel",
     "add_kl_bound",
     "build_aitm",
+    "build_branched",
     "build_cgc",
     "build_cross_stitch",
     "build_dupn",
