@@ -25,6 +25,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
     )
     from keras_mtl.models import (
         MultiTaskModel,
+        adaptive_branching,
         add_kl_bound,
         build_aitm,
         build_branched,
@@ -56,6 +57,7 @@ __all__ = [
     "SequenceFeature",
     "SparseFeature",
     "Task",
+    "adaptive_branching",
     "add_kl_bound",
     "aitm_tasks",
     "build_aitm",

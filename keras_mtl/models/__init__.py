@@ -20,6 +20,12 @@ The options the builders share mean the same in every builder:
   and the registry reads the list from there.
 """
 
+from keras_mtl.models.adaptive_branching import (
+    AdaptiveBranching,
+    adaptive_branching,
+    group_tasks,
+    task_affinity,
+)
 from keras_mtl.models.aitm import build_aitm
 from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
@@ -44,8 +50,10 @@ from keras_mtl.models.snr import build_snr
 
 __all__ = [
     "MODELS",
+    "AdaptiveBranching",
     "BuilderSpec",
     "MultiTaskModel",
+    "adaptive_branching",
     "add_kl_bound",
     "build_aitm",
     "build_branched",
@@ -64,5 +72,7 @@ __all__ = [
     "build_sluice",
     "build_snr",
     "get_builder",
+    "group_tasks",
     "model_names",
+    "task_affinity",
 ]
