@@ -264,11 +264,12 @@ def grouping_cost(affinity: pd.DataFrame, groups, complexity: float = 0.5) -> fl
             + complexity · (d − 1) / (T − 1)
 
     The separation term (0 for a task alone) charges each task for its least
-    similar group-mate: Lu et al. join branches by the minimum affinity
-    between their tasks. The complexity term is their `(d − 1)` branch penalty,
-    scaled so that `complexity` is what splitting every task off costs (one
-    group: 0; T groups: `complexity`) whatever T; with two tasks they share a
-    branch exactly when `1 − A < complexity`.
+    similar group-mate, a minimum-affinity linkage like Lu et al.'s affinity
+    between branches. The complexity term is their penalty linear in the
+    `d − 1` extra branches, scaled so that `complexity` is what splitting every
+    task off costs (one group: 0; T groups: `complexity`) whatever T; with two
+    tasks they share a branch exactly when `1 − A < complexity`. (The paper's
+    own weights, per layer of a convolutional network, do not carry over.)
 
     Args:
         affinity: task x task DataFrame (`task_affinity`).
@@ -283,8 +284,8 @@ def grouping_cost(affinity: pd.DataFrame, groups, complexity: float = 0.5) -> fl
     ...                  index=list("xyz"), columns=list("xyz"))
     >>> round(grouping_cost(a, [["x", "y"], ["z"]], complexity=0.5), 4)
     0.3167
-    >>> grouping_cost(a, [["x", "y", "z"]])  # mean of 0.5, 0.6, 0.6
-    0.5666666666666667
+    >>> round(grouping_cost(a, [["x", "y", "z"]]), 4)  # mean of 0.5, 0.6, 0.6
+    0.5667
     """
     owner = "grouping_cost"
     names, distance = _distances(owner, affinity)
@@ -376,7 +377,7 @@ def group_tasks(affinity: pd.DataFrame, complexity: float = 0.5) -> list[list[st
         affinity: task x task DataFrame (`task_affinity`).
         complexity: float >= 0. The price of branches (`grouping_cost`):
             0 puts every task alone unless some tasks agree on every example;
-            >= 1 (the largest separation) gives one group. Defaults to 0.5.
+            T − 1 or more (T tasks) always gives one group. Defaults to 0.5.
 
     Returns:
         List of lists of task names: groups ordered by their first task, tasks

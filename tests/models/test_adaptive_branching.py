@@ -260,7 +260,7 @@ def test_two_related_pairs_are_grouped_into_those_pairs(seed):
         FEATURES,
         TASKS,
         two_pairs(seed),
-        epochs=6,
+        epochs=10,
         batch_size=64,
         seed=seed,
         build=build,
