@@ -119,8 +119,8 @@ def per_example_losses(
                 )
         y = np.asarray(labels[task.name], dtype=np.float64)
         p = np.asarray(predictions[task.name], dtype=np.float64)
-        if task.type != "multiclass":
-            y, p = y.reshape(len(y), -1)[:, 0], p.reshape(len(p), -1)[:, 0]
+        if task.type != "multiclass":  # (batch, 1) -> (batch,)
+            y, p = (v[:, 0] if v.ndim == 2 and v.shape[1] == 1 else v for v in (y, p))
         if y.shape != p.shape:
             raise ValueError(
                 f"per_example_losses: task {task.name!r} has labels of shape "
