@@ -25,8 +25,10 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
     )
     from keras_mtl.models import (
         MultiTaskModel,
+        adaptive_branching,
         add_kl_bound,
         build_aitm,
+        build_branched,
         build_cgc,
         build_cross_stitch,
         build_dupn,
@@ -56,9 +58,11 @@ __all__ = [
     "SequenceFeature",
     "SparseFeature",
     "Task",
+    "adaptive_branching",
     "add_kl_bound",
     "aitm_tasks",
     "build_aitm",
+    "build_branched",
     "build_cgc",
     "build_cross_stitch",
     "build_dupn",

@@ -21,7 +21,14 @@ The options the builders share mean the same in every builder:
   and the registry reads the list from there.
 """
 
+from keras_mtl.models.adaptive_branching import (
+    AdaptiveBranching,
+    adaptive_branching,
+    group_tasks,
+    task_affinity,
+)
 from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
@@ -45,10 +52,13 @@ from keras_mtl.models.star import build_star
 
 __all__ = [
     "MODELS",
+    "AdaptiveBranching",
     "BuilderSpec",
     "MultiTaskModel",
+    "adaptive_branching",
     "add_kl_bound",
     "build_aitm",
+    "build_branched",
     "build_cgc",
     "build_cross_stitch",
     "build_dupn",
@@ -65,5 +75,7 @@ __all__ = [
     "build_snr",
     "build_star",
     "get_builder",
+    "group_tasks",
     "model_names",
+    "task_affinity",
 ]

@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable, Sequence
 
 from keras_mtl.models.aitm import build_aitm
+from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
@@ -100,6 +101,7 @@ MODELS = types.MappingProxyType(
             _spec("sluice", build_sluice, "flat"),
             _spec("snr", build_snr, "flat"),
             _spec("star", build_star, "flat"),
+            _spec("branched", build_branched, "flat"),
             _spec("l2_constrained", build_l2_constrained, "flat"),
             _spec("single_task", build_single_task, "flat"),
             _spec("esmm", build_esmm, "funnel", preset_tasks=esmm_tasks),

@@ -37,6 +37,12 @@ SIZES = {
     "snr": dict(num_subnetworks=(3, 3), subnetwork_units=(8,), tower_units=(8,)),
     # (the data's "lima" is out of the vocabulary: no domain, the shared weights)
     "star": dict(domain="city", hidden_units=(16,), tower_units=(8,)),
+    "branched": dict(
+        branches=[["income", "segment"], ["spend"]],
+        shared_units=(16,),
+        branch_units=(8,),
+        tower_units=(8,),
+    ),
     "l2_constrained": dict(hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING),
     "single_task": dict(hidden_units=(16, 8), tower_units=(8,)),
     "cgc": dict(num_shared_experts=2, num_task_experts=1, expert_units=(8,)),
@@ -65,6 +71,7 @@ UNGATED = (
     "star",
     "l2_constrained",
     "single_task",
+    "branched",
 )
 
 
