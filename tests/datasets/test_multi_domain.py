@@ -30,12 +30,12 @@ def test_shapes_dtypes_specs_and_domain_sizes(md):
     assert data["context"].shape == (40_000, 5) and data["context"].dtype == np.float32
     assert data["click"].dtype == np.float32
     assert set(np.unique(data["click"])) == {0.0, 1.0}
-    assert data["user_id"].min() >= 0 and data["user_id"].max() == 1_999
-    assert data["item_id"].min() >= 0 and data["item_id"].max() == 999
+    assert data["user_id"].min() >= 0 and data["user_id"].max() == 499
+    assert data["item_id"].min() >= 0 and data["item_id"].max() == 199
     assert md.features == [
         SparseFeature("domain", vocabulary_size=4),
-        SparseFeature("user_id", vocabulary_size=2_000),
-        SparseFeature("item_id", vocabulary_size=1_000),
+        SparseFeature("user_id", vocabulary_size=500),
+        SparseFeature("item_id", vocabulary_size=200),
         DenseFeature("context", dim=5),
     ]
     assert md.tasks == [Task("click")] and md.domain == "domain"
@@ -121,6 +121,7 @@ def test_domain_scores_correlate_as_the_similarity(rho):
         similarity=rho,
         num_users=10_000,
         num_items=10_000,
+        latent_dim=32,
         context_dim=300,
         seed=1,
     )
