@@ -40,6 +40,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_single_task,
         build_sluice,
         build_snr,
+        build_star,
     )
     from keras_mtl.serving import (
         dupn_serving_models,
@@ -71,6 +72,7 @@ __all__ = [
     "build_single_task",
     "build_sluice",
     "build_snr",
+    "build_star",
     "dupn_serving_models",
     "data",
     "datasets",

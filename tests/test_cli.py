@@ -159,7 +159,7 @@ def test_module_entry_point_help(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: keras-mtl train")
     assert (
-        "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,snr,"
+        "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,snr,star,"
         "l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
     )
     assert "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay}" in out

@@ -7,6 +7,7 @@ from keras_mtl.layers.bernoulli_mixture import BernoulliMixture
 from keras_mtl.layers.candidate_scorer import CandidateScorer
 from keras_mtl.layers.cross_stitch import CrossStitch
 from keras_mtl.layers.customized_gate_control import CustomizedGateControl
+from keras_mtl.layers.domain_index import DomainIndex
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
@@ -16,7 +17,10 @@ from keras_mtl.layers.missing_value import MissingValueLayer
 from keras_mtl.layers.mixture_of_experts import MixtureOfExperts
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.parallel_dense import ParallelDense
+from keras_mtl.layers.partitioned_normalization import PartitionedNormalization
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
+from keras_mtl.layers.star_dense import StarDense
+from keras_mtl.layers.star_tower import StarTower
 from keras_mtl.layers.sub_network_routing import SubNetworkRouting
 from keras_mtl.layers.subspace_stitch import SubspaceStitch
 from keras_mtl.layers.task_tower import TaskTower
@@ -30,6 +34,7 @@ __all__ = [
     "CandidateScorer",
     "CrossStitch",
     "CustomizedGateControl",
+    "DomainIndex",
     "FeatureEncoder",
     "FieldEmbedding",
     "FieldWiseSumPooling",
@@ -39,7 +44,10 @@ __all__ = [
     "MissingValueLayer",
     "MixtureOfExperts",
     "ParallelDense",
+    "PartitionedNormalization",
     "PropertyGatedLSTMCell",
+    "StarDense",
+    "StarTower",
     "SubNetworkRouting",
     "SubspaceStitch",
     "TaskTower",

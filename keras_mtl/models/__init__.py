@@ -40,6 +40,7 @@ from keras_mtl.models.shared_bottom import build_shared_bottom
 from keras_mtl.models.single_task import build_single_task
 from keras_mtl.models.sluice import build_sluice
 from keras_mtl.models.snr import build_snr
+from keras_mtl.models.star import build_star
 
 __all__ = [
     "MODELS",
@@ -61,6 +62,7 @@ __all__ = [
     "build_single_task",
     "build_sluice",
     "build_snr",
+    "build_star",
     "get_builder",
     "model_names",
 ]

@@ -23,6 +23,7 @@ from keras_mtl.models.shared_bottom import build_shared_bottom
 from keras_mtl.models.single_task import build_single_task
 from keras_mtl.models.sluice import build_sluice
 from keras_mtl.models.snr import build_snr
+from keras_mtl.models.star import build_star
 from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks
 
 #: What a builder reads. "flat": `SparseFeature` / `DenseFeature` specs (any
@@ -98,6 +99,7 @@ MODELS = types.MappingProxyType(
             _spec("cross_stitch", build_cross_stitch, "flat"),
             _spec("sluice", build_sluice, "flat"),
             _spec("snr", build_snr, "flat"),
+            _spec("star", build_star, "flat"),
             _spec("l2_constrained", build_l2_constrained, "flat"),
             _spec("single_task", build_single_task, "flat"),
             _spec("esmm", build_esmm, "funnel", preset_tasks=esmm_tasks),

@@ -35,6 +35,8 @@ SIZES = {
         hidden_units=(16, 16), tower_units=(8,), orthogonality=1e-3, self_weight=0.9
     ),
     "snr": dict(num_subnetworks=(3, 3), subnetwork_units=(8,), tower_units=(8,)),
+    # (the data's "lima" is out of the vocabulary: no domain, the shared weights)
+    "star": dict(domain="city", hidden_units=(16,), tower_units=(8,)),
     "l2_constrained": dict(hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING),
     "single_task": dict(hidden_units=(16, 8), tower_units=(8,)),
     "cgc": dict(num_shared_experts=2, num_task_experts=1, expert_units=(8,)),
@@ -60,6 +62,7 @@ UNGATED = (
     "cross_stitch",
     "sluice",
     "snr",
+    "star",
     "l2_constrained",
     "single_task",
 )

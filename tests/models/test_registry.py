@@ -25,6 +25,8 @@ BUILD_ARGS = {
     "funnel": (FEATURES, None),
     "sequence": ([HISTORY, *FEATURES], [km.Task("ctr"), km.Task("buy")]),
 }
+#: The options a builder cannot be built without.
+REQUIRED = {"star": {"domain": "item"}}
 #: Every dropout argument of a builder and the layers (by name) it must reach.
 DROPOUT_PARTS = {
     # tower dropout: the per-task heads, and nothing else
@@ -40,6 +42,7 @@ DROPOUT_PARTS = {
 
 def build_small(spec, **kwargs):
     features, tasks = BUILD_ARGS[spec.data]
+    kwargs = {**REQUIRED.get(spec.name, {}), **kwargs}
     return spec.build(features, tasks, compile=False, **kwargs)
 
 
@@ -147,7 +150,12 @@ def test_unsupported_task_types_are_rejected_up_front(name):
             match=f"^{builder}: task 'ctr' has type '{kind}'; {builder} supports "
             + ", ".join(spec.task_types),
         ):
-            spec.build(FEATURES, [TASK_OF_TYPE[kind], km.Task("cvr")], compile=False)
+            spec.build(
+                FEATURES,
+                [TASK_OF_TYPE[kind], km.Task("cvr")],
+                compile=False,
+                **REQUIRED.get(name, {}),
+            )
 
 
 def test_filters_and_lookup():
