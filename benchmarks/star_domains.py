@@ -393,8 +393,10 @@ def main(argv=None) -> int:
         say(metric_table(results, keys, metric, header))
         say()
     if len(keys) > 1:
-        say("## Paired differences per domain (median (min–max); seeds where the")
-        say("first is better)\n")
+        say(
+            "## Paired differences per domain (median (min–max); in parentheses "
+            "the seeds where the first is better)\n"
+        )
         for line in paired_lines(results, keys, header):
             say(line)
         say()
@@ -402,7 +404,10 @@ def main(argv=None) -> int:
         say(line)
     if args.plot:
         save_plot(results, keys, header, Path(args.plot))
-        say(f"\nplot: {args.plot} (RMSE vs truth; bars: lowest and highest seed)")
+        shown = Path(args.plot).resolve()
+        if shown.is_relative_to(h.REPO_ROOT):
+            shown = shown.relative_to(h.REPO_ROOT)
+        say(f"\nplot: {shown} (RMSE vs truth; bars: lowest and highest seed)")
     say(
         f"\ntotal runtime: {time.perf_counter() - started:.0f} s, load average now "
         f"{h.load_average()}"
