@@ -9,7 +9,8 @@ The options the builders share mean the same in every builder:
   AITM), and nowhere else. Dropout elsewhere has its own argument:
   `hidden_dropout` after each hidden layer below the towers (the shared bottom
   of `build_shared_bottom`, the per-task hidden stacks of `build_single_task`,
-  `build_cross_stitch`, `build_sluice` and `build_l2_constrained`) and
+  `build_cross_stitch`, `build_sluice` and `build_l2_constrained`, the shared
+  star layers of `build_star`) and
   `transfer_dropout` on the information AITM transfers between steps. Every
   rate defaults to 0.
 - `name`: str or None. The model's name; None (the default) names it after

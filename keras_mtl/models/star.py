@@ -122,7 +122,14 @@ def build_star(
     takes the shared parameters alone (`W`, `b`, `γ`, `β`) and the global
     normalisation statistics (of the whole batch in training, their moving
     average at inference), and trains the shared parameters, so data with
-    rare or new domain values trains and serves.
+    rare or new domain values trains and serves (the auxiliary network reads
+    the domain embedding's out-of-vocabulary row, as every encoder does).
+
+    In training, partitioned normalisation normalises each example with its
+    own domain's statistics in the batch, so batches may mix domains (the
+    paper trains on batches of one domain, for which this is the same); a
+    domain with very few examples in a batch gets noisy statistics, so keep
+    batches large enough to hold several examples of each domain.
 
     Args:
         features: the input feature specs.

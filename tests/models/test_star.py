@@ -7,6 +7,7 @@ test_builders.py, with `domain="city"` and the data's out-of-vocabulary "lima"."
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_mtl as km
 from tests.models.test_builders import FEATURES, TASKS, features_only, make_data
@@ -41,6 +42,10 @@ def test_structure_one_star_tower_per_task_and_an_auxiliary_encoder():
             (4,),
             (8,),
         )
+    by_id = km.build_star(FEATURES, TASKS, **{**SMALL, "domain": "occupation"})
+    assert by_id.get_layer("domain_index").num_domains == 50  # vocabulary_size
+    index = by_id.get_layer("domain_index")(np.array([3, 49, 50, -1]))
+    assert np.asarray(index).tolist() == [3, 49, -1, -1]
     plain = km.build_star(FEATURES, TASKS, aux_units=None, **SMALL)
     assert "aux_encoder" not in [layer.name for layer in plain.layers]
     assert plain.get_layer("income_tower").aux_units is None
@@ -67,9 +72,10 @@ def test_an_unknown_domain_is_served_by_the_shared_parameters_alone():
     x["city"] = np.where(np.arange(16) % 5 == 0, "", city).astype(object)  # padding
     unknown = (x["city"] == "lima") | (x["city"] == "")
     assert 0 < unknown.sum() < 16
-    before = model.predict(x, verbose=0)
+    x["city"] = tf.constant(x["city"].astype(str))
+    before = {k: np.asarray(v) for k, v in model(x).items()}
     _perturb_domain_parts(model, np.random.default_rng(0))
-    after = model.predict(x, verbose=0)
+    after = {k: np.asarray(v) for k, v in model(x).items()}
     for task in ("income", "spend"):
         # Out-of-vocabulary and padded domains: the same predictions, since
         # they read no per-domain parameter or statistic ...
@@ -78,6 +84,26 @@ def test_an_unknown_domain_is_served_by_the_shared_parameters_alone():
         )
         # ... which the known domains do.
         assert np.abs(after[task][~unknown] - before[task][~unknown]).min() > 1e-4
+
+
+def test_a_training_call_keeps_each_domains_statistics():
+    # momentum 0: the moving statistics are the batch's, per city (the
+    # out-of-vocabulary "lima" only in the global row); "age" is the
+    # encoding's standardised (age - 40) / 12.
+    data = make_data(128)
+    model = km.build_star(FEATURES, TASKS, **{**SMALL, "momentum": 0.0})
+    model(features_only(data), training=True)
+    pn = model.get_layer("partitioned_normalization")
+    age = model.get_layer("feature_encoder").output_dim - 2  # then capital_gains
+    z = (data["age"] - 40.0) / 12.0
+    want = [z[data["city"] == c].mean() for c in ("paris", "rome", "oslo")]
+    np.testing.assert_allclose(
+        np.asarray(pn.moving_mean)[:, age], [*want, z.mean()], rtol=1e-4
+    )
+    variance = [z[data["city"] == c].var() for c in ("paris", "rome", "oslo")]
+    np.testing.assert_allclose(
+        np.asarray(pn.moving_variance)[:, age], [*variance, z.var()], rtol=1e-4
+    )
 
 
 @pytest.mark.xla
