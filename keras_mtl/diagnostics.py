@@ -1,5 +1,5 @@
 """Model diagnostics: which experts each task uses, which sub-network
-connections are open; a pCVR against the known truth."""
+connections are open; a pCVR against the known truth; scores per domain."""
 
 from __future__ import annotations
 
@@ -215,6 +215,83 @@ def cvr_against_truth(
         "mean_true": float(truth.mean()),
         "calibration": float(predicted.mean() / truth.mean()),
     }
+
+
+def domain_metrics(labels, predicted, domains, true_probability=None) -> pd.DataFrame:
+    """Binary predictions scored separately in each domain (multi-domain CTR).
+
+    A multi-domain model (STAR) is judged per domain: one pooled AUC would mix
+    the domains' different base rates and hide a small domain. Log loss is the
+    mean binary cross-entropy (predictions clipped to [1e-7, 1 - 1e-7]). With
+    the true probabilities `p` of simulated data
+    (`keras_mtl.datasets.make_multi_domain`), also the error against them:
+    `rmse` = sqrt(mean (q - p)^2) and `kl` = mean KL(Bernoulli(p) ||
+    Bernoulli(q)), the expected log loss above the truth's.
+
+    Args:
+        labels: array `(N,)` of 0/1 labels.
+        predicted: array `(N,)` of predicted probabilities `q`.
+        domains: array `(N,)` of domain ids (any sortable values).
+        true_probability: array `(N,)` of true probabilities `p`, or None.
+            Defaults to None.
+
+    Returns:
+        A DataFrame indexed by domain (sorted) with columns `rows`, `click_rate`
+        (mean label), `mean_predicted`, `auc` (NaN without both classes) and
+        `log_loss`; with `true_probability` also `rmse`, `kl`, `true_auc` and
+        `true_log_loss` (the truth's own AUC and log loss: the ceiling).
+
+    Example:
+    >>> table = domain_metrics([1, 0, 0, 1], [0.9, 0.2, 0.3, 0.4], ["a", "a", "b", "b"])
+    >>> table["auc"].tolist()
+    [1.0, 1.0]
+    >>> table["rows"].tolist()
+    [2, 2]
+    """
+    columns = [labels, predicted, domains]
+    if true_probability is not None:
+        columns.append(true_probability)
+    columns = [np.asarray(c).reshape(-1) for c in columns]
+    if len({c.size for c in columns}) != 1:
+        raise ValueError(
+            "domain_metrics: labels, predicted, domains (and true_probability) "
+            f"need one length; got {[c.size for c in columns]}."
+        )
+    label = columns[0].astype(np.float64)
+    if not np.isin(label, (0.0, 1.0)).all():
+        raise ValueError("domain_metrics: labels must be 0 or 1.")
+    q = columns[1].astype(np.float64)
+    truth = columns[3].astype(np.float64) if true_probability is not None else None
+
+    def log_loss(y, prob):
+        prob = np.clip(prob, 1e-7, 1 - 1e-7)
+        return float(-np.mean(y * np.log(prob) + (1 - y) * np.log(1 - prob)))
+
+    rows = {}
+    for domain in np.unique(columns[2]):
+        at = columns[2] == domain
+        y, pred = label[at], q[at]
+        row = {
+            "rows": int(at.sum()),
+            "click_rate": float(y.mean()),
+            "mean_predicted": float(pred.mean()),
+            "auc": _auc(y == 1.0, pred),
+            "log_loss": log_loss(y, pred),
+        }
+        if truth is not None:
+            p, qc = truth[at], np.clip(pred, 1e-7, 1 - 1e-7)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kl = np.where(p > 0, p * np.log(p / qc), 0.0) + np.where(
+                    p < 1, (1 - p) * np.log((1 - p) / (1 - qc)), 0.0
+                )
+            row["rmse"] = float(np.sqrt(np.mean((pred - p) ** 2)))
+            row["kl"] = float(kl.mean())
+            row["true_auc"] = _auc(y == 1.0, p)
+            row["true_log_loss"] = log_loss(y, p)
+        rows[domain.item() if hasattr(domain, "item") else domain] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "domain"
+    return table
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_mtl.diagnostics import _auc, _ranks, cvr_against_truth
+from keras_mtl.diagnostics import _auc, _ranks, cvr_against_truth, domain_metrics
 
 
 def test_ranks_average_ties():
@@ -30,6 +30,51 @@ def test_cvr_against_truth():
     assert 0.6 < perfect["oracle_auc"] < 0.8  # Bernoulli noise caps the AUC
     with pytest.raises(ValueError, match="one length"):
         cvr_against_truth(truth[:5], truth)
+
+
+def test_domain_metrics_hand_computed():
+    domains = np.array([0, 0, 0, 0, 1, 1, 1])
+    labels = np.array([1, 0, 1, 0, 1, 0, 0])
+    pred = np.array([0.8, 0.3, 0.4, 0.6, 0.5, 0.5, 0.2])
+    truth = np.array([0.7, 0.2, 0.5, 0.5, 0.6, 0.4, 0.1])
+    table = domain_metrics(labels, pred, domains, truth)
+    assert table.index.tolist() == [0, 1]
+    assert table["rows"].tolist() == [4, 3]
+    assert table["click_rate"].tolist() == pytest.approx([0.5, 1 / 3])
+    assert table["mean_predicted"].tolist() == pytest.approx([0.525, 0.4])
+    # Domain 0: pairs (0.8, 0.3) (0.8, 0.6) (0.4, 0.3) right, (0.4, 0.6) wrong;
+    # domain 1: (0.5, 0.5) a tie, (0.5, 0.2) right. The truth: three right and
+    # the tie (0.5, 0.5) in domain 0, both right in domain 1.
+    assert table["auc"].tolist() == pytest.approx([0.75, 0.75])
+    assert table["true_auc"].tolist() == pytest.approx([0.875, 1.0])
+    log_loss_0 = -np.log([0.8, 0.7, 0.4, 0.4]).mean()
+    assert table.loc[0, "log_loss"] == pytest.approx(log_loss_0)
+    assert table.loc[1, "true_log_loss"] == pytest.approx(
+        -np.log([0.6, 0.6, 0.9]).mean()
+    )
+    assert table.loc[0, "rmse"] == pytest.approx(0.1)
+    assert table.loc[1, "rmse"] == pytest.approx(np.sqrt((0.01 + 0.01 + 0.01) / 3))
+    # KL(p || q) is the expected log loss of q minus that of p (labels ~ p).
+    p, q = truth[:4], pred[:4]
+    expected = -(p * np.log(q) + (1 - p) * np.log(1 - q))
+    expected += p * np.log(p) + (1 - p) * np.log(1 - p)
+    assert table.loc[0, "kl"] == pytest.approx(expected.mean())
+    # Perfect predictions: no error against the truth; no truth: no such columns.
+    assert domain_metrics(labels, truth, domains, truth)["kl"].tolist() == [0, 0]
+    plain = domain_metrics(labels, pred, domains)
+    assert list(plain.columns) == [
+        "rows",
+        "click_rate",
+        "mean_predicted",
+        "auc",
+        "log_loss",
+    ]
+    # One class only: no AUC.
+    assert np.isnan(domain_metrics([1, 1], [0.2, 0.3], [5, 5]).loc[5, "auc"])
+    with pytest.raises(ValueError, match="need one length"):
+        domain_metrics(labels, pred[:3], domains)
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        domain_metrics(labels * 2, pred, domains)
 
 
 def _uniform_gate_ple():

@@ -9,12 +9,14 @@ from keras_mtl.datasets.aliccp import aliccp_features, aliccp_tasks, load_aliccp
 from keras_mtl.datasets.census import CensusData, census_features, load_census
 from keras_mtl.datasets.funnel import FunnelData, make_funnel
 from keras_mtl.datasets.movielens import MovieLensSequences, load_movielens
+from keras_mtl.datasets.multi_domain import MultiDomainData, make_multi_domain
 from keras_mtl.datasets.synthetic import SyntheticData, make_synthetic
 
 __all__ = [
     "CensusData",
     "FunnelData",
     "MovieLensSequences",
+    "MultiDomainData",
     "SyntheticData",
     "aliccp_features",
     "aliccp_tasks",
@@ -23,5 +25,6 @@ __all__ = [
     "load_census",
     "load_movielens",
     "make_funnel",
+    "make_multi_domain",
     "make_synthetic",
 ]

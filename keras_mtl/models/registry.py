@@ -28,9 +28,11 @@ from keras_mtl.models.star import build_star
 from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks
 
 #: What a builder reads. "flat": `SparseFeature` / `DenseFeature` specs (any
-#: flat data set, funnel data included); "funnel": flat features with click ->
-#: conversion labels; "sequence": behaviour sequences (`SequenceFeature`).
-DATA_KINDS = ("flat", "funnel", "sequence")
+#: flat data set, funnel and multi-domain data included); "funnel": flat
+#: features with click -> conversion labels; "sequence": behaviour sequences
+#: (`SequenceFeature`); "multi_domain": flat features one of which names each
+#: row's domain (the builder's `domain=`).
+DATA_KINDS = ("flat", "funnel", "sequence", "multi_domain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +75,8 @@ class BuilderSpec:
 
     def reads(self, data: str) -> bool:
         """Whether the builder can train on data of kind `data`."""
-        if data == "funnel" and self.data == "flat":
-            return True  # funnel data is flat features plus funnel labels
+        if data in ("funnel", "multi_domain") and self.data == "flat":
+            return True  # flat features plus funnel labels / a domain feature
         return data == self.data
 
     def build(self, features, tasks: Sequence[Task] | None = None, **kwargs):
@@ -100,7 +102,7 @@ MODELS = types.MappingProxyType(
             _spec("cross_stitch", build_cross_stitch, "flat"),
             _spec("sluice", build_sluice, "flat"),
             _spec("snr", build_snr, "flat"),
-            _spec("star", build_star, "flat"),
+            _spec("star", build_star, "multi_domain"),
             _spec("branched", build_branched, "flat"),
             _spec("l2_constrained", build_l2_constrained, "flat"),
             _spec("single_task", build_single_task, "flat"),

@@ -24,6 +24,7 @@ BUILD_ARGS = {
     "flat": (FEATURES, [km.Task("ctr"), km.Task("cvr", "regression")]),
     "funnel": (FEATURES, None),
     "sequence": ([HISTORY, *FEATURES], [km.Task("ctr"), km.Task("buy")]),
+    "multi_domain": (FEATURES, [km.Task("ctr"), km.Task("cvr", "regression")]),
 }
 #: The options a builder cannot be built without.
 REQUIRED = {"star": {"domain": "item"}}
@@ -165,6 +166,11 @@ def test_filters_and_lookup():
     assert {"esmm", "esm2", "aitm", "mmoe"} <= set(funnel_data)
     assert "dupn" not in funnel_data
     assert "esmm" not in registry.model_names(data="flat")
+    # Multi-domain data: STAR (it needs the domain) and every flat builder.
+    multi_domain = registry.model_names(data="multi_domain")
+    assert {"star", "shared_bottom", "mmoe"} <= set(multi_domain)
+    assert not {"esmm", "dupn"} & set(multi_domain)
+    assert "star" not in registry.model_names(data="flat")
     assert registry.get_builder("esmm").preset_tasks is km.esmm_tasks
     assert registry.get_builder("mmoe").preset_tasks is None
     with pytest.raises(ValueError, match=r"Unknown model 'nope'; choose one of"):
