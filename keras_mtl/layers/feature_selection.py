@@ -72,10 +72,11 @@ class FeatureSelection(keras.layers.Layer):
     >>> [keras.ops.convert_to_numpy(t) for t in select(x)]  # starts as the identity
     [array([[1., 2., 3.]], dtype=float32), array([[1., 2., 3.]], dtype=float32)]
     >>> _ = select.bias.assign([[np.log(3.0), 0.0], [0.0, 0.0]])  # ctr: 3 to 1 for user
-    >>> keras.ops.convert_to_numpy(select.field_weights(x))  # (batch, tasks, fields)
+    >>> weights = select.field_weights(x)  # (batch, tasks, fields)
+    >>> np.round(keras.ops.convert_to_numpy(weights), 4)
     array([[[1.5, 0.5],
             [1. , 1. ]]], dtype=float32)
-    >>> keras.ops.convert_to_numpy(select(x)[0])  # user x 1.5, age x 0.5
+    >>> np.round(keras.ops.convert_to_numpy(select(x)[0]), 4)  # user x 1.5, age x 0.5
     array([[1.5, 3. , 1.5]], dtype=float32)
 
     References:
