@@ -150,6 +150,10 @@ def test_selection_starts_as_the_model_without_it(name):
     want, got = plain(x), select(x)
     for task in ("a", "b"):
         np.testing.assert_allclose(np.asarray(got[task]), np.asarray(want[task]), 1e-5)
+    # SNR's routings run once per task, each with l0_weight / T: the same total.
+    penalty = [sum(float(v) for v in m.losses) for m in (plain, select)]
+    assert penalty[1] == pytest.approx(penalty[0], rel=1e-6)
+    assert (penalty[0] > 0) == (name == "snr")
     # Layers for one task's view only: the selection's weights are all it adds.
     extra = sum(int(np.prod(w.shape)) for w in layer.weights)
     assert select.count_params() == plain.count_params() + extra
