@@ -232,6 +232,7 @@ class MixtureOfExperts(keras.layers.Layer):
 
     def call(self, inputs):
         # (batch, gates, experts) x (batch, 1, experts, units) -> (batch, gates, units)
+        # (with one input per gate, the experts are (batch, gates, experts, units))
         inputs = self._stacked(inputs)
         experts = self.expert_outputs(inputs)
         gates = self._gates(inputs, experts)
