@@ -225,7 +225,8 @@ def feature_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
         inputs = [inputs]
     tables = {}
     for layer, x in zip(layers, inputs):
-        means = np.asarray(keras.ops.mean(layer.field_weights(x), axis=0)).T
+        weights = layer.field_weights(x)
+        means = keras.ops.convert_to_numpy(keras.ops.mean(weights, axis=0)).T
         tables[layer.name] = pd.DataFrame(
             means, index=list(layer.field_names), columns=list(layer.selection_names)
         )
