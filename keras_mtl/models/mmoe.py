@@ -83,6 +83,16 @@ def build_mmoe(
     >>> {task: p.shape for task, p in model.predict(x, verbose=0).items()}
     {'income': (2,), 'marital': (2,)}
 
+    With `feature_selection=True` each task weighs the features first (every
+    weight starts at 1; training moves them):
+
+    >>> model = build_mmoe(features, [Task("income"), Task("marital")],
+    ...                    feature_selection=True)
+    >>> km.feature_weights(model, x)["feature_selection"]
+          income  marital
+    user     1.0      1.0
+    age      1.0      1.0
+
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018.
