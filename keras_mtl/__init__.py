@@ -16,7 +16,13 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         tasks,
         weighting,
     )
-    from keras_mtl.diagnostics import gate_weights, plot_gate_weights, routing_weights
+    from keras_mtl.diagnostics import (
+        feature_weights,
+        gate_weights,
+        plot_feature_weights,
+        plot_gate_weights,
+        routing_weights,
+    )
     from keras_mtl.features import (
         DenseFeature,
         SequenceFeature,
@@ -84,6 +90,7 @@ __all__ = [
     "esmm_tasks",
     "export_dupn",
     "export_saved_model",
+    "feature_weights",
     "funnel_tasks",
     "gate_weights",
     "layers",
@@ -91,6 +98,7 @@ __all__ = [
     "make_inputs",
     "metrics",
     "optimizers",
+    "plot_feature_weights",
     "plot_gate_weights",
     "routing_weights",
     "serving",

@@ -1,5 +1,6 @@
 """Model diagnostics: which experts each task uses, which sub-network
-connections are open; a pCVR against the known truth; scores per domain."""
+connections are open, which features each task selects; a pCVR against the
+known truth; scores per domain."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_mtl.layers import CustomizedGateControl, MixtureOfExperts, SubNetworkRouting
+from keras_mtl.layers import (
+    CustomizedGateControl,
+    FeatureSelection,
+    MixtureOfExperts,
+    SubNetworkRouting,
+)
 
 _GATED = (MixtureOfExperts, CustomizedGateControl)
 
@@ -127,12 +133,18 @@ def plot_gate_weights(weights: dict, title: str | None = None):
     >>> import matplotlib.pyplot as plt
     >>> plt.close(fig)
     """
+    return _heatmaps(
+        "plot_gate_weights", weights, title, "expert", "gate", "mean gate weight"
+    )
+
+
+def _heatmaps(owner, weights, title, xlabel, ylabel, label, vmax=1.0):
+    """One heatmap per table of `weights` (its index along x, its columns as
+    rows), values written in the cells, one colour bar from 0 to `vmax`."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plot_gate_weights needs matplotlib: pip install matplotlib"
-        ) from e
+        raise ImportError(f"{owner} needs matplotlib: pip install matplotlib") from e
     panels = list(weights.items())
     widths = [max(len(table.index), 2) for _, table in panels]
     height = max(len(table.columns) for _, table in panels)
@@ -145,7 +157,7 @@ def plot_gate_weights(weights: dict, title: str | None = None):
     )
     for ax, (name, table) in zip(axes[0], panels):
         values = table.to_numpy().T  # gates as rows
-        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(table.index)), table.index, rotation=60, ha="right")
         ax.set_yticks(range(len(table.columns)), table.columns)
         for (i, j), value in np.ndenumerate(values):
@@ -156,15 +168,102 @@ def plot_gate_weights(weights: dict, title: str | None = None):
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if value < 0.5 else "black",
+                color="white" if value < vmax / 2 else "black",
             )
         ax.set_title(name)
-        ax.set_xlabel("expert")
-    axes[0][0].set_ylabel("gate")
-    fig.colorbar(image, ax=axes[0].tolist(), label="mean gate weight", shrink=0.8)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    fig.colorbar(image, ax=axes[0].tolist(), label=label, shrink=0.8)
     if title:
         fig.suptitle(title, y=1.04)
     return fig
+
+
+def feature_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
+    """Mean weight each task (or gate) gives each feature over `data`.
+
+    Works for every model with a `FeatureSelection` layer (the builders'
+    `feature_selection=True`: MMoE, OMoE, CGC, PLE, shared-bottom, SNR).
+
+    Args:
+        model: the model.
+        data: what `model.predict` accepts: a dict of arrays or a `tf.data`
+            dataset (labels, if any, are ignored).
+        batch_size: batch size for arrays.
+
+    Returns:
+        `{layer_name: pandas.DataFrame}` in model order (the builders' layer is
+        "feature_selection"), one row per feature and one column per selection
+        (the tasks; "shared" for the OMoE gate and the shared experts of
+        CGC/PLE): the mean factor the selection multiplies that feature by.
+        The weights are non-negative and average 1 over the features for every
+        example, so every column averages 1: above 1 a task leans on the
+        feature, near 0 it ignores it. `plot_feature_weights` draws it.
+
+    Example:
+    >>> select = km.layers.FeatureSelection([2, 1], ("ctr", "cvr"),
+    ...                                     field_names=("user", "age"))
+    >>> x = keras.Input((3,), name="x")
+    >>> ctr_in, cvr_in = select(x)
+    >>> model = keras.Model(x, {"ctr": km.layers.TaskTower(name="ctr")(ctr_in),
+    ...                         "cvr": km.layers.TaskTower(name="cvr")(cvr_in)})
+    >>> _ = select.bias.assign([[np.log(3.0), 0.0], [0.0, 0.0]])
+    >>> feature_weights(model, {"x": np.ones((4, 3), "float32")})["feature_selection"]
+          ctr  cvr
+    user  1.5  1.0
+    age   0.5  1.0
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, FeatureSelection)]
+    if not layers:
+        raise ValueError(
+            f"Model {model.name!r} has no FeatureSelection layer; build it with "
+            "feature_selection=True."
+        )
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    inputs = probe.predict(data, batch_size=batch_size, verbose=0)
+    if len(layers) == 1:
+        inputs = [inputs]
+    tables = {}
+    for layer, x in zip(layers, inputs):
+        weights = layer.field_weights(x)
+        means = keras.ops.convert_to_numpy(keras.ops.mean(weights, axis=0)).T
+        tables[layer.name] = pd.DataFrame(
+            means, index=list(layer.field_names), columns=list(layer.selection_names)
+        )
+    return tables
+
+
+def plot_feature_weights(weights: dict, title: str | None = None):
+    """Heatmaps of `feature_weights(...)`: one panel per layer, tasks x features.
+
+    Args:
+        weights: the dict returned by `feature_weights`.
+        title: figure title. Defaults to none.
+
+    Returns:
+        The matplotlib `Figure` (needs `pip install matplotlib`). The colours
+        run from 0 to the largest weight (at least 2, twice the average).
+
+    Example:
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"ctr": [1.6, 0.4], "cvr": [0.2, 1.8]},
+    ...                      index=["user", "age"])
+    >>> fig = plot_feature_weights({"feature_selection": table})
+    >>> [ax.get_title() for ax in fig.axes][:1]  # the panel, then the colour bar
+    ['feature_selection']
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(fig)
+    """
+    top = max([2.0, *(float(t.to_numpy().max()) for t in weights.values())])
+    return _heatmaps(
+        "plot_feature_weights",
+        weights,
+        title,
+        "feature",
+        "task",
+        "mean feature weight (average 1)",
+        vmax=top,
+    )
 
 
 def cvr_against_truth(

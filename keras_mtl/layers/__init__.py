@@ -9,6 +9,7 @@ from keras_mtl.layers.cross_stitch import CrossStitch
 from keras_mtl.layers.customized_gate_control import CustomizedGateControl
 from keras_mtl.layers.domain_index import DomainIndex
 from keras_mtl.layers.feature_encoder import FeatureEncoder
+from keras_mtl.layers.feature_selection import FeatureSelection
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.layer_mixture import LayerMixture
@@ -36,6 +37,7 @@ __all__ = [
     "CustomizedGateControl",
     "DomainIndex",
     "FeatureEncoder",
+    "FeatureSelection",
     "FieldEmbedding",
     "FieldWiseSumPooling",
     "LayerMixture",

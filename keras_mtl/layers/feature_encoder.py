@@ -124,6 +124,20 @@ class FeatureEncoder(keras.layers.Layer):
         sparse = sum(f.embedding_dim for f in self.sparse)
         return sparse + sum(f.dim for f in self.dense)
 
+    @property
+    def output_fields(self) -> list[tuple[str, int]]:
+        """`(feature name, width)` of every field of the output, in output order:
+        the pooled sparse fields grouped by embedding width, then the dense
+        features without missing values, then those with."""
+        sparse = [
+            (f.name, f.embedding_dim)
+            for fields in self._width_fields.values()
+            for f in fields
+        ]
+        complete = [(f.name, f.dim) for f in self.dense if not f.allow_missing]
+        gaps = [(f.name, f.dim) for f in self.dense if f.allow_missing]
+        return sparse + complete + gaps
+
     def build(self, input_shape):
         self.tables = {
             width: add_table(

@@ -10,6 +10,7 @@ from keras import ops
 from keras_mtl._checks import check_positive_int, check_units
 from keras_mtl.layers._initializers import stacked_initializer
 from keras_mtl.layers._mixing import attention_logits, check_gate, gated_sum
+from keras_mtl.layers._shapes import common_width, shape_list
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -26,6 +27,10 @@ class MixtureOfExperts(keras.layers.Layer):
     `g^k(x) = softmax_e(q_k · k_e / sqrt(d))` (scaled dot product, `d =
     attention_units`), so a task weighs an expert by what the expert computed
     for this input, not only by the input.
+
+    Given one input per gate (a list), gate k and the experts it mixes read
+    input k: the experts run once per gate, with the same weights (per-task
+    feature selection gives each task its own view of the features).
 
     Args:
         num_experts: int. Number of experts.
@@ -45,7 +50,8 @@ class MixtureOfExperts(keras.layers.Layer):
             and keys. Defaults to None: `expert_units[-1]`.
 
     Call arguments:
-        inputs: tensor `(batch, features)`.
+        inputs: tensor `(batch, features)`, or a list of `num_gates` such
+            tensors, one per gate.
 
     Returns:
         A list of `num_gates` tensors `(batch, expert_units[-1])`, one per gate.
@@ -110,11 +116,14 @@ class MixtureOfExperts(keras.layers.Layer):
         return tuple(f"expert_{i}" for i in range(self.num_experts))
 
     def build(self, input_shape):
-        width = input_shape[-1]
-        if width is None:
+        shapes = shape_list(input_shape)
+        if len(shapes) not in (1, self.num_gates):
             raise ValueError(
-                "MixtureOfExperts: the last input dimension must be known."
+                f"MixtureOfExperts: expected one input or a list of "
+                f"{self.num_gates} (one per gate), got {len(shapes)}."
             )
+        width = common_width("MixtureOfExperts", shapes)
+        input_shape = shapes[0]
         init = stacked_initializer(self.kernel_initializer)
         self.expert_kernels, self.expert_biases = [], []
         for i, units in enumerate(self.expert_units):
@@ -163,43 +172,78 @@ class MixtureOfExperts(keras.layers.Layer):
             else None
         )
 
+    @staticmethod
+    def _stacked(inputs):
+        """One tensor `(batch, d)`, or the per-gate inputs as `(batch, gates, d)`."""
+        if not isinstance(inputs, (list, tuple)):
+            return inputs
+        return inputs[0] if len(inputs) == 1 else ops.stack(list(inputs), axis=1)
+
     def expert_outputs(self, inputs):
-        """Every expert's output, `(batch, num_experts, expert_units[-1])`."""
-        h = ops.einsum("bd,edu->beu", inputs, self.expert_kernels[0])
+        """Every expert's output, `(batch, num_experts, expert_units[-1])`
+        (`(batch, gates, num_experts, expert_units[-1])` for per-gate inputs)."""
+        inputs = self._stacked(inputs)
+        per_gate = len(inputs.shape) == 3
+        h = ops.einsum(
+            "bgd,edu->bgeu" if per_gate else "bd,edu->beu",
+            inputs,
+            self.expert_kernels[0],
+        )
         h = self.activation(h + self.expert_biases[0])
         for kernel, bias in zip(self.expert_kernels[1:], self.expert_biases[1:]):
-            h = self.activation(ops.einsum("beu,euv->bev", h, kernel) + bias)
+            h = self.activation(
+                ops.einsum("bgeu,euv->bgev" if per_gate else "beu,euv->bev", h, kernel)
+                + bias
+            )
         return h
 
     def gate_weights(self, inputs):
         """Each gate's weights over the experts, `(batch, gates, experts)`."""
         if not self.built:
-            self.build(ops.shape(inputs))
+            self.build(
+                [tuple(ops.shape(x)) for x in inputs]
+                if isinstance(inputs, (list, tuple))
+                else ops.shape(inputs)
+            )
+        inputs = self._stacked(inputs)
         experts = self.expert_outputs(inputs) if self.gate == "attention" else None
         return self._gates(inputs, experts)
 
     def _gates(self, inputs, experts):
         """The gates' weights; `experts` (batch, experts, units) are the
-        attention gates' keys (unused by softmax gates)."""
+        attention gates' keys (unused by softmax gates). `inputs` (batch, d),
+        or (batch, gates, d) with experts (batch, gates, experts, units)."""
+        per_gate = len(inputs.shape) == 3
+        x = "bgd" if per_gate else "bd"
         if self.gate == "attention":
-            queries = ops.einsum("bd,gda->bga", inputs, self.gate_kernel)
-            keys = ops.einsum("beu,ua->bea", experts, self.gate_key_kernel)
-            logits = attention_logits(queries, ops.expand_dims(keys, 1))
+            queries = ops.einsum(f"{x},gda->bga", inputs, self.gate_kernel)
+            if per_gate:
+                keys = ops.einsum("bgeu,ua->bgea", experts, self.gate_key_kernel)
+            else:
+                keys = ops.expand_dims(
+                    ops.einsum("beu,ua->bea", experts, self.gate_key_kernel), 1
+                )
+            logits = attention_logits(queries, keys)
         else:
-            logits = ops.einsum("bd,gde->bge", inputs, self.gate_kernel)
+            logits = ops.einsum(f"{x},gde->bge", inputs, self.gate_kernel)
         if self.gate_bias is not None:
             logits = logits + self.gate_bias
         return ops.softmax(logits, axis=-1)
 
     def call(self, inputs):
         # (batch, gates, experts) x (batch, 1, experts, units) -> (batch, gates, units)
+        # (with one input per gate, the experts are (batch, gates, experts, units))
+        inputs = self._stacked(inputs)
         experts = self.expert_outputs(inputs)
         gates = self._gates(inputs, experts)
-        mixed = gated_sum(gates, ops.expand_dims(experts, 1))
+        if len(experts.shape) == 3:
+            experts = ops.expand_dims(experts, 1)
+        mixed = gated_sum(gates, experts)
         return [mixed[:, k, :] for k in range(self.num_gates)]
 
     def compute_output_shape(self, input_shape):
-        return [(input_shape[0], self.expert_units[-1])] * self.num_gates
+        batch = shape_list(input_shape)[0][0]
+        return [(batch, self.expert_units[-1])] * self.num_gates
 
     def get_config(self):
         return {

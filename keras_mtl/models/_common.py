@@ -12,7 +12,13 @@ import keras
 
 from keras_mtl._checks import check_rate, check_units
 from keras_mtl.features import Feature, check_features, make_inputs
-from keras_mtl.layers import CrossStitch, FeatureEncoder, ParallelDense, TaskTower
+from keras_mtl.layers import (
+    CrossStitch,
+    FeatureEncoder,
+    FeatureSelection,
+    ParallelDense,
+    TaskTower,
+)
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task, check_tasks
 
@@ -70,6 +76,23 @@ def encode_inputs(features: Sequence[Feature]):
     features = check_features(features)
     inputs = make_inputs(features)
     return inputs, FeatureEncoder(features, name="feature_encoder")(inputs)
+
+
+def encode_selected_inputs(features: Sequence[Feature], names: Sequence[str]):
+    """`(inputs dict, list of encoded vectors)`: `encode_inputs`' vector
+    re-weighted field by field once per name (a `FeatureSelection` named
+    "feature_selection" over the encoder's fields, one field per feature)."""
+    features = check_features(features)
+    inputs = make_inputs(features)
+    encoder = FeatureEncoder(features, name="feature_encoder")
+    fields = encoder.output_fields
+    select = FeatureSelection(
+        [width for _, width in fields],
+        names,
+        field_names=[name for name, _ in fields],
+        name="feature_selection",
+    )
+    return inputs, select(encoder(inputs))
 
 
 def make_model(

@@ -13,6 +13,7 @@ from keras_mtl.models._common import (
     check_builder_tasks,
     check_dropout,
     encode_inputs,
+    encode_selected_inputs,
     finish_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
@@ -31,6 +32,7 @@ def build_mmoe(
     use_gate_bias: bool = False,
     gate: str = "softmax",
     attention_units: int | None = None,
+    feature_selection: bool = False,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -53,6 +55,14 @@ def build_mmoe(
             Defaults to "softmax".
         attention_units: int or None. Query / key width of the attention
             gates. Defaults to None: the experts' output width.
+        feature_selection: bool. Give every gate its own view of the features:
+            a `keras_mtl.layers.FeatureSelection` (named "feature_selection")
+            re-weights the feature fields once per task, and task k's gate and
+            the experts it mixes read task k's view, so the experts run once
+            per task (T times the expert compute, the same expert weights).
+            The OMoE gate is one selection, "shared", read by every task.
+            `keras_mtl.feature_weights(model, data)` tables the weights.
+            Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -73,6 +83,16 @@ def build_mmoe(
     >>> {task: p.shape for task, p in model.predict(x, verbose=0).items()}
     {'income': (2,), 'marital': (2,)}
 
+    With `feature_selection=True` each task weighs the features first (every
+    weight starts at 1; training moves them):
+
+    >>> model = build_mmoe(features, [Task("income"), Task("marital")],
+    ...                    feature_selection=True)
+    >>> km.feature_weights(model, x)["feature_selection"]
+          income  marital
+    user     1.0      1.0
+    age      1.0      1.0
+
     References:
         Ma et al., "Modeling Task Relationships in Multi-task Learning with
         Multi-gate Mixture-of-Experts", KDD 2018.
@@ -81,8 +101,12 @@ def build_mmoe(
     tasks = check_builder_tasks(owner, tasks)
     check_dropout(owner, dropout=dropout)
     check_gate(owner.__name__, gate, attention_units)
-    inputs, x = encode_inputs(features)
     gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
+    if feature_selection:  # one view per gate; the experts run on each
+        inputs, views = encode_selected_inputs(features, gate_names)
+        x = views if len(views) > 1 else views[0]
+    else:
+        inputs, x = encode_inputs(features)
     mixed = MixtureOfExperts(
         num_experts,
         expert_units,
@@ -108,6 +132,7 @@ def build_omoe(
     use_gate_bias: bool = False,
     gate: str = "softmax",
     attention_units: int | None = None,
+    feature_selection: bool = False,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -131,6 +156,10 @@ def build_omoe(
             Defaults to "softmax".
         attention_units: int or None. Query / key width of the attention
             gates. Defaults to None: the experts' output width.
+        feature_selection: bool. One learned selection of the feature fields
+            (named "shared", as the gate) in front of the experts and the
+            gate; every task reads the same mixture, so the tasks share it.
+            Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -154,6 +183,7 @@ def build_omoe(
         use_gate_bias=use_gate_bias,
         gate=gate,
         attention_units=attention_units,
+        feature_selection=feature_selection,
         dropout=dropout,
         compile=compile,
         name=name,

@@ -14,6 +14,7 @@ from keras_mtl.models._common import (
     check_builder_tasks,
     check_dropout,
     encode_inputs,
+    encode_selected_inputs,
     finish_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
@@ -54,6 +55,7 @@ def build_ple(
     use_gate_bias: bool = False,
     gate: str = "softmax",
     attention_units: int | None = None,
+    feature_selection: bool = False,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -87,6 +89,14 @@ def build_ple(
             Defaults to "softmax".
         attention_units: int or None. Query / key width of the attention
             gates. Defaults to None: the experts' output width.
+        feature_selection: bool. Per-task feature selection in front of the
+            first level: a `keras_mtl.layers.FeatureSelection` (named
+            "feature_selection") re-weights the feature fields once per task
+            and once for the shared experts ("shared"); task k's experts and
+            gate read task k's view, the shared experts (and gate) the shared
+            view. Every expert still runs once, so it costs only the selection
+            itself. `keras_mtl.feature_weights(model, data)` tables the
+            weights. Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -119,8 +129,11 @@ def build_ple(
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)
     units = _per_level("expert_units", expert_units, num_levels, _is_units)
-    inputs, x = encode_inputs(features)
     task_names = tuple(t.name for t in tasks)
+    if feature_selection:  # [task_1, ..., task_T, shared], as a lower level's
+        inputs, x = encode_selected_inputs(features, (*task_names, "shared"))
+    else:
+        inputs, x = encode_inputs(features)
     for j in range(num_levels):
         last = j == num_levels - 1
         x = CustomizedGateControl(
@@ -151,6 +164,7 @@ def build_cgc(
     use_gate_bias: bool = False,
     gate: str = "softmax",
     attention_units: int | None = None,
+    feature_selection: bool = False,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -176,6 +190,9 @@ def build_cgc(
             Defaults to "softmax".
         attention_units: int or None. Query / key width of the attention
             gates. Defaults to None: the experts' output width.
+        feature_selection: bool. Per-task feature selection, as `build_ple`'s:
+            task k's experts and gate read task k's view of the features, the
+            shared experts the "shared" view. Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments to
             `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -200,6 +217,7 @@ def build_cgc(
         use_gate_bias=use_gate_bias,
         gate=gate,
         attention_units=attention_units,
+        feature_selection=feature_selection,
         dropout=dropout,
         compile=compile,
         name=name,

@@ -12,6 +12,7 @@ from keras_mtl.models._common import (
     check_builder_tasks,
     check_dropout,
     encode_inputs,
+    encode_selected_inputs,
     finish_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
@@ -27,6 +28,7 @@ def build_shared_bottom(
     tower_units: Sequence[int] = (8,),
     dropout: float = 0.0,
     hidden_dropout: float = 0.0,
+    feature_selection: bool = False,
     compile: bool | dict = True,
     name: str | None = None,
 ) -> MultiTaskModel:
@@ -42,6 +44,13 @@ def build_shared_bottom(
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         hidden_dropout: float. Dropout after each layer of the shared bottom.
             Defaults to 0.
+        feature_selection: bool. Per-task feature selection: a
+            `keras_mtl.layers.FeatureSelection` (named "feature_selection")
+            re-weights the feature fields once per task and the shared bottom
+            runs on each task's view (the same weights, T times the bottom's
+            compute), so what a task's tower sees depends only on the fields
+            its selection keeps. `keras_mtl.feature_weights(model, data)`
+            tables the weights. Defaults to False.
         compile: True compiles with per-task defaults
             (`MultiTaskModel.compile`), a dict passes arguments to it, False
             leaves the model uncompiled. Defaults to True.
@@ -64,9 +73,13 @@ def build_shared_bottom(
     """
     tasks = check_builder_tasks(build_shared_bottom, tasks)
     check_dropout(build_shared_bottom, dropout=dropout, hidden_dropout=hidden_dropout)
-    inputs, x = encode_inputs(features)
-    shared = MLP(hidden_units, dropout=hidden_dropout, name="bottom")(x)
+    if feature_selection:
+        inputs, views = encode_selected_inputs(features, [t.name for t in tasks])
+        bottom = MLP(hidden_units, dropout=hidden_dropout, name="bottom")
+        task_inputs = [bottom(view) for view in views]
+    else:
+        inputs, x = encode_inputs(features)
+        shared = MLP(hidden_units, dropout=hidden_dropout, name="bottom")(x)
+        task_inputs = [shared] * len(tasks)
     name = name or "shared_bottom"
-    return finish_model(
-        inputs, [shared] * len(tasks), tasks, tower_units, dropout, name, compile
-    )
+    return finish_model(inputs, task_inputs, tasks, tower_units, dropout, name, compile)

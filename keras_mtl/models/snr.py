@@ -14,19 +14,39 @@ from keras_mtl.models._common import (
     check_builder_tasks,
     check_dropout,
     encode_inputs,
+    encode_selected_inputs,
     finish_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.tasks import Task
 
 
-def _sub_networks(inputs, count: int, units: Sequence[int], level: int) -> list:
-    """`count` MLPs (one `ParallelDense` branch each per layer) on `inputs`
-    (one tensor for all, or one per sub-network)."""
-    h = inputs
-    for i, width in enumerate(units, start=1):
-        h = ParallelDense(count, width, name=f"level_{level}_layer_{i}")(h)
-    return h
+def _routed(x, counts, units, num_tasks: int, routing: dict, made: dict) -> list:
+    """The routed sub-networks on `x`, up to the T task inputs.
+
+    Level 1 reads `x`; level l + 1 reads `SubNetworkRouting` `routing_<l>` of
+    level l; the last level goes through `task_routing`. Each level is `count`
+    MLPs of `units` (a `ParallelDense` branch each per layer,
+    `level_<l>_layer_<i>`). Layers are created on first use, in the order of
+    use, and kept in `made` (name -> layer), so a second call on another
+    input reuses them: the same weights.
+    """
+
+    def layer(cls, *args, name: str, **kwargs):
+        if name not in made:
+            made[name] = cls(*args, name=name, **kwargs)
+        return made[name]
+
+    def sub_networks(h, count: int, level: int):
+        for i, width in enumerate(units, start=1):
+            h = layer(ParallelDense, count, width, name=f"level_{level}_layer_{i}")(h)
+        return h
+
+    h = sub_networks(x, counts[0], level=1)
+    for level, count in enumerate(counts[1:], start=2):
+        h = layer(SubNetworkRouting, count, name=f"routing_{level - 1}", **routing)(h)
+        h = sub_networks(h, count, level=level)
+    return layer(SubNetworkRouting, num_tasks, name="task_routing", **routing)(h)
 
 
 @builds(TOWER_TASK_TYPES)
@@ -43,6 +63,7 @@ def build_snr(
     gamma: float = -0.1,
     zeta: float = 1.1,
     initial_log_alpha: float = 3.0,
+    feature_selection: bool = False,
     dropout: float = 0.0,
     compile: bool | dict = True,
     name: str | None = None,
@@ -81,6 +102,16 @@ def build_snr(
             of the training draws), so the model starts as a shared bottom of
             sub-networks and the L0 penalty closes what the tasks can do
             without.
+        feature_selection: bool. Per-task feature selection: a
+            `keras_mtl.layers.FeatureSelection` (named "feature_selection")
+            re-weights the feature fields once per task, and the whole routed
+            bottom runs on each task's view (the same weights, T times its
+            compute; pass k keeps task k's output of `task_routing`). Each pass
+            draws its own coding variables in training, and each routing's
+            penalty weight is `l0_weight / T`, so the L0 penalty summed over
+            the passes is the one without selection.
+            `keras_mtl.feature_weights(model, data)` tables the weights.
+            Defaults to False.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         compile: True compiles with per-task defaults, a dict passes arguments
             to `MultiTaskModel.compile`, False leaves the model uncompiled.
@@ -117,18 +148,23 @@ def build_snr(
     check_hard_concrete(owner, beta, gamma, zeta)
     routing = dict(
         variant=variant,
-        l0_weight=l0_weight,
+        # (with feature selection the routings run once per task: T penalties)
+        l0_weight=l0_weight / len(tasks) if feature_selection else l0_weight,
         beta=beta,
         gamma=gamma,
         zeta=zeta,
         initial_log_alpha=initial_log_alpha,
     )
-    inputs, x = encode_inputs(features)
-    h = _sub_networks(x, counts[0], units, level=1)
-    for level, count in enumerate(counts[1:], start=2):
-        h = SubNetworkRouting(count, name=f"routing_{level - 1}", **routing)(h)
-        h = _sub_networks(h, count, units, level=level)
-    task_inputs = SubNetworkRouting(len(tasks), name="task_routing", **routing)(h)
+    made, num_tasks = {}, len(tasks)
+    if feature_selection:
+        inputs, views = encode_selected_inputs(features, [t.name for t in tasks])
+        task_inputs = [
+            _routed(view, counts, units, num_tasks, routing, made)[k]
+            for k, view in enumerate(views)
+        ]
+    else:
+        inputs, x = encode_inputs(features)
+        task_inputs = _routed(x, counts, units, num_tasks, routing, made)
     return finish_model(
         inputs, task_inputs, tasks, tower_units, dropout, name or "snr", compile
     )

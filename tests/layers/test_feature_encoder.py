@@ -145,3 +145,39 @@ def test_bucketised_features_embed_their_bucket_and_nan_as_zeros(tmp_path):
     )
     np.testing.assert_allclose(out, want)
     run_layer_test(FeatureEncoder, {"features": features}, inputs, (None, 4), tmp_path)
+
+
+def test_output_fields_name_the_columns_in_output_order():
+    """Sparse fields grouped by width (widths in order of first use), then dense
+    features without missing values, then those with: whatever the spec order."""
+    features = [
+        DenseFeature("m", allow_missing=True),
+        SparseFeature("s", vocabulary_size=4, embedding_dim=3),
+        DenseFeature("d", mean=10.0, std=2.0),
+        SparseFeature("a", vocabulary_size=4, embedding_dim=2),
+        SparseFeature("t", vocabulary_size=4, embedding_dim=3),
+    ]
+    enc = FeatureEncoder(features)
+    fields = enc.output_fields
+    assert fields == [("s", 3), ("t", 3), ("a", 2), ("d", 1), ("m", 1)]
+    assert sum(width for _, width in fields) == enc.output_dim
+    inputs = {
+        "m": np.array([7.0], "float32"),
+        "s": np.array([0]),
+        "d": np.array([14.0], "float32"),
+        "a": np.array([1]),
+        "t": np.array([1]),
+    }
+    enc(inputs)  # build
+    enc.tables["3"].assign(np.repeat(np.arange(10.0), 3).reshape(10, 3))  # row i: i
+    enc.tables["2"].assign(np.full((5, 2), -1.0))
+    starts = np.cumsum([0] + [w for _, w in fields])
+    out = np.asarray(enc(inputs))[0]
+    column = {
+        name: out[starts[i] : starts[i + 1]] for i, (name, _) in enumerate(fields)
+    }
+    np.testing.assert_allclose(column["s"], 0.0)  # s's id 0: row 0
+    np.testing.assert_allclose(column["t"], 5.0 + 1)  # t's block follows s's 5 rows
+    np.testing.assert_allclose(column["a"], -1.0)
+    np.testing.assert_allclose(column["d"], 2.0)  # (14 - 10) / 2
+    np.testing.assert_allclose(column["m"], 7.0)

@@ -139,3 +139,24 @@ def test_gates_and_seeded_experts_differ():
     gates = np.asarray(moe.gate_kernel)
     assert not np.allclose(experts[0], experts[1])
     assert not np.allclose(gates[0], gates[1])
+
+
+@pytest.mark.parametrize("gate", ["softmax", "attention"])
+def test_one_input_per_gate_is_each_gate_on_its_own_input(gate):
+    """Given [x_a, x_b], gate k and the experts it mixes read x_k: output k is
+    what the layer gives gate k on x_k alone (the same weights)."""
+    moe = MixtureOfExperts(3, (4, 2), gate_names=("a", "b"), gate=gate)
+    rng = np.random.default_rng(2)
+    x_a, x_b = (rng.normal(size=(5, 6)).astype("float32") for _ in range(2))
+    out_a, out_b = (np.asarray(o) for o in moe([x_a, x_b]))
+    np.testing.assert_allclose(out_a, np.asarray(moe(x_a)[0]), atol=1e-6)
+    np.testing.assert_allclose(out_b, np.asarray(moe(x_b)[1]), atol=1e-6)
+    gates = np.asarray(moe.gate_weights([x_a, x_b]))
+    np.testing.assert_allclose(
+        gates[:, 0], np.asarray(moe.gate_weights(x_a))[:, 0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        gates[:, 1], np.asarray(moe.gate_weights(x_b))[:, 1], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="a list of 2 \\(one per gate\\), got 3"):
+        MixtureOfExperts(3, (4,), num_gates=2)([x_a, x_b, x_a])

@@ -60,6 +60,8 @@ VARIANTS = {
     "mmoe_attention": ("mmoe", dict(gate="attention")),
     "ple_attention": ("ple", dict(gate="attention", attention_units=4)),
     "snr_aver": ("snr", dict(variant="aver")),
+    "mmoe_select": ("mmoe", dict(feature_selection=True)),
+    "snr_select": ("snr", dict(feature_selection=True)),
 }
 BATTERY = NAMES + sorted(VARIANTS)
 #: Builders whose models have no gates.
