@@ -325,18 +325,20 @@ def summary_lines(results, correlations, models=MODELS) -> list[str]:
             (a, b): [_loss(results, a, p, r) - _loss(results, b, p, r) for r in runs]
             for a, b in _pairs(models)
         }
-        lines.append(
-            f"- p = {p:g}: by median test MSE "
-            + " < ".join(f"{LABELS[m]} {median[m, p]:.4f}" for m in ranked)
-            + ". Paired differences (median (min–max); runs where the first is "
-            "lower): "
-            + "; ".join(
-                f"{LABELS[a]} − {LABELS[b]} {h.spread(d, '{:+.4f}')} "
-                f"({sum(x < 0 for x in d)}/{len(d)})"
-                for (a, b), d in diffs.items()
-            )
-            + "."
+        line = f"- p = {p:g}: by median test MSE " + " < ".join(
+            f"{LABELS[m]} {median[m, p]:.4f}" for m in ranked
         )
+        if diffs:
+            line += (
+                ". Paired differences (median (min–max); runs where the first is "
+                "lower): "
+                + "; ".join(
+                    f"{LABELS[a]} − {LABELS[b]} {h.spread(d, '{:+.4f}')} "
+                    f"({sum(x < 0 for x in d)}/{len(d)})"
+                    for (a, b), d in diffs.items()
+                )
+            )
+        lines.append(line + ".")
     return lines
 
 
