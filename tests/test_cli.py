@@ -160,7 +160,7 @@ def test_module_entry_point_help(monkeypatch, capsys):
     assert out.startswith("usage: keras-mtl train")
     assert (
         "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,snr,"
-        "l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
+        "hierarchy,l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
     )
     assert "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay}" in out
     assert "--data {synthetic,census,funnel,movielens}" in out

@@ -10,6 +10,7 @@ from keras_mtl.layers.customized_gate_control import CustomizedGateControl
 from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.label_embedding import LabelEmbedding
 from keras_mtl.layers.layer_mixture import LayerMixture
 from keras_mtl.layers.lstm_attention_encoder import LSTMAttentionEncoder
 from keras_mtl.layers.missing_value import MissingValueLayer
@@ -19,6 +20,7 @@ from keras_mtl.layers.parallel_dense import ParallelDense
 from keras_mtl.layers.property_gated_lstm import PropertyGatedLSTMCell
 from keras_mtl.layers.sub_network_routing import SubNetworkRouting
 from keras_mtl.layers.subspace_stitch import SubspaceStitch
+from keras_mtl.layers.successive_regularization import SuccessiveRegularization
 from keras_mtl.layers.task_tower import TaskTower
 from keras_mtl.layers.time_features import TimeFeatures
 
@@ -33,6 +35,7 @@ __all__ = [
     "FeatureEncoder",
     "FieldEmbedding",
     "FieldWiseSumPooling",
+    "LabelEmbedding",
     "LayerMixture",
     "LSTMAttentionEncoder",
     "MLP",
@@ -42,6 +45,7 @@ __all__ = [
     "PropertyGatedLSTMCell",
     "SubNetworkRouting",
     "SubspaceStitch",
+    "SuccessiveRegularization",
     "TaskTower",
     "TimeFeatures",
 ]
