@@ -141,6 +141,12 @@ class SuccessiveRegularization(keras.layers.Wrapper):
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # `keras.layers.Wrapper.from_config` pops "layer" from the dict it is
+        # given; leave the caller's config whole.
+        return super().from_config(dict(config), custom_objects=custom_objects)
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -147,6 +147,7 @@ def build_hierarchy(
     owner = "build_hierarchy"
     tasks = check_builder_tasks(build_hierarchy, tasks)
     check_dropout(build_hierarchy, dropout=dropout, hidden_dropout=hidden_dropout)
+    inputs, x = encode_inputs(features)  # checks the features first
     depths = check_levels(owner, levels, tasks)
     units = check_units(owner, "hidden_units", hidden_units, allow_empty=False)
     label_dim = check_positive_int(owner, "label_dim", label_dim)
@@ -154,7 +155,6 @@ def build_hierarchy(
     refresh_every = check_positive_int(owner, "refresh_every", refresh_every)
     top = max(depths.values())
 
-    inputs, x = encode_inputs(features)
     outputs, label_embeddings, h = {}, [], None
     for level in range(1, top + 1):
         if level == 1:

@@ -35,6 +35,12 @@ SIZES = {
         hidden_units=(16, 16), tower_units=(8,), orthogonality=1e-3, self_weight=0.9
     ),
     "snr": dict(num_subnetworks=(3, 3), subnetwork_units=(8,), tower_units=(8,)),
+    "hierarchy": dict(
+        levels={"segment": 1, "income": 2, "spend": 2},
+        hidden_units=(16,),
+        tower_units=(8,),
+        refresh_every=10,
+    ),
     "l2_constrained": dict(hidden_units=(16, 8), tower_units=(8,), coupling=COUPLING),
     "single_task": dict(hidden_units=(16, 8), tower_units=(8,)),
     "cgc": dict(num_shared_experts=2, num_task_experts=1, expert_units=(8,)),
@@ -60,6 +66,7 @@ UNGATED = (
     "cross_stitch",
     "sluice",
     "snr",
+    "hierarchy",
     "l2_constrained",
     "single_task",
 )
