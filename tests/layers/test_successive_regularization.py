@@ -49,9 +49,7 @@ def test_gradient_pulls_towards_the_snapshot():
     layer.layer.kernel.assign([[3.0, 1.0], [1.0, 1.0]])
     model.train_on_batch(X, np.zeros((1, 2)))  # penalty 0.25 · 4 = 1
     # w − lr · 2δ(w − w′) = 3 − 0.5 · 2 = 2
-    np.testing.assert_allclose(
-        layer.layer.kernel, [[2.0, 1.0], [1.0, 1.0]], atol=1e-6
-    )
+    np.testing.assert_allclose(layer.layer.kernel, [[2.0, 1.0], [1.0, 1.0]], atol=1e-6)
     np.testing.assert_array_equal(layer.snapshot[0], np.ones((2, 2)))
 
 
