@@ -53,7 +53,7 @@ class SuccessiveRegularization(keras.layers.Wrapper):
     >>> dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")
     >>> layer = SuccessiveRegularization(dense, delta=0.5, refresh_every=10)
     >>> _ = layer(np.ones((1, 2), "float32"), training=True)  # snapshot = 1s
-    >>> dense.kernel.assign([[3.0], [1.0]])  # moved by (2, 0)
+    >>> _ = dense.kernel.assign([[3.0], [1.0]])  # moved by (2, 0)
     >>> _ = layer(np.ones((1, 2), "float32"), training=True)
     >>> float(layer.losses[-1])  # 0.5 · (2² + 0²)
     2.0

@@ -81,8 +81,8 @@ def build_hierarchy(
     """A task hierarchy: each task supervised at its own depth (JMT).
 
     Tasks sit at levels 1 (lowest) to L (`levels`). Level 1 is an MLP of
-    `hidden_units` on the encoded features `x` (`level_1`); level k > 1 is
-    an MLP (`level_k`) on `[x; h_{k-1}; Σ_j y_j]` (`level_k_input`): a
+    `hidden_units` on the encoded features `x` (`level_1_hidden`); level
+    k > 1 is an MLP (`level_k_hidden`) on `[x; h_{k-1}; Σ_j y_j]` (`level_k_input`): a
     shortcut of the input representation, the level below's hidden state,
     and the sum of the label embeddings of every task below level k. A
     task's label embedding (`LabelEmbedding`, `{task}_label_embedding`,
@@ -94,7 +94,7 @@ def build_hierarchy(
 
     Successive regularisation (`successive_weight` δ > 0): the hidden MLP of
     every level below the top is wrapped in a `SuccessiveRegularization`
-    (then `level_k` is the wrapper, its MLP `level_k.layer`), which adds
+    (then `level_k_hidden` is the wrapper, its MLP `.layer`), which adds
     `δ ‖θ − θ′‖²` over that level's weights, `θ′` a snapshot of them that
     the layer refreshes every `refresh_every` training steps: trained in one
     `fit`, that is the closest to JMT's "the lower task's parameters after
@@ -102,7 +102,8 @@ def build_hierarchy(
     feature embeddings and the task towers are not regularised.
 
     With every task at depth 1 the model is `build_shared_bottom` (one MLP,
-    then the towers), layer for layer.
+    then the towers), layer for layer (its MLP is named `level_1_hidden`, not
+    `bottom`).
 
     Args:
         features: the input feature specs.
@@ -137,7 +138,7 @@ def build_hierarchy(
     >>> model = build_hierarchy(features, tasks, levels={"segment": 1, "click": 2})
     >>> model.get_layer("level_2_input").output.shape  # x (5) + h_1 (32) + y (8)
     (None, 45)
-    >>> type(model.get_layer("level_1")).__name__  # below the top: regularised
+    >>> type(model.get_layer("level_1_hidden")).__name__  # below the top: regularised
     'SuccessiveRegularization'
 
     References:
@@ -170,13 +171,13 @@ def build_hierarchy(
             )
         if delta and level < top:
             hidden = SuccessiveRegularization(
-                MLP(units, dropout=hidden_dropout, name="hidden"),
+                MLP(units, dropout=hidden_dropout, name="mlp"),
                 delta=delta,
                 refresh_every=refresh_every,
-                name=f"level_{level}",
+                name=f"level_{level}_hidden",
             )
         else:
-            hidden = MLP(units, dropout=hidden_dropout, name=f"level_{level}")
+            hidden = MLP(units, dropout=hidden_dropout, name=f"level_{level}_hidden")
         h = hidden(level_input)
         for task in tasks:
             if depths[task.name] != level:

@@ -59,8 +59,8 @@ def test_each_level_reads_the_input_the_level_below_and_the_lower_labels(x):
     )
     names = [
         "feature_encoder",
-        "level_1",
-        "level_2",
+        "level_1_hidden",
+        "level_2_hidden",
         "spend_tower",
         "segment_tower",
         "level_2_input",
@@ -76,12 +76,12 @@ def test_each_level_reads_the_input_the_level_below_and_the_lower_labels(x):
     x_ = v["feature_encoder"]
     np.testing.assert_allclose(
         v["level_2_input"],
-        np.concatenate([x_, v["level_1"], y_spend], axis=1),
+        np.concatenate([x_, v["level_1_hidden"], y_spend], axis=1),
         atol=1e-6,
     )
     np.testing.assert_allclose(
         v["level_3_input"],
-        np.concatenate([x_, v["level_2"], y_spend + y_segment], axis=1),
+        np.concatenate([x_, v["level_2_hidden"], y_spend + y_segment], axis=1),
         atol=1e-6,
     )
     assert "income_label_embedding" not in [layer.name for layer in model.layers]
@@ -92,8 +92,8 @@ def test_default_levels_follow_the_task_order():
     model = km.models.build_model("hierarchy", FEATURES, TASKS)
     layers = {layer.name: layer for layer in model.layers}
     for depth, task in enumerate(["income", "spend", "segment"], start=1):
-        assert layers[f"{task}_tower"].input is layers[f"level_{depth}"].output
-    assert "level_4" not in layers
+        assert layers[f"{task}_tower"].input is layers[f"level_{depth}_hidden"].output
+    assert "level_4_hidden" not in layers
     assert "segment_label_embedding" not in layers  # nothing above the top
     width = layers["feature_encoder"].output.shape[-1]  # 17
     # x, h (hidden_units=(32,)) and the label embeddings (label_dim=8)
@@ -113,9 +113,9 @@ def test_successive_regularisation_pulls_towards_the_first_snapshot(data):
         refresh_every=1000,
         compile={"learning_rate": 0.05},
     )
-    level = model.get_layer("level_1")
+    level = model.get_layer("level_1_hidden")
     assert isinstance(level, km.layers.SuccessiveRegularization)
-    assert isinstance(model.get_layer("level_2"), km.layers.MLP)  # the top
+    assert isinstance(model.get_layer("level_2_hidden"), km.layers.MLP)  # the top
     start = [np.array(w) for w in level.layer.trainable_weights]
     ds = make_dataset(data, FEATURES, TASKS, batch_size=32, shuffle=False)
     model.fit(ds, epochs=1, verbose=0)
@@ -135,7 +135,8 @@ def test_successive_regularisation_pulls_towards_the_first_snapshot(data):
 def test_zero_successive_weight_adds_nothing(x):
     model = km.build_hierarchy(FEATURES, TASKS, successive_weight=0.0, compile=False)
     assert all(
-        isinstance(model.get_layer(f"level_{k}"), km.layers.MLP) for k in (1, 2, 3)
+        isinstance(model.get_layer(f"level_{k}_hidden"), km.layers.MLP)
+        for k in (1, 2, 3)
     )
     model(x)
     assert model.losses == []
