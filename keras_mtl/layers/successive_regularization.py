@@ -90,10 +90,11 @@ class SuccessiveRegularization(keras.layers.Wrapper):
                 shape=w.shape,
                 dtype=w.dtype,
                 trainable=False,
-                # Starts at the weights' initial values, so a model that has
-                # not trained yet adds no penalty.
-                initializer=lambda shape, dtype=None, w=w: ops.cast(
-                    ops.convert_to_tensor(w), dtype
+                # Starts at a copy (never the same buffer: JAX donates both,
+                # torch updates weights in place) of the weights' initial
+                # values, so a model that has not trained adds no penalty.
+                initializer=lambda shape, dtype=None, w=w: ops.copy(
+                    ops.cast(w.value, dtype)
                 ),
                 aggregation="only_first_replica",
             )
@@ -111,10 +112,11 @@ class SuccessiveRegularization(keras.layers.Wrapper):
     def penalty(self, snapshot=None):
         """`Σ ‖w − w′‖²` over the wrapped layer's trainable weights (without
         `delta`), against `snapshot` (tensors) or the stored snapshot."""
-        snapshot = self.snapshot if snapshot is None else snapshot
+        if snapshot is None:
+            snapshot = [anchor.value for anchor in self.snapshot]
         total = 0.0
         for w, anchor in zip(self.layer.trainable_weights, snapshot):
-            diff = ops.cast(w, "float32") - ops.stop_gradient(
+            diff = ops.cast(w.value, "float32") - ops.stop_gradient(
                 ops.cast(anchor, "float32")
             )
             total = total + ops.sum(ops.square(diff))
@@ -126,15 +128,18 @@ class SuccessiveRegularization(keras.layers.Wrapper):
             return outputs
         snapshot = None
         if training:
-            refresh = ops.equal(ops.mod(self.calls, self.refresh_every), 0)
+            calls = self.calls.value
+            refresh = ops.equal(ops.mod(calls, self.refresh_every), 0)
             snapshot = []
             for w, anchor in zip(self.layer.trainable_weights, self.snapshot):
                 value = ops.where(
-                    refresh, ops.stop_gradient(ops.cast(w, anchor.dtype)), anchor
+                    refresh,
+                    ops.stop_gradient(ops.cast(w.value, anchor.dtype)),
+                    anchor.value,
                 )
                 anchor.assign(value)
                 snapshot.append(value)
-            self.calls.assign(self.calls + 1)
+            self.calls.assign(calls + 1)
         self.add_loss(self.delta * self.penalty(snapshot))
         return outputs
 

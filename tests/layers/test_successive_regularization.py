@@ -1,10 +1,17 @@
 """SuccessiveRegularization: δ‖θ − θ′‖² against a snapshot refreshed on schedule."""
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
 from keras_mtl.layers import MLP, SuccessiveRegularization
+from tests.conftest import REPO
 from tests.helpers import run_layer_test
 
 X = np.array([[1.0, 2.0]], "float32")
@@ -96,3 +103,57 @@ def test_bad_arguments_are_named():
         SuccessiveRegularization(dense, delta=-1.0)
     with pytest.raises(ValueError, match="refresh_every must be a positive int"):
         SuccessiveRegularization(dense, refresh_every=0)
+
+
+def backend_case() -> dict:
+    """Three compiled SGD steps through the layer on the current backend: the
+    weights, the snapshot (taken at call 0) and the call count after them."""
+    layer = _wrapped(delta=0.25, refresh_every=10)
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+    for _ in range(3):
+        model.train_on_batch(X, np.zeros((1, 2), "float32"))
+    model(X)
+    numpy = keras.ops.convert_to_numpy
+    return {
+        "backend": keras.backend.backend(),
+        "kernel": numpy(layer.layer.kernel).tolist(),
+        "snapshot": numpy(layer.snapshot[0]).tolist(),
+        "calls": int(numpy(layer.calls)),
+        "penalty": float(numpy(model.losses[0])),
+    }
+
+
+@pytest.mark.slow  # a fresh Python that imports Keras on another backend
+def test_jax_gives_the_same_numbers():
+    """The snapshot is a copy, not the weights' buffer, and is assigned in a
+    compiled step. A shared buffer fails loudly on JAX (it donates both) and
+    silently on torch (in-place updates move the snapshot too); one backend
+    (JAX, the cheaper to start) guards the copy; torch gives the same numbers
+    (`backend_case()` under KERAS_BACKEND=torch), left out to save CI time."""
+    backend = "jax"
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (.ci/run installs it)")
+    code = (
+        "import json; from tests.layers.test_successive_regularization import "
+        "backend_case; print(json.dumps(backend_case()))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = backend_case()
+    assert theirs["backend"] == backend and ours["backend"] == "tensorflow"
+    assert theirs["calls"] == ours["calls"] == 3
+    assert theirs["snapshot"] == ours["snapshot"] == np.ones((2, 2)).tolist()
+    assert ours["kernel"] != ours["snapshot"]  # the steps moved the weights
+    np.testing.assert_allclose(theirs["kernel"], ours["kernel"], rtol=1e-5)
+    assert theirs["penalty"] == pytest.approx(ours["penalty"], rel=1e-5)
+    assert ours["penalty"] > 0
