@@ -71,7 +71,8 @@ class SuccessiveRegularization(keras.layers.Wrapper):
         **kwargs,
     ):
         # The penalty and the snapshot read the weights at their own (float32)
-        # precision, not cast to a mixed policy's compute dtype.
+        # precision, not cast to a mixed policy's compute dtype (inside a
+        # mixed model; Keras still autocasts a mixed layer called on its own).
         kwargs.setdefault("autocast", False)
         super().__init__(layer, **kwargs)
         owner = "SuccessiveRegularization"

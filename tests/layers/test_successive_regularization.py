@@ -60,6 +60,24 @@ def test_gradient_pulls_towards_the_snapshot():
     np.testing.assert_array_equal(layer.snapshot[0], np.ones((2, 2)))
 
 
+def test_mixed_precision_penalty_is_computed_in_float32():
+    """In a mixed_float16 model the penalty reads the float32 weights: a move
+    of 0.01 (0.01000977 after a float16 round trip) gives exactly 4 · 0.01²."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = _wrapped(delta=1.0, refresh_every=5)
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, layer(inputs))
+    finally:
+        keras.config.set_dtype_policy(before)
+    assert layer.snapshot[0].dtype == "float32"
+    model(X, training=True)  # call 0: refresh
+    layer.layer.kernel.assign(np.full((2, 2), 1.01, "float32"))
+    model(X, training=True)
+    assert float(model.losses[0]) == pytest.approx(4 * 0.01**2, rel=1e-4)
+
+
 def test_zero_delta_keeps_no_snapshot():
     layer = _wrapped(delta=0.0)
     layer(X, training=True)
