@@ -82,9 +82,10 @@ def build_hierarchy(
 
     Tasks sit at levels 1 (lowest) to L (`levels`). Level 1 is an MLP of
     `hidden_units` on the encoded features `x` (`level_1_hidden`); level
-    k > 1 is an MLP (`level_k_hidden`) on `[x; h_{k-1}; Σ_j y_j]` (`level_k_input`): a
-    shortcut of the input representation, the level below's hidden state,
-    and the sum of the label embeddings of every task below level k. A
+    k > 1 is an MLP (`level_k_hidden`) on `[x; h_{k-1}; Σ_j y_j]`
+    (`level_k_input`): a shortcut of the input representation, the level
+    below's hidden state, and the sum (`level_k_labels` when several) of the
+    label embeddings of every task below level k. A
     task's label embedding (`LabelEmbedding`, `{task}_label_embedding`,
     `label_dim` wide) is `Σ_j p(j | h) ℓ(j)` for a multiclass task, `p · ℓ`
     for a binary one and `ŷ · ℓ` (its prediction times a learned vector) for
@@ -98,8 +99,10 @@ def build_hierarchy(
     `δ ‖θ − θ′‖²` over that level's weights, `θ′` a snapshot of them that
     the layer refreshes every `refresh_every` training steps: trained in one
     `fit`, that is the closest to JMT's "the lower task's parameters after
-    its own training in this epoch" (see `SuccessiveRegularization`). The
-    feature embeddings and the task towers are not regularised.
+    its own training in this epoch" (see `SuccessiveRegularization`). As one
+    summed loss trains every task, the term damps the lower task's own
+    updates of those weights too, not only the higher tasks'. The feature
+    embeddings and the task towers are not regularised.
 
     With every task at depth 1 the model is `build_shared_bottom` (one MLP,
     then the towers), layer for layer (its MLP is named `level_1_hidden`, not
