@@ -12,6 +12,7 @@ from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.feature_selection import FeatureSelection
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.label_embedding import LabelEmbedding
 from keras_mtl.layers.layer_mixture import LayerMixture
 from keras_mtl.layers.lstm_attention_encoder import LSTMAttentionEncoder
 from keras_mtl.layers.missing_value import MissingValueLayer
@@ -24,6 +25,7 @@ from keras_mtl.layers.star_dense import StarDense
 from keras_mtl.layers.star_tower import StarTower
 from keras_mtl.layers.sub_network_routing import SubNetworkRouting
 from keras_mtl.layers.subspace_stitch import SubspaceStitch
+from keras_mtl.layers.successive_regularization import SuccessiveRegularization
 from keras_mtl.layers.task_tower import TaskTower
 from keras_mtl.layers.time_features import TimeFeatures
 
@@ -40,6 +42,7 @@ __all__ = [
     "FeatureSelection",
     "FieldEmbedding",
     "FieldWiseSumPooling",
+    "LabelEmbedding",
     "LayerMixture",
     "LSTMAttentionEncoder",
     "MLP",
@@ -52,6 +55,7 @@ __all__ = [
     "StarTower",
     "SubNetworkRouting",
     "SubspaceStitch",
+    "SuccessiveRegularization",
     "TaskTower",
     "TimeFeatures",
 ]

@@ -32,6 +32,7 @@ from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
+from keras_mtl.models.hierarchy import build_hierarchy
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
@@ -64,6 +65,7 @@ __all__ = [
     "build_dupn",
     "build_esm2",
     "build_esmm",
+    "build_hierarchy",
     "build_l2_constrained",
     "build_model",
     "build_mmoe",

@@ -16,6 +16,7 @@ from keras_mtl.models.branched import build_branched
 from keras_mtl.models.cross_stitch import build_cross_stitch
 from keras_mtl.models.dupn import build_dupn
 from keras_mtl.models.esmm import build_esm2, build_esmm
+from keras_mtl.models.hierarchy import build_hierarchy
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
 from keras_mtl.models.multi_task_model import MultiTaskModel
@@ -104,6 +105,7 @@ MODELS = types.MappingProxyType(
             _spec("snr", build_snr, "flat"),
             _spec("star", build_star, "multi_domain"),
             _spec("branched", build_branched, "flat"),
+            _spec("hierarchy", build_hierarchy, "flat"),
             _spec("l2_constrained", build_l2_constrained, "flat"),
             _spec("single_task", build_single_task, "flat"),
             _spec("esmm", build_esmm, "funnel", preset_tasks=esmm_tasks),

@@ -50,11 +50,13 @@ def build_small(spec, **kwargs):
 def dropout_rates(model) -> dict:
     """Layer name -> dropout rate, for every top-level layer that has one."""
     rates = {}
-    for layer in model.layers:
+    for outer in model.layers:
+        # A wrapper (e.g. SuccessiveRegularization) under its own name.
+        layer = outer.layer if isinstance(outer, keras.layers.Wrapper) else outer
         if isinstance(layer, keras.layers.Dropout):
-            rates[layer.name] = layer.rate
+            rates[outer.name] = layer.rate
         elif "dropout" in layer.get_config():
-            rates[layer.name] = layer.get_config()["dropout"]
+            rates[outer.name] = layer.get_config()["dropout"]
     return rates
 
 
