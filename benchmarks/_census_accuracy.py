@@ -44,6 +44,33 @@ MODELS = {
         "snr",
         {"variant": "aver", "num_subnetworks": (3,), "subnetwork_units": (48,)},
     ),
+    # STAR's domains: the five values of `race` (census has no scenarios; race
+    # splits it into groups of very unequal size, as STAR's domains are).
+    "star": ("STAR (domain: race)", "star", {"domain": "race", "hidden_units": (20,)}),
+    "branched": (
+        "Branched (a branch per task)",
+        "branched",
+        {
+            "branches": [["income"], ["marital"]],
+            "shared_units": (112,),
+            "branch_units": (16,),
+        },
+    ),
+    "hierarchy": (
+        "Hierarchy (marital below income)",
+        "hierarchy",
+        {"levels": {"marital": 1, "income": 2}, "hidden_units": (40,)},
+    ),
+    "mmoe_select": ("MMoE, feature selection", "mmoe", {"feature_selection": True}),
+    "snr_select": (
+        "SNR-Trans, feature selection",
+        "snr",
+        {
+            "num_subnetworks": (3,),
+            "subnetwork_units": (32,),
+            "feature_selection": True,
+        },
+    ),
 }
 #: Models whose builder defaults are checked against REQUIRED_AUC.
 DEFAULTS_CHECKED = ("mmoe", "ple_default")
