@@ -12,7 +12,7 @@ about the same number of parameters:
   (`build_shared_bottom`); 113 = 13056 / (100 + 8 * 2), the paper's budget.
 
 `--models` adds the sharing designs built since (`CONTENDERS`: attention gates,
-sluice, SNR-Trans, SNR-Aver, ...), each sized to about the same budget (the
+sluice, SNR-Trans, SNR-Aver, branched, hierarchy, ...), each sized to about the same budget (the
 script prints every count), on the same data and protocol.
 
 Data: `keras_mtl.datasets.make_synthetic(dim=100, correlation=p)` with its defaults
@@ -118,7 +118,19 @@ CONTENDERS = {
         "snr",
         {"variant": "aver", "num_subnetworks": (3,), "subnetwork_units": (44,)},
     ),
+    "branched": (
+        "Branched (a branch per task)",
+        "branched",
+        {"branches": [["y1"], ["y2"]], "shared_units": (96,), "branch_units": (16,)},
+    ),
+    "hierarchy": (
+        "Hierarchy (y1 below y2)",
+        "hierarchy",
+        {"levels": {"y1": 1, "y2": 2}, "hidden_units": (48,)},
+    ),
 }
+# (STAR needs domains and per-task feature selection several feature fields:
+# the synthetic data has neither, one 100-wide input and no domain.)
 #: The MMoE paper's three models: what runs by default.
 MODELS = ("mmoe", "omoe", "shared_bottom")
 LABELS = {key: label for key, (label, _, _) in CONTENDERS.items()}
