@@ -36,6 +36,7 @@ from keras_mtl.models.hierarchy import build_hierarchy
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.mrn import build_mrn
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.models.ple import build_cgc, build_ple
 from keras_mtl.models.registry import (
@@ -69,6 +70,7 @@ __all__ = [
     "build_l2_constrained",
     "build_model",
     "build_mmoe",
+    "build_mrn",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",
