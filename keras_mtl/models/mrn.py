@@ -112,7 +112,7 @@ def build_mrn(
     for i, units in enumerate(task_units, start=1):
         try:
             layer = TensorNormalDense(
-                len(tasks), units, same_start=True, name=f"task_layer_{i}", **prior
+                len(tasks), units, name=f"task_layer_{i}", **prior
             )
         except ValueError as e:  # name the builder, keep the layer's message
             raise ValueError(f"{owner}: {e}") from None
@@ -120,18 +120,4 @@ def build_mrn(
         if hidden_dropout:
             drop = keras.layers.Dropout(hidden_dropout, name=f"task_dropout_{i}")
             h = [drop(t) for t in h]
-    model = finish_model(inputs, h, tasks, tower_units, dropout, name or "mrn", compile)
-    _start_alike([model.get_layer(f"{task.name}_tower") for task in tasks])
-    return model
-
-
-def _start_alike(towers) -> None:
-    """Give every tower the starting weights of the first tower of its shape."""
-    first = {}
-    for tower in towers:
-        weights = tower.get_weights()
-        shapes = tuple(w.shape for w in weights)
-        if shapes in first:
-            tower.set_weights(first[shapes])
-        else:
-            first[shapes] = weights
+    return finish_model(inputs, h, tasks, tower_units, dropout, name or "mrn", compile)
