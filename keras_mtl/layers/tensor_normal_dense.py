@@ -53,6 +53,16 @@ class TensorNormalDense(keras.layers.Layer):
     eigenvalues by `d_m` however close to singular the estimate is: a mode
     larger than the product of the other two, such as many inputs for few
     units and tasks, has a singular scatter, kept invertible only by `ε`.)
+
+    Reading `Σ_task`: it compares the tasks' kernels entry by entry, so it
+    means something only where unit j is the same feature in every task: a
+    shared input and outputs that start alike (`same_start`) or mean the same
+    (a head per class). And it is an estimate from one tensor: iterated on a
+    fixed `W`, the flip-flop does not settle but drifts towards singular
+    covariances (only `ε` and the trace scaling bound it); a single step from
+    the identity gives (nearly, for a small `ε`) the cosines between the task
+    kernels.
+
     The covariances and their precisions are non-trainable variables, saved
     with the model; `step` counts the training calls. Inference neither
     updates them nor needs them. The bias is not under the prior.

@@ -54,6 +54,12 @@ def build_mrn(
     Each task's `TaskTower` (`tower_units`, by default just the output layer)
     reads its task's last hidden layer.
 
+    The task layers start independently (as freshly initialised task layers
+    above shared ones), so unit j of one task is at first unrelated to unit j
+    of another and the task correlation starts from chance alignments; read it
+    as what the prior currently couples, not as a measured task relatedness
+    (see `TensorNormalDense` on what `Σ_task` compares).
+
     The prior is on the task-specific hidden layers only: they have one width
     for every task, so their kernels stack into one tensor. The towers' output
     layers (1 unit for a binary or regression task, C for a multiclass one) do

@@ -231,3 +231,23 @@ def test_wrong_number_of_inputs_is_named():
         TensorNormalDense(2, 3)([X, X, X])
     with pytest.raises(ValueError, match="not built yet"):
         TensorNormalDense(2, 3).prior_penalty()
+
+
+def test_first_step_task_correlation_is_the_cosine_of_the_kernels():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(D_IN, D_OUT))
+    kernel = np.stack(
+        [
+            base + 0.3 * rng.normal(size=(D_IN, D_OUT)),  # close to task 1's
+            base + 0.3 * rng.normal(size=(D_IN, D_OUT)),
+            rng.normal(size=(D_IN, D_OUT)),  # unrelated
+        ]
+    ).astype("float32")
+    layer = TensorNormalDense(3, D_OUT, epsilon=1e-6)
+    layer.build((None, D_IN))
+    layer.kernel.assign(kernel)
+    layer(X, training=True)
+    flat = kernel.reshape(3, -1).astype(np.float64)
+    unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    np.testing.assert_allclose(layer.task_correlation(), unit @ unit.T, atol=1e-4)
+    assert layer.task_correlation()[0, 1] > 0.8
