@@ -76,8 +76,9 @@ class TensorNormalDense(keras.layers.Layer):
         epsilon: float > 0. The `ε` added to each covariance's diagonal before
             the trace scaling, which keeps it invertible. Defaults to 1e-5 (the
             authors' code).
-        update_every: int >= 1. Update the covariances in every
-            `update_every`-th training call (the first one included).
+        update_every: int >= 1. Update the covariances in training calls
+            `update_every`, `2 · update_every`, ... (counted from 1), so the
+            first update sees weights trained for `update_every - 1` steps.
             Defaults to 1: every step, as the authors' code.
         kernel_initializer: initializer of each task's kernel, applied to each
             `(input_dim, units)` slice on its own. Defaults to "glorot_uniform".
@@ -259,7 +260,8 @@ class TensorNormalDense(keras.layers.Layer):
         if self.update_every == 1:
             values = updated()
         else:
-            values = ops.cond(ops.equal(step % self.update_every, 0), updated, kept)
+            due = ops.equal((step + 1) % self.update_every, 0)
+            values = ops.cond(due, updated, kept)
         for variable, value in zip(variables, values):
             variable.assign(value)
         self.step.assign(step + 1)

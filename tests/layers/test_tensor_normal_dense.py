@@ -150,21 +150,23 @@ def test_one_flip_flop_step_matches_its_closed_form():
         )
 
 
-def test_update_every_updates_on_the_first_call_of_each_interval():
+def test_update_every_updates_in_every_third_call():
     kernel, _ = _random_case()
     layer = TensorNormalDense(T, D_OUT, update_every=3)
     layer.build((None, D_IN))
-    layer.kernel.assign(kernel)
     seen = []
-    for call in range(4):
+    for call in range(7):
         layer.kernel.assign(kernel * (call + 1.0) + np.float32(call))
         layer(X, training=True)
         seen.append(layer.covariance("out").numpy().copy())
-    assert int(layer.step.numpy()) == 4
-    assert not np.allclose(seen[0], np.eye(D_OUT))  # step 0 updates
-    np.testing.assert_array_equal(seen[1], seen[0])  # steps 1, 2 keep it
-    np.testing.assert_array_equal(seen[2], seen[0])
-    assert not np.allclose(seen[3], seen[0])  # step 3 updates again
+    assert int(layer.step.numpy()) == 7
+    np.testing.assert_array_equal(seen[0], np.eye(D_OUT))  # calls 1, 2 wait
+    np.testing.assert_array_equal(seen[1], np.eye(D_OUT))
+    assert not np.allclose(seen[2], np.eye(D_OUT))  # call 3 updates
+    np.testing.assert_array_equal(seen[3], seen[2])
+    np.testing.assert_array_equal(seen[4], seen[2])
+    assert not np.allclose(seen[5], seen[2])  # call 6 updates again
+    np.testing.assert_array_equal(seen[6], seen[5])
 
 
 def test_equal_kernels_are_perfectly_correlated_tasks():
