@@ -253,3 +253,37 @@ def test_first_step_task_correlation_is_the_cosine_of_the_kernels():
     unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
     np.testing.assert_allclose(layer.task_correlation(), unit @ unit.T, atol=1e-4)
     assert layer.task_correlation()[0, 1] > 0.8
+
+
+def _learned_task_correlation(correlation, seed=0, rows=512, epochs=5, batch=64):
+    """Task correlation of a tied-start task layer trained on the synthetic
+    two-task data (MMoE's generator) of the given task correlation: shared
+    Dense(8) -> TensorNormalDense(2, 8) -> TensorNormalDense(2, 1) heads, both
+    starting alike, the covariances updated once, at the last training step."""
+    from keras_mtl.datasets import make_synthetic
+
+    syn = make_synthetic(rows, dim=16, correlation=correlation, seed=seed)
+    keras.utils.set_random_seed(seed)
+    steps = rows // batch * epochs
+    x = keras.Input((16,))
+    shared = keras.layers.Dense(8, activation="relu")(x)
+    tasks = TensorNormalDense(2, 8, same_start=True, update_every=steps)
+    heads = TensorNormalDense(
+        2, 1, activation="linear", same_start=True, update_every=steps
+    )
+    model = keras.Model(x, heads(tasks(shared)))
+    model.compile(keras.optimizers.Adam(0.01), loss=["mse", "mse"])
+    d = syn.data
+    targets = [d["y1"][:, None], d["y2"][:, None]]
+    model.fit(d["x"], targets, batch_size=batch, epochs=epochs, verbose=0)
+    assert int(tasks.step.numpy()) == steps
+    return float(tasks.task_correlation()[0, 1])
+
+
+def test_learned_task_correlation_rises_with_the_data_task_correlation():
+    # Measured (4 data seeds, 5 epochs): 0.69-0.88 at p = 0, 0.96-0.98 at
+    # p = 0.9. Tasks that start alike drift apart as far as their data differ.
+    unrelated = _learned_task_correlation(0.0)
+    related = _learned_task_correlation(0.9)
+    assert related > 0.93, related
+    assert related > unrelated + 0.05, (unrelated, related)
