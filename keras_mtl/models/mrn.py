@@ -124,6 +124,6 @@ def build_mrn(
             raise ValueError(f"{owner}: {e}") from None
         h = layer(h)
         if hidden_dropout:
-            drop = keras.layers.Dropout(hidden_dropout, name=f"task_dropout_{i}")
+            drop = keras.layers.Dropout(hidden_dropout, name=f"dropout_{i}")
             h = [drop(t) for t in h]
     return finish_model(inputs, h, tasks, tower_units, dropout, name or "mrn", compile)
