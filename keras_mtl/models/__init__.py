@@ -10,7 +10,8 @@ The options the builders share mean the same in every builder:
   `hidden_dropout` after each hidden layer below the towers (the shared bottom
   of `build_shared_bottom`, the per-task hidden stacks of `build_single_task`,
   `build_cross_stitch`, `build_sluice` and `build_l2_constrained`, the shared
-  star layers of `build_star`) and
+  star layers of `build_star`, the shared bottom and the task layers of
+  `build_mrn`) and
   `transfer_dropout` on the information AITM transfers between steps. Every
   rate defaults to 0.
 - `name`: str or None. The model's name; None (the default) names it after
