@@ -22,6 +22,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         plot_feature_weights,
         plot_gate_weights,
         routing_weights,
+        task_correlation,
     )
     from keras_mtl.features import (
         DenseFeature,
@@ -43,6 +44,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_hierarchy,
         build_l2_constrained,
         build_mmoe,
+        build_mrn,
         build_omoe,
         build_ple,
         build_shared_bottom,
@@ -78,6 +80,7 @@ __all__ = [
     "build_hierarchy",
     "build_l2_constrained",
     "build_mmoe",
+    "build_mrn",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",
@@ -104,6 +107,7 @@ __all__ = [
     "plot_gate_weights",
     "routing_weights",
     "serving",
+    "task_correlation",
     "tasks",
     "warm_start",
     "weighting",

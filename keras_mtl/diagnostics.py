@@ -1,6 +1,6 @@
 """Model diagnostics: which experts each task uses, which sub-network
-connections are open, which features each task selects; a pCVR against the
-known truth; scores per domain."""
+connections are open, which features each task selects, how MRN relates the
+tasks; a pCVR against the known truth; scores per domain."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from keras_mtl.layers import (
     FeatureSelection,
     MixtureOfExperts,
     SubNetworkRouting,
+    TensorNormalDense,
 )
 
 _GATED = (MixtureOfExperts, CustomizedGateControl)
@@ -111,6 +112,49 @@ def routing_weights(model: keras.Model) -> dict:
             columns = tasks
         tables[layer.name] = pd.DataFrame(z, index=rows, columns=columns)
     return tables
+
+
+def task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFrame:
+    """The task correlation a `TensorNormalDense` layer (MRN) has learned.
+
+    Args:
+        model: a model with `TensorNormalDense` layers (from `build_mrn`).
+        layer: str or None. The name of the layer to read. Defaults to None:
+            the last one (the top task layer, next to the towers).
+
+    Returns:
+        A `pandas.DataFrame`, one row and one column per task (named after the
+        model's tasks, `task_<k>` without them): the layer's task covariance
+        `Σ_task` scaled to a correlation, `Σ[k, l] / sqrt(Σ[k, k] Σ[l, l])`.
+        Until a training step it is the identity (the prior's start).
+
+    Example:
+    >>> x = keras.Input((3,), name="x")
+    >>> a, b = km.layers.TensorNormalDense(2, 4, name="tasks")(x)
+    >>> task_correlation(keras.Model(x, [a, b]))
+            task_0  task_1
+    task_0     1.0     0.0
+    task_1     0.0     1.0
+    """
+    layers = [found for found in model.layers if isinstance(found, TensorNormalDense)]
+    if not layers:
+        raise ValueError(
+            f"Model {model.name!r} has no TensorNormalDense layer (build_mrn's)."
+        )
+    if layer is not None:
+        named = [found for found in layers if found.name == layer]
+        if not named:
+            raise ValueError(
+                f"task_correlation: layer={layer!r} is not a TensorNormalDense "
+                f"layer of model {model.name!r}; those are "
+                f"{[found.name for found in layers]}."
+            )
+        layers = named
+    chosen = layers[-1]
+    tasks = [t.name for t in getattr(model, "tasks", None) or ()]
+    if len(tasks) != chosen.num_tasks:
+        tasks = [f"task_{k}" for k in range(chosen.num_tasks)]
+    return pd.DataFrame(chosen.task_correlation(), index=tasks, columns=tasks)
 
 
 def plot_gate_weights(weights: dict, title: str | None = None):

@@ -163,7 +163,7 @@ def test_module_entry_point_help(monkeypatch, capsys):
     assert out.startswith("usage: keras-mtl train")
     assert (
         "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,snr,star,"
-        "branched,hierarchy,l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
+        "branched,hierarchy,mrn,l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
     )
     assert "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay}" in out
     assert "--data {synthetic,census,funnel,movielens,multi_domain}" in out

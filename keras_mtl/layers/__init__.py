@@ -27,6 +27,7 @@ from keras_mtl.layers.sub_network_routing import SubNetworkRouting
 from keras_mtl.layers.subspace_stitch import SubspaceStitch
 from keras_mtl.layers.successive_regularization import SuccessiveRegularization
 from keras_mtl.layers.task_tower import TaskTower
+from keras_mtl.layers.tensor_normal_dense import TensorNormalDense
 from keras_mtl.layers.time_features import TimeFeatures
 
 __all__ = [
@@ -57,5 +58,6 @@ __all__ = [
     "SubspaceStitch",
     "SuccessiveRegularization",
     "TaskTower",
+    "TensorNormalDense",
     "TimeFeatures",
 ]

@@ -10,7 +10,8 @@ The options the builders share mean the same in every builder:
   `hidden_dropout` after each hidden layer below the towers (the shared bottom
   of `build_shared_bottom`, the per-task hidden stacks of `build_single_task`,
   `build_cross_stitch`, `build_sluice` and `build_l2_constrained`, the shared
-  star layers of `build_star`) and
+  star layers of `build_star`, the shared bottom and the task layers of
+  `build_mrn`) and
   `transfer_dropout` on the information AITM transfers between steps. Every
   rate defaults to 0.
 - `name`: str or None. The model's name; None (the default) names it after
@@ -36,6 +37,7 @@ from keras_mtl.models.hierarchy import build_hierarchy
 from keras_mtl.models.kl_bound import add_kl_bound
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.mrn import build_mrn
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.models.ple import build_cgc, build_ple
 from keras_mtl.models.registry import (
@@ -69,6 +71,7 @@ __all__ = [
     "build_l2_constrained",
     "build_model",
     "build_mmoe",
+    "build_mrn",
     "build_omoe",
     "build_ple",
     "build_shared_bottom",

@@ -19,6 +19,7 @@ from keras_mtl.models.esmm import build_esm2, build_esmm
 from keras_mtl.models.hierarchy import build_hierarchy
 from keras_mtl.models.l2_constrained import build_l2_constrained
 from keras_mtl.models.mmoe import build_mmoe, build_omoe
+from keras_mtl.models.mrn import build_mrn
 from keras_mtl.models.multi_task_model import MultiTaskModel
 from keras_mtl.models.ple import build_cgc, build_ple
 from keras_mtl.models.shared_bottom import build_shared_bottom
@@ -106,6 +107,7 @@ MODELS = types.MappingProxyType(
             _spec("star", build_star, "multi_domain"),
             _spec("branched", build_branched, "flat"),
             _spec("hierarchy", build_hierarchy, "flat"),
+            _spec("mrn", build_mrn, "flat"),
             _spec("l2_constrained", build_l2_constrained, "flat"),
             _spec("single_task", build_single_task, "flat"),
             _spec("esmm", build_esmm, "funnel", preset_tasks=esmm_tasks),
