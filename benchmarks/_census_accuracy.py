@@ -61,6 +61,9 @@ MODELS = {
         "hierarchy",
         {"levels": {"marital": 1, "income": 2}, "hidden_units": (40,)},
     ),
+    # (its non-embedding count includes the prior's covariances and precisions,
+    # 2 x (96² + 16² + 2²) non-trained numbers: 16.5k trainable)
+    "mrn": ("MRN", "mrn", {"shared_units": (96,), "task_units": (16,)}),
     "mmoe_select": ("MMoE, feature selection", "mmoe", {"feature_selection": True}),
     "snr_select": (
         "SNR-Trans, feature selection",

@@ -128,6 +128,7 @@ CONTENDERS = {
         "hierarchy",
         {"levels": {"y1": 1, "y2": 2}, "hidden_units": (48,)},
     ),
+    "mrn": ("MRN", "mrn", {"shared_units": (96,), "task_units": (16,)}),
 }
 # (STAR needs domains and per-task feature selection several feature fields:
 # the synthetic data has neither, one 100-wide input and no domain.)
