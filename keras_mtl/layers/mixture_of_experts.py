@@ -183,18 +183,14 @@ class MixtureOfExperts(keras.layers.Layer):
         """Every expert's output, `(batch, num_experts, expert_units[-1])`
         (`(batch, gates, num_experts, expert_units[-1])` for per-gate inputs)."""
         inputs = self._stacked(inputs)
-        per_gate = len(inputs.shape) == 3
-        h = ops.einsum(
-            "bgd,edu->bgeu" if per_gate else "bd,edu->beu",
-            inputs,
-            self.expert_kernels[0],
-        )
+        if len(inputs.shape) == 3:  # per gate: the gates' rows as more rows
+            gates, width = inputs.shape[1], inputs.shape[2]
+            h = self.expert_outputs(ops.reshape(inputs, (-1, width)))
+            return ops.reshape(h, (-1, gates, *h.shape[1:]))
+        h = ops.einsum("bd,edu->beu", inputs, self.expert_kernels[0])
         h = self.activation(h + self.expert_biases[0])
         for kernel, bias in zip(self.expert_kernels[1:], self.expert_biases[1:]):
-            h = self.activation(
-                ops.einsum("bgeu,euv->bgev" if per_gate else "beu,euv->bev", h, kernel)
-                + bias
-            )
+            h = self.activation(ops.einsum("beu,euv->bev", h, kernel) + bias)
         return h
 
     def gate_weights(self, inputs):
@@ -209,23 +205,30 @@ class MixtureOfExperts(keras.layers.Layer):
         experts = self.expert_outputs(inputs) if self.gate == "attention" else None
         return self._gates(inputs, experts)
 
+    def _gate_logits(self, inputs, kernel):
+        """Every gate's `inputs @ kernel[g]`, `(batch, gates, x)`, from
+        `inputs` (batch, d) or one input per gate (batch, gates, d), and
+        `kernel` (gates, d, x). (Per gate, one matmul each: XLA on CPU runs the
+        batched einsum "bgd,gdx->bgx" several times slower.)"""
+        if len(inputs.shape) == 2:
+            return ops.einsum("bd,gdx->bgx", inputs, kernel)
+        return ops.stack(
+            [ops.matmul(inputs[:, g, :], kernel[g]) for g in range(self.num_gates)],
+            axis=1,
+        )
+
     def _gates(self, inputs, experts):
         """The gates' weights; `experts` (batch, experts, units) are the
         attention gates' keys (unused by softmax gates). `inputs` (batch, d),
         or (batch, gates, d) with experts (batch, gates, experts, units)."""
-        per_gate = len(inputs.shape) == 3
-        x = "bgd" if per_gate else "bd"
         if self.gate == "attention":
-            queries = ops.einsum(f"{x},gda->bga", inputs, self.gate_kernel)
-            if per_gate:
-                keys = ops.einsum("bgeu,ua->bgea", experts, self.gate_key_kernel)
-            else:
-                keys = ops.expand_dims(
-                    ops.einsum("beu,ua->bea", experts, self.gate_key_kernel), 1
-                )
+            queries = self._gate_logits(inputs, self.gate_kernel)
+            keys = ops.matmul(experts, self.gate_key_kernel)
+            if len(keys.shape) == 3:  # the same experts for every gate
+                keys = ops.expand_dims(keys, 1)
             logits = attention_logits(queries, keys)
         else:
-            logits = ops.einsum(f"{x},gde->bge", inputs, self.gate_kernel)
+            logits = self._gate_logits(inputs, self.gate_kernel)
         if self.gate_bias is not None:
             logits = logits + self.gate_bias
         return ops.softmax(logits, axis=-1)
