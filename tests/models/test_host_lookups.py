@@ -123,12 +123,15 @@ def test_training_matches_lookups_inside_the_graph(data):
 
 
 def test_every_way_in_takes_raw_strings(trained, data):
+    # Every call below takes batches of 128 rows: one XLA compilation of each
+    # step (predict, train, test) whatever the way in.
     x, y = features_of(data), {t.name: data[t.name] for t in TASKS}
-    first = {k: v[:64] for k, v in x.items()}
+    first = {k: v[:128] for k, v in x.items()}
+    first_y = {k: v[:128] for k, v in y.items()}
     direct = trained(first)
-    assert_outputs_close(trained.predict(first, verbose=0), direct)
+    assert_outputs_close(trained.predict(first, verbose=0, batch_size=128), direct)
     assert_outputs_close(trained.predict_on_batch(first), direct)
-    ds = make_dataset({**first}, FEATURES, None, 32, shuffle=False)
+    ds = make_dataset({**first}, FEATURES, None, 128, shuffle=False)
     assert_outputs_close(trained.predict(ds, verbose=0), direct)
 
     model = build()
@@ -137,13 +140,13 @@ def test_every_way_in_takes_raw_strings(trained, data):
         x, y, batch_size=128, epochs=1, validation_data=(x, y), verbose=0
     ).history
     assert np.isfinite(history["val_loss"][0])
-    batches = ((first, {k: v[:64] for k, v in y.items()}) for _ in range(2))
+    batches = ((first, first_y) for _ in range(2))
     model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
-    loss = model.train_on_batch(first, {k: v[:64] for k, v in y.items()})
+    loss = model.train_on_batch(first, first_y)
     assert np.isfinite(loss).all()
-    tested = model.test_on_batch(first, {k: v[:64] for k, v in y.items()})
+    tested = model.test_on_batch(first, first_y)
     assert np.isfinite(tested).all()
-    scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    scores = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
     assert set(scores) >= {"click_auc", "buy_auc", "loss"}
 
 

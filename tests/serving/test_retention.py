@@ -193,3 +193,22 @@ def test_export_dupn_prunes_each_part_keeping_pins_of_any(tiny, tmp_path, monkey
         km.export_dupn(tiny, tmp_path, keep_versions=1, models_config=latest)
     for part in km.serving.DUPN_PARTS:
         assert names(tmp_path / part) == ["2", "4"], part
+
+
+def test_export_dupn_gives_all_three_parts_the_next_version_of_any(
+    tiny, tmp_path, monkeypatch
+):
+    """One version for the three parts: the one after the newest of any part.
+    (The split is stubbed, as above; `tests/models/test_dupn.py` exports a
+    trained DUPN.)"""
+    monkeypatch.setattr(
+        "keras_mtl.serving.dupn.dupn_serving_models", lambda model: (tiny, tiny)
+    )
+    monkeypatch.setattr("keras_mtl.serving.dupn.dupn_group_scorers", lambda model: {})
+    (tmp_path / "scorer" / "4").mkdir(parents=True)
+    paths = km.export_dupn(tiny, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths.values()) == [
+        "full/5",
+        "scorer/5",
+        "user_encoder/5",
+    ]
