@@ -289,8 +289,9 @@ class TensorNormalDense(keras.layers.Layer):
         if training:
             self._update()
         if self.prior_weight > 0.0:
-            penalty = self.prior_weight * self.prior_penalty()
-            self.add_loss(ops.cast(penalty, self.compute_dtype))
+            # In float32 (the covariances' dtype), as the other penalties: the
+            # model sums its losses in float32, also under a float16 policy.
+            self.add_loss(self.prior_weight * self.prior_penalty())
         return [h[:, k, :] for k in range(self.num_tasks)]
 
     def compute_output_shape(self, input_shape):
