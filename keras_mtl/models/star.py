@@ -9,7 +9,7 @@ import keras
 
 from keras_mtl._checks import (
     check_fraction,
-    check_non_negative,
+    check_positive,
     check_rate,
     check_units,
 )
@@ -149,7 +149,7 @@ def build_star(
             domain"). Defaults to (): the domain indicator alone.
         momentum: float in [0, 1]. Momentum of the partitioned normalisation's
             moving statistics. Defaults to 0.99.
-        epsilon: float >= 0. Added to the variance in the partitioned
+        epsilon: float > 0. Added to the variance in the partitioned
             normalisation. Defaults to 1e-3.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         hidden_dropout: float. Dropout after each shared star layer
@@ -190,7 +190,7 @@ def build_star(
     if aux_units is not None:
         aux_units = check_units(owner, "aux_units", aux_units)
     momentum = check_fraction(owner, "momentum", momentum)
-    epsilon = check_non_negative(owner, "epsilon", epsilon)
+    epsilon = check_positive(owner, "epsilon", epsilon)
     features = check_features(features)
     spec, aux_specs = _domain_and_aux(owner, features, domain, aux_features, aux_units)
 

@@ -124,6 +124,7 @@ def test_xla_stays_on_with_a_string_domain():
         ({"aux_features": ("age", "age")}, "aux_features must be distinct"),
         ({"aux_units": None, "aux_features": ("age",)}, "aux_units=None leaves"),
         ({"momentum": 2.0}, "momentum must be a float in"),
+        ({"epsilon": 0.0}, "epsilon must be a finite number > 0"),
         ({"hidden_units": (0,)}, "hidden_units must hold positive ints"),
         ({"hidden_dropout": 1.0}, r"hidden_dropout must be in \[0, 1\)"),
     ],
