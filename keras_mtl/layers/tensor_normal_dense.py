@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_mtl._checks import check_non_negative, check_positive, check_positive_int
 from keras_mtl.layers._initializers import stacked_initializer
-from keras_mtl.layers._shapes import common_width, shape_list
+from keras_mtl.layers._shapes import common_width, per_branch_product, shape_list
 
 #: The three modes of the weight tensor, in the order of `W` (in x out x task).
 MODES = ("in", "out", "task")
@@ -89,9 +89,9 @@ class TensorNormalDense(keras.layers.Layer):
             (independent draws).
 
     Call arguments:
-        inputs: one tensor `(batch, input_dim)` read by every task, or a list
-            of `num_tasks` tensors `(batch, input_dim)`, task `k` reading the
-            `k`-th.
+        inputs: one tensor `(batch, input_dim)` read by every task (or a list
+            of that one tensor), or a list of `num_tasks` tensors `(batch,
+            input_dim)`, task `k` reading the `k`-th.
         training: bool. Whether to update the covariances (a training step).
 
     Returns:
@@ -280,12 +280,7 @@ class TensorNormalDense(keras.layers.Layer):
     # ------------------------------------------------------------------ the layer
 
     def call(self, inputs, training=None):
-        if isinstance(inputs, (list, tuple)):
-            stacked = ops.stack(list(inputs), axis=1)
-            h = ops.einsum("bkd,kdu->bku", stacked, self.kernel)
-        else:
-            h = ops.einsum("bd,kdu->bku", inputs, self.kernel)
-        h = self.activation(h + self.bias)
+        h = self.activation(per_branch_product(inputs, self.kernel) + self.bias)
         if training:
             self._update()
         if self.prior_weight > 0.0:

@@ -77,6 +77,16 @@ def test_layer_contract_list_input(tmp_path):
     )
 
 
+def test_a_list_of_one_tensor_is_the_shared_input():
+    layer = TensorNormalDense(3, 2)
+    single = layer(X)
+    one = layer([X])
+    assert len(one) == 3
+    for s, t in zip(single, one):
+        np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
+    assert tuple(layer.kernel.shape) == (3, 4, 2)
+
+
 def test_hand_computed_outputs():
     kernel, _ = _random_case()
     layer = TensorNormalDense(T, D_OUT, activation="linear")
