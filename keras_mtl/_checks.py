@@ -18,6 +18,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_bool(owner: str, arg: str, value: Any) -> bool:
+    """`value`, or ValueError unless it is a bool (True or False, not 0 or 1).
+
+    Example:
+    >>> check_bool("build_mmoe", "feature_selection", True)
+    True
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: {arg} must be a bool, got {value!r}.")
+    return value
+
+
 def check_int_at_least(owner: str, arg: str, value: Any, least: int) -> int:
     """`value` as an int, or ValueError unless it is an int >= `least` (not a bool).
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_mtl._checks import (
+    check_bool,
     check_int_at_least,
     check_non_negative,
     check_positive,
@@ -25,6 +26,15 @@ def test_valid_values_come_back_as_python_numbers():
     assert check_rate("Owner", "dropout", 0) == 0.0
     assert check_non_negative("Owner", "w", 0) == 0.0
     assert check_positive("Owner", "t", np.float32(0.5)) == 0.5
+
+
+@pytest.mark.parametrize("value", [0, 1, "yes", None, np.bool_(True)])
+def test_bool_takes_only_a_bool(value):
+    assert check_bool("Owner", "flag", False) is False
+    with pytest.raises(
+        ValueError, match=rf"^Owner: flag must be a bool, got {value!r}\.$"
+    ):
+        check_bool("Owner", "flag", value)
 
 
 @pytest.mark.parametrize("value", [0, -2, 2.0, True, "3", None])

@@ -6,7 +6,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mtl._checks import check_non_negative, check_positive, check_positive_int
+from keras_mtl._checks import (
+    check_bool,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+)
 from keras_mtl.layers._initializers import stacked_initializer
 from keras_mtl.layers._shapes import common_width, per_branch_product, shape_list
 
@@ -141,9 +146,7 @@ class TensorNormalDense(keras.layers.Layer):
         self.epsilon = check_positive(owner, "epsilon", epsilon)
         self.update_every = check_positive_int(owner, "update_every", update_every)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        if not isinstance(same_start, bool):
-            raise ValueError(f"{owner}: same_start must be a bool, got {same_start!r}.")
-        self.same_start = same_start
+        self.same_start = check_bool(owner, "same_start", same_start)
 
     def _input_dim(self, input_shape) -> int:
         shapes = shape_list(input_shape)
