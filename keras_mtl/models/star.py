@@ -10,7 +10,6 @@ import keras
 from keras_mtl._checks import (
     check_fraction,
     check_positive,
-    check_rate,
     check_units,
 )
 from keras_mtl.features import Feature, SparseFeature, check_features, make_inputs
@@ -208,8 +207,7 @@ def build_star(
     """
     owner = "build_star"
     tasks = check_builder_tasks(build_star, tasks)
-    check_dropout(build_star, dropout=dropout)
-    check_rate(owner, "hidden_dropout", hidden_dropout)
+    check_dropout(build_star, dropout=dropout, hidden_dropout=hidden_dropout)
     hidden_units = check_units(owner, "hidden_units", hidden_units)
     tower_units = check_units(owner, "tower_units", tower_units)
     if aux_units is not None:
