@@ -191,6 +191,13 @@ class TensorNormalDense(keras.layers.Layer):
 
     # ------------------------------------------------------------------ the prior
 
+    def _check_built(self):
+        """ValueError unless the layer has its weights (it builds when called)."""
+        if not self.built:
+            raise ValueError(
+                "TensorNormalDense: the layer is not built yet; call it first."
+            )
+
     def covariance(self, mode: str):
         """The covariance variable `Σ` of `mode` ("in", "out" or "task")."""
         return getattr(self, f"{mode}_covariance")
@@ -206,10 +213,7 @@ class TensorNormalDense(keras.layers.Layer):
     def prior_penalty(self):
         """`vec(W)ᵀ (Ω_task ⊗ Ω_out ⊗ Ω_in) vec(W)`, without `prior_weight`,
         with the current precisions."""
-        if not self.built:
-            raise ValueError(
-                "TensorNormalDense: the layer is not built yet; call it first."
-            )
+        self._check_built()
         w = self._weights_tensor()
         p = {mode: self.precision(mode) for mode in MODES}
         whitened = ops.einsum("kij,ia->kaj", w, p["in"])
@@ -221,6 +225,7 @@ class TensorNormalDense(keras.layers.Layer):
         """One flip-flop step from the precisions `{mode: Ω}` (defaults to the
         layer's): `{mode: (Σ, Ω)}`, each `Σ` the closed form plus `εI`, scaled
         so that its precision `Ω = Σ⁻¹` has trace `d_m`. Changes nothing."""
+        self._check_built()
         if precisions is None:
             precisions = {mode: self.precision(mode) for mode in MODES}
         p = dict(precisions)
@@ -272,10 +277,7 @@ class TensorNormalDense(keras.layers.Layer):
     def task_correlation(self) -> np.ndarray:
         """The learned task correlation `Σ_task[k, l] / sqrt(Σ_task[k, k] Σ_task[l, l])`
         as a numpy array `(T, T)`."""
-        if not self.built:
-            raise ValueError(
-                "TensorNormalDense: the layer is not built yet; call it first."
-            )
+        self._check_built()
         cov = np.asarray(self.task_covariance.numpy())
         scale = np.sqrt(np.diag(cov))
         return cov / np.outer(scale, scale)

@@ -241,8 +241,12 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_wrong_number_of_inputs_is_named():
     with pytest.raises(ValueError, match="list of 3 inputs for num_tasks=2"):
         TensorNormalDense(2, 3)([X, X, X])
-    with pytest.raises(ValueError, match="not built yet"):
-        TensorNormalDense(2, 3).prior_penalty()
+    unbuilt = TensorNormalDense(2, 3)
+    for method in (unbuilt.prior_penalty, unbuilt.flip_flop, unbuilt.task_correlation):
+        with pytest.raises(
+            ValueError, match="^TensorNormalDense: the layer is not built yet"
+        ):
+            method()
 
 
 def test_first_step_task_correlation_is_the_cosine_of_the_kernels():
