@@ -18,6 +18,48 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_bool(owner: str, arg: str, value: Any) -> bool:
+    """`value`, or ValueError unless it is a bool (True or False, not 0 or 1).
+
+    Example:
+    >>> check_bool("build_mmoe", "feature_selection", True)
+    True
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: {arg} must be a bool, got {value!r}.")
+    return value
+
+
+#: The task types a prediction head (a tower, a label embedding) handles.
+HEAD_TASK_TYPES = ("binary", "regression", "multiclass")
+
+
+def check_head_task(
+    owner: str, task_type: Any, num_classes: Any
+) -> tuple[str, int | None]:
+    """`(task_type, num_classes)` of a prediction head, checked: `task_type` one
+    of `HEAD_TASK_TYPES`, and `num_classes` an int >= 2 for "multiclass" and
+    None for the others; ValueError naming `owner` otherwise.
+
+    Example:
+    >>> check_head_task("TaskTower", "multiclass", 3)
+    ('multiclass', 3)
+    """
+    if task_type not in HEAD_TASK_TYPES:
+        raise ValueError(
+            f"{owner}: task_type must be one of {HEAD_TASK_TYPES}, got {task_type!r}."
+        )
+    if (task_type == "multiclass") != (num_classes is not None):
+        raise ValueError(
+            f"{owner}: num_classes (an int >= 2) is required for "
+            f"task_type='multiclass' and only for it; got {num_classes!r} with "
+            f"{task_type!r}."
+        )
+    if num_classes is not None:
+        num_classes = check_int_at_least(owner, "num_classes", num_classes, 2)
+    return task_type, num_classes
+
+
 def check_int_at_least(owner: str, arg: str, value: Any, least: int) -> int:
     """`value` as an int, or ValueError unless it is an int >= `least` (not a bool).
 

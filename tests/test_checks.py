@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
+import keras_mtl as km
 from keras_mtl._checks import (
+    check_bool,
+    check_head_task,
     check_int_at_least,
     check_non_negative,
     check_positive,
@@ -25,6 +28,20 @@ def test_valid_values_come_back_as_python_numbers():
     assert check_rate("Owner", "dropout", 0) == 0.0
     assert check_non_negative("Owner", "w", 0) == 0.0
     assert check_positive("Owner", "t", np.float32(0.5)) == 0.5
+
+
+def test_head_task_returns_the_checked_pair():
+    assert check_head_task("Head", "binary", None) == ("binary", None)
+    assert check_head_task("Head", "multiclass", np.int32(4)) == ("multiclass", 4)
+
+
+@pytest.mark.parametrize("value", [0, 1, "yes", None, np.bool_(True)])
+def test_bool_takes_only_a_bool(value):
+    assert check_bool("Owner", "flag", False) is False
+    with pytest.raises(
+        ValueError, match=rf"^Owner: flag must be a bool, got {value!r}\.$"
+    ):
+        check_bool("Owner", "flag", value)
 
 
 @pytest.mark.parametrize("value", [0, -2, 2.0, True, "3", None])
@@ -77,3 +94,33 @@ def test_number_checks(check, bad, match):
     for value in bad:
         with pytest.raises(ValueError, match=rf"^Owner: x {match}, got "):
             check("Owner", "x", value)
+
+
+@pytest.mark.parametrize(
+    "layer, args",
+    [
+        ("TaskTower", ((4,),)),
+        ("StarTower", (2, (4,))),
+        ("LabelEmbedding", (2,)),
+    ],
+)
+def test_every_head_checks_its_task_type_and_classes_alike(layer, args):
+    # One check (check_head_task) for all three, each message naming the layer.
+    cls = getattr(km.layers, layer)
+    with pytest.raises(
+        ValueError,
+        match=rf"^{layer}: task_type must be one of \('binary', 'regression', "
+        r"'multiclass'\), got 'ranking'\.$",
+    ):
+        cls(*args, task_type="ranking")
+    with pytest.raises(
+        ValueError,
+        match=rf"^{layer}: num_classes \(an int >= 2\) is required for "
+        r"task_type='multiclass' and only for it; got 3 with 'binary'\.$",
+    ):
+        cls(*args, task_type="binary", num_classes=3)
+    with pytest.raises(ValueError, match=rf"^{layer}: num_classes must be an int >= 2"):
+        cls(*args, task_type="multiclass", num_classes=1)
+    made = cls(*args, task_type="multiclass", num_classes=np.int64(3))
+    assert (made.task_type, made.num_classes) == ("multiclass", 3)
+    assert type(made.num_classes) is int

@@ -1,6 +1,9 @@
-"""Input-shape checks shared by the layers that take one tensor or a list."""
+"""Input-shape checks shared by the layers that take one tensor or a list, and
+their per-branch product."""
 
 from __future__ import annotations
+
+from keras import ops
 
 
 def shape_list(input_shape) -> list[tuple]:
@@ -34,3 +37,18 @@ def task_shapes(owner: str, input_shape) -> list[tuple]:
         )
     common_width(owner, shapes)
     return shapes
+
+
+def per_branch_product(inputs, kernel):
+    """`x_k K_k` for every branch `k`, `(batch, branches, units)`, for a stacked
+    `kernel` `(branches, input_dim, units)`.
+
+    `inputs` is one tensor `(batch, input_dim)` read by every branch (a list of
+    one tensor is the same), or a list with one tensor per branch. Call-time
+    only (keras.ops).
+    """
+    if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+        inputs = inputs[0]
+    if isinstance(inputs, (list, tuple)):
+        return ops.einsum("bkd,kdu->bku", ops.stack(list(inputs), axis=1), kernel)
+    return ops.einsum("bd,kdu->bku", inputs, kernel)

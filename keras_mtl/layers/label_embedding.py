@@ -5,10 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_int_at_least, check_positive_int
-
-#: The task types a label embedding reads, with what it reads from each.
-TASK_TYPES = ("binary", "regression", "multiclass")
+from keras_mtl._checks import check_head_task, check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -64,20 +61,9 @@ class LabelEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = "LabelEmbedding"
         self.output_dim = check_positive_int(owner, "output_dim", output_dim)
-        if task_type not in TASK_TYPES:
-            raise ValueError(
-                f"{owner}: task_type must be one of {TASK_TYPES}, got {task_type!r}."
-            )
-        if (task_type == "multiclass") != (num_classes is not None):
-            raise ValueError(
-                f"{owner}: num_classes (an int >= 2) is required for "
-                f"task_type='multiclass' and only for it; got {num_classes!r} with "
-                f"{task_type!r}."
-            )
-        if num_classes is not None:
-            num_classes = check_int_at_least(owner, "num_classes", num_classes, 2)
-        self.task_type = task_type
-        self.num_classes = num_classes
+        self.task_type, self.num_classes = check_head_task(
+            owner, task_type, num_classes
+        )
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
 
     def build(self, input_shape):

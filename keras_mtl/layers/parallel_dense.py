@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_mtl._checks import check_non_negative, check_positive_int
 from keras_mtl.layers._initializers import stacked_initializer
-from keras_mtl.layers._shapes import common_width, shape_list
+from keras_mtl.layers._shapes import common_width, per_branch_product, shape_list
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -48,9 +48,9 @@ class ParallelDense(keras.layers.Layer):
             "glorot_uniform".
 
     Call arguments:
-        inputs: one tensor `(batch, input_dim)` read by every branch, or a list of
-            `num_branches` tensors `(batch, input_dim)`, branch `k` reading the
-            `k`-th.
+        inputs: one tensor `(batch, input_dim)` read by every branch (or a
+            list of that one tensor), or a list of `num_branches` tensors
+            `(batch, input_dim)`, branch `k` reading the `k`-th.
 
     Returns:
         A list of `num_branches` tensors `(batch, units)`, one per branch.
@@ -147,12 +147,7 @@ class ParallelDense(keras.layers.Layer):
         return ops.sum(ops.square(gram))
 
     def call(self, inputs):
-        if isinstance(inputs, (list, tuple)):
-            stacked = ops.stack(list(inputs), axis=1)
-            h = ops.einsum("bkd,kdu->bku", stacked, self.kernel)
-        else:
-            h = ops.einsum("bd,kdu->bku", inputs, self.kernel)
-        h = self.activation(h + self.bias)
+        h = self.activation(per_branch_product(inputs, self.kernel) + self.bias)
         if self.coupling > 0.0 and self.num_branches > 1:
             self.add_loss(self.coupling * self.coupling_penalty())
         if self.orthogonality > 0.0:

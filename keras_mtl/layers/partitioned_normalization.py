@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_fraction, check_non_negative
+from keras_mtl._checks import check_fraction, check_positive
 from keras_mtl.layers._domains import (
     check_domain_inputs,
     check_num_domains,
@@ -42,8 +42,9 @@ class PartitionedNormalization(keras.layers.Layer):
       moving averages (updated on every batch, over every example) at
       inference. Such examples still train the shared parameters.
 
-    A domain with few examples in a batch gets noisy batch statistics (one
-    example normalises to `β + β_p`): train with batches that hold enough
+    A domain with few examples in a batch gets noisy batch statistics (a
+    single example has variance 0 and `z − E = 0`, so it normalises to
+    `β + β_p`; `ε > 0` keeps that finite): train with batches that hold enough
     examples of every domain, or with one domain per batch. A domain never
     seen in training keeps the starting moving statistics (mean 0, variance 1).
     The moving statistics are `moving_mean` and `moving_variance`, `(num_domains
@@ -53,7 +54,8 @@ class PartitionedNormalization(keras.layers.Layer):
         num_domains: int. Number of known domains.
         momentum: float in [0, 1]. Momentum `m` of the moving statistics.
             Defaults to 0.99 (as `keras.layers.BatchNormalization`).
-        epsilon: float >= 0. Added to the variance. Defaults to 1e-3 (as
+        epsilon: float > 0. Added to the variance (0 would divide by 0 for a
+            domain with one example in the batch). Defaults to 1e-3 (as
             `keras.layers.BatchNormalization`).
 
     Call arguments:
@@ -66,11 +68,12 @@ class PartitionedNormalization(keras.layers.Layer):
         Tensor `(batch, features)`.
 
     Example:
-    >>> pn = PartitionedNormalization(num_domains=2, momentum=0.0, epsilon=0.0)
+    >>> pn = PartitionedNormalization(num_domains=2, momentum=0.0, epsilon=1.0)
     >>> z = np.array([[1.0], [3.0], [10.0], [30.0]], "float32")
-    >>> domain = np.array([0, 0, 1, 1])
-    >>> keras.ops.convert_to_numpy(pn([z, domain], training=True))[:, 0]
-    array([-1.,  1., -1.,  1.], dtype=float32)
+    >>> domain = np.array([0, 0, 1, 1])  # variances 1 and 100, plus ε = 1
+    >>> out = keras.ops.convert_to_numpy(pn([z, domain], training=True))[:, 0]
+    >>> np.round(out, 3)  # ±1 / sqrt(1 + 1), ±10 / sqrt(100 + 1)
+    array([-0.707,  0.707, -0.995,  0.995], dtype=float32)
     >>> keras.ops.convert_to_numpy(pn.moving_mean)[:, 0]  # domains 0, 1, global
     array([ 2., 20., 11.], dtype=float32)
 
@@ -91,7 +94,7 @@ class PartitionedNormalization(keras.layers.Layer):
         owner = "PartitionedNormalization"
         self.num_domains = check_num_domains(owner, num_domains)
         self.momentum = check_fraction(owner, "momentum", momentum)
-        self.epsilon = check_non_negative(owner, "epsilon", epsilon)
+        self.epsilon = check_positive(owner, "epsilon", epsilon)
 
     def build(self, input_shape):
         values, _ = check_domain_inputs("PartitionedNormalization", input_shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_positive_int
+from keras_mtl._checks import check_bool, check_positive_int
 from keras_mtl.layers._domains import (
     check_domain_inputs,
     check_num_domains,
@@ -80,9 +80,7 @@ class StarDense(keras.layers.Layer):
         self.units = check_positive_int("StarDense", "units", units)
         self.num_domains = check_num_domains("StarDense", num_domains)
         self.activation = keras.activations.get(activation)
-        if not isinstance(use_bias, bool):
-            raise ValueError(f"StarDense: use_bias must be a bool, got {use_bias!r}.")
-        self.use_bias = use_bias
+        self.use_bias = check_bool("StarDense", "use_bias", use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 

@@ -7,12 +7,10 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_int_at_least, check_rate, check_units
+from keras_mtl._checks import check_head_task, check_rate, check_units
 from keras_mtl.layers._domains import check_num_domains
 from keras_mtl.layers.mlp import MLP
 from keras_mtl.layers.star_dense import StarDense
-
-_TASK_TYPES = ("binary", "regression", "multiclass")
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -85,20 +83,9 @@ class StarTower(keras.layers.Layer):
         owner = "StarTower"
         self.num_domains = check_num_domains(owner, num_domains)
         self.units = check_units(owner, "units", units)
-        if task_type not in _TASK_TYPES:
-            raise ValueError(
-                f"{owner}: task_type must be one of {_TASK_TYPES}, got {task_type!r}."
-            )
-        if (task_type == "multiclass") != (num_classes is not None):
-            raise ValueError(
-                f"{owner}: num_classes (an int >= 2) is required for "
-                f"task_type='multiclass' and only for it; got {num_classes!r} with "
-                f"{task_type!r}."
-            )
-        if num_classes is not None:
-            num_classes = check_int_at_least(owner, "num_classes", num_classes, 2)
-        self.task_type = task_type
-        self.num_classes = num_classes
+        self.task_type, self.num_classes = check_head_task(
+            owner, task_type, num_classes
+        )
         self.aux_units = (
             None if aux_units is None else check_units(owner, "aux_units", aux_units)
         )
@@ -119,7 +106,7 @@ class StarTower(keras.layers.Layer):
             keras.layers.Dropout(self.dropout, name=f"dropout_{i}", dtype=policy)
             for i in range(1, len(self.units) + 1 if self.dropout else 1)
         ]
-        outputs = num_classes or 1
+        outputs = self.num_classes or 1
         self.logit = StarDense(outputs, self.num_domains, name="logit", dtype=policy)
         if self.aux_units is not None:
             self.aux_hidden = MLP(

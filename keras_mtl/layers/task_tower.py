@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_int_at_least
+from keras_mtl._checks import check_head_task
 from keras_mtl.layers.mlp import MLP
 
 _OUTPUT_ACTIVATION = {
@@ -57,24 +57,14 @@ class TaskTower(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if task_type not in _OUTPUT_ACTIVATION:
-            raise ValueError(
-                f"TaskTower: task_type must be one of {tuple(_OUTPUT_ACTIVATION)}, "
-                f"got {task_type!r}."
-            )
-        if (task_type == "multiclass") != (num_classes is not None):
-            raise ValueError(
-                "TaskTower: num_classes (an int >= 2) is required for "
-                f"task_type='multiclass' and only for it; got {num_classes!r} with "
-                f"{task_type!r}."
-            )
-        if num_classes is not None:
-            num_classes = check_int_at_least("TaskTower", "num_classes", num_classes, 2)
-        self.task_type = task_type
-        self.num_classes = num_classes
+        self.task_type, self.num_classes = check_head_task(
+            "TaskTower", task_type, num_classes
+        )
         self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")
         self.output_unit = keras.layers.Dense(
-            num_classes or 1, activation=_OUTPUT_ACTIVATION[task_type], name="output"
+            self.num_classes or 1,
+            activation=_OUTPUT_ACTIVATION[task_type],
+            name="output",
         )
 
     def build(self, input_shape):

@@ -6,9 +6,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mtl._checks import check_non_negative, check_positive, check_positive_int
+from keras_mtl._checks import (
+    check_bool,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+)
 from keras_mtl.layers._initializers import stacked_initializer
-from keras_mtl.layers._shapes import common_width, shape_list
+from keras_mtl.layers._shapes import common_width, per_branch_product, shape_list
 
 #: The three modes of the weight tensor, in the order of `W` (in x out x task).
 MODES = ("in", "out", "task")
@@ -89,9 +94,9 @@ class TensorNormalDense(keras.layers.Layer):
             (independent draws).
 
     Call arguments:
-        inputs: one tensor `(batch, input_dim)` read by every task, or a list
-            of `num_tasks` tensors `(batch, input_dim)`, task `k` reading the
-            `k`-th.
+        inputs: one tensor `(batch, input_dim)` read by every task (or a list
+            of that one tensor), or a list of `num_tasks` tensors `(batch,
+            input_dim)`, task `k` reading the `k`-th.
         training: bool. Whether to update the covariances (a training step).
 
     Returns:
@@ -141,9 +146,7 @@ class TensorNormalDense(keras.layers.Layer):
         self.epsilon = check_positive(owner, "epsilon", epsilon)
         self.update_every = check_positive_int(owner, "update_every", update_every)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        if not isinstance(same_start, bool):
-            raise ValueError(f"{owner}: same_start must be a bool, got {same_start!r}.")
-        self.same_start = same_start
+        self.same_start = check_bool(owner, "same_start", same_start)
 
     def _input_dim(self, input_shape) -> int:
         shapes = shape_list(input_shape)
@@ -188,6 +191,13 @@ class TensorNormalDense(keras.layers.Layer):
 
     # ------------------------------------------------------------------ the prior
 
+    def _check_built(self):
+        """ValueError unless the layer has its weights (it builds when called)."""
+        if not self.built:
+            raise ValueError(
+                "TensorNormalDense: the layer is not built yet; call it first."
+            )
+
     def covariance(self, mode: str):
         """The covariance variable `Σ` of `mode` ("in", "out" or "task")."""
         return getattr(self, f"{mode}_covariance")
@@ -203,10 +213,7 @@ class TensorNormalDense(keras.layers.Layer):
     def prior_penalty(self):
         """`vec(W)ᵀ (Ω_task ⊗ Ω_out ⊗ Ω_in) vec(W)`, without `prior_weight`,
         with the current precisions."""
-        if not self.built:
-            raise ValueError(
-                "TensorNormalDense: the layer is not built yet; call it first."
-            )
+        self._check_built()
         w = self._weights_tensor()
         p = {mode: self.precision(mode) for mode in MODES}
         whitened = ops.einsum("kij,ia->kaj", w, p["in"])
@@ -218,6 +225,7 @@ class TensorNormalDense(keras.layers.Layer):
         """One flip-flop step from the precisions `{mode: Ω}` (defaults to the
         layer's): `{mode: (Σ, Ω)}`, each `Σ` the closed form plus `εI`, scaled
         so that its precision `Ω = Σ⁻¹` has trace `d_m`. Changes nothing."""
+        self._check_built()
         if precisions is None:
             precisions = {mode: self.precision(mode) for mode in MODES}
         p = dict(precisions)
@@ -269,10 +277,7 @@ class TensorNormalDense(keras.layers.Layer):
     def task_correlation(self) -> np.ndarray:
         """The learned task correlation `Σ_task[k, l] / sqrt(Σ_task[k, k] Σ_task[l, l])`
         as a numpy array `(T, T)`."""
-        if not self.built:
-            raise ValueError(
-                "TensorNormalDense: the layer is not built yet; call it first."
-            )
+        self._check_built()
         cov = np.asarray(self.task_covariance.numpy())
         scale = np.sqrt(np.diag(cov))
         return cov / np.outer(scale, scale)
@@ -280,17 +285,13 @@ class TensorNormalDense(keras.layers.Layer):
     # ------------------------------------------------------------------ the layer
 
     def call(self, inputs, training=None):
-        if isinstance(inputs, (list, tuple)):
-            stacked = ops.stack(list(inputs), axis=1)
-            h = ops.einsum("bkd,kdu->bku", stacked, self.kernel)
-        else:
-            h = ops.einsum("bd,kdu->bku", inputs, self.kernel)
-        h = self.activation(h + self.bias)
+        h = self.activation(per_branch_product(inputs, self.kernel) + self.bias)
         if training:
             self._update()
         if self.prior_weight > 0.0:
-            penalty = self.prior_weight * self.prior_penalty()
-            self.add_loss(ops.cast(penalty, self.compute_dtype))
+            # In float32 (the covariances' dtype), as the other penalties: the
+            # model sums its losses in float32, also under a float16 policy.
+            self.add_loss(self.prior_weight * self.prior_penalty())
         return [h[:, k, :] for k in range(self.num_tasks)]
 
     def compute_output_shape(self, input_shape):

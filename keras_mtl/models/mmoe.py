@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from keras_mtl._checks import check_bool
 from keras_mtl.features import Feature
 from keras_mtl.layers import MixtureOfExperts
 from keras_mtl.layers._mixing import check_gate
@@ -101,6 +102,7 @@ def build_mmoe(
     tasks = check_builder_tasks(owner, tasks)
     check_dropout(owner, dropout=dropout)
     check_gate(owner.__name__, gate, attention_units)
+    check_bool(owner.__name__, "feature_selection", feature_selection)
     gate_names = ("shared",) if single_gate else tuple(t.name for t in tasks)
     if feature_selection:  # one view per gate; the experts run on each
         inputs, views = encode_selected_inputs(features, gate_names)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl._checks import check_rate, check_units
+from keras_mtl._checks import check_units
 from keras_mtl.features import Feature
 from keras_mtl.layers import MLP, TensorNormalDense
 from keras_mtl.models._common import (
@@ -108,8 +108,7 @@ def build_mrn(
     """
     owner = "build_mrn"
     tasks = check_builder_tasks(build_mrn, tasks)
-    check_dropout(build_mrn, dropout=dropout)
-    check_rate(owner, "hidden_dropout", hidden_dropout)
+    check_dropout(build_mrn, dropout=dropout, hidden_dropout=hidden_dropout)
     shared_units = check_units(owner, "shared_units", shared_units)
     task_units = check_units(owner, "task_units", task_units, allow_empty=False)
     prior = dict(prior_weight=prior_weight, epsilon=epsilon, update_every=update_every)

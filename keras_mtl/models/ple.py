@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras_mtl._checks import check_positive_int
+from keras_mtl._checks import check_bool, check_positive_int
 from keras_mtl.features import Feature
 from keras_mtl.layers import CustomizedGateControl
 from keras_mtl.layers._mixing import check_gate
@@ -125,6 +125,7 @@ def build_ple(
     tasks = check_builder_tasks(owner, tasks)
     check_dropout(owner, dropout=dropout)
     check_gate(owner.__name__, gate, attention_units)
+    check_bool(owner.__name__, "feature_selection", feature_selection)
     check_positive_int("build_ple", "num_levels", num_levels)
     shared = _per_level("num_shared_experts", num_shared_experts, num_levels, _is_count)
     own = _per_level("num_task_experts", num_task_experts, num_levels, _is_count)

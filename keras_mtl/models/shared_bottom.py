@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from keras_mtl._checks import check_bool
 from keras_mtl.features import Feature
 from keras_mtl.layers import MLP
 from keras_mtl.models._common import (
@@ -73,6 +74,7 @@ def build_shared_bottom(
     """
     tasks = check_builder_tasks(build_shared_bottom, tasks)
     check_dropout(build_shared_bottom, dropout=dropout, hidden_dropout=hidden_dropout)
+    check_bool("build_shared_bottom", "feature_selection", feature_selection)
     if feature_selection:
         inputs, views = encode_selected_inputs(features, [t.name for t in tasks])
         bottom = MLP(hidden_units, dropout=hidden_dropout, name="bottom")

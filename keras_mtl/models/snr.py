@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras_mtl._checks import check_non_negative, check_units
+from keras_mtl._checks import check_bool, check_non_negative, check_units
 from keras_mtl.features import Feature
 from keras_mtl.layers import ParallelDense, SubNetworkRouting
 from keras_mtl.layers.sub_network_routing import VARIANTS, check_hard_concrete
@@ -138,6 +138,7 @@ def build_snr(
     owner = "build_snr"
     tasks = check_builder_tasks(build_snr, tasks)
     check_dropout(build_snr, dropout=dropout)
+    check_bool(owner, "feature_selection", feature_selection)
     if variant not in VARIANTS:
         raise ValueError(
             f"{owner}: variant must be one of {list(VARIANTS)}; got {variant!r}."

@@ -9,11 +9,10 @@ import keras
 
 from keras_mtl._checks import (
     check_fraction,
-    check_non_negative,
-    check_rate,
+    check_positive,
     check_units,
 )
-from keras_mtl.features import Feature, SparseFeature, check_features
+from keras_mtl.features import Feature, SparseFeature, check_features, make_inputs
 from keras_mtl.layers import (
     DomainIndex,
     FeatureEncoder,
@@ -27,7 +26,6 @@ from keras_mtl.models._common import (
     builds,
     check_builder_tasks,
     check_dropout,
-    encode_inputs,
     make_model,
 )
 from keras_mtl.models.multi_task_model import MultiTaskModel
@@ -40,6 +38,27 @@ def _own_table(feature: Feature) -> Feature:
     if isinstance(feature, SparseFeature) and feature.share_embedding_with:
         return dataclasses.replace(feature, share_embedding_with=None)
     return feature
+
+
+def _main_features(owner, features, domain):
+    """Every feature but the domain, a table of its own for any that shared the
+    domain's. Within a domain the domain's embedding is constant: normalised
+    per domain it would be exactly 0 in training but not at inference (moving
+    statistics), so the main path does not read it; the domain acts through
+    `W_p`, `b_p`, the per-domain statistics and the auxiliary network."""
+    main = [
+        dataclasses.replace(f, share_embedding_with=None)
+        if isinstance(f, SparseFeature) and f.share_embedding_with == domain
+        else f
+        for f in features
+        if f.name != domain
+    ]
+    if not main:
+        raise ValueError(
+            f"{owner}: the domain {domain!r} is the only feature; the main path "
+            "reads every feature but the domain, so STAR needs at least one more."
+        )
+    return main
 
 
 def _domain_and_aux(owner, features, domain, aux_features, aux_units):
@@ -93,8 +112,8 @@ def build_star(
     """STAR: one model serving several domains through a star topology.
 
     The feature `domain` says which domain (a scenario, a page, a market) each
-    example comes from. Every feature is embedded by one shared encoder
-    (`feature_encoder`, the domain indicator included); then
+    example comes from. Every other feature is embedded by one shared encoder
+    (`feature_encoder`); then
 
     - partitioned normalisation (`partitioned_normalization`,
       `PartitionedNormalization`): batch normalisation with scale `γ · γ_p`,
@@ -114,6 +133,11 @@ def build_star(
       indicator and of the `aux_features`: it lets the domain move the
       prediction directly. With one binary task and `tower_units=()` this is
       the paper's model.
+
+    The main path (encoder, normalisation, star layers) does not read the
+    domain's embedding: constant within a domain, it would normalise to 0 in
+    training but not at inference (where the moving statistics lag). The
+    domain acts through `W_p`, `b_p`, its statistics and the auxiliary network.
 
     The domain index comes from the raw domain value inside the model
     (`domain_index`, `DomainIndex`): the `i`-th value of the feature's
@@ -149,7 +173,7 @@ def build_star(
             domain"). Defaults to (): the domain indicator alone.
         momentum: float in [0, 1]. Momentum of the partitioned normalisation's
             moving statistics. Defaults to 0.99.
-        epsilon: float >= 0. Added to the variance in the partitioned
+        epsilon: float > 0. Added to the variance in the partitioned
             normalisation. Defaults to 1e-3.
         dropout: float. Tower dropout (see `keras_mtl.models`). Defaults to 0.
         hidden_dropout: float. Dropout after each shared star layer
@@ -169,7 +193,7 @@ def build_star(
     >>> model = build_star(features, [Task("click"), Task("buy")], domain="page",
     ...                    hidden_units=(16,), tower_units=())
     >>> tuple(model.get_layer("star_hidden_1").domain_kernel.shape)  # 3 W_p
-    (3, 13, 16)
+    (3, 5, 16)
     >>> out = model.predict({"page": np.array(["cart", "lost"]),
     ...                      "user": np.array([7, 8]), "age": np.array([30.0, 50.0])},
     ...                     verbose=0)
@@ -183,18 +207,21 @@ def build_star(
     """
     owner = "build_star"
     tasks = check_builder_tasks(build_star, tasks)
-    check_dropout(build_star, dropout=dropout)
-    check_rate(owner, "hidden_dropout", hidden_dropout)
+    check_dropout(build_star, dropout=dropout, hidden_dropout=hidden_dropout)
     hidden_units = check_units(owner, "hidden_units", hidden_units)
     tower_units = check_units(owner, "tower_units", tower_units)
     if aux_units is not None:
         aux_units = check_units(owner, "aux_units", aux_units)
     momentum = check_fraction(owner, "momentum", momentum)
-    epsilon = check_non_negative(owner, "epsilon", epsilon)
+    epsilon = check_positive(owner, "epsilon", epsilon)
     features = check_features(features)
     spec, aux_specs = _domain_and_aux(owner, features, domain, aux_features, aux_units)
 
-    inputs, x = encode_inputs(features)
+    main = _main_features(owner, features, domain)
+    inputs = make_inputs(features)
+    x = FeatureEncoder(main, name="feature_encoder")(
+        {k: v for k, v in inputs.items() if k != domain}
+    )
     domain_index = DomainIndex(spec, name="domain_index")
     num_domains = domain_index.num_domains
     index = domain_index(inputs[domain])

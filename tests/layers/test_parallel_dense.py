@@ -69,6 +69,11 @@ def test_single_input_equals_the_same_tensor_per_branch():
     listed = layer([X, X, X])
     for s, t in zip(single, listed):
         np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
+    # A list of one tensor is the shared input too, not one branch's.
+    one = layer([X])
+    assert len(one) == 3
+    for s, t in zip(single, one):
+        np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
 
 
 def test_branches_start_different_and_dense_like():

@@ -9,6 +9,8 @@ from tests.helpers import run_layer_test
 #: mean 11, variance 131.5.
 Z = np.array([[1.0, -2.0], [10.0, 4.0], [3.0, 2.0], [30.0, 8.0]], "float32")
 DOMAIN = np.array([0, 1, 0, 1])
+#: An epsilon that vanishes next to these variances in float32 (0 is refused).
+EPS = 1e-9
 
 
 def _np(x):
@@ -27,7 +29,7 @@ def test_layer_contract(tmp_path):
 
 
 def test_training_normalises_each_domain_with_its_own_batch_statistics():
-    pn = PartitionedNormalization(2, momentum=0.0, epsilon=0.0)
+    pn = PartitionedNormalization(2, momentum=0.0, epsilon=EPS)
     out = _np(pn([Z, DOMAIN], training=True))
     want = np.array([[-1.0, -1.0], [-1.0, -1.0], [1.0, 1.0], [1.0, 1.0]])
     np.testing.assert_allclose(out, want, atol=1e-6)
@@ -38,7 +40,7 @@ def test_training_normalises_each_domain_with_its_own_batch_statistics():
 
 
 def test_moving_statistics_converge_to_each_domains_and_inference_uses_them():
-    pn = PartitionedNormalization(2, momentum=0.5, epsilon=0.0)
+    pn = PartitionedNormalization(2, momentum=0.5, epsilon=EPS)
     for _ in range(30):  # 0.5 ** 30: the starting (0, 1) is gone
         pn([Z, DOMAIN], training=True)
     np.testing.assert_allclose(_np(pn.moving_mean)[:, 0], [2.0, 20.0, 11.0], rtol=1e-5)
@@ -55,7 +57,7 @@ def test_moving_statistics_converge_to_each_domains_and_inference_uses_them():
 
 
 def test_a_domain_missing_from_the_batch_keeps_its_moving_statistics():
-    pn = PartitionedNormalization(2, momentum=0.0, epsilon=0.0)
+    pn = PartitionedNormalization(2, momentum=0.0, epsilon=EPS)
     pn([Z, DOMAIN], training=True)
     only_zero = np.array([[5.0, 0.0], [7.0, 0.0]], "float32")
     pn([only_zero, np.array([0, 0])], training=True)
@@ -64,7 +66,7 @@ def test_a_domain_missing_from_the_batch_keeps_its_moving_statistics():
 
 
 def test_the_scale_is_the_product_and_the_shift_the_sum():
-    pn = PartitionedNormalization(2, epsilon=0.0)
+    pn = PartitionedNormalization(2, epsilon=EPS)
     pn.build([(None, 2), (None,)])
     pn.gamma.assign(np.array([2.0, 2.0], "float32"))
     pn.beta.assign(np.array([0.5, 0.5], "float32"))
@@ -78,7 +80,7 @@ def test_the_scale_is_the_product_and_the_shift_the_sum():
 
 
 def test_an_unknown_domain_gets_the_shared_parameters_and_global_statistics():
-    pn = PartitionedNormalization(2, momentum=0.0, epsilon=0.0)
+    pn = PartitionedNormalization(2, momentum=0.0, epsilon=EPS)
     pn.build([(None, 2), (None,)])
     pn.domain_gamma.assign(np.full((2, 2), 5.0, "float32"))
     pn.domain_beta.assign(np.full((2, 2), 7.0, "float32"))
@@ -95,12 +97,22 @@ def test_an_unknown_domain_gets_the_shared_parameters_and_global_statistics():
     np.testing.assert_allclose(out[:, 0], [2.0, 2.0], rtol=1e-5)
 
 
+def test_a_domain_with_one_example_normalises_to_its_shift():
+    # Its variance in the batch is 0: rsqrt(0 + ε) stays finite, (z − E) is 0.
+    pn = PartitionedNormalization(2, momentum=0.0)
+    pn.build([(None, 2), (None,)])
+    pn.domain_beta.assign(np.array([[0.0, 0.0], [0.5, -1.0]], "float32"))
+    out = _np(pn([Z[:3], DOMAIN[:3]], training=True))
+    np.testing.assert_allclose(out[1], [0.5, -1.0])  # β + β_1, β = 0
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"num_domains": 0}, "num_domains must be"),
         ({"num_domains": 2, "momentum": 1.5}, "momentum must be"),
         ({"num_domains": 2, "epsilon": -1.0}, "epsilon must be"),
+        ({"num_domains": 2, "epsilon": 0.0}, "epsilon must be a finite number > 0"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):

@@ -77,6 +77,16 @@ def test_layer_contract_list_input(tmp_path):
     )
 
 
+def test_a_list_of_one_tensor_is_the_shared_input():
+    layer = TensorNormalDense(3, 2)
+    single = layer(X)
+    one = layer([X])
+    assert len(one) == 3
+    for s, t in zip(single, one):
+        np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
+    assert tuple(layer.kernel.shape) == (3, 4, 2)
+
+
 def test_hand_computed_outputs():
     kernel, _ = _random_case()
     layer = TensorNormalDense(T, D_OUT, activation="linear")
@@ -231,8 +241,12 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_wrong_number_of_inputs_is_named():
     with pytest.raises(ValueError, match="list of 3 inputs for num_tasks=2"):
         TensorNormalDense(2, 3)([X, X, X])
-    with pytest.raises(ValueError, match="not built yet"):
-        TensorNormalDense(2, 3).prior_penalty()
+    unbuilt = TensorNormalDense(2, 3)
+    for method in (unbuilt.prior_penalty, unbuilt.flip_flop, unbuilt.task_correlation):
+        with pytest.raises(
+            ValueError, match="^TensorNormalDense: the layer is not built yet"
+        ):
+            method()
 
 
 def test_first_step_task_correlation_is_the_cosine_of_the_kernels():

@@ -157,3 +157,23 @@ def test_selection_starts_as_the_model_without_it(name):
     # Layers for one task's view only: the selection's weights are all it adds.
     extra = sum(int(np.prod(w.shape)) for w in layer.weights)
     assert select.count_params() == plain.count_params() + extra
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        km.build_mmoe,
+        km.build_omoe,
+        km.build_ple,
+        km.build_cgc,
+        km.build_shared_bottom,
+        km.build_snr,
+    ],
+)
+def test_feature_selection_must_be_a_bool(builder):
+    # "no" or 1 would silently switch selection on (truthy) or off.
+    name = builder.__name__
+    with pytest.raises(
+        ValueError, match=rf"^{name}: feature_selection must be a bool, got 'no'\.$"
+    ):
+        builder(FEATURES, TASKS, feature_selection="no", compile=False)

@@ -2,6 +2,7 @@
 errors. The builder battery (shapes, learning, .keras round trip, serving) runs
 for it with every flat builder in test_builders.py."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -72,3 +73,23 @@ def test_task_correlation_needs_a_tensor_normal_layer():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         km.build_mrn(FEATURES, TASKS, **kwargs)
+
+
+def test_trains_under_mixed_float16():
+    # The prior penalty joins the losses in float32, as every other layer's
+    # penalty does, so a float16 policy can fit.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = km.build_mrn(FEATURES, TASKS, shared_units=(4,), task_units=(3,))
+        layer = model.get_layer("task_layer_1")
+        assert layer.compute_dtype == "float16"
+        history = model.fit(
+            make_dataset(_data(16), FEATURES, TASKS, batch_size=16), verbose=0
+        )
+        assert np.isfinite(history.history["loss"][0])
+        assert int(layer.step.numpy()) == 1
+        model({"x": _data(4)["x"]})
+        dtypes = [keras.backend.standardize_dtype(t.dtype) for t in model.losses]
+        assert dtypes == ["float32"]
+    finally:
+        keras.config.set_dtype_policy("float32")

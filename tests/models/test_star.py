@@ -5,6 +5,7 @@ test_domain_index.py); the builder battery (learning, .keras round trip,
 serving parity, bad specs) runs for it with every flat builder in
 test_builders.py, with `domain="city"` and the data's out-of-vocabulary "lima"."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,7 +29,19 @@ def test_structure_one_star_tower_per_task_and_an_auxiliary_encoder():
     assert model.name == "star"
     assert model.get_layer("domain_index").num_domains == 3
     pn = model.get_layer("partitioned_normalization")
-    width = model.get_layer("feature_encoder").output_dim
+    encoder = model.get_layer("feature_encoder")
+    width = encoder.output_dim
+    # The main path reads every feature but the domain "city"; "home", which
+    # shared city's table, gets one of its own there.
+    assert [f.name for f in encoder.features] == [
+        "occupation",
+        "history",
+        "age",
+        "capital_gains",
+        "home",
+    ]
+    assert encoder.features[-1].share_embedding_with is None
+    assert width == km.layers.FeatureEncoder(FEATURES + [home]).output_dim - 3
     assert tuple(pn.moving_mean.shape) == (4, width)  # 3 domains + global
     assert tuple(model.get_layer("star_hidden_1").domain_kernel.shape) == (3, width, 8)
     # The auxiliary network's own embeddings: the domain, then its features.
@@ -124,6 +137,7 @@ def test_xla_stays_on_with_a_string_domain():
         ({"aux_features": ("age", "age")}, "aux_features must be distinct"),
         ({"aux_units": None, "aux_features": ("age",)}, "aux_units=None leaves"),
         ({"momentum": 2.0}, "momentum must be a float in"),
+        ({"epsilon": 0.0}, "epsilon must be a finite number > 0"),
         ({"hidden_units": (0,)}, "hidden_units must hold positive ints"),
         ({"hidden_dropout": 1.0}, r"hidden_dropout must be in \[0, 1\)"),
     ],
@@ -131,6 +145,28 @@ def test_xla_stays_on_with_a_string_domain():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=f"^build_star: .*{match}"):
         km.build_star(FEATURES, TASKS, **{**SMALL, **kwargs})
+
+
+def test_the_main_encoder_does_not_read_the_domain():
+    # Constant within a domain, its embedding would normalise to 0 in training
+    # but to (e - moving mean) / sqrt(moving variance + eps) at inference.
+    model = km.build_star(FEATURES, TASKS, **SMALL)
+    encoder = model.get_layer("feature_encoder")
+    assert "city" not in [f.name for f in encoder.features]
+    assert "city" not in encoder.input  # the Functional call's inputs
+    assert "city" in model.input  # still a model input: domain_index, aux
+    # Another domain value moves nothing on the main path's input.
+    x = features_only(make_data(8))
+    main = keras.Model(model.inputs, encoder.output)
+    other = {**x, "city": tf.constant(["oslo"] * 8)}
+    assert set(np.asarray(x["city"]).astype(str)) != {"oslo"}
+    np.testing.assert_array_equal(np.asarray(main(other)), np.asarray(main(x)))
+
+
+def test_the_domain_alone_is_rejected():
+    only = [km.SparseFeature("city", vocabulary=("paris", "rome"))]
+    with pytest.raises(ValueError, match="build_star: the domain 'city' is the only"):
+        km.build_star(only, TASKS, domain="city", compile=False)
 
 
 def test_a_hashed_domain_is_rejected():
