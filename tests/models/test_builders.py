@@ -68,7 +68,6 @@ VARIANTS = {
     "ple_attention": ("ple", dict(gate="attention", attention_units=4)),
     "snr_aver": ("snr", dict(variant="aver")),
     "mmoe_select": ("mmoe", dict(feature_selection=True)),
-    "snr_select": ("snr", dict(feature_selection=True)),
 }
 BATTERY = NAMES + sorted(VARIANTS)
 #: Builders whose models have no gates.
@@ -145,6 +144,7 @@ def battery(data, tmp_path_factory):
     return BuilderBattery(cases, tmp_path_factory.mktemp("flat_builders"))
 
 
+@pytest.mark.xla(full_suite_only=True)  # every builder compiles with XLA
 @pytest.mark.parametrize("name", BATTERY)
 def test_builder_battery_and_learning(battery, name):
     built = battery.run(name)

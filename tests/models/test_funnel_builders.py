@@ -90,6 +90,7 @@ def features_of(data, n):
     return feature_batch(data, FEATURES, n)
 
 
+@pytest.mark.xla(full_suite_only=True)  # every builder compiles with XLA
 @pytest.mark.parametrize("name", NAMES)
 def test_battery_heads_and_learning(battery, name):
     built = battery.run(name)
