@@ -21,8 +21,8 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         gate_weights,
         plot_feature_weights,
         plot_gate_weights,
+        prior_task_correlation,
         routing_weights,
-        task_correlation,
     )
     from keras_mtl.features import (
         DenseFeature,
@@ -105,9 +105,9 @@ __all__ = [
     "optimizers",
     "plot_feature_weights",
     "plot_gate_weights",
+    "prior_task_correlation",
     "routing_weights",
     "serving",
-    "task_correlation",
     "tasks",
     "warm_start",
     "weighting",

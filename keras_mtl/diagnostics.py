@@ -114,7 +114,7 @@ def routing_weights(model: keras.Model) -> dict:
     return tables
 
 
-def task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFrame:
+def prior_task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFrame:
     """The task correlation a `TensorNormalDense` layer (MRN) has learned.
 
     Args:
@@ -131,7 +131,7 @@ def task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFra
     Example:
     >>> x = keras.Input((3,), name="x")
     >>> a, b = km.layers.TensorNormalDense(2, 4, name="tasks")(x)
-    >>> task_correlation(keras.Model(x, [a, b]))
+    >>> prior_task_correlation(keras.Model(x, [a, b]))
             task_0  task_1
     task_0     1.0     0.0
     task_1     0.0     1.0
@@ -145,7 +145,7 @@ def task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFra
         named = [found for found in layers if found.name == layer]
         if not named:
             raise ValueError(
-                f"task_correlation: layer={layer!r} is not a TensorNormalDense "
+                f"prior_task_correlation: layer={layer!r} is not a TensorNormalDense "
                 f"layer of model {model.name!r}; those are "
                 f"{[found.name for found in layers]}."
             )

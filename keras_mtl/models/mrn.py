@@ -50,7 +50,7 @@ def build_mrn(
     joins the loss, and whose covariances (between input features, output units
     and tasks) are re-estimated by their flip-flop closed forms every
     `update_every` training steps. The learned task covariance pulls related
-    tasks' weights together; `keras_mtl.task_correlation(model)` reads it.
+    tasks' weights together; `keras_mtl.prior_task_correlation(model)` reads it.
     Each task's `TaskTower` (`tower_units`, by default just the output layer)
     reads its task's last hidden layer.
 
@@ -97,7 +97,7 @@ def build_mrn(
     ...             km.DenseFeature("age", mean=40.0, std=12.0)]
     >>> model = build_mrn(features, [Task("income"), Task("marital")],
     ...                   task_units=(8,))
-    >>> km.task_correlation(model)  # the identity until a training step
+    >>> km.prior_task_correlation(model)  # the identity until a training step
             income  marital
     income     1.0      0.0
     marital    0.0      1.0

@@ -38,25 +38,25 @@ def test_training_steps_update_the_covariances():
         FEATURES, TASKS, shared_units=(4,), task_units=(3,), update_every=2
     )
     layer = model.get_layer("task_layer_1")
-    before = km.task_correlation(model)
+    before = km.prior_task_correlation(model)
     assert list(before.index) == ["a", "b"] and list(before.columns) == ["a", "b"]
     np.testing.assert_array_equal(before.to_numpy(), np.eye(2))
     model.fit(make_dataset(_data(), FEATURES, TASKS, batch_size=16), verbose=0)
     assert int(layer.step.numpy()) == 4  # one count per training step
     assert not np.allclose(layer.covariance("task").numpy(), np.eye(2))
-    after = km.task_correlation(model, "task_layer_1")
+    after = km.prior_task_correlation(model, "task_layer_1")
     np.testing.assert_allclose(np.diag(after.to_numpy()), 1.0, rtol=1e-5)
     assert -1.0 <= after.loc["a", "b"] <= 1.0
     model.predict({"x": _data(8)["x"]}, verbose=0)  # inference does not count
     assert int(layer.step.numpy()) == 4
 
 
-def test_task_correlation_needs_a_tensor_normal_layer():
+def test_prior_task_correlation_needs_a_tensor_normal_layer():
     with pytest.raises(ValueError, match="no TensorNormalDense layer"):
-        km.task_correlation(km.build_shared_bottom(FEATURES, TASKS))
+        km.prior_task_correlation(km.build_shared_bottom(FEATURES, TASKS))
     model = km.build_mrn(FEATURES, TASKS, task_units=(2,))
     with pytest.raises(ValueError, match="layer='bottom' is not a TensorNormal"):
-        km.task_correlation(model, "bottom")
+        km.prior_task_correlation(model, "bottom")
 
 
 @pytest.mark.parametrize(
