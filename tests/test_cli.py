@@ -92,6 +92,7 @@ def test_second_run_exports_the_next_version(mmoe_run, no_xla):
 
 
 @pytest.mark.slow
+@pytest.mark.xla
 def test_xla_training_matches_the_graph_one(mmoe_run):
     """The default path compiles with XLA; it trains to the same test metrics."""
     results, out = run(SYNTHETIC + ["--no-export"])
