@@ -23,6 +23,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         plot_gate_weights,
         prior_task_correlation,
         routing_weights,
+        task_correlation,
     )
     from keras_mtl.features import (
         DenseFeature,
@@ -108,6 +109,7 @@ __all__ = [
     "prior_task_correlation",
     "routing_weights",
     "serving",
+    "task_correlation",
     "tasks",
     "warm_start",
     "weighting",

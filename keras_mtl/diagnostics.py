@@ -1,6 +1,7 @@
 """Model diagnostics: which experts each task uses, which sub-network
 connections are open, which features each task selects, how MRN relates the
-tasks; a pCVR against the known truth; scores per domain."""
+tasks; how related the tasks' labels are; a pCVR against the known truth; scores
+per domain."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from keras_mtl.data._rules import labelled_rows
+from keras_mtl.data._validate import validate_in_memory
 from keras_mtl.layers import (
     CustomizedGateControl,
     FeatureSelection,
@@ -15,6 +18,7 @@ from keras_mtl.layers import (
     SubNetworkRouting,
     TensorNormalDense,
 )
+from keras_mtl.tasks import Task, check_tasks
 
 _GATED = (MixtureOfExperts, CustomizedGateControl)
 
@@ -155,6 +159,120 @@ def prior_task_correlation(model: keras.Model, layer: str | None = None) -> pd.D
     if len(tasks) != chosen.num_tasks:
         tasks = [f"task_{k}" for k in range(chosen.num_tasks)]
     return pd.DataFrame(chosen.task_correlation(), index=tasks, columns=tasks)
+
+
+#: The task types `task_correlation` compares: one number per row.
+_SCALAR_TASK_TYPES = ("binary", "regression")
+
+
+def task_correlation(data, tasks) -> pd.DataFrame:
+    """How related the tasks' labels are: Pearson's and Spearman's correlation.
+
+    Each pair of tasks is compared on the rows where both have a label, by the
+    rules `make_dataset` masks the losses and metrics with: NaN, the task's
+    `missing_value`, and for a task with `given` the rows where that event is
+    not 1. The labels are checked as `make_dataset` checks them (a binary label
+    other than 0/1, a conversion without a click, ... is an error).
+
+    Pearson's r is the linear correlation of the two labels (of two binary
+    tasks, the phi coefficient); Spearman's rho is Pearson's r of their ranks
+    (tied values get their mean rank), which sees any monotone relation. A
+    correlation is NaN where it is undefined: fewer than two common rows, or a
+    label constant on them (e.g. a `given="click"` task against the click
+    itself, which is 1 wherever the other is labelled).
+
+    Label correlation is a proxy for how much two tasks gain from sharing, not
+    a measure of it (see "How related are the tasks?" in the README).
+
+    Args:
+        data: pandas DataFrame or dict of arrays. In-memory data as
+            `make_dataset` takes it; only the tasks' label, `given` and
+            `requires` columns are read.
+        tasks: list of `Task` (or their config dicts), at least two. Binary and
+            regression tasks only: a multiclass or ranking label is not one
+            number per row, so it has no such correlation (leave it out).
+
+    Returns:
+        A `pandas.DataFrame` with one row per task and three groups of columns
+        (a column `MultiIndex`): `table["pearson"]` and `table["spearman"]` are
+        the symmetric task x task correlations, and `table["rows"]` the number
+        of rows each pair was computed on (on the diagonal, the task's labelled
+        rows).
+
+    Raises:
+        ValueError: fewer than two tasks; a multiclass or ranking task; a task
+            with no labelled row; a missing column or an invalid label (the
+            message names the task).
+        TypeError: `tasks` holds something other than a `Task` or its config.
+
+    Example:
+    >>> data = {"click": [1, 1, 0, 1, 0, 1, 0, 0],
+    ...         "conversion": [1, 0, 0, 1, 0, 0, 0, 0],
+    ...         "dwell": [30.0, 5.0, 2.0, np.nan, 1.0, 12.0, 3.0, 0.0]}
+    >>> tasks = [km.Task("ctr", label="click"),
+    ...          km.Task("cvr", label="conversion", given="click"),
+    ...          km.Task("dwell", "regression")]
+    >>> table = km.task_correlation(data, tasks)
+    >>> table["rows"]  # cvr: the 4 clicked rows; dwell: all but the NaN
+           ctr  cvr  dwell
+    ctr      8    4      7
+    cvr      4    4      3
+    dwell    7    3      7
+    >>> table["pearson"].round(3)  # ctr is 1 on every row cvr labels: NaN
+            ctr    cvr  dwell
+    ctr    1.00    NaN  0.710
+    cvr     NaN  1.000  0.962
+    dwell  0.71  0.962  1.000
+    """
+    for task in tasks if isinstance(tasks, (list, tuple)) else ():
+        if not isinstance(task, (Task, dict)):
+            raise TypeError(
+                "task_correlation: tasks must be Task objects (or their config "
+                f"dicts), e.g. Task({task!r}, 'regression'); got {task!r}."
+            )
+    tasks = check_tasks(tasks)
+    if len(tasks) < 2:
+        raise ValueError(
+            "task_correlation: at least two tasks are needed to relate them; got "
+            f"{[t.name for t in tasks]}."
+        )
+    for task in tasks:
+        if task.type not in _SCALAR_TASK_TYPES:
+            raise ValueError(
+                f"task_correlation: Task {task.name!r} is a {task.type} task: its "
+                "label is not one number per row, so it has no Pearson or "
+                "Spearman correlation with another label. Leave it out of tasks "
+                f"(only {' and '.join(_SCALAR_TASK_TYPES)} tasks are compared)."
+            )
+    columns = validate_in_memory(data, [], tasks)
+    labels, known = {}, {}
+    for task in tasks:
+        values = columns.labels[task.name]
+        known[task.name] = labelled_rows(task, values)
+        if not known[task.name].any():
+            masked = " or masked by its given column" if task.given else ""
+            raise ValueError(
+                f"task_correlation: Task {task.name!r} (label column "
+                f"{task.label_column!r}) has no label in any of the "
+                f"{columns.num_rows} rows (every one is missing{masked}), so "
+                "it cannot be related to the others."
+            )
+        labels[task.name] = values.astype(np.float64)
+
+    names = [task.name for task in tasks]
+    pearson = pd.DataFrame(np.nan, index=names, columns=names)
+    spearman = pearson.copy()
+    rows = pd.DataFrame(0, index=names, columns=names)
+    for i, first in enumerate(names):
+        for second in names[i:]:
+            both = known[first] & known[second]
+            x, y = labels[first][both], labels[second][both]
+            r = _pearson(x, y)
+            rho = _pearson(_ranks(x), _ranks(y)) if x.size else float("nan")
+            for a, b in ((first, second), (second, first)):
+                pearson.loc[a, b], spearman.loc[a, b] = r, rho
+                rows.loc[a, b] = int(both.sum())
+    return pd.concat({"pearson": pearson, "spearman": spearman, "rows": rows}, axis=1)
 
 
 def plot_gate_weights(weights: dict, title: str | None = None):
@@ -456,3 +574,12 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
         return float("nan")
     rank_sum = _ranks(scores)[labels].sum()
     return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's correlation of two float arrays; NaN if under two values or constant."""
+    if x.size < 2 or x.min() == x.max() or y.min() == y.max():
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    scale = np.sqrt(np.dot(dx, dx) * np.dot(dy, dy))
+    return float(np.clip(np.dot(dx, dy) / scale, -1.0, 1.0))
