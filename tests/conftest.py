@@ -37,6 +37,7 @@ def pytest_addoption(parser):
 #: pytest-xdist hands whole files to the workers in collection order, so the
 #: long ones must not be left for the end while the other worker idles.
 LONGEST_FIRST = (
+    "models/test_builders.py",  # every builder's battery: the longest file
     "test_cli.py",
     "test_esmm_proof.py",
     "test_large_vocab_benchmark.py",
@@ -44,7 +45,6 @@ LONGEST_FIRST = (
     "test_census_benchmark.py",
     "models/test_dupn.py",
     "models/test_funnel_builders.py",
-    "models/test_builders.py",
     "weighting/test_strategies.py",
 )
 
