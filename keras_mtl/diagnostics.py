@@ -42,6 +42,14 @@ def _mean_gates(layer, x) -> pd.DataFrame:
     return table
 
 
+def _layer_inputs(model: keras.Model, layers: list, data, batch_size: int) -> list:
+    """What each of `layers` (of `model`) receives over `data`, one array per
+    layer, from one probe model predicting them all."""
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    inputs = probe.predict(data, batch_size=batch_size, verbose=0)
+    return [inputs] if len(layers) == 1 else list(inputs)
+
+
 def gate_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
     """Mean softmax weight each gate gives each expert over `data`, per gated layer.
 
@@ -81,10 +89,7 @@ def gate_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
             f"Model {model.name!r} has no MixtureOfExperts or CustomizedGateControl "
             "layer, so it has no gates."
         )
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    gate_inputs = probe.predict(data, batch_size=batch_size, verbose=0)
-    if len(layers) == 1:
-        gate_inputs = [gate_inputs]
+    gate_inputs = _layer_inputs(model, layers, data, batch_size)
     return {layer.name: _mean_gates(layer, x) for layer, x in zip(layers, gate_inputs)}
 
 
@@ -118,7 +123,9 @@ def routing_weights(model: keras.Model) -> dict:
     return tables
 
 
-def prior_task_correlation(model: keras.Model, layer: str | None = None) -> pd.DataFrame:
+def prior_task_correlation(
+    model: keras.Model, layer: str | None = None
+) -> pd.DataFrame:
     """The task correlation a `TensorNormalDense` layer (MRN) has learned.
 
     Args:
@@ -381,10 +388,7 @@ def feature_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
             f"Model {model.name!r} has no FeatureSelection layer; build it with "
             "feature_selection=True."
         )
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    inputs = probe.predict(data, batch_size=batch_size, verbose=0)
-    if len(layers) == 1:
-        inputs = [inputs]
+    inputs = _layer_inputs(model, layers, data, batch_size)
     tables = {}
     for layer, x in zip(layers, inputs):
         weights = layer.field_weights(x)

@@ -51,10 +51,10 @@ def test_this_session_skips_its_slow_tests_unless_asked(request):
 def test_the_longest_files_are_collected_first():
     """xdist hands out whole files in collection order: the long ones first,
     each file's tests in their own order."""
-    names = ["data/test_a.py", "test_cli.py", "models/test_builders.py"]
+    names = ["data/test_a.py", "models/test_builders.py", "test_cli.py"]
     items = [_Item(path=name) for name in names for _ in range(2)]
     order = [conftest.LONGEST_FIRST.index(n) for n in names[1:]]
-    assert order[0] < order[1]  # test_cli.py before models/test_builders.py
+    assert order[0] < order[1]  # models/test_builders.py before test_cli.py
     ids = [id(i) for i in items]
     conftest.pytest_collection_modifyitems(_Config(True), items)
     assert [id(i) for i in items] == [ids[2], ids[3], ids[4], ids[5], ids[0], ids[1]]
