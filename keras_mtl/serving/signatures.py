@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 
 import keras
@@ -303,6 +304,102 @@ class RankingScore:
             "weights": self.weights,
             "transforms": self.transforms,
         }
+
+    @classmethod
+    def from_json(cls, record: Mapping | str) -> RankingScore:
+        """The score of a `to_json` record (a dict, or its JSON text), e.g. as
+        edited by hand for a business period: `weights` (with `combine` and
+        `transforms`), or a `formula` alone. A record with both must agree
+        (edit one and drop the other).
+
+        Example:
+        >>> RankingScore.from_json('{"formula": "0.3*ctr + 0.7*ctcvr"}').weights
+        {'ctr': 0.3, 'ctcvr': 0.7}
+        """
+        import json
+
+        if isinstance(record, str):
+            record = json.loads(record)
+        if not isinstance(record, Mapping):
+            raise ValueError(
+                f"RankingScore.from_json: expected a dict or its JSON text; got "
+                f"{record!r}."
+            )
+        if "weights" not in record:
+            if "formula" not in record:
+                raise ValueError(
+                    "RankingScore.from_json: the record needs 'weights' or "
+                    f"'formula'; got keys {sorted(record)}."
+                )
+            return cls.from_formula(record["formula"])
+        score = cls(
+            record["weights"],
+            record.get("combine", "product"),
+            record.get("transforms") or {},
+        )
+        written = record.get("formula")
+        if written is not None and cls.from_formula(written).formula != score.formula:
+            raise ValueError(
+                f"RankingScore.from_json: formula {written!r} and "
+                f"weights {dict(record['weights'])} disagree (that is "
+                f"{score.formula!r}); edit one and drop the other."
+            )
+        return score
+
+    @classmethod
+    def from_formula(cls, text: str) -> RankingScore:
+        """The score whose `formula` is `text`: `"ctr^1 * cvr^0.5"` (product)
+        or `"1*ctr + 0.2*log1p(time)"` (sum; `log1p(...)` / `log(...)` name a
+        transform), spaces optional.
+
+        Example:
+        >>> RankingScore.from_formula("0.9*ctr + 0.1*log1p(time)").transforms
+        {'time': 'log1p'}
+        """
+        text = str(text)
+        combine = "product" if "^" in text else "sum"
+        weights, transforms, position, sign = {}, {}, 0, 1.0
+        while True:
+            match = _FORMULA_TERM[combine].match(text, position)
+            if match is None:
+                raise ValueError(
+                    f"RankingScore.from_formula: cannot read {text[position:]!r} "
+                    f"of {text!r}; write 'ctr^1 * cvr^0.5' (product) or "
+                    "'1*ctr + 0.2*log1p(time)' (sum)."
+                )
+            found = match.groupdict()
+            task = found["task"] or found["inner"]
+            if task in weights:
+                raise ValueError(
+                    f"RankingScore.from_formula: {task!r} appears twice in {text!r}."
+                )
+            weights[task] = sign * float(found["weight"])
+            if found.get("transform"):
+                transforms[task] = found["transform"]
+            position = match.end()
+            if position == len(text):
+                break
+            separator = text[position]
+            if separator not in ("*" if combine == "product" else "+-"):
+                raise ValueError(
+                    f"RankingScore.from_formula: unexpected {separator!r} in "
+                    f"{text!r} at {text[position:]!r}."
+                )
+            sign, position = (-1.0 if separator == "-" else 1.0), position + 1
+        return cls(weights, combine, transforms)
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NAME = r"[A-Za-z_]\w*"
+#: One term of a formula, spaces around it included: `ctr^0.5` ("product"),
+#: `0.2*ctr` or `0.2*log1p(time)` ("sum").
+_FORMULA_TERM = {
+    "product": re.compile(rf"\s*(?P<task>{_NAME})\s*\^\s*(?P<weight>{_NUMBER})\s*"),
+    "sum": re.compile(
+        rf"\s*(?P<weight>{_NUMBER})\s*\*\s*(?:(?P<task>{_NAME})\b(?!\s*\()|"
+        rf"(?P<transform>log1p|log)\(\s*(?P<inner>{_NAME})\s*\))\s*"
+    ),
+}
 
 
 # ---------------------------------------------------------------------- graph
