@@ -58,6 +58,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         dupn_serving_models,
         export_dupn,
         export_saved_model,
+        fit_ranking_score,
         warm_start,
     )
     from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
@@ -97,6 +98,7 @@ __all__ = [
     "export_dupn",
     "export_saved_model",
     "feature_weights",
+    "fit_ranking_score",
     "funnel_tasks",
     "gate_weights",
     "layers",

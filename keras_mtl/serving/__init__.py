@@ -20,6 +20,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client, is usable)
         export_dupn,
     )
     from keras_mtl.serving.export import export_saved_model
+    from keras_mtl.serving.fit_ranking_score import fit_ranking_score
     from keras_mtl.serving.grpc_client import GrpcClient
     from keras_mtl.serving.retention import pinned_versions, prune_versions
     from keras_mtl.serving.signatures import (
@@ -41,6 +42,7 @@ __all__ = [
     "dupn_serving_models",
     "export_dupn",
     "export_saved_model",
+    "fit_ranking_score",
     "pinned_versions",
     "prune_versions",
     "RankingScore",

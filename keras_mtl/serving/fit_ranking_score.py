@@ -54,10 +54,12 @@ def fit_ranking_score(
     standard deviations while fitting, so that a small probability (a CTCVR
     of 0.01) fits as fast as a large one.
 
-    A score ranks the same for any positive multiple of its weights, so the
-    fitted weights are scaled to `sum |w_k| = 1` and rounded to 4 significant
-    digits: `0.09*ctr + 0.91*ctcvr`, `ctr^0.35 * cvr^0.65`. The weights are
-    meant to be read and edited: `score.formula` is the text,
+    The fitted weights have a scale: a "sum" score's weights are in the
+    target's units (the score estimates the expected target up to a constant
+    per group: `1.0*ctr + 10*ctcvr` for a click worth 1 and a purchase worth
+    10), a "product" score's are its exponents (a free factor in front, which
+    no ranking sees, is fitted and dropped). They are rounded to 4 significant
+    digits and meant to be read and edited: `score.formula` is the text,
     `RankingScore.from_formula` reads it back, and `score.to_json()` /
     `RankingScore.from_json` round-trip the record an export keeps.
 
@@ -88,14 +90,15 @@ def fit_ranking_score(
 
     Example:
     >>> rng = np.random.default_rng(0)
-    >>> ctr = rng.uniform(0.05, 0.3, 2000)
-    >>> ctcvr = ctr * rng.uniform(0.01, 0.2, 2000)
-    >>> # A click is worth 1, a purchase 10: E[value] = ctr + 10 * ctcvr.
-    >>> value = rng.binomial(1, ctr) + 10 * rng.binomial(1, ctcvr)
+    >>> ctr = rng.uniform(0.05, 0.3, 500)
+    >>> ctcvr = ctr * rng.uniform(0.01, 0.2, 500)
+    >>> value = ctr + 10 * ctcvr  # e.g. a click is worth 1, a purchase 10
     >>> equal = km.serving.RankingScore({"ctr": 1, "ctcvr": 1}, "sum")
-    >>> fitted = fit_ranking_score(equal, {"ctr": ctr, "ctcvr": ctcvr}, value)
-    >>> fitted.weights["ctcvr"] > 0.8  # 10 / 11 = 0.91 would be exact
-    True
+    >>> fitted = km.fit_ranking_score(
+    ...     equal, {"ctr": ctr, "ctcvr": ctcvr}, value, steps=100
+    ... )
+    >>> {task: round(weight) for task, weight in fitted.weights.items()}
+    {'ctr': 1, 'ctcvr': 10}
     >>> km.serving.RankingScore.from_formula(fitted.formula) == fitted
     True
     """
