@@ -363,7 +363,7 @@ class RankingScore:
             match = _FORMULA_TERM[combine].match(text, position)
             if match is None:
                 raise ValueError(
-                    f"RankingScore.from_formula: cannot read {text[position:]!r} "
+                    f"RankingScore.from_formula: cannot read {text[position:].strip()!r} "
                     f"of {text!r}; write 'ctr^1 * cvr^0.5' (product) or "
                     "'1*ctr + 0.2*log1p(time)' (sum)."
                 )

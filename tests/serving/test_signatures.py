@@ -203,6 +203,44 @@ def test_ranking_score_rejects_bad_arguments(kwargs, message):
         RankingScore(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "score",
+    [
+        RankingScore({"ctr": 1.0, "cvr": 0.5}),
+        RankingScore({"ctr": -0.25}),
+        RankingScore({"ctr": 1.0, "x": -0.2, "t": 1e6}, "sum", {"t": "log"}),
+        RankingScore({"ctr": 0.9, "time": 0.1}, "sum", {"time": "log1p"}),
+    ],
+)
+def test_ranking_score_round_trips_through_text_and_json(score):
+    assert RankingScore.from_formula(score.formula) == score
+    assert RankingScore.from_json(score.to_json()) == score
+    assert RankingScore.from_json(json.dumps(score.to_json())) == score
+    assert RankingScore.from_json({"formula": score.formula}) == score
+
+
+def test_ranking_score_reads_edited_text():
+    edited = RankingScore.from_formula(" 2 * ctr - 0.5*dislike+3*log1p( time ) ")
+    assert edited == RankingScore(
+        {"ctr": 2.0, "dislike": -0.5, "time": 3.0}, "sum", {"time": "log1p"}
+    )
+    assert RankingScore.from_formula("ctr^1*cvr^2.5").weights == {
+        "ctr": 1.0,
+        "cvr": 2.5,
+    }
+    record = {"formula": "1*ctr + 2*cvr", "combine": "sum"}
+    record["weights"] = {"ctr": 1, "cvr": 3}  # edited, the formula not
+    with pytest.raises(ValueError, match="'1\\*ctr \\+ 2\\*cvr' and weights"):
+        RankingScore.from_json(record)
+    for text, message in [
+        ("1*ctr + 2*exp(cvr)", "cannot read '2\\*exp\\(cvr\\)'"),
+        ("1*ctr + 2*ctr", "'ctr' appears twice"),
+        ("ctr^1 + cvr^2", "unexpected '\\+'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            RankingScore.from_formula(text)
+
+
 def test_ranking_score_must_fit_the_model(model, tmp_path):
     with pytest.raises(ValueError, match=r"\['cvr'\] are not outputs"):
         km.export_saved_model(model, tmp_path, ranking_score=RankingScore({"cvr": 1}))
