@@ -45,9 +45,10 @@ def fit_ranking_score(
     target: the expected target difference is `E[y_i] - E[y_j]`, so when the
     formula can express `E[target]` (`E[click + 10 conversion] = ctr + 10
     ctcvr`), the fitted weights are those, and otherwise the closest ones in
-    the least-squares sense. (Losses that see only which row won, such as the
-    pairwise logistic loss or ListMLE, rank a likely click above a less likely
-    but ten times more valuable purchase; their fits land far from 10 here.)
+    the least-squares sense ("product": `c * prod_k output_k ^ a_k` fits them,
+    with a free factor `c`). Losses that see only which row won, such as the
+    pairwise logistic loss or ListMLE, cannot tell a click from a purchase
+    worth ten clicks (docs/serving.md has a measurement).
     Each of `steps` Adam steps (learning rate cosine-decayed to 0) takes
     `lists_per_step` lists of `list_size` rows; the features `f_k(output_k)`
     (`log output_k` for "product") and the target are divided by their
@@ -83,7 +84,8 @@ def fit_ranking_score(
             it. Defaults to 32.
         lists_per_step: int. Lists in each step's batch. Defaults to 16.
         learning_rate: float. Adam's initial learning rate. Defaults to 0.1.
-        seed: int or None. Seed of the list draws and of the fit. Defaults to 0.
+        seed: int or None. Seed of the list draws (the fit itself draws
+            nothing). Defaults to 0.
 
     Returns:
         A `RankingScore` with `score`'s formula and the fitted weights.
@@ -163,8 +165,6 @@ def fit_ranking_score(
     gain = float(spread @ (y[rows[:, 0]] - y[rows[:, 1]]))
     gain = max(gain / max(float(spread @ spread), 1e-12), 1e-3)
 
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
     inputs = keras.Input((list_size, len(score.weights)), name="list_features")
     # "sum": s = x v; "product": s = exp(x v + b) = c prod_k output_k^(v_k / std_k),
     # with a free scale c = exp(b) that the ranking ignores.
