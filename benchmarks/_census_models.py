@@ -491,14 +491,16 @@ def pipeline_contenders(
 # ----------------------------------------------------------------------------- accuracy study
 
 
-def build(spec, features, tasks, learning_rate: float):
-    """Builder `spec = (registry name, architecture arguments)`, compiled by it."""
+def build(spec, features, tasks, learning_rate: float, loss_weighting=None):
+    """Builder `spec = (registry name, architecture arguments)`, compiled by it
+    (with `loss_weighting=`, a strategy name, unless None: Keras's Σ λ_k L_k)."""
     from keras_mtl.models import build_model
 
     name, kwargs = spec
-    return build_model(
-        name, features, tasks, **kwargs, compile={"learning_rate": learning_rate}
-    )
+    compile_args = {"learning_rate": learning_rate}
+    if loss_weighting is not None:
+        compile_args["loss_weighting"] = loss_weighting
+    return build_model(name, features, tasks, **kwargs, compile=compile_args)
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -524,11 +526,14 @@ class EpochClock(keras.callbacks.Callback):
         return rows / statistics.median(timed)
 
 
-def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
+def train_and_test(
+    spec, train, val, test, tasks, seed, options, loss_weighting=None
+) -> dict:
     """Model `spec` (see `build`) on one split: the training part's mean/std, an early-stopped
     fit (on `val_income_auc`), then `evaluate` on the test part. `options` has
-    `learning_rate`, `batch_size`, `patience` and `max_epochs`. Runs in a child
-    process through `_harness.run_in_child`, or in the caller's."""
+    `learning_rate`, `batch_size`, `patience` and `max_epochs`; `loss_weighting`
+    goes to `build`. Runs in a child process through `_harness.run_in_child`, or
+    in the caller's."""
     from keras_mtl.data import make_dataset
 
     features = census.census_features(train)  # training mean/std only
@@ -536,7 +541,7 @@ def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
     gc.collect()
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model = build(spec, features, tasks, options.learning_rate)
+    model = build(spec, features, tasks, options.learning_rate, loss_weighting)
     stop = keras.callbacks.EarlyStopping(
         monitor="val_income_auc",
         mode="max",
@@ -564,4 +569,10 @@ def train_and_test(spec, train, val, test, tasks, seed, options) -> dict:
         "epochs": len(val_auc),
         "seconds": time.perf_counter() - start,
         "examples_per_second": clock.examples_per_second(len(train)),
+        # the strategy's weights in force after the last epoch (none without one)
+        "weights": {
+            t.name: float(history.history[f"{t.name}_weight"][-1])
+            for t in tasks
+            if f"{t.name}_weight" in history.history
+        },
     }
