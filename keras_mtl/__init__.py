@@ -14,6 +14,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         optimizers,
         serving,
         tasks,
+        transforms,
         weighting,
     )
     from keras_mtl.diagnostics import (
@@ -61,6 +62,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         warm_start,
     )
     from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
+    from keras_mtl.transforms import Transform, to_transformed_scale
 
 __all__ = [
     "DenseFeature",
@@ -111,6 +113,9 @@ __all__ = [
     "serving",
     "task_correlation",
     "tasks",
+    "to_transformed_scale",
+    "Transform",
+    "transforms",
     "warm_start",
     "weighting",
 ]
