@@ -55,6 +55,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_snr,
         build_star,
     )
+    from keras_mtl.objectives import objective_weights
     from keras_mtl.serving import (
         dupn_serving_models,
         export_dupn,
@@ -105,6 +106,7 @@ __all__ = [
     "losses",
     "make_inputs",
     "metrics",
+    "objective_weights",
     "optimizers",
     "plot_feature_weights",
     "plot_gate_weights",
