@@ -276,3 +276,21 @@ def test_log_scale_dwell_ranks_better_than_raw_scale():
     # Measured: 0.59 (log1p) against 0.44 (raw).
     assert score["log1p"] > score[None] + 0.05, score
     assert score["log1p"] > 0.4, score
+
+
+def test_streamed_labels_outside_the_domain_fail_in_the_pipeline(tmp_path):
+    import tensorflow as tf
+
+    path = tmp_path / "data.csv"
+    path.write_text("x,a,b\n0.5,1.0,2.0\n0.5,-5.0,-2.0\n")
+    tasks = [
+        km.Task("a", "regression", transform="log1p", missing_value=-5),
+        km.Task("b", "regression", transform="log1p"),
+    ]
+    ds = make_dataset(str(path), [km.DenseFeature("x")], tasks, batch_size=2)
+    # -5 is a's missing_value; b's -2 is the error, named in the message.
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Task `b` \(CSV column `b`\): labels must be > -1.* \[-2\]",
+    ):
+        list(ds)
