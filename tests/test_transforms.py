@@ -294,3 +294,37 @@ def test_streamed_labels_outside_the_domain_fail_in_the_pipeline(tmp_path):
         match=r"Task `b` \(CSV column `b`\): labels must be > -1.* \[-2\]",
     ):
         list(ds)
+
+
+def test_every_builder_with_regression_tasks_returns_the_label_scale():
+    # Every registered builder that takes regression tasks, at the builder
+    # battery's small sizes: the spend output is expm1 of its tower's output.
+    from keras_mtl.models.registry import MODELS
+    from tests.models.test_builders import BATTERY_TASKS, FEATURES, SIZES, build
+
+    tasks = [
+        km.Task(t.name, t.type, missing_value=-1, transform="log1p")
+        if t.name == "spend"
+        else t
+        for t in BATTERY_TASKS
+    ]
+    x = {
+        "occupation": np.array([1, 7]),
+        "history": np.array([[1, 2, -1, -1, -1, -1]] * 2),
+        "city": np.array(["paris", "rome"], dtype=object),
+        "age": np.array([30.0, 50.0], "float32"),
+        "capital_gains": np.array([np.nan, 0.5], "float32"),
+    }
+    names = [n for n in SIZES if "regression" in MODELS[n].task_types]
+    assert {"shared_bottom", "mmoe", "ple", "snr", "star"} <= set(names)
+    for name in names:
+        model = build(name, FEATURES, tasks, compile=False)
+        layer = model.get_layer("spend_inverse_transform")
+        assert model.output["spend"] is layer.output, name
+        z = keras.Model(model.inputs, layer.input)(x)
+        np.testing.assert_allclose(
+            np.asarray(model(x)["spend"]),
+            np.expm1(np.asarray(z)),
+            rtol=1e-5,
+            err_msg=name,
+        )
