@@ -278,6 +278,7 @@ def test_log_scale_dwell_ranks_better_than_raw_scale():
     assert score["log1p"] > 0.4, score
 
 
+@pytest.mark.slow  # (the rules table covers one streamed task, fast)
 def test_streamed_labels_outside_the_domain_fail_in_the_pipeline(tmp_path):
     import tensorflow as tf
 
