@@ -53,13 +53,14 @@ def test_scores_per_model(results):
             else:  # a dwell MAE: positive, within the dwell's scale
                 assert 0.0 < value < 10 * np.exp(3.0 + 0.5)
     assert all(results[m]["seconds"] > 0 for m in MODELS)
+    assert all(results[m]["epochs"] == 1 for m in MODELS)
 
 
 def test_table(results):
     lines = table([results, results]).splitlines()
     assert lines[0] == (
         "| model | click AUC | conversion AUC | conversion Spearman (true) | "
-        "dwell Spearman (true) | dwell MAE | seconds |"
+        "dwell Spearman (true) | dwell MAE | epochs | seconds |"
     )
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in lines[2:]}
     assert list(rows) == list(MODELS)
@@ -70,3 +71,4 @@ def test_table(results):
     assert rows["click weighted"][4] == "—"  # no dwell output
     assert rows["esmm"][3] == rows["esmm"][4] == "—"
     assert not math.isnan(float(rows["mmoe"][4].split(" ")[0]))
+    assert rows["mmoe"][5] == "1 (1–1)"  # epochs run
