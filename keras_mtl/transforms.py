@@ -4,9 +4,12 @@
 `forward(label)` and returns predictions on the label's own scale: the task's
 tower predicts `z` on the transformed scale, an `InverseTransform` layer turns
 it into `inverse(z)` (the model's output for the task, in `predict`, after a
-`.keras` load and in every SavedModel signature), and the task's loss and
-metrics compare `forward(label)` with `forward(prediction)` (`TransformedLoss`,
-`TransformedMetric`), i.e. on the transformed scale again.
+`.keras` load and in every SavedModel signature), and the task's default loss
+and metric (`MaskedMeanSquaredError` and `MaskedMSE` with `transform=`) compare
+`forward(label)` with `forward(prediction)`, i.e. on the transformed scale
+again. A loss passed to `compile` for such a task sees the label's scale
+unless it is given the transform too; a model built by hand (not by a
+builder) needs the `InverseTransform` layer on the task's output itself.
 
 A transform is a small serializable object with `forward` and `inverse` in
 `keras.ops`. Subclass `Transform` (and register the subclass with
