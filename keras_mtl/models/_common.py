@@ -111,12 +111,13 @@ def make_model(
     `InverseTransform` named `{task}_inverse_transform`: the builder's head
     predicts the transformed scale, the model returns the label's scale.
     """
-    outputs = dict(outputs)
-    for task in check_tasks(tasks):
-        if task.transform is not None and task.name in outputs:
-            outputs[task.name] = InverseTransform(
-                task.transform, name=f"{task.name}_inverse_transform"
-            )(outputs[task.name])
+    if tasks and isinstance(outputs, dict):
+        outputs = dict(outputs)
+        for task in check_tasks(tasks):
+            if task.transform is not None and task.name in outputs:
+                outputs[task.name] = InverseTransform(
+                    task.transform, name=f"{task.name}_inverse_transform"
+                )(outputs[task.name])
     model = MultiTaskModel(inputs, outputs, tasks=tasks, name=name)
     if compile:
         model.compile(**(compile if isinstance(compile, dict) else {}))
