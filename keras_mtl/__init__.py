@@ -14,6 +14,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         optimizers,
         serving,
         tasks,
+        transforms,
         weighting,
     )
     from keras_mtl.diagnostics import (
@@ -54,6 +55,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         build_snr,
         build_star,
     )
+    from keras_mtl.objectives import objective_weights
     from keras_mtl.serving import (
         dupn_serving_models,
         export_dupn,
@@ -62,6 +64,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         warm_start,
     )
     from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
+    from keras_mtl.transforms import Transform, to_transformed_scale
 
 __all__ = [
     "DenseFeature",
@@ -105,6 +108,7 @@ __all__ = [
     "losses",
     "make_inputs",
     "metrics",
+    "objective_weights",
     "optimizers",
     "plot_feature_weights",
     "plot_gate_weights",
@@ -113,6 +117,9 @@ __all__ = [
     "serving",
     "task_correlation",
     "tasks",
+    "to_transformed_scale",
+    "Transform",
+    "transforms",
     "warm_start",
     "weighting",
 ]

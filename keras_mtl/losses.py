@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl.masking import label_mask, match_rank
+from keras_mtl.masking import label_mask, match_rank, transform_labels
+from keras_mtl.transforms import get_transform, serialize_transform
 
 
 class _MaskedLoss(keras.losses.Loss):
@@ -15,11 +16,19 @@ class _MaskedLoss(keras.losses.Loss):
     mean divides by the number of labelled rows, so a task with few labels in a
     batch is not diluted by the others, and a batch without any label for this
     task contributes exactly 0 (never NaN).
+
+    With a `transform` (a `keras_mtl.transforms.Transform` or its name), label
+    and prediction are compared on its scale: `forward(y_true)` with
+    `forward(y_pred)` (a task trained on log-scale targets); labels outside
+    the transform's domain are left out like missing ones.
     """
 
-    def __init__(self, mask_value=None, name=None, reduction="sum", dtype=None):
+    def __init__(
+        self, mask_value=None, name=None, reduction="sum", dtype=None, transform=None
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.mask_value = None if mask_value is None else float(mask_value)
+        self.transform = get_transform(transform)
 
     def elementwise(self, y_true, y_pred):
         raise NotImplementedError
@@ -28,12 +37,16 @@ class _MaskedLoss(keras.losses.Loss):
         y_true, y_pred = match_rank(y_true, y_pred)
         mask, y_clean = label_mask(y_true, self.mask_value)
         y_pred = ops.cast(y_pred, "float32")
+        mask, y_clean, y_pred = transform_labels(mask, y_clean, y_pred, self.transform)
         values = ops.where(mask, self.elementwise(y_clean, y_pred), 0.0)
         count = ops.maximum(ops.sum(ops.cast(mask, "float32")), 1.0)
         return values / count
 
     def get_config(self):
-        return {**super().get_config(), "mask_value": self.mask_value}
+        config = {**super().get_config(), "mask_value": self.mask_value}
+        if self.transform is not None:
+            config["transform"] = serialize_transform(self.transform)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -78,17 +91,30 @@ class MaskedMeanSquaredError(_MaskedLoss):
 
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.
+        transform: `keras_mtl.transforms.Transform`, its name or None. Compare
+            `forward(y_true)` with `forward(y_pred)` (e.g. "log1p": the MSE of
+            log(1 + y)). Defaults to None.
 
     Example:
     >>> loss = MaskedMeanSquaredError()
     >>> float(loss(np.array([1.0, np.nan, 3.0]), np.array([2.0, 9.0, 3.0])))
     0.5
 
-    The mean of `(2 - 1)²` and `(3 - 3)²`; the NaN row is left out.
+    The mean of `(2 - 1)²` and `(3 - 3)²`; the NaN row is left out. On the
+    log1p scale, `(log 4 - log 2)²` (the label 3, the prediction 1):
+
+    >>> loss = MaskedMeanSquaredError(transform="log1p")
+    >>> round(float(loss(np.array([3.0, np.nan]), np.array([1.0, 5.0]))), 4)
+    0.4805
     """
 
-    def __init__(self, mask_value=None, name=None, **kwargs):
-        super().__init__(mask_value=mask_value, name=name or "masked_mse", **kwargs)
+    def __init__(self, mask_value=None, name=None, transform=None, **kwargs):
+        super().__init__(
+            mask_value=mask_value,
+            name=name or "masked_mse",
+            transform=transform,
+            **kwargs,
+        )
 
     def elementwise(self, y_true, y_pred):
         return ops.square(y_pred - y_true)

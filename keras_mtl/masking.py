@@ -25,3 +25,17 @@ def match_rank(y_true, y_pred):
     if len(y_pred.shape) == 2 and y_pred.shape[-1] == 1:
         y_pred = ops.squeeze(y_pred, -1)
     return y_true, y_pred
+
+
+def transform_labels(mask, y_clean, y_pred, transform=None):
+    """`(mask, y_clean, y_pred)` on a transform's scale (unchanged without one).
+
+    Labels at or below the transform's `domain_floor` (e.g. <= -1 for log1p)
+    are masked out too; `y_clean` keeps 0 in every masked slot.
+    """
+    if transform is None:
+        return mask, y_clean, y_pred
+    if transform.domain_floor is not None:
+        mask = ops.logical_and(mask, ops.greater(y_clean, transform.domain_floor))
+    y_clean = ops.where(mask, transform.forward(y_clean), ops.zeros_like(y_clean))
+    return mask, y_clean, transform.forward(y_pred)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl.masking import label_mask, match_rank
+from keras_mtl.masking import label_mask, match_rank, transform_labels
+from keras_mtl.transforms import get_transform, serialize_transform
 
 
 def _mask_weight(mask, sample_weight):
@@ -67,6 +68,9 @@ class MaskedMSE(keras.metrics.Mean):
 
     Args:
         mask_value: float or None. Label value meaning "no label" besides NaN.
+        transform: `keras_mtl.transforms.Transform`, its name or None. The error
+            of `forward(y_pred)` against `forward(y_true)` (labels outside its
+            domain left out). Defaults to None.
 
     Example:
     >>> mse = MaskedMSE(mask_value=-1)
@@ -75,19 +79,25 @@ class MaskedMSE(keras.metrics.Mean):
     0.5
     """
 
-    def __init__(self, mask_value=None, name="mse", **kwargs):
+    def __init__(self, mask_value=None, name="mse", transform=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.mask_value = None if mask_value is None else float(mask_value)
+        self.transform = get_transform(transform)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = match_rank(y_true, y_pred)
         mask, y_clean = label_mask(y_true, self.mask_value)
+        y_pred = ops.cast(y_pred, "float32")
+        mask, y_clean, y_pred = transform_labels(mask, y_clean, y_pred, self.transform)
         weight = _mask_weight(mask, sample_weight)
-        error = ops.square(ops.cast(y_pred, "float32") - y_clean)
+        error = ops.square(y_pred - y_clean)
         return super().update_state(error, sample_weight=weight)
 
     def get_config(self):
-        return {**super().get_config(), "mask_value": self.mask_value}
+        config = {**super().get_config(), "mask_value": self.mask_value}
+        if self.transform is not None:
+            config["transform"] = serialize_transform(self.transform)
+        return config
 
 
 def with_missing_outputs(y, y_pred):

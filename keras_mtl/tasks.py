@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from keras_mtl._checks import check_int_at_least, check_non_negative
 from keras_mtl.features import check_name
+from keras_mtl.transforms import Transform, get_transform, serialize_transform
 
 #: Every `Task.type`.
 TASK_TYPES = ("binary", "regression", "multiclass", "ranking")
@@ -55,6 +56,15 @@ class Task:
             per candidate, a pairwise ranking loss, NDCG@10). Its label is a
             vector of `list_size` relevance grades >= 0; -1 or NaN marks a
             padded candidate. Only for "ranking".
+        transform: str, `keras_mtl.transforms.Transform` or None. An invertible
+            transform of a "regression" label: "log1p" (log-scale targets,
+            labels > -1), "identity" or your own `Transform`. The task is
+            trained on `forward(label)` (its loss and metrics compare on that
+            scale) and the model's output for it is on the label's own scale
+            (`inverse` of the tower's output), in `predict`, after loading and
+            in every exported signature; `keras_mtl.to_transformed_scale` gives
+            the training scale. `make_dataset` rejects labels outside the
+            transform's domain. Only for "regression". Defaults to None.
 
     Example:
     >>> cvr = Task("cvr", label="conversion", given="click")
@@ -64,6 +74,8 @@ class Task:
     (18,)
     >>> Task("rank", "ranking", list_size=10).label_shape
     (10,)
+    >>> Task("dwell", "regression", transform="log1p").transform
+    Log1p(max_log=80.0)
     >>> Task("genre", "multiclass")
     Traceback (most recent call last):
     ...
@@ -80,6 +92,7 @@ class Task:
     metric_only: bool = False
     num_classes: int | None = None
     list_size: int | None = None
+    transform: str | Transform | None = None
 
     def __post_init__(self):
         check_name("Task", self.name)
@@ -101,6 +114,16 @@ class Task:
             if value is not None:
                 value = check_int_at_least(f"Task {self.name!r}", arg, value, least)
                 object.__setattr__(self, arg, value)
+        try:
+            transform = get_transform(self.transform)
+        except ValueError as error:
+            raise ValueError(f"Task {self.name!r}: {error}") from None
+        if transform is not None and self.type != "regression":
+            raise ValueError(
+                f"Task {self.name!r}: transform={self.transform!r} needs a "
+                f"regression task (a transformed label); got type={self.type!r}."
+            )
+        object.__setattr__(self, "transform", transform)
         weight = check_non_negative(
             f"Task {self.name!r}", "loss_weight", self.loss_weight
         )
@@ -139,6 +162,11 @@ class Task:
         return () if width is None else (width,)
 
     @property
+    def label_floor(self) -> float | None:
+        """Labels must be greater than this (its transform's domain), or None."""
+        return None if self.transform is None else self.transform.domain_floor
+
+    @property
     def parent_column(self) -> str | None:
         """The column this label must not exceed (`given` or `requires`), if any."""
         return self.given or self.requires
@@ -152,7 +180,9 @@ class Task:
 
 
 def task_to_config(task: Task) -> dict:
-    return dataclasses.asdict(task)
+    config = dataclasses.asdict(task)
+    config["transform"] = serialize_transform(task.transform)
+    return config
 
 
 def task_from_config(config: dict | Task) -> Task:

@@ -19,12 +19,12 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_mtl"
 #: ("__init__" is the `keras_mtl` facade, which re-exports the public names).
 LAYERS = (
     ("_installed", "_checks", "_keras_compat"),
-    ("features",),
+    ("features", "transforms"),
     ("tasks", "masking", "_graph"),
     ("data", "layers", "losses", "metrics", "weighting"),
     ("training", "optimizers"),
     ("models",),
-    ("diagnostics", "datasets", "serving"),
+    ("diagnostics", "datasets", "serving", "objectives"),
     ("__init__",),
     ("cli",),
     ("__main__",),

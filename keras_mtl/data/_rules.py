@@ -112,6 +112,13 @@ def _binary_ok(ops, task: Task, y):
     return ok
 
 
+def _domain_ok(ops, task: Task, y):
+    ok = (y > task.label_floor) | ops.isnan(y)
+    if task.missing_value is not None:
+        ok |= ops.equal(y, task.missing_value)
+    return ok
+
+
 def _binary_expected(task: Task) -> str:
     missing = (
         "" if task.missing_value is None else f" or missing_value={task.missing_value}"
@@ -202,6 +209,17 @@ RULES = (
         lambda task: (
             "relevance grades must be >= 0, or -1 / NaN for a padded candidate"
         ),
+    ),
+    Rule(
+        "transform_domain",
+        ("label",),
+        lambda task: task.label_floor is not None,
+        _domain_ok,
+        lambda task: (
+            f"labels must be > {task.label_floor:g} (the task is trained on their "
+            f"{task.transform!r}; NaN for a missing label)"
+        ),
+        spec_fields=("label_floor", "missing_value"),
     ),
     Rule(
         "funnel_order",

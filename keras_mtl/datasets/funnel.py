@@ -33,8 +33,10 @@ class FunnelData:
         frame: pd.DataFrame. One row per impression: `user_id`, `user_age`,
             `user_history` (a list of category ids; the rows of one user share
             one list object), `item_id`, `item_category`, `item_price` (the
-            raw price, log-normal; its spec takes the log in the model) and
-            the float32 0/1 events `click`, `action`, `conversion`.
+            raw price, log-normal; its spec takes the log in the model), the
+            float32 0/1 events `click`, `action`, `conversion` and the float32
+            `dwell` time after a click (log-normal; NaN, i.e. no label, where
+            there is no click).
         features: list. Specs of the six feature columns.
         tasks: list. ESMM's tasks on `click` and `conversion` (`esmm_tasks()`:
             `ctr`, `cvr` given a click, metric-only, and `ctcvr`). The frame also
@@ -46,6 +48,11 @@ class FunnelData:
         true_cvr: np.ndarray. P(conversion | click, x).
         true_cvr_given_action: np.ndarray. P(conversion | action, x).
         true_cvr_given_no_action: np.ndarray. P(conversion | click, no action, x).
+        true_dwell: np.ndarray. E[dwell | click, x] = exp(m + s²/2), with
+            `m = dwell_mean + dwell_slope * C` the mean and `s = dwell_sigma`
+            the standard deviation of log dwell given a click.
+        true_log_dwell: np.ndarray. E[log dwell | click, x] = m; `exp(m)` is
+            the median dwell given a click.
         click_score, conversion_score: np.ndarray. `(N,)` scores A and C.
         correlation: float. The requested `p`.
         intercepts: dict. Solved logit intercepts, keys `"click"`, `"action"`,
@@ -62,6 +69,8 @@ class FunnelData:
     true_cvr: np.ndarray
     true_cvr_given_action: np.ndarray
     true_cvr_given_no_action: np.ndarray
+    true_dwell: np.ndarray
+    true_log_dwell: np.ndarray
     click_score: np.ndarray
     conversion_score: np.ndarray
     correlation: float
@@ -115,6 +124,9 @@ def make_funnel(
     logit_scale: float = 2.0,
     action_lift: float = 2.0,
     popularity_exponent: float = 1.0,
+    dwell_mean: float = 3.0,
+    dwell_slope: float = 0.8,
+    dwell_sigma: float = 1.0,
     seed: int | None = None,
 ) -> FunnelData:
     """Impressions with clicks, actions and conversions from known probabilities.
@@ -134,7 +146,12 @@ def make_funnel(
     only after a click. Users and items are drawn with Zipf-like popularity,
     so many ids are rare; `user_history` lists 1..`history_len` distinct
     categories drawn by the user's taste (Gumbel top-k), so it also informs
-    about rare users.
+    about rare users. A click is followed by a dwell time (seconds, say) with
+    `log dwell = dwell_mean + dwell_slope * C + dwell_sigma * e`, e standard
+    normal: log-normal, so its mean given a click is `true_dwell = exp(
+    dwell_mean + dwell_slope * C + dwell_sigma² / 2)`. The dwell times are
+    drawn from a generator of their own (seeded from `seed`), so every other
+    column is what it was before the dwell column existed.
 
     With `correlation > 0`, clicked impressions have a higher mean `true_cvr`
     than all impressions (sample selection bias), and a CVR model trained on
@@ -162,6 +179,12 @@ def make_funnel(
             Defaults to 2.
         popularity_exponent: float. Zipf exponent of user and item popularity
             (>= 0; 0 is uniform). Defaults to 1.
+        dwell_mean: float. Mean log dwell given a click at C = 0. Defaults to 3
+            (a median of about 20).
+        dwell_slope: float. Weight of the conversion score C in log dwell.
+            Defaults to 0.8.
+        dwell_sigma: float. Standard deviation of log dwell given the features
+            (>= 0). Defaults to 1.
         seed: int or None. Fully determines the output. Defaults to None.
 
     Returns:
@@ -193,6 +216,9 @@ def make_funnel(
     check_positive("make_funnel", "logit_scale", logit_scale)
     check_non_negative("make_funnel", "action_lift", action_lift)
     check_non_negative("make_funnel", "popularity_exponent", popularity_exponent)
+    check_non_negative("make_funnel", "dwell_sigma", dwell_sigma)
+    for name, value in (("dwell_mean", dwell_mean), ("dwell_slope", dwell_slope)):
+        _check(name, value, np.isfinite(value), "a finite number")
 
     rng = np.random.default_rng(seed)
     d, n = latent_dim, num_impressions
@@ -263,6 +289,14 @@ def make_funnel(
     conversion = click & (u[2] < np.where(action, cvr_action, cvr_none))
     events = {"click": click, "action": action, "conversion": conversion}
 
+    # Dwell after a click, from a generator of its own: the columns above stay
+    # bit-identical to those drawn before the dwell column existed.
+    dwell_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    true_log_dwell = dwell_mean + dwell_slope * conversion_score
+    log_dwell = true_log_dwell + dwell_sigma * dwell_rng.standard_normal(n)
+    dwell = np.where(click, np.exp(log_dwell), np.nan)
+    true_dwell = np.exp(true_log_dwell + 0.5 * dwell_sigma**2)
+
     frame = pd.DataFrame(
         {
             "user_id": users,
@@ -272,6 +306,7 @@ def make_funnel(
             "item_category": cats,
             "item_price": np.exp(log_price).astype(np.float32),
             **{k: v.astype(np.float32) for k, v in events.items()},
+            "dwell": dwell.astype(np.float32),
         }
     )
     features = [
@@ -297,6 +332,8 @@ def make_funnel(
         true_cvr=true_cvr,
         true_cvr_given_action=cvr_action,
         true_cvr_given_no_action=cvr_none,
+        true_dwell=true_dwell,
+        true_log_dwell=true_log_dwell,
         click_score=click_score,
         conversion_score=conversion_score,
         correlation=p,

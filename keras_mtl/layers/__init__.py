@@ -12,6 +12,7 @@ from keras_mtl.layers.feature_encoder import FeatureEncoder
 from keras_mtl.layers.feature_selection import FeatureSelection
 from keras_mtl.layers.field_embedding import FieldEmbedding
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
+from keras_mtl.layers.inverse_transform import InverseTransform
 from keras_mtl.layers.label_embedding import LabelEmbedding
 from keras_mtl.layers.layer_mixture import LayerMixture
 from keras_mtl.layers.lstm_attention_encoder import LSTMAttentionEncoder
@@ -43,6 +44,7 @@ __all__ = [
     "FeatureSelection",
     "FieldEmbedding",
     "FieldWiseSumPooling",
+    "InverseTransform",
     "LabelEmbedding",
     "LayerMixture",
     "LSTMAttentionEncoder",

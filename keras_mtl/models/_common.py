@@ -16,6 +16,7 @@ from keras_mtl.layers import (
     CrossStitch,
     FeatureEncoder,
     FeatureSelection,
+    InverseTransform,
     ParallelDense,
     TaskTower,
 )
@@ -106,7 +107,17 @@ def make_model(
 
     `compile` is True (defaults), False (leave uncompiled) or a dict of
     `MultiTaskModel.compile` arguments (`compile=True` is `model.compile()`).
+    The output of each task with a `Task.transform` passes through an
+    `InverseTransform` named `{task}_inverse_transform`: the builder's head
+    predicts the transformed scale, the model returns the label's scale.
     """
+    if tasks and isinstance(outputs, dict):
+        outputs = dict(outputs)
+        for task in check_tasks(tasks):
+            if task.transform is not None and task.name in outputs:
+                outputs[task.name] = InverseTransform(
+                    task.transform, name=f"{task.name}_inverse_transform"
+                )(outputs[task.name])
     model = MultiTaskModel(inputs, outputs, tasks=tasks, name=name)
     if compile:
         model.compile(**(compile if isinstance(compile, dict) else {}))

@@ -32,7 +32,8 @@ METRIC_NAMES = {
 def task_loss(task: Task) -> keras.losses.Loss:
     """The default loss of a task.
 
-    Masked binary cross-entropy (binary), masked MSE (regression), masked
+    Masked binary cross-entropy (binary), masked MSE (regression; on the scale
+    of the task's `transform` when it has one), masked
     categorical cross-entropy (multiclass), or keras-rs's pairwise logistic
     loss over the candidate list (ranking; labels -1 mark padded candidates).
 
@@ -51,6 +52,8 @@ def task_loss(task: Task) -> keras.losses.Loss:
         "regression": MaskedMeanSquaredError,
         "multiclass": MaskedCategoricalCrossentropy,
     }[task.type]
+    if task.transform is not None:  # (a regression task: on the transformed scale)
+        return cls(mask_value=task.missing_value, name=name, transform=task.transform)
     return cls(mask_value=task.missing_value, name=name)
 
 
@@ -58,7 +61,8 @@ def task_metrics(task: Task) -> list:
     """The default metrics of a task, named as in `METRIC_NAMES`.
 
     Masked AUC (binary; micro-averaged one-vs-rest for multiclass), masked MSE
-    (regression), keras-rs NDCG@10 (ranking).
+    (regression; on the scale of the task's `transform`), keras-rs NDCG@10
+    (ranking).
 
     Example:
     >>> [m.name for m in task_metrics(Task("ctr"))]
@@ -73,7 +77,11 @@ def task_metrics(task: Task) -> list:
 
         return [keras_rs.metrics.NDCG(k=10, name=name)]
     if task.type == "regression":
-        return [MaskedMSE(mask_value=task.missing_value, name=name)]
+        return [
+            MaskedMSE(
+                mask_value=task.missing_value, name=name, transform=task.transform
+            )
+        ]
     return [MaskedAUC(mask_value=task.missing_value, name=name)]
 
 

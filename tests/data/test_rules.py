@@ -37,6 +37,7 @@ PRICE = DenseFeature("price")
 GAPPY_PRICE = DenseFeature("price", allow_missing=True)
 AGE = SparseFeature("age", boundaries=[18, 30])
 LOG_PRICE = DenseFeature("price", transform="log", allow_missing=True)
+DWELL = Task("dwell", "regression", transform="log1p")
 
 CASES = {
     "finite_label": case(
@@ -50,6 +51,7 @@ CASES = {
     "relevance_grade": case(
         RANK, {"rank": np.array([[1.0, 0], [2.0, -2.0]])}, tasks=[RANK]
     ),
+    "transform_domain": case(DWELL, {"dwell": [0.0, -1.0]}, tasks=[DWELL]),
     "funnel_order": case(
         CVR, {"click": [1.0, 0.0], "conversion": [1.0, 1.0]}, tasks=[CVR]
     ),

@@ -33,6 +33,7 @@ def test_shapes_dtypes_and_specs(funnel):
         "item_category",
         "item_price",
         *EVENTS,
+        "dwell",
     ]
     assert len(frame) == 60_000
     for column in ("user_id", "user_age", "item_id", "item_category"):
@@ -295,3 +296,52 @@ def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         make_funnel(**kwargs)
     assert repr(next(iter(kwargs.values()))) in str(info.value)
+
+
+def test_dwell_is_log_normal_after_a_click_only(funnel):
+    frame = funnel.frame
+    clicks = frame.click.to_numpy() == 1
+    dwell = frame.dwell.to_numpy()
+    assert frame.dwell.dtype == np.float32
+    assert np.isnan(dwell[~clicks]).all()  # no click: no label
+    assert (dwell[clicks] > 0).all()
+    # log dwell = 3 + 0.8 C + 1 * e given a click (the defaults).
+    np.testing.assert_allclose(
+        funnel.true_log_dwell, 3.0 + 0.8 * funnel.conversion_score
+    )
+    np.testing.assert_allclose(funnel.true_dwell, np.exp(funnel.true_log_dwell + 0.5))
+    residual = np.log(dwell[clicks].astype(np.float64)) - funnel.true_log_dwell[clicks]
+    n = clicks.sum()
+    assert abs(residual.mean()) < 4 / np.sqrt(n)
+    assert abs(residual.std() - 1.0) < 4 * np.sqrt(0.5 / n)
+    # Its mean given a click is exp(m + σ²/2) (within 4 standard errors).
+    ratio = dwell[clicks] / funnel.true_dwell[clicks]  # mean 1, var e - 1
+    assert abs(ratio.mean() - 1.0) < 4 * np.sqrt((np.e - 1) / n)
+
+
+def test_dwell_parameters_leave_the_other_columns_unchanged():
+    small = dict(num_users=300, num_items=100, num_categories=5, seed=4)
+    base = make_funnel(5_000, **small)
+    other = make_funnel(
+        5_000, dwell_mean=1.0, dwell_slope=-0.5, dwell_sigma=2.0, **small
+    )
+    columns = [c for c in base.frame.columns if c != "dwell"]
+    pd.testing.assert_frame_equal(base.frame[columns], other.frame[columns])
+    np.testing.assert_array_equal(base.true_cvr, other.true_cvr)
+    clicks = base.frame.click.to_numpy() == 1
+    # Same noise, new parameters: log dwell = 1 - 0.5 C + 2 e.
+    e = (
+        np.log(base.frame.dwell.to_numpy()[clicks].astype(np.float64))
+        - (3.0 + 0.8 * base.conversion_score[clicks])
+    ) / 1.0
+    np.testing.assert_allclose(
+        np.log(other.frame.dwell.to_numpy()[clicks].astype(np.float64)),
+        1.0 - 0.5 * base.conversion_score[clicks] + 2.0 * e,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_dwell_sigma_must_be_non_negative():
+    with pytest.raises(ValueError, match="dwell_sigma"):
+        make_funnel(100, num_users=10, num_items=10, dwell_sigma=-1.0)
