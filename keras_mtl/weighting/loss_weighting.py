@@ -38,8 +38,8 @@ class LossWeighting(keras.layers.Layer):
             Defaults to None.
     """
 
-    #: Whether `update_from_gradients` must be fed the tasks' gradient norms at
-    #: the shared layer every step (GradNorm).
+    #: Whether the training step must compute each task's gradient at the
+    #: shared weights (GradNorm, Pareto, PCGrad, CAGrad: `GradientWeighting`).
     needs_task_gradients = False
 
     def __init__(self, weights: dict | None = None, **kwargs):
