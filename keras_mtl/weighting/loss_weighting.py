@@ -185,7 +185,8 @@ class LossWeighting(keras.layers.Layer):
 def get(identifier) -> LossWeighting:
     """A fresh strategy from a name, a config dict, or an instance (returned as is).
 
-    Names: "fixed", "uncertainty", "gradnorm", "dwa", "decay" (their defaults).
+    Names: "fixed", "uncertainty", "gradnorm", "dwa", "decay", "pareto",
+    "pcgrad", "cagrad" (their defaults).
 
     Example:
     >>> type(get("dwa")).__name__
