@@ -54,7 +54,7 @@ class CAGrad(GradientWeighting):
     >>> g = [[np.array([1.0, 0.0])], [np.array([-1.0, 3.0])]]  # g_ctr, g_cvr
     >>> [round(float(w), 3) for w in cagrad.step_weights([1.0, 1.0], g)]
     [1.0, 1.0]
-    >>> cagrad = CAGrad(c=0.5, rescale=False)
+    >>> cagrad = CAGrad(c=0.5, rescale=False, iterations=20)
     >>> cagrad.configure({"ctr": "mse", "cvr": "mse"})
     >>> [round(float(w), 3) for w in cagrad.step_weights([1.0, 1.0], g)]
     [2.5, 1.0]
@@ -111,6 +111,8 @@ class CAGrad(GradientWeighting):
         gram, present = normalized(gram_matrix(task_gradients))
         mask = ops.cast(present, "float32")
         n = ops.maximum(ops.sum(mask), 1.0)
+        if self.c == 0.0:  # plain gradient descent on the average
+            return mask
         w, sqrt_phi = self.dual_weights(gram, present)
         norm = ops.sqrt(ops.maximum(ops.sum(w * ops.matmul(gram, w)), 1e-12))
         coefficients = mask / n + (sqrt_phi / norm) * w

@@ -187,17 +187,36 @@ def min_norm_pair(gram, present, low=0.001, high=0.999):
     return ops.stack([gamma, 1.0 - gamma])
 
 
+def largest_eigenvalue(gram, iterations=20):
+    """An estimate (from above, after the power iteration's Rayleigh quotient
+    times 1.1, capped by the trace) of the largest eigenvalue of G ⪰ 0."""
+    v = ops.ones((gram.shape[0],))
+
+    def body(_, v):
+        v = ops.matmul(gram, v)
+        return v / ops.maximum(ops.sqrt(ops.sum(v * v)), 1e-30)
+
+    v = ops.fori_loop(0, iterations, body, v)
+    rayleigh = ops.sum(v * ops.matmul(gram, v)) / ops.maximum(ops.sum(v * v), 1e-30)
+    return ops.minimum(1.1 * rayleigh, ops.trace(gram))
+
+
 def min_norm_simplex(gram, present, iterations=250):
-    """`argmin_{w ∈ simplex} wᵀ G w` over the tasks `present`, by projected
-    gradient descent (step `1 / (2 tr G)` ≤ 1 / L) from equal weights."""
+    """`argmin_{w ∈ simplex} wᵀ G w` over the tasks `present`: accelerated
+    projected gradient descent (FISTA, step 1 / L with L = 2 λ_max(G)) from
+    equal weights, `iterations` steps."""
     mask = ops.cast(present, "float32")
     w = mask / ops.maximum(ops.sum(mask), 1.0)
-    step = 1.0 / ops.maximum(2.0 * ops.trace(gram), 1e-30)
+    step = 1.0 / ops.maximum(2.0 * largest_eigenvalue(gram), 1e-30)
 
-    def body(_, w):
-        return project_to_simplex(w - step * 2.0 * ops.matmul(gram, w), present)
+    def body(t, state):
+        w, previous = state
+        t = ops.cast(t, "float32")
+        point = w + (t / (t + 3.0)) * (w - previous)
+        new = project_to_simplex(point - step * 2.0 * ops.matmul(gram, point), present)
+        return new, w
 
-    return ops.fori_loop(0, iterations, body, w)
+    return ops.fori_loop(0, iterations, body, (w, w))[0]
 
 
 def bounded_min_norm(gram, bounds):
