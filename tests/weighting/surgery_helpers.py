@@ -5,9 +5,12 @@ import numpy as np
 import tensorflow as tf
 
 
-def step_weights(strategy, vectors):
-    """The step's weights from one gradient vector per task (`[]`: absent)."""
+def step_weights(strategy, vectors, traced=False):
+    """The step's weights from one gradient vector per task (`[]`: absent);
+    `traced` for the solvers with loops."""
     gradients = [[tf.constant(v, "float32")] if len(v) else [] for v in vectors]
     scaled = [tf.constant(1.0)] * len(vectors)
-    step = tf.function(strategy.step_weights, autograph=False)
+    step = strategy.step_weights
+    if traced:
+        step = tf.function(step, autograph=False)
     return np.asarray(step(scaled, gradients), "float64")

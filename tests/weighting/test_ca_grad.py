@@ -10,7 +10,7 @@ from tests.weighting.surgery_helpers import step_weights
 def cagrad(vectors, **kwargs):
     strategy = CAGrad(**kwargs)
     strategy.configure({f"t{k}": "mse" for k in range(len(vectors))})
-    return step_weights(strategy, [np.asarray(v) for v in vectors])
+    return step_weights(strategy, [np.asarray(v) for v in vectors], traced=True)
 
 
 def dual_objective(w, vectors, c):

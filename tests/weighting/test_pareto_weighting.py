@@ -17,7 +17,8 @@ def strategy(count, **kwargs):
 
 
 def weights(pareto, vectors):
-    return step_weights(pareto, [np.asarray(v) for v in vectors])
+    traced = pareto.num_tasks > 2 or bool(pareto.bounds)
+    return step_weights(pareto, [np.asarray(v) for v in vectors], traced)
 
 
 def exact_min_norm(gram):
