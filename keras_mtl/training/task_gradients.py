@@ -1,6 +1,6 @@
 """Per-task gradients: each task's gradient at the shared weights, in one step.
 
-Strategies such as GradNorm (and the gradient-surgery methods to come) need,
+Strategies such as GradNorm, Pareto weighting, PCGrad and CAGrad need,
 besides the gradient of the combined loss, each task's own gradient with
 respect to the weights the tasks share. `task_gradients` computes both from
 one forward pass on every Keras backend (TensorFlow: `tf.GradientTape`; JAX:

@@ -78,7 +78,9 @@ class GradientWeighting(LossWeighting):
         (then the model gets the gradient of the loss as `combine` made it).
 
         Must not assign `task_weights` (the backward passes of the step still
-        read them); `update_from_task_gradients` does.
+        read them); `update_from_task_gradients` does. The step's gradients
+        are formed from the linear `combine` of the base class (`Σ_k w_k
+        scaled_k`), which a strategy that returns weights must keep.
         """
         return None
 
