@@ -2,9 +2,9 @@
 whichever Keras backend runs it.
 
 Imported by the tests (TensorFlow) and run as `python -m
-tests.training.task_gradient_case [strategy]` under `KERAS_BACKEND=jax` or
-`torch`, which prints the same figures as JSON, so the backends can be compared
-number by number.
+tests.training.task_gradient_case gradnorm pareto` under `KERAS_BACKEND=jax`
+or `torch`, which prints the same figures as JSON (one entry per strategy
+named), so the backends can be compared number by number.
 """
 
 import json
@@ -71,4 +71,4 @@ def run(steps: int = 3, strategy: str = "gradnorm") -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(strategy=sys.argv[1] if len(sys.argv) > 1 else "gradnorm")))
+    print(json.dumps({name: run(strategy=name) for name in sys.argv[1:]}))
