@@ -32,7 +32,9 @@ class GradientWeighting(LossWeighting):
     all missing has a zero gradient. The subclasses give such a task weight 0.
 
     Args:
-        shared_layer: str or None. Name of the layer whose weights are W.
+        shared_layer: str or None. Name of the layer whose weights are W, or
+            "all": every weight of the layers that every task output depends
+            on (`common_weights`, embeddings included: exact, and costlier).
             Defaults to the last layer with weights that every task output
             depends on (the shared bottom, the experts of MMoE, the last level
             of PLE, whose shared experts are used).
@@ -46,6 +48,14 @@ class GradientWeighting(LossWeighting):
 
     def shared_weights(self, model: keras.Model) -> list:
         """The weights W at which each task's gradient is taken."""
+        if self.shared_layer == "all":
+            weights = self.common_weights(model)
+            if not weights:
+                raise ValueError(
+                    f"{type(self).__name__}: no layer with weights is shared by "
+                    f"the tasks {list(self.task_names)} of model {model.name!r}."
+                )
+            return weights
         if self.shared_layer is not None:
             layer = model.get_layer(self.shared_layer)
         else:
@@ -124,11 +134,7 @@ def gram_matrix(task_gradients: list):
     """`G[i, j] = g_i · g_j` over the flattened per-task gradients (`(K, K)`,
     float32); a task without gradients (`[]`, None entries) counts as 0."""
     flat = [
-        [
-            ops.cast(ops.convert_to_tensor(g), "float32")
-            for g in (grads or [])
-            if g is not None
-        ]
+        [ops.cast(dense(g), "float32") for g in (grads or []) if g is not None]
         for grads in task_gradients
     ]
     count = len(flat)
@@ -146,6 +152,18 @@ def gram_matrix(task_gradients: list):
     return ops.stack(
         [ops.stack([entries[i, j] for j in range(count)]) for i in range(count)]
     )
+
+
+def dense(gradient):
+    """A gradient as a dense tensor (TensorFlow gives an embedding table's
+    as `IndexedSlices`: their rows are summed into place)."""
+    if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+        return ops.scatter(
+            ops.expand_dims(gradient.indices, -1),
+            gradient.values,
+            gradient.dense_shape,
+        )
+    return ops.convert_to_tensor(gradient)
 
 
 def normalized(gram):

@@ -184,3 +184,40 @@ def test_configs_round_trip():
         again = keras.saving.deserialize_keras_object(config)
         assert type(again) is type(strategy)
         assert again.get_config() == strategy.get_config()
+
+
+def test_pcgrad_at_all_shared_weights_embeddings_included():
+    """`shared_layer="all"`: the gradients are taken at every weight the tasks
+    share, an embedding table's (sparse on TensorFlow) included."""
+    import tensorflow as tf
+
+    features = [*FEATURES, km.SparseFeature("c", vocabulary_size=20, embedding_dim=2)]
+    strategy = PCGrad(shared_layer="all")
+    keras.utils.set_random_seed(3)
+    model = km.build_shared_bottom(
+        features,
+        TASKS,
+        hidden_units=(8,),
+        tower_units=(),
+        compile={"loss_weighting": strategy},
+    )
+    data = conflicting_data(64, seed=3)
+    x = {"x": data["x"], "c": np.arange(64) % 20}
+    y = {"a": data["a"], "b": data["b"]}
+    shared = strategy.shared_weights(model)
+    assert [w.path.split("/")[0] for w in shared] == [
+        "feature_encoder",
+        "bottom",
+        "bottom",
+    ]
+    result = task_gradients(
+        model, x, y, None, shared, strategy.common_weights(model), step=True
+    )
+    g1, g2 = (
+        np.concatenate([np.ravel(tf.convert_to_tensor(g)) for g in grads])
+        for grads in result.task_gradients
+    )
+    dot = g1 @ g2
+    assert dot < 0  # (the start was chosen so that they conflict)
+    want = [1 - dot / (g1 @ g1), 1 - dot / (g2 @ g2)]
+    np.testing.assert_allclose(np.asarray(result.step_weights), want, rtol=1e-4)
