@@ -41,8 +41,10 @@ class CAGrad(GradientWeighting):
         rescale: bool. Divide d by `1 + c²`. Defaults to True.
         iterations: int >= 1. Projected-gradient steps of the dual. Defaults to
             250.
-        shared_layer: str or None. The last shared layer (see `GradNorm`).
-            Defaults to None (found automatically).
+        shared_layer: str or None. The layer whose weights W the gradients
+            are taken at, or "all" for every weight the tasks share
+            (`GradientWeighting`). Defaults to None: the last shared layer,
+            found as for `GradNorm`.
 
     Example:
     In use, `model.compile(loss_weighting="cagrad")`. With c = 0 the update is

@@ -46,8 +46,10 @@ class ParetoWeighting(GradientWeighting):
             `Σ c_k ≤ 1` (PE-LTR), or None. Defaults to None.
         iterations: int >= 1. Projected-gradient steps for more than two tasks
             without bounds. Defaults to 250 (the MGDA authors' script).
-        shared_layer: str or None. The last shared layer (see `GradNorm`).
-            Defaults to None (found automatically).
+        shared_layer: str or None. The layer whose weights W the gradients
+            are taken at, or "all" for every weight the tasks share
+            (`GradientWeighting`). Defaults to None: the last shared layer,
+            found as for `GradNorm`.
 
     Example:
     In use, `model.compile(loss_weighting="pareto")`. The weights from two

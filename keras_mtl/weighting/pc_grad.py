@@ -33,8 +33,10 @@ class PCGrad(GradientWeighting):
 
     Args:
         seed: int or None. Seed of the random orders. Defaults to None.
-        shared_layer: str or None. The last shared layer (see `GradNorm`).
-            Defaults to None (found automatically).
+        shared_layer: str or None. The layer whose weights W the gradients
+            are taken at, or "all" for every weight the tasks share
+            (`GradientWeighting`). Defaults to None: the last shared layer,
+            found as for `GradNorm`.
 
     Example:
     In use, `model.compile(loss_weighting="pcgrad")`. Two conflicting
