@@ -30,14 +30,20 @@ def conflicting_data(n=512, seed=0):
     }
 
 
-def model_for(weighting, seed=0):
+def model_for(weighting, seed=0, jit_compile=False):
+    """(XLA is explicit: a module fixture is set up before conftest's
+    per-test `_xla_where_marked`.)"""
     keras.utils.set_random_seed(seed)
     return km.build_shared_bottom(
         FEATURES,
         TASKS,
         hidden_units=(8,),
         tower_units=(4,),
-        compile={"loss_weighting": weighting, "learning_rate": 0.02},
+        compile={
+            "loss_weighting": weighting,
+            "learning_rate": 0.02,
+            "jit_compile": jit_compile,
+        },
     )
 
 
@@ -45,9 +51,9 @@ def dataset(n=512):
     return make_dataset(conflicting_data(n), FEATURES, TASKS, batch_size=128, seed=0)
 
 
-def fit(name):
+def fit(name, jit_compile=False):
     """The strategy by name (its defaults), trained for a few epochs."""
-    model = model_for(name)
+    model = model_for(name, jit_compile=jit_compile)
     return model, model.fit(dataset(), epochs=EPOCHS, verbose=0).history
 
 
@@ -149,7 +155,7 @@ def test_a_task_without_labels_in_the_batch():
 @pytest.mark.xla
 def test_pcgrad_with_xla(tmp_path):
     """PCGrad (random orders inside the compiled step) learns under XLA."""
-    model, history = fit("pcgrad")
+    model, history = fit("pcgrad", jit_compile=True)
     assert model.jit_compile
     check_learning_and_logs("pcgrad", model, history)
     check_round_trip("pcgrad", model, tmp_path)
