@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from keras_mtl.models.registry import MODELS, build_model, get_builder, model_names
+from keras_mtl.weighting import STRATEGIES
 
 #: The built-in data sets and the kind of data each holds (see
 #: `keras_mtl.models.registry.DATA_KINDS`).
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--loss-weighting",
-        choices=("fixed", "uncertainty", "gradnorm", "dwa", "decay"),
+        "--weighting",
+        choices=list(STRATEGIES),
         help="how the task losses are combined in fit (default: each Task's "
         "loss_weight). Their weights are logged per epoch as <task>_weight",
     )

@@ -166,9 +166,25 @@ def test_module_entry_point_help(monkeypatch, capsys):
         "--model {mmoe,omoe,ple,cgc,shared_bottom,cross_stitch,sluice,snr,star,"
         "branched,hierarchy,mrn,l2_constrained,single_task,esmm,esm2,aitm,dupn}" in out
     )
-    assert "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay}" in out
+    assert (
+        "--loss-weighting {fixed,uncertainty,gradnorm,dwa,decay,pareto,pcgrad,cagrad}"
+        in out
+    )
     assert "--data {synthetic,census,funnel,movielens,multi_domain}" in out
     assert "--warm-start PATH" in out
+
+
+def test_weighting_is_an_alias_of_loss_weighting():
+    """The choices are `keras_mtl.weighting.STRATEGIES`, by either name."""
+    from keras_mtl.weighting import STRATEGIES
+
+    parser = cli.build_parser()
+    for name in STRATEGIES:
+        for flag in ("--loss-weighting", "--weighting"):
+            args = parser.parse_args(["train", flag, name])
+            assert args.loss_weighting == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--weighting", "mgda"])
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])

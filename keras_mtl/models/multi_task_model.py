@@ -41,7 +41,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
     - Loss weighting: `compile(loss_weighting=...)` takes a
       `keras_mtl.weighting` strategy (or its name), which combines the task
       losses inside `fit`; the logs report `{task}_loss` and `{task}_weight`.
-      A strategy that needs each task's gradient (GradNorm) gets it from
+      A strategy that needs each task's gradient (GradNorm, Pareto, PCGrad,
+      CAGrad) gets it from
       `keras_mtl.training.train_step_with_task_gradients`.
     - Row-wise updates of large embedding tables (`keras_mtl.optimizers`):
       `compile` wraps the optimizer in `RowWiseOptimizer` when a table has at
@@ -157,7 +158,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 A model built without tasks takes Keras's arguments as given.
             learning_rate: float or None. Set on the optimizer when given.
             loss_weighting: None (fixed `loss_weights`), a strategy name
-                ("fixed", "uncertainty", "gradnorm", "dwa", "decay") or a
+                ("fixed", "uncertainty", "gradnorm", "dwa", "decay", "pareto",
+                "pcgrad", "cagrad") or a
                 `keras_mtl.weighting.LossWeighting`: how the task losses are
                 combined inside `fit`. `loss_weights` still scale each task's
                 loss first.

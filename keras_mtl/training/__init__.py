@@ -1,5 +1,6 @@
 """Training: each task's default loss and metrics, the other defaults of
-`compile`, and per-task gradients (for strategies such as GradNorm)."""
+`compile`, and per-task gradients (for strategies such as GradNorm, Pareto
+weighting, PCGrad and CAGrad)."""
 
 from keras_mtl.training.defaults import (
     MAX_STEPS_PER_EXECUTION,

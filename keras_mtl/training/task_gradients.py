@@ -1,6 +1,6 @@
 """Per-task gradients: each task's gradient at the shared weights, in one step.
 
-Strategies such as GradNorm (and the gradient-surgery methods to come) need,
+Strategies such as GradNorm, Pareto weighting, PCGrad and CAGrad need,
 besides the gradient of the combined loss, each task's own gradient with
 respect to the weights the tasks share. `task_gradients` computes both from
 one forward pass on every Keras backend (TensorFlow: `tf.GradientTape`; JAX:
@@ -31,6 +31,11 @@ class TaskGradients:
         gradients: gradients of `total`, one per `model.trainable_weights`.
         task_gradients: per task (strategy order), the gradients of its scaled
             loss at the shared weights (`[]` for a task absent from the batch).
+        step_weights: in a training step, the weights the strategy chose for
+            this step from the per-task gradients (`step_weights`), or None.
+            When given, `gradients` are those of `Σ_k w_k λ_k L_k` plus the
+            layers' losses at the weights every task depends on, and of
+            `Σ_k λ_k L_k` plus the layers' losses at the others.
     """
 
     y_pred: dict
@@ -39,6 +44,7 @@ class TaskGradients:
     scaled: list
     gradients: list
     task_gradients: list
+    step_weights: object = None
 
 
 def _forward(model, x, y, sample_weight):
@@ -49,7 +55,9 @@ def _forward(model, x, y, sample_weight):
     return y_pred, losses, total, strategy.scaled(losses)
 
 
-def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
+def task_gradients(
+    model, x, y, sample_weight, shared, common=None, step=False
+) -> TaskGradients:
     """Gradients of the training loss and of each task's loss at `shared`.
 
     Runs on the TensorFlow, JAX and torch backends; on JAX it reads the
@@ -63,6 +71,11 @@ def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
         x, y, sample_weight: one batch.
         shared: the shared weights (e.g. `GradNorm.shared_weights(model)`),
             a subset of `model.trainable_weights`.
+        common: the weights every task depends on (`common_weights`), used
+            with `step`; None for `shared`.
+        step: bool. Let the strategy choose this step's weights from the
+            per-task gradients (`LossWeighting.step_weights`) and return the
+            gradients of the loss they give (see `TaskGradients`).
 
     Returns:
         A `TaskGradients`.
@@ -71,13 +84,14 @@ def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
         NotImplementedError: on a backend other than these three.
     """
     backend = keras.backend.backend()
+    step = (shared, shared if common is None else common) if step else None
     if backend == "tensorflow":
-        return _tensorflow(model, x, y, sample_weight, shared)
+        return _tensorflow(model, x, y, sample_weight, shared, step)
     if backend == "torch":
-        return _torch(model, x, y, sample_weight, shared)
+        return _torch(model, x, y, sample_weight, shared, step)
     if backend == "jax":
         state = _JaxState.current(model)
-        result, state = _jax(model, state, x, y, sample_weight, shared)
+        result, state = _jax(model, state, x, y, sample_weight, shared, step)
         state.assign(model)
         return result
     raise NotImplementedError(
@@ -87,42 +101,111 @@ def task_gradients(model, x, y, sample_weight, shared) -> TaskGradients:
     )
 
 
-def _tensorflow(model, x, y, sample_weight, shared):
+def _step_weights(model, scaled, per_task, step):
+    """`(w, cotangents)`: the strategy's weights for this step and the
+    cotangents of `(total, stack(scaled))` that give the step's gradients, at
+    the weights every task depends on and at the others; (None, None) when
+    the strategy keeps the gradient of `total`."""
+    strategy = model.loss_weighting
+    if step is None:
+        return None, None
+    w = strategy.step_weights(scaled, per_task)
+    if w is None:
+        return None, None
+    # total = Σ_k w⁰_k scaled_k + layer losses (the linear `combine`), with w⁰
+    # the weights of the forward pass: adding Σ_k (w_k − w⁰_k) scaled_k gives
+    # Σ_k w_k scaled_k + layer losses.
+    before = ops.cast(strategy.task_weights.value, "float32")
+    w = ops.stop_gradient(ops.cast(w, "float32"))
+    return w, (w - before, 1.0 - before)
+
+
+def _split(variables, step):
+    """Indices of `variables` every task depends on, and of the others."""
+    common = {id(v) for v in step[1]}
+    inside = [i for i, v in enumerate(variables) if id(v) in common]
+    outside = [i for i, v in enumerate(variables) if id(v) not in common]
+    return inside, outside
+
+
+def _merge(count, parts):
+    """One list of `count` gradients from `[(indices, gradients)]`."""
+    merged = [None] * count
+    for indices, gradients in parts:
+        for i, g in zip(indices, gradients):
+            merged[i] = g
+    return merged
+
+
+def _tensorflow(model, x, y, sample_weight, shared, step=None):
     import tensorflow as tf
 
     names = model.loss_weighting.task_names
     variables = model.trainable_weights
     with tf.GradientTape(persistent=True) as tape:
         y_pred, losses, total, scaled = _forward(model, x, y, sample_weight)
-    gradients = tape.gradient(total, variables)
+        stacked = ops.stack(scaled)
     per_task = [
         # A task without labels in this batch has no gradient.
         tape.gradient(value, shared) if name in losses else []
         for name, value in zip(names, scaled)
     ]
+    w, cotangents = _step_weights(model, scaled, per_task, step)
+    if w is None:
+        gradients = tape.gradient(total, variables)
+    else:
+        parts = []
+        for indices, cotangent in zip(_split(variables, step), cotangents):
+            if indices:
+                grads = tape.gradient(
+                    [total, stacked],
+                    [variables[i] for i in indices],
+                    output_gradients=[ops.ones_like(total), cotangent],
+                )
+                parts.append((indices, grads))
+        gradients = _merge(len(variables), parts)
     del tape
-    return TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
+    return TaskGradients(y_pred, losses, total, scaled, gradients, per_task, w)
 
 
-def _torch(model, x, y, sample_weight, shared):
+def _torch(model, x, y, sample_weight, shared, step=None):
     import torch
 
-    def grad(value, variables):
+    def grad(value, variables, cotangent=None):
         tensors = [v.value for v in variables]
         found = torch.autograd.grad(
-            value, tensors, retain_graph=True, allow_unused=True
+            value,
+            tensors,
+            grad_outputs=cotangent,
+            retain_graph=True,
+            allow_unused=True,
         )
         # A weight the value does not depend on gets a zero gradient.
         return [torch.zeros_like(t) if g is None else g for g, t in zip(found, tensors)]
 
     names = model.loss_weighting.task_names
     y_pred, losses, total, scaled = _forward(model, x, y, sample_weight)
+    stacked = ops.stack(scaled)
     per_task = [
         grad(value, shared) if name in losses else []
         for name, value in zip(names, scaled)
     ]
-    gradients = grad(total, model.trainable_weights)
-    return TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
+    w, cotangents = _step_weights(model, scaled, per_task, step)
+    variables = model.trainable_weights
+    if w is None:
+        gradients = grad(total, variables)
+    else:
+        parts = []
+        for indices, cotangent in zip(_split(variables, step), cotangents):
+            if indices:
+                grads = grad(
+                    [total, stacked],
+                    [variables[i] for i in indices],
+                    [torch.ones_like(total), cotangent.to(stacked.dtype)],
+                )
+                parts.append((indices, grads))
+        gradients = _merge(len(variables), parts)
+    return TaskGradients(y_pred, losses, total, scaled, gradients, per_task, w)
 
 
 @dataclasses.dataclass
@@ -172,7 +255,7 @@ class _JaxState:
             variable.assign(value)
 
 
-def _jax(model, state, x, y, sample_weight, shared):
+def _jax(model, state, x, y, sample_weight, shared, step=None):
     """The stateless JAX form: `(TaskGradients, new state)`; the new state's
     trainable values are the old ones (the caller applies the gradients)."""
     import jax
@@ -205,11 +288,10 @@ def _jax(model, state, x, y, sample_weight, shared):
             new.metrics,
         )
 
-    (total, scaled), backward, aux = jax.vjp(forward, state.trainable, has_aux=True)
+    (total, stacked), backward, aux = jax.vjp(forward, state.trainable, has_aux=True)
     y_pred, losses, non_trainable, metrics = aux
-    # One forward pass; one backward pass per cotangent: the loss's, then
-    # each task's scaled loss's.
-    (gradients,) = backward((ops.ones_like(total), ops.zeros_like(scaled)))
+    # One forward pass; one backward pass per cotangent: each task's scaled
+    # loss's, then the loss's.
     per_task = []
     for k, name in enumerate(names):
         if name not in losses:
@@ -217,9 +299,23 @@ def _jax(model, state, x, y, sample_weight, shared):
             continue
         (grads,) = backward((ops.zeros_like(total), ops.one_hot(k, len(names))))
         per_task.append([grads[i] for i in shared_at])
-    scaled = [scaled[k] for k in range(len(names))]
-    result = TaskGradients(y_pred, losses, total, scaled, gradients, per_task)
-    return result, _JaxState(state.trainable, non_trainable, metrics)
+    scaled = [stacked[k] for k in range(len(names))]
+    after = _JaxState(state.trainable, non_trainable, metrics)
+    # The strategy reads its weights (and may draw random numbers) statelessly.
+    with keras.StatelessScope(state_mapping=after.mapping(model)) as scope:
+        w, cotangents = _step_weights(model, scaled, per_task, step)
+    after = after.updated(model, scope)
+    if w is None:
+        (gradients,) = backward((ops.ones_like(total), ops.zeros_like(stacked)))
+    else:
+        parts = []
+        for indices, cotangent in zip(_split(trainable, step), cotangents):
+            if indices:
+                (grads,) = backward((ops.ones_like(total), cotangent))
+                parts.append((indices, [grads[i] for i in indices]))
+        gradients = _merge(len(trainable), parts)
+    result = TaskGradients(y_pred, losses, total, scaled, gradients, per_task, w)
+    return result, after
 
 
 def global_norm(gradients):
@@ -234,9 +330,9 @@ def global_norm(gradients):
 
 def _after_gradients(model, result, x, y, sample_weight) -> dict:
     """What follows the optimizer's update: the strategy's update from the
-    gradient norms, the loss metric, and the logs."""
-    model.loss_weighting.update_from_gradients(
-        result.scaled, [global_norm(g) for g in result.task_gradients]
+    per-task gradients, the loss metric, and the logs."""
+    model.loss_weighting.update_from_task_gradients(
+        result.scaled, result.task_gradients, result.step_weights
     )
     batch = ops.shape(keras.tree.flatten(x)[0])[0]
     loss_metric = next(m for m in model.metrics if m.name == "loss")
@@ -246,7 +342,15 @@ def _after_gradients(model, result, x, y, sample_weight) -> dict:
 
 def train_step_with_task_gradients(model, data, state=None):
     """A training step that also hands the loss weighting each task's gradient
-    norm at the shared weights (`update_from_gradients`, as GradNorm needs).
+    at the shared weights.
+
+    The strategy may choose this step's weights from them (`step_weights`:
+    Pareto weights, PCGrad, CAGrad); the step then applies the gradients of
+    `Σ_k w_k λ_k L_k` (plus the layers' losses) at the weights every task
+    depends on and of `Σ_k λ_k L_k` at the others (each task's own weights get
+    its own gradient). After the optimizer's update it hands them to
+    `update_from_task_gradients` (GradNorm's weight update; the others record
+    the weights they chose).
 
     On JAX, Keras's stateless step: `state` is the tuple Keras passes
     (trainable, non-trainable, optimizer and metrics variables' values) and
@@ -255,9 +359,11 @@ def train_step_with_task_gradients(model, data, state=None):
     strategy = model.loss_weighting
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     shared = strategy.shared_weights(model)
+    common = strategy.common_weights(model)
     if keras.backend.backend() == "jax":
-        return _jax_train_step(model, state, x, y, sample_weight, shared)
-    result = task_gradients(model, x, y, sample_weight, shared)
+        step = (shared, common)
+        return _jax_train_step(model, state, x, y, sample_weight, shared, step)
+    result = task_gradients(model, x, y, sample_weight, shared, common, step=True)
     with _no_grad():
         model.optimizer.apply(result.gradients, model.trainable_weights)
         return _after_gradients(model, result, x, y, sample_weight)
@@ -272,10 +378,10 @@ def _no_grad():
     return contextlib.nullcontext()
 
 
-def _jax_train_step(model, state, x, y, sample_weight, shared):
+def _jax_train_step(model, state, x, y, sample_weight, shared, step):
     trainable, non_trainable, optimizer_values, metrics = state
     before = _JaxState(list(trainable), list(non_trainable), list(metrics))
-    result, after = _jax(model, before, x, y, sample_weight, shared)
+    result, after = _jax(model, before, x, y, sample_weight, shared, step)
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, result.gradients, before.trainable
     )

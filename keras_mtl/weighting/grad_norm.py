@@ -6,12 +6,17 @@ import keras
 from keras import ops
 
 from keras_mtl._checks import check_non_negative, check_positive
-from keras_mtl._graph import upstream_operations
-from keras_mtl.weighting.loss_weighting import LossWeighting
+from keras_mtl.training.task_gradients import global_norm
+from keras_mtl.weighting.gradient_weighting import (
+    GradientWeighting,
+    last_shared_layer,
+)
+
+__all__ = ["GradNorm", "last_shared_layer"]
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
-class GradNorm(LossWeighting):
+class GradNorm(GradientWeighting):
     """Adapts w_k so that every task trains at a similar rate.
 
     Every step, with W the weights of the last layer shared by all tasks,
@@ -66,10 +71,9 @@ class GradNorm(LossWeighting):
         shared_layer: str | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(shared_layer=shared_layer, **kwargs)
         self.alpha = check_non_negative("GradNorm", "alpha", alpha)
         self.learning_rate = check_positive("GradNorm", "learning_rate", learning_rate)
-        self.shared_layer = shared_layer
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -80,21 +84,9 @@ class GradNorm(LossWeighting):
             trainable=False,
         )
 
-    def shared_weights(self, model: keras.Model) -> list:
-        """The weights W whose per-task gradient norms are balanced."""
-        if self.shared_layer is not None:
-            layer = model.get_layer(self.shared_layer)
-        else:
-            layer = last_shared_layer(model, self.task_names)
-        weights = (
-            getattr(layer, "shared_expert_weights", None) or layer.trainable_weights
-        )
-        if not weights:
-            raise ValueError(
-                f"GradNorm: layer {layer.name!r} has no trainable weights to take "
-                "gradient norms at; pass shared_layer=."
-            )
-        return list(weights)
+    def update_from_task_gradients(self, scaled, task_gradients, step_weights=None):
+        """The step's update: `update_from_gradients` with the gradient norms."""
+        self.update_from_gradients(scaled, [global_norm(g) for g in task_gradients])
 
     def update_from_gradients(self, losses, gradient_norms) -> None:
         """One step on the weights from `[λ_k L_k]` and `[‖∇_W λ_k L_k‖]`."""
@@ -118,22 +110,4 @@ class GradNorm(LossWeighting):
             **super().get_config(),
             "alpha": self.alpha,
             "learning_rate": self.learning_rate,
-            "shared_layer": self.shared_layer,
         }
-
-
-def last_shared_layer(model: keras.Model, outputs) -> keras.layers.Layer:
-    """The last layer (in model order) with weights that every output depends on."""
-    ancestors = [upstream_operations(model.output[name]) for name in outputs]
-    common = set.intersection(*ancestors)
-    shared = [
-        layer
-        for layer in model.layers
-        if id(layer) in common and layer.trainable_weights
-    ]
-    if not shared:
-        raise ValueError(
-            f"GradNorm: no layer with weights is shared by the tasks "
-            f"{list(outputs)} of model {model.name!r}; pass shared_layer=."
-        )
-    return shared[-1]

@@ -38,8 +38,8 @@ class LossWeighting(keras.layers.Layer):
             Defaults to None.
     """
 
-    #: Whether `update_from_gradients` must be fed the tasks' gradient norms at
-    #: the shared layer every step (GradNorm).
+    #: Whether the training step must compute each task's gradient at the
+    #: shared weights (GradNorm, Pareto, PCGrad, CAGrad: `GradientWeighting`).
     needs_task_gradients = False
 
     def __init__(self, weights: dict | None = None, **kwargs):
@@ -185,7 +185,8 @@ class LossWeighting(keras.layers.Layer):
 def get(identifier) -> LossWeighting:
     """A fresh strategy from a name, a config dict, or an instance (returned as is).
 
-    Names: "fixed", "uncertainty", "gradnorm", "dwa", "decay" (their defaults).
+    Names: "fixed", "uncertainty", "gradnorm", "dwa", "decay", "pareto",
+    "pcgrad", "cagrad" (their defaults).
 
     Example:
     >>> type(get("dwa")).__name__

@@ -1,12 +1,14 @@
-"""One GradNorm case computed on whichever Keras backend runs it.
+"""One GradNorm (or other per-task-gradient strategy) case computed on
+whichever Keras backend runs it.
 
 Imported by the tests (TensorFlow) and run as `python -m
-tests.training.task_gradient_case` under `KERAS_BACKEND=jax` or `torch`, which
-prints the same figures as JSON, so the backends can be compared number by
-number.
+tests.training.task_gradient_case gradnorm pareto` under `KERAS_BACKEND=jax`
+or `torch`, which prints the same figures as JSON (one entry per strategy
+named), so the backends can be compared number by number.
 """
 
 import json
+import sys
 
 import keras
 import numpy as np
@@ -22,15 +24,16 @@ def numpy(value) -> list:
     return np.asarray(keras.ops.convert_to_numpy(value), "float64").tolist()
 
 
-def run(steps: int = 3) -> dict:
+def run(steps: int = 3, strategy: str = "gradnorm") -> dict:
     """A shared bottom of 3 units, weights drawn from a fixed NumPy seed:
-    the gradients of one batch, then GradNorm's weights after `steps` steps."""
+    the gradients of one batch, then the strategy's weights after `steps`
+    steps."""
     model = km.build_shared_bottom(
         FEATURES,
         TASKS,
         hidden_units=(3,),
         tower_units=(),
-        compile={"loss_weighting": "gradnorm", "optimizer": "sgd"},
+        compile={"loss_weighting": strategy, "optimizer": "sgd"},
     )
     rng = np.random.default_rng(1)
     for variable in model.trainable_weights:
@@ -39,6 +42,8 @@ def run(steps: int = 3) -> dict:
     y = {task.name: rng.normal(size=8).astype("float32") for task in TASKS}
     strategy = model.loss_weighting
     shared = strategy.shared_weights(model)
+    # (Read before any step: GradNorm's state, 0 for the others.)
+    initial = getattr(strategy, "initial_losses", None)
     result = task_gradients(model, x, y, None, shared)
     figures = {
         "backend": keras.backend.backend(),
@@ -57,7 +62,7 @@ def run(steps: int = 3) -> dict:
             {
                 "loss": float(logs["loss"]),
                 "task_weights": numpy(strategy.task_weights),
-                "initial_losses": numpy(strategy.initial_losses),
+                "initial_losses": [] if initial is None else numpy(initial),
             }
         )
     figures["steps"] = history
@@ -66,4 +71,4 @@ def run(steps: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run()))
+    print(json.dumps({name: run(strategy=name) for name in sys.argv[1:]}))

@@ -46,14 +46,39 @@ def test_gradnorm_steps_move_the_weights(tensorflow_figures):
     assert weights[1] != pytest.approx(weights[2])
 
 
+@pytest.fixture(scope="module")
+def pareto_figures():
+    return task_gradient_case.run(strategy="pareto")
+
+
+def test_pareto_steps_use_the_closed_form(pareto_figures):
+    """The Pareto weights of a step are the two-task closed form of that
+    step's gradients at the shared weights (n α, summing to 2)."""
+    f = pareto_figures
+    g1, g2 = (np.concatenate([np.ravel(g) for g in t]) for t in f["task_gradients"])
+    gamma = np.clip((g2 @ g2 - g1 @ g2) / ((g1 - g2) @ (g1 - g2)), 0.001, 0.999)
+    assert f["steps"][0]["task_weights"] == pytest.approx(
+        [2 * gamma, 2 - 2 * gamma], rel=1e-4
+    )
+    assert all(sum(s["task_weights"]) == pytest.approx(2.0) for s in f["steps"])
+
+
 @pytest.mark.slow  # a fresh Python that imports Keras on another backend
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends_give_the_same_numbers(backend, tensorflow_figures):
+def test_other_backends_give_the_same_numbers(
+    backend, tensorflow_figures, pareto_figures
+):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (.ci/run installs it)")
     env = {**os.environ, "KERAS_BACKEND": backend}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.training.task_gradient_case"],
+        [
+            sys.executable,
+            "-m",
+            "tests.training.task_gradient_case",
+            "gradnorm",
+            "pareto",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -61,8 +86,12 @@ def test_other_backends_give_the_same_numbers(backend, tensorflow_figures):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
-    ours = tensorflow_figures
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    compare(backend, figures["gradnorm"], tensorflow_figures)
+    compare(backend, figures["pareto"], pareto_figures)
+
+
+def compare(backend, theirs, ours):
     assert theirs["backend"] == backend
     assert theirs["shared"] == ours["shared"]
     assert theirs["trainable"] == ours["trainable"]
