@@ -318,16 +318,6 @@ def _jax(model, state, x, y, sample_weight, shared, step=None):
     return result, after
 
 
-def global_norm(gradients):
-    """‖g‖₂ over a list of gradients (None entries skipped; 0 for none)."""
-    squares = [
-        ops.sum(ops.square(ops.convert_to_tensor(g)))
-        for g in gradients
-        if g is not None
-    ]
-    return ops.sqrt(sum(squares, ops.zeros(()))) if squares else ops.zeros(())
-
-
 def _after_gradients(model, result, x, y, sample_weight) -> dict:
     """What follows the optimizer's update: the strategy's update from the
     per-task gradients, the loss metric, and the logs."""

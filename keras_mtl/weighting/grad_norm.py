@@ -6,9 +6,9 @@ import keras
 from keras import ops
 
 from keras_mtl._checks import check_non_negative, check_positive
-from keras_mtl.training.task_gradients import global_norm
 from keras_mtl.weighting.gradient_weighting import (
     GradientWeighting,
+    global_norm,
     last_shared_layer,
 )
 

@@ -166,6 +166,16 @@ def dense(gradient):
     return ops.convert_to_tensor(gradient)
 
 
+def global_norm(gradients):
+    """‖g‖₂ over a list of gradients (None entries skipped; 0 for none)."""
+    squares = [
+        ops.sum(ops.square(ops.convert_to_tensor(g)))
+        for g in gradients
+        if g is not None
+    ]
+    return ops.sqrt(sum(squares, ops.zeros(()))) if squares else ops.zeros(())
+
+
 def normalized(gram):
     """`(G / s, present)`: G scaled by its largest diagonal entry s (the weights
     the strategies derive are invariant to the scale), and which tasks have a
