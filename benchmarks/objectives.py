@@ -16,7 +16,11 @@ on the validation loss with patience 2, best weights restored):
   `km.objective_weights(frame, "click", {"dwell": 1, "conversion": 2},
   transforms={"dwell": "log1p"})`: 1 + log(1 + dwell) + 2 conversion on clicks,
   1 elsewhere (weighted logistic regression: one score for the blend);
-- `mmoe`, `ple`: the three tasks in one model;
+- `mmoe`, `ple`: the three tasks in one model, the plain sum of the task
+  losses; `mmoe, uncertainty` and `ple, uncertainty` the same models with
+  `loss_weighting="uncertainty"` (the dwell loss, a squared error on log
+  seconds, is several times the binary cross-entropies and dominates the
+  plain sum);
 - `esmm`: `build_esmm` (ctr, cvr, ctcvr; conversion = pCTCVR). ESMM's builder
   takes only binary tasks (`build_esmm.task_types`), so it has no dwell head.
 
@@ -42,9 +46,8 @@ Usage (from the repository root):
     python benchmarks/objectives.py [--seeds 2] [--impressions 100000] [--epochs 10]
         [--models click mmoe ...] [--xla]
 
-The defaults take about 4 minutes on 2 shared cores, 10 at most (extrapolated
-from runs at 40k impressions: 4-13 s per model there, early stopping after 4-6
-epochs). XLA is off by default: at these sizes compiling costs more than it
+The defaults took about 5 minutes on the 2-core machine (2026-12-07: 3-10 s
+per model, early stopping after 3-7 epochs). XLA is off by default: at these sizes compiling costs more than it
 saves (the same 3 models at 20k impressions: 63 s with XLA, 16 s without).
 """
 
@@ -87,8 +90,12 @@ MODELS = {
     "click weighted": ("single_task", [CLICK], True),
     "mmoe": ("mmoe", [CLICK, CONVERSION, DWELL], False),
     "ple": ("ple", [CLICK, CONVERSION, DWELL], False),
+    "mmoe, uncertainty": ("mmoe", [CLICK, CONVERSION, DWELL], False),
+    "ple, uncertainty": ("ple", [CLICK, CONVERSION, DWELL], False),
     "esmm": ("esmm", km.esmm_tasks(), False),
 }
+#: Models compiled with a loss weighting (the others: the plain sum of losses).
+LOSS_WEIGHTING = {"mmoe, uncertainty": "uncertainty", "ple, uncertainty": "uncertainty"}
 #: Table columns: (header, objective, metric).
 COLUMNS = [
     ("click AUC", "click", "auc"),
@@ -122,7 +129,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def build(name: str, features, units: int, learning_rate: float, jit: bool | str):
     builder, tasks, _ = MODELS[name]
-    compile_args = {"learning_rate": learning_rate, "jit_compile": jit}
+    compile_args = {
+        "learning_rate": learning_rate,
+        "jit_compile": jit,
+        "loss_weighting": LOSS_WEIGHTING.get(name),
+    }
     if builder == "single_task":
         return km.build_single_task(
             features,
