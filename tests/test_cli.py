@@ -110,6 +110,9 @@ def test_xla_training_matches_the_graph_one(mmoe_run):
         ("cross_stitch", "dwa"),
         ("l2_constrained", "decay"),
         ("single_task", "fixed"),
+        ("mmoe", "pareto"),
+        ("omoe", "pcgrad"),
+        ("shared_bottom", "cagrad"),
     ],
 )
 def test_train_every_model_with_a_loss_weighting(
