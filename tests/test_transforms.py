@@ -251,7 +251,8 @@ def test_log_scale_dwell_ranks_better_than_raw_scale():
     cut = int(0.7 * len(clicked))
     train, test = clicked.iloc[:cut], clicked.iloc[cut:]
     truth = funnel.true_dwell[test.index.to_numpy()]
-    score = {}
+    observed = test["dwell"].to_numpy()
+    score, mae = {}, {}
     for transform in (None, "log1p"):
         keras.utils.set_random_seed(0)
         task = km.Task("dwell", "regression", transform=transform)
@@ -273,9 +274,14 @@ def test_log_scale_dwell_ranks_better_than_raw_scale():
         )["dwell"]
         assert np.isfinite(predicted).all()
         score[transform] = spearman(predicted, truth)
+        mae[transform] = float(np.mean(np.abs(predicted.ravel() - observed)))
     # Measured: 0.59 (log1p) against 0.44 (raw).
     assert score["log1p"] > score[None] + 0.05, score
     assert score["log1p"] > 0.4, score
+    # On the original scale, in seconds: the absolute error against the
+    # observed dwell (which the median the log model estimates minimises) is
+    # smaller too. Measured: 83.4 (log1p) against 94.5 (raw).
+    assert mae["log1p"] < 0.95 * mae[None], mae
 
 
 @pytest.mark.slow  # (the rules table covers one streamed task, fast)
