@@ -250,6 +250,15 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 f"outputs; the outputs are {outputs}."
             )
         strategy = weighting_module.get(loss_weighting)
+        if strategy.needs_task_gradients and not isinstance(
+            strategy, weighting_module.GradientWeighting
+        ):
+            raise TypeError(
+                f"MultiTaskModel.compile: {type(strategy).__name__} sets "
+                "needs_task_gradients but is not a "
+                "keras_mtl.weighting.GradientWeighting (which says where the "
+                "gradients are taken and what to do with them); subclass it."
+            )
         strategy.configure(loss, loss_weights)
         self.loss_weighting = strategy
         return strategy

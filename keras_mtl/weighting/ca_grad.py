@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_non_negative
+from keras_mtl._checks import check_non_negative, check_positive_int
 from keras_mtl.weighting.gradient_weighting import (
     GradientWeighting,
     gram_matrix,
@@ -72,6 +72,8 @@ class CAGrad(GradientWeighting):
         NeurIPS 2021 (arXiv:2110.14048).
     """
 
+    chooses_weights_each_step = True
+
     def __init__(
         self,
         c: float = 0.4,
@@ -85,15 +87,7 @@ class CAGrad(GradientWeighting):
         if not isinstance(rescale, bool):
             raise ValueError(f"CAGrad: rescale must be True or False, got {rescale!r}.")
         self.rescale = rescale
-        if isinstance(iterations, bool) or not isinstance(iterations, int):
-            raise ValueError(
-                f"CAGrad: iterations must be an int >= 1, got {iterations!r}."
-            )
-        if iterations < 1:
-            raise ValueError(
-                f"CAGrad: iterations must be an int >= 1, got {iterations!r}."
-            )
-        self.iterations = iterations
+        self.iterations = check_positive_int("CAGrad", "iterations", iterations)
 
     def dual_weights(self, gram, present):
         """The dual's w on the simplex (over the tasks `present`)."""

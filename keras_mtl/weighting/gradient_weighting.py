@@ -42,8 +42,18 @@ class GradientWeighting(LossWeighting):
 
     needs_task_gradients = True
 
+    #: Whether `step_weights` sets every weight each step (Pareto, PCGrad,
+    #: CAGrad), so fixed `weights=` would be overwritten at the first step.
+    chooses_weights_each_step = False
+
     def __init__(self, shared_layer: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        if self.chooses_weights_each_step and self.fixed_weights:
+            raise ValueError(
+                f"{type(self).__name__}: weights= would be replaced by the weights "
+                "it chooses at every step; scale a task with Task.loss_weight "
+                "instead."
+            )
         self.shared_layer = shared_layer
 
     def shared_weights(self, model: keras.Model) -> list:
@@ -218,9 +228,13 @@ def min_norm_pair(gram, present, low=0.001, high=0.999):
 
 
 def largest_eigenvalue(gram, iterations=20):
-    """An estimate (from above, after the power iteration's Rayleigh quotient
-    times 1.1, capped by the trace) of the largest eigenvalue of G ⪰ 0."""
-    v = ops.ones((gram.shape[0],))
+    """An estimate of the largest eigenvalue of G ⪰ 0: the power iteration's
+    Rayleigh quotient times 1.1, within `[trace / K, trace]` (where λ_max
+    lies). The iteration starts from `(1, 2, …, K)`, not from equal entries,
+    which are orthogonal to the top eigenvector exactly when two tasks'
+    gradients are opposed (MGDA's case)."""
+    count = gram.shape[0]
+    v = ops.arange(1, count + 1, dtype="float32")
 
     def body(_, v):
         v = ops.matmul(gram, v)
@@ -228,7 +242,8 @@ def largest_eigenvalue(gram, iterations=20):
 
     v = ops.fori_loop(0, iterations, body, v)
     rayleigh = ops.sum(v * ops.matmul(gram, v)) / ops.maximum(ops.sum(v * v), 1e-30)
-    return ops.minimum(1.1 * rayleigh, ops.trace(gram))
+    trace = ops.trace(gram)
+    return ops.clip(1.1 * rayleigh, trace / count, trace)
 
 
 def min_norm_simplex(gram, present, iterations=250):
@@ -249,14 +264,21 @@ def min_norm_simplex(gram, present, iterations=250):
     return ops.fori_loop(0, iterations, body, (w, w))[0]
 
 
-def bounded_min_norm(gram, bounds):
+def bounded_min_norm(gram, bounds, present):
     """PE-LTR (Lin et al. 2019): weights `w = ŵ + c` with `Σ w = 1` and
     `w ≥ c`. `ŵ` solves `min ‖Σ (ŵ_k + c_k) g_k‖²` s.t. `Σ ŵ = 1 − Σ c` in
     closed form (the KKT system with G), then is projected onto
-    `{ŵ ≥ 0, Σ ŵ = 1 − Σ c}`."""
+    `{ŵ ≥ 0, Σ ŵ = 1 − Σ c}`. A task not `present` (no gradient this step)
+    gets weight 0 and no bound: a zero gradient would otherwise take all the
+    free weight at no cost to the norm (when no task is present, all count)."""
     count = bounds.shape[0]
-    ridge = gram + 1e-6 * ops.eye(count)
-    ones = ops.ones((count, 1))
+    present = ops.cast(present, "float32")
+    present = ops.where(ops.sum(present) > 0.0, present, ops.ones_like(present))
+    bounds = bounds * present
+    # Absent tasks' rows read ŵ_k = 0; they leave the constraint row.
+    ridge = gram * ops.outer(present, present) + ops.diag(1.0 - present)
+    ridge = ridge + 1e-6 * ops.eye(count)
+    ones = ops.reshape(present, (count, 1))
     system = ops.concatenate(
         [
             ops.concatenate([ridge, ones], axis=1),
@@ -265,7 +287,8 @@ def bounded_min_norm(gram, bounds):
         axis=0,
     )
     free = 1.0 - ops.sum(bounds)
-    rhs = ops.concatenate([-ops.matmul(gram, bounds), ops.reshape(free, (1,))])
+    rhs = ops.concatenate(
+        [-ops.matmul(gram, bounds) * present, ops.reshape(free, (1,))]
+    )
     solution = ops.solve(system, ops.reshape(rhs, (count + 1, 1)))[:count, 0]
-    everyone = ops.ones((count,), "bool")
-    return project_to_simplex(solution, everyone, free) + bounds
+    return project_to_simplex(solution, present > 0.0, free) + bounds

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mtl._checks import check_non_negative
+from keras_mtl._checks import check_non_negative, check_positive_int
 from keras_mtl.weighting.gradient_weighting import (
     GradientWeighting,
     bounded_min_norm,
@@ -72,6 +72,8 @@ class ParetoWeighting(GradientWeighting):
         Recommendation", RecSys 2019.
     """
 
+    chooses_weights_each_step = True
+
     def __init__(
         self,
         bounds: dict | None = None,
@@ -96,15 +98,9 @@ class ParetoWeighting(GradientWeighting):
                     f"weights do); got {bounds} (sum {sum(bounds.values()):g})."
                 )
         self.bounds = bounds
-        if isinstance(iterations, bool) or not isinstance(iterations, int):
-            raise ValueError(
-                f"ParetoWeighting: iterations must be an int >= 1, got {iterations!r}."
-            )
-        if iterations < 1:
-            raise ValueError(
-                f"ParetoWeighting: iterations must be an int >= 1, got {iterations!r}."
-            )
-        self.iterations = iterations
+        self.iterations = check_positive_int(
+            "ParetoWeighting", "iterations", iterations
+        )
 
     def _check_tasks(self) -> None:
         super()._check_tasks()
@@ -122,7 +118,7 @@ class ParetoWeighting(GradientWeighting):
             bounds = ops.convert_to_tensor(
                 [float(self.bounds.get(n, 0.0)) for n in self.task_names], "float32"
             )
-            return bounded_min_norm(gram, bounds)
+            return bounded_min_norm(gram, bounds, present)
         if self.num_tasks == 1:
             return ops.ones((1,))
         if self.num_tasks == 2:
@@ -131,9 +127,8 @@ class ParetoWeighting(GradientWeighting):
 
     def step_weights(self, scaled, task_gradients):
         gram = gram_matrix(task_gradients)
-        alpha = self.simplex_weights(gram)
-        present = ops.cast(ops.diagonal(gram) > 0.0, "float32")
-        return alpha * ops.maximum(ops.sum(present), 1.0)
+        present = ops.cast(normalized(gram)[1], "float32")
+        return self.simplex_weights(gram) * ops.maximum(ops.sum(present), 1.0)
 
     def get_config(self):
         return {

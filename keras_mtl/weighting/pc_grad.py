@@ -56,6 +56,8 @@ class PCGrad(GradientWeighting):
         (arXiv:2001.06782).
     """
 
+    chooses_weights_each_step = True
+
     def __init__(
         self, seed: int | None = None, shared_layer: str | None = None, **kwargs
     ):

@@ -227,3 +227,11 @@ def test_pcgrad_at_all_shared_weights_embeddings_included():
     assert dot < 0  # (the start was chosen so that they conflict)
     want = [1 - dot / (g1 @ g1), 1 - dot / (g2 @ g2)]
     np.testing.assert_allclose(np.asarray(result.step_weights), want, rtol=1e-4)
+
+
+def test_a_strategy_needing_gradients_must_say_where_they_are_taken():
+    class Homemade(km.weighting.LossWeighting):
+        needs_task_gradients = True
+
+    with pytest.raises(TypeError, match="Homemade sets needs_task_gradients"):
+        model_for(Homemade())

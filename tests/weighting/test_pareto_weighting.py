@@ -119,6 +119,24 @@ def test_bounds_are_respected():
     assert (w >= np.array([0.3, 0.1, 0.25, 0.0]) - 1e-6).all()
 
 
+def test_bounds_with_a_task_without_gradient():
+    # A zero gradient costs nothing in the norm: unguarded, it would take all
+    # the free weight and leave the task with a gradient at its bound (0.2).
+    bounds = {"t0": 0.2, "t1": 0.2}
+    w = weights(strategy(2, bounds=bounds), [[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(w, [1.0, 0.0], atol=1e-5)
+    # Of three, the two present share the weight under their bounds (sum 2).
+    bounds = {"t0": 0.3, "t1": 0.3, "t2": 0.3}
+    w = weights(strategy(3, bounds=bounds), [[1.0, 0.0], [], [0.0, 2.0]])
+    # Unbounded: α = (0.8, 0.2) on t0, t2; t2's bound 0.3 binds: (0.7, 0.3).
+    np.testing.assert_allclose(w, [1.4, 0.0, 0.6], atol=1e-4)
+
+
+def test_fixed_weights_are_refused():
+    with pytest.raises(ValueError, match="weights= would be replaced"):
+        ParetoWeighting(weights={"t0": 2.0})
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
