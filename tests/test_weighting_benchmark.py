@@ -5,8 +5,8 @@ cost part with one round of one epoch. The frame is the generated census-shaped
 one (labels without signal), so the AUCs are only checked to be AUCs; what is
 checked is the report's shape: a row per strategy in both tables, the fixed
 weights, and the reference's step-time ratio to itself. Four models are built
-and traced (two per part): ~40 s on the shared, loaded machine (load average
-6), hence `slow`.
+and traced (two per part), without XLA: ~12 s on a quiet machine, hence
+`slow`.
 """
 
 import contextlib
@@ -20,6 +20,7 @@ import pytest
 
 from benchmarks import weighting
 from keras_mtl.weighting import STRATEGIES, FixedWeighting
+from tests.helpers import xla_off
 
 
 def _rows(text: str, heading: str) -> dict[str, list[str]]:
@@ -42,7 +43,9 @@ def report(tmp_path_factory):
     argv += ["--strategies", "fixed,uncertainty", "--seeds", "1", "--max-epochs", "1"]
     argv += ["--batch-size", "128", "--epochs", "1", "--repeats", "1"]
     argv += ["--no-isolation", "--json", str(out)]
-    with contextlib.redirect_stdout(io.StringIO()) as printed:
+    # A module fixture is set up before conftest's per-test XLA switch: XLA
+    # off here too (compiling the four census models would triple the cost).
+    with xla_off(), contextlib.redirect_stdout(io.StringIO()) as printed:
         assert weighting.main(argv) == 0
     return printed.getvalue(), json.loads(out.read_text())
 
