@@ -4,11 +4,64 @@ and the report's last two sections. No TensorFlow at import time (`--help`)."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 try:  # imported as `benchmarks._census_accuracy`
     from benchmarks import _harness as h
 except ImportError:  # `python benchmarks/census.py`: benchmarks/ is on sys.path
     import _harness as h
+
+#: The census file the census benchmarks read by default.
+DEFAULT_DATA = h.SHARED_DATA / "census-income" / "census-income.test.gz"
+
+
+def add_job_arguments(parser, *, seeds: int, epochs: int, what: str) -> None:
+    """The options of the census training job (`_census_models.train_and_test`)
+    and of its timing, shared by census.py and weighting.py: `what` names one
+    contender in the help ("model", "strategy")."""
+    parser.add_argument(
+        "--data-path",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="census-income .test/.data file (gzip or plain); when absent a "
+        "generated census-shaped frame is used (AUCs meaningless). "
+        "Default: %(default)s",
+    )
+    parser.add_argument("--rows", type=int, default=None, help="random row subsample")
+    parser.add_argument(
+        "--seeds", type=int, default=seeds, help=f"splits/inits per {what}"
+    )
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument(
+        "--epochs", type=int, default=epochs, help="epochs per timed round"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds")
+    parser.add_argument(
+        "--no-isolation",
+        dest="isolate",
+        action="store_false",
+        help="train the accuracy models in this process instead of one fresh child "
+        "process per training (faster start; more than ~35 trainings exhaust "
+        "vm.max_map_count because TensorFlow never frees XLA executables)",
+    )
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+
+
+def check_job_arguments(parser, args) -> None:
+    """`parser.error` unless the job's counts are positive and `--rows` >= 100."""
+    positive = ("seeds", "max_epochs", "patience", "batch_size", "epochs", "repeats")
+    if any(getattr(args, name) < 1 for name in positive) or (
+        args.rows is not None and args.rows < 100
+    ):
+        parser.error(
+            "--seeds, --max-epochs, --patience, --batch-size, --epochs and --repeats "
+            "must be positive; --rows at least 100."
+        )
+
 
 REQUIRED_AUC = {"income": 0.93, "marital": 0.99}
 #: key -> (label, name in the builder registry, architecture arguments). Widths

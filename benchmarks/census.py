@@ -81,7 +81,7 @@ except ImportError:  # `python benchmarks/census.py`: benchmarks/ is on sys.path
 # TensorFlow, Keras and keras_mtl come with `_census_models`, imported on first
 # use (`_cm()`), so that `--help` is fast.
 
-DEFAULT_DATA = h.SHARED_DATA / "census-income" / "census-income.test.gz"
+DEFAULT_DATA = acc.DEFAULT_DATA
 SPLIT = (0.70, 0.15, 0.15)
 REQUIRED_RATIO = 0.90
 REFERENCE_MODEL = "mmoe"  # the parameter budget the others are sized to
@@ -313,37 +313,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         epilog="Models: " + ", ".join(acc.MODELS),
     )
-    parser.add_argument(
-        "--data-path",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="census-income .test/.data file (gzip or plain); when absent a "
-        "generated census-shaped frame is used (AUCs meaningless). "
-        "Default: %(default)s",
-    )
-    parser.add_argument("--rows", type=int, default=None, help="random row subsample")
-    parser.add_argument("--seeds", type=int, default=3, help="splits/inits per model")
+    acc.add_job_arguments(parser, seeds=3, epochs=3, what="model")
     parser.add_argument(
         "--models",
         default=",".join(acc.MODELS),
         help="comma-separated subset of the models (default: all)",
     )
-    parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=3, help="timed speed epochs")
-    parser.add_argument("--repeats", type=int, default=3, help="speed repeats")
-    parser.add_argument(
-        "--no-isolation",
-        dest="isolate",
-        action="store_false",
-        help="train the accuracy models in this process instead of one fresh child "
-        "process per training (faster start; more than ~35 trainings exhaust "
-        "vm.max_map_count because TensorFlow never frees XLA executables)",
-    )
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument(
         "--skip-shuffled", action="store_true", help="speed: unshuffled pair only"
     )
@@ -357,14 +332,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(
             f"--models: unknown {unknown}; choose from {', '.join(acc.MODELS)}."
         )
-    positive = ("seeds", "max_epochs", "patience", "batch_size", "epochs", "repeats")
-    if any(getattr(args, name) < 1 for name in positive) or (
-        args.rows is not None and args.rows < 100
-    ):
-        parser.error(
-            "--seeds, --max-epochs, --patience, --batch-size, --epochs and --repeats "
-            "must be positive; --rows at least 100."
-        )
+    acc.check_job_arguments(parser, args)
     return args
 
 

@@ -62,7 +62,7 @@ except ImportError:  # `python benchmarks/weighting.py`: benchmarks/ is on sys.p
     import _census_accuracy as acc
     import _harness as h
 
-DEFAULT_DATA = h.SHARED_DATA / "census-income" / "census-income.test.gz"
+DEFAULT_DATA = acc.DEFAULT_DATA
 DEFAULT_JSON = h.REPO_ROOT / "benchmarks" / "results" / "weighting.json"
 SPLIT = (0.70, 0.15, 0.15)
 #: The key of "no strategy" (`compile` without `loss_weighting`).
@@ -200,15 +200,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         epilog="Census configurations for --model: " + ", ".join(acc.MODELS),
     )
-    parser.add_argument(
-        "--data-path",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="census-income .test/.data file (gzip or plain); when absent a "
-        "generated census-shaped frame is used (AUCs meaningless). "
-        "Default: %(default)s",
-    )
-    parser.add_argument("--rows", type=int, default=None, help="random row subsample")
+    acc.add_job_arguments(parser, seeds=2, epochs=2, what="strategy")
     parser.add_argument(
         "--model",
         default="mmoe",
@@ -222,38 +214,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "keras_mtl.weighting.STRATEGIES (default: all of them)",
     )
     parser.add_argument(
-        "--seeds", type=int, default=2, help="splits/inits per strategy"
-    )
-    parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed round")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds")
-    parser.add_argument(
-        "--no-isolation",
-        dest="isolate",
-        action="store_false",
-        help="train the accuracy models in this process instead of one fresh child "
-        "process per training",
-    )
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument(
         "--json",
         default=str(DEFAULT_JSON),
         help="where to write the per-seed and per-round numbers (empty: nowhere). "
         "Default: %(default)s",
     )
     args = parser.parse_args(argv)
-    positive = ("seeds", "max_epochs", "patience", "batch_size", "epochs", "repeats")
-    if any(getattr(args, name) < 1 for name in positive) or (
-        args.rows is not None and args.rows < 100
-    ):
-        parser.error(
-            "--seeds, --max-epochs, --patience, --batch-size, --epochs and --repeats "
-            "must be positive; --rows at least 100."
-        )
+    acc.check_job_arguments(parser, args)
     return args
 
 
