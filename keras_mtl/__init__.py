@@ -17,6 +17,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         transforms,
         weighting,
     )
+    from keras_mtl.data import adapt_features
     from keras_mtl.diagnostics import (
         feature_weights,
         gate_weights,
@@ -72,6 +73,7 @@ __all__ = [
     "SequenceFeature",
     "SparseFeature",
     "Task",
+    "adapt_features",
     "adaptive_branching",
     "add_kl_bound",
     "aitm_tasks",

@@ -45,8 +45,11 @@ HASH_FUNCTIONS = {"int64": ("int_hash_v1", "farmhash64"), "string": ("farmhash64
 class SparseFeature:
     """A categorical feature: one id, or a padded list of ids (multi-valued field).
 
-    Exactly one of `vocabulary_size`, `vocabulary`, `hash_bins` or `boundaries`
-    says how raw values become embedding rows:
+    At most one of `vocabulary_size`, `vocabulary`, `hash_bins` or `boundaries`
+    says how raw values become embedding rows (with none, the spec is to be
+    fitted to training data by `keras_mtl.adapt_features`, which returns a spec
+    with a vocabulary, a vocabulary size or bucket boundaries; models and
+    `make_dataset` refuse a spec not fitted yet):
 
     - `vocabulary_size=V`: the raw values are integer ids in `[0, V)`; any other id
       (except the padding value -1) goes to one out-of-vocabulary (OOV) row.
@@ -122,11 +125,15 @@ class SparseFeature:
             for k in ("vocabulary_size", "vocabulary", "hash_bins", "boundaries")
             if getattr(self, k) is not None
         ]
-        if len(given) != 1:
+        if len(given) > 1:
             raise ValueError(
                 f"SparseFeature {self.name!r}: give exactly one of vocabulary_size, "
-                f"vocabulary, hash_bins or boundaries; got {given or 'none'}."
+                f"vocabulary, hash_bins or boundaries (or none, to fit one with "
+                f"keras_mtl.adapt_features); got {given}."
             )
+        if not given:
+            self._check_unfitted()
+            return
         if self.boundaries is not None:
             self._check_boundaries()
             return
@@ -247,6 +254,34 @@ class SparseFeature:
             )
             object.__setattr__(self, arg, value)
 
+    def _check_unfitted(self) -> None:
+        owner = f"SparseFeature {self.name!r}"
+        if self.dtype not in (None, "int64", "string", "float32"):
+            raise ValueError(
+                f"{owner}: dtype must be None, 'int64', 'string' or 'float32'; got "
+                f"{self.dtype!r}."
+            )
+        if self.hash_function is not None:
+            raise ValueError(
+                f"{owner}: hash_function is for hash_bins; got "
+                f"{self.hash_function!r} without hash_bins."
+            )
+        for arg in ("embedding_dim", "max_len"):
+            value = check_positive_int(
+                owner, arg, getattr(self, arg), allow_none=arg != "embedding_dim"
+            )
+            object.__setattr__(self, arg, value)
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the spec says how values become rows (one of
+        `vocabulary_size`, `vocabulary`, `hash_bins`, `boundaries`); a spec
+        without is fitted to data by `keras_mtl.adapt_features`."""
+        return any(
+            getattr(self, k) is not None
+            for k in ("vocabulary_size", "vocabulary", "hash_bins", "boundaries")
+        )
+
     def _check_hash_function(self) -> None:
         known = HASH_FUNCTIONS[self.dtype] if self.hash_bins else (None,)
         if self.hash_function is None:
@@ -261,6 +296,7 @@ class SparseFeature:
     @property
     def num_rows(self) -> int:
         """Rows of the embedding table, including the OOV row."""
+        check_fitted(self)
         if self.vocabulary_size is not None:
             return self.vocabulary_size + 1
         if self.vocabulary is not None:
@@ -500,14 +536,28 @@ def feature_from_config(config: dict | Feature | SequenceFeature):
     return _KINDS[config.pop("kind")](**config)
 
 
+def check_fitted(feature: SparseFeature, where: str = "") -> None:
+    """ValueError unless `feature` says how its values become rows."""
+    if not feature.fitted:
+        raise ValueError(
+            f"SparseFeature {feature.name!r}{where} has no vocabulary_size, "
+            "vocabulary, hash_bins or boundaries yet: fit one to the training data "
+            "with keras_mtl.adapt_features(features, data), or give one."
+        )
+
+
 def check_features(
-    features: Sequence[Feature | SequenceFeature], allow_sequences: bool = False
+    features: Sequence[Feature | SequenceFeature],
+    allow_sequences: bool = False,
+    allow_unfitted: bool = False,
 ) -> list:
     """Validate a list of specs as a whole and return it as a list.
 
     `SequenceFeature`s are accepted only with `allow_sequences` (by the data
     pipeline and `make_inputs`); flat encoders such as `FeatureEncoder` reject
-    them rather than silently ignore them.
+    them rather than silently ignore them. A `SparseFeature` not fitted yet
+    (no vocabulary, hash bins or boundaries) is accepted only with
+    `allow_unfitted` (by `keras_mtl.adapt_features`).
 
     Example:
     >>> check_features([DenseFeature("age"), SparseFeature("age", hash_bins=8)])
@@ -533,6 +583,13 @@ def check_features(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"Feature names must be unique; repeated: {dupes}.")
+    if not allow_unfitted:
+        for f in features:
+            if isinstance(f, SequenceFeature):
+                for field in f.fields:
+                    check_fitted(field, f" (field of SequenceFeature {f.name!r})")
+            elif isinstance(f, SparseFeature):
+                check_fitted(f)
     by_name = {f.name: f for f in features}
     for f in features:
         if not isinstance(f, SparseFeature) or f.share_embedding_with is None:
@@ -549,6 +606,8 @@ def check_features(
                 f"SparseFeature {f.name!r}: shares with {other.name!r}, which itself "
                 "shares another table; point at the table's owner instead."
             )
+        if not (f.fitted and other.fitted):
+            continue  # adapt_features gives both the same rows
         if (other.num_rows, other.embedding_dim) != (f.num_rows, f.embedding_dim):
             raise ValueError(
                 f"SparseFeature {f.name!r} shares the table of {other.name!r} but "

@@ -46,7 +46,7 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: km.SparseFeature("a"), "exactly one of"),
+        (lambda: km.make_inputs([km.SparseFeature("a")]), "adapt_features"),
         (lambda: km.SparseFeature("a", vocabulary_size=3, hash_bins=4), "exactly one"),
         (lambda: km.SparseFeature("a", vocabulary_size=0), "vocabulary_size"),
         (lambda: km.SparseFeature("a", vocabulary=("x", "x")), "duplicates"),
