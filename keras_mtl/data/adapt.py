@@ -349,19 +349,25 @@ class _Fitter:
     def _flat_sparse(self, f: SparseFeature) -> SparseFeature:
         if f.share_embedding_with is not None or not self._wanted(f, f.name):
             return f  # a sharer takes its owner's rows (`_shared`)
-        columns = [f.name] + [
-            g.name
+        sharers = [
+            g
             for g in self.features
-            if isinstance(g, SparseFeature) and g.share_embedding_with == f.name
+            if isinstance(g, SparseFeature)
+            and g.share_embedding_with == f.name
+            and g.name in self.data
         ]
-        raw = [
-            self._column(name, f"SparseFeature {name!r}")
-            for name in columns
-            if name == f.name or name in self.data
-        ]
-        fitted = self._sparse(
-            f, f.name, lambda spec: [_feature_array(spec, a) for a in raw]
-        )
+        raw = [(f, self._column(f.name, f"SparseFeature {f.name!r}"))]
+        raw += [(g, self._column(g.name, f"SparseFeature {g.name!r}")) for g in sharers]
+
+        def read(spec):  # each column with its own name and max_len
+            return [
+                _feature_array(
+                    dataclasses.replace(spec, name=g.name, max_len=g.max_len), a
+                )
+                for g, a in raw
+            ]
+
+        fitted = self._sparse(f, f.name, read)
         self.fitted[f.name] = fitted
         return fitted
 

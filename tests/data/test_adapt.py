@@ -193,12 +193,12 @@ def test_sequence_fields_from_every_position_and_shared_tables():
         "history_genres": np.array([[[1, 2], [2, -1], [-1, -1]]] * 2),
         "history_action": np.array([[0, 1, -1], [2, -1, -1]]),
         "query": ["c", "a"],
-        "target": ["b", "b"],
+        "target": [["b", "d"], ["b"]],  # multi-valued, unlike query
     }
     features = [
         history,
         SparseFeature("query"),
-        SparseFeature("target", share_embedding_with="query"),
+        SparseFeature("target", max_len=2, share_embedding_with="query"),
     ]
     (seq, query, target), _ = adapted(features, data)
     item, genres = seq.item
@@ -206,7 +206,7 @@ def test_sequence_fields_from_every_position_and_shared_tables():
     assert genres.vocabulary_size == 3
     assert seq.properties == history.properties  # already filled: unchanged
     assert (seq.name, seq.max_len) == ("history", 3)
-    assert query.vocabulary == ("b", "a", "c")  # both columns
+    assert query.vocabulary == ("b", "a", "c", "d")  # both columns
     assert (target.vocabulary, target.share_embedding_with) == (
         query.vocabulary,
         "query",
