@@ -454,9 +454,9 @@ class _Fitter:
         if values is None:
             values = read(_placeholder(f, dtype, "ids"))
         flat = np.concatenate([np.asarray(v).ravel() for v in values])
-        flat = flat[flat != _placeholder(f, dtype, "ids").pad_value]
-        if dtype == "string":
+        if dtype == "string":  # bytes from a tf.data.Dataset
             flat = np.array([_decoded(v) for v in flat], dtype=object)
+        flat = flat[flat != _placeholder(f, dtype, "ids").pad_value]
         if flat.size == 0:
             raise ValueError(
                 f"adapt_features: {what} has no value in the data (every entry is "
