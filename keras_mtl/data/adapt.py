@@ -469,7 +469,11 @@ class _Fitter:
             if kind == "vocabulary":
                 self.notes.append(
                     f"{what}: integer ids "
-                    + ("rarer than min_count" if min_count > 1 else "spread thinly")
+                    + (
+                        "rarer than min_count"
+                        if min_count > 1
+                        else "spread thinly or negative"
+                    )
                     + " get an integer vocabulary (a host lookup, so no XLA)"
                 )
         if kind == "size":
