@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from keras_mtl.data import _files
 from keras_mtl.data._validate import (
     _as_numpy,
     _dense_array,
@@ -25,6 +26,8 @@ from keras_mtl.data._validate import (
     _step_ids,
     column_names,
 )
+from keras_mtl.data.dataset import make_dataset
+from keras_mtl.data.stream_source import is_block_source
 from keras_mtl.features import (
     DenseFeature,
     Feature,
@@ -88,12 +91,12 @@ def adapt_features(
     Args:
         features: list of `SparseFeature` / `DenseFeature` / `SequenceFeature`.
         data: pandas DataFrame or dict of arrays in the layout of
-            `make_dataset` (a column per feature, per sequence field), or a
+            `make_dataset` (a column per feature, per sequence field); a
             `tf.data.Dataset` of feature dicts (or `(features, labels)`
-            tuples), batched or not, read to the end (take part of it with
-            `.take(n)`). For CSV / TFRecord files, read a sample with pandas,
-            or pass `make_dataset(path, specs, shuffle=False)` when every spec
-            to fit has its `dtype` (the file reader needs it).
+            tuples), batched or not; or CSV / TFRecord path(s) or a block
+            source as `make_dataset` takes them (every sparse spec to fit then
+            needs its `dtype`: the readers parse by it). Streamed data is read
+            to its end once (a dataset: `.take(n)` for a sample).
         min_count: int or dict of feature name to int. Least number of
             occurrences of a value to get its own row. Defaults to 1.
         num_buckets: int, dict of feature name to int, or None. Buckets of a
@@ -146,12 +149,20 @@ def adapt_features(
     selected = _selection(only, names)
     min_counts = _per_feature("min_count", min_count, names, 1)
     buckets = _per_feature("num_buckets", num_buckets, names, None, minimum=2)
+    if _files.is_path_like(data) or is_block_source(data):
+        data = make_dataset(
+            data,
+            [_reading_spec(f) for f in features],
+            shuffle=False,
+            batch_size=_READ_BATCH,
+        )
     if isinstance(data, tf.data.Dataset):
         data = _read_dataset(data, features)
     elif not isinstance(data, (pd.DataFrame, Mapping)):
         raise TypeError(
-            "adapt_features: data must be a pandas DataFrame, a dict of arrays or a "
-            f"tf.data.Dataset; got {type(data).__name__}."
+            "adapt_features: data must be a pandas DataFrame, a dict of arrays, a "
+            "tf.data.Dataset, CSV / TFRecord path(s) or a block source; got "
+            f"{type(data).__name__}."
         )
     fitter = _Fitter(data, features, min_counts, buckets, refit, selected)
     return fitter.fit()
@@ -249,6 +260,21 @@ def _read_dataset(ds: tf.data.Dataset, features: list) -> dict[str, np.ndarray]:
     if not parts[first]:
         raise ValueError("adapt_features: the dataset has no elements.")
     return {n: np.concatenate(p) for n, p in parts.items()}
+
+
+def _reading_spec(f):
+    """The spec `make_dataset` reads `f`'s column of a file or block source with:
+    its dtype, and no vocabulary (no id range to check yet)."""
+    if not isinstance(f, SparseFeature) or f.hash_bins is not None:
+        return f  # dense, hashed; a SequenceFeature: make_dataset refuses it
+    if f.dtype is None:
+        raise ValueError(
+            f"adapt_features: SparseFeature {f.name!r} needs a dtype ('string', "
+            "'int64' or 'float32') to be read from files or blocks; declare it, "
+            "or pass the data in memory."
+        )
+    bucketised = f.dtype == "float32" or f.boundaries is not None
+    return _placeholder(f, f.dtype, "boundaries" if bucketised else "ids")
 
 
 def _inputs(feature) -> list[str]:

@@ -288,6 +288,45 @@ def test_a_tf_data_dataset_gives_the_same_specs():
     )
 
 
+def test_csv_files_and_block_sources_give_the_same_specs(tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_text(
+        "city,shop,price,tags,age\n"
+        "rome,3,1.0,a|b,18\n"
+        "paris,0,,b,25\n"
+        "rome,3,5.0,,31\n"
+        ",7,9.0,c|b|a,40\n"
+    )
+    data = {
+        "city": ["rome", "paris", "rome", None],
+        "shop": [3, 0, 3, 7],
+        "price": [1.0, NAN, 5.0, 9.0],
+        "tags": [["a", "b"], ["b"], [], ["c", "b", "a"]],
+        "age": [18.0, 25.0, 31.0, 40.0],
+    }
+    features = [
+        SparseFeature("city", dtype="string"),
+        SparseFeature("shop", dtype="int64"),
+        DenseFeature("price", allow_missing=True),
+        SparseFeature("tags", dtype="string", max_len=2),
+        SparseFeature("age", dtype="float32"),
+    ]
+    expected, _ = adapted(features, data, num_buckets=2)
+    assert expected[0].vocabulary == ("rome", "paris")
+    assert (expected[2].mean, expected[3].vocabulary) == (5.0, ("b", "a", "c"))
+    assert expected[4].boundaries == (28.0,)
+    assert adapted(features, str(csv), num_buckets=2)[0] == expected
+    blocks = [{k: np.asarray(v[:2]) for k, v in data.items() if k != "tags"}]
+    blocks.append({k: np.asarray(v[2:]) for k, v in data.items() if k != "tags"})
+    blocks[0]["city"] = np.array(["rome", "paris"])
+    blocks[1]["city"] = np.array(["rome", ""])
+    blocks[0]["tags"] = np.array([["a", "b"], ["b", ""]])
+    blocks[1]["tags"] = np.array([["", ""], ["c", "b"]])
+    assert adapted(features, blocks, num_buckets=2)[0] == expected
+    with pytest.raises(ValueError, match="'city' needs a dtype"):
+        adapt_features([SparseFeature("city")], str(csv))
+
+
 # ----------------------------------------------------------------------------- warning
 
 
