@@ -143,10 +143,18 @@ def adapt_features(
     (29.0, 44.0)
     """
     features = check_features(features, allow_sequences=True, allow_unfitted=True)
-    if isinstance(refit, (int, np.integer)) and not isinstance(refit, bool):
+    if not isinstance(refit, (bool, np.bool_)):
         raise TypeError(f"adapt_features: refit must be a bool; got {refit!r}.")
     names = _names(features)
     selected = _selection(only, names)
+    dense = {f.name for f in features if isinstance(f, DenseFeature)}
+    for arg, value in (("min_count", min_count), ("num_buckets", num_buckets)):
+        named = sorted(dense & set(value)) if isinstance(value, Mapping) else []
+        if named:
+            raise ValueError(
+                f"adapt_features: {arg} is for sparse features; {named} are "
+                "DenseFeatures (a number to bucketise is a SparseFeature)."
+            )
     min_counts = _per_feature("min_count", min_count, names, 1)
     buckets = _per_feature("num_buckets", num_buckets, names, None, minimum=2)
     if _files.is_path_like(data) or is_block_source(data):
@@ -165,7 +173,7 @@ def adapt_features(
             f"{type(data).__name__}."
         )
     fitter = _Fitter(data, features, min_counts, buckets, refit, selected)
-    return fitter.fit()
+    return check_features(fitter.fit(), allow_sequences=True, allow_unfitted=True)
 
 
 # ----------------------------------------------------------------------------- options

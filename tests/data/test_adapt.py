@@ -251,6 +251,10 @@ def test_idempotent_and_refit_keeps_the_kind():
         adapt_features(features, data, only=["nope"])
     with pytest.raises(ValueError, match=r"num_buckets\['age'\] must be an int >= 2"):
         adapt_features(features, data, num_buckets={"age": 1})
+    with pytest.raises(ValueError, match=r"num_buckets is for sparse.*\['x'\]"):
+        adapt_features(features, data, num_buckets={"x": 4})
+    with pytest.raises(TypeError, match="refit must be a bool"):
+        adapt_features(features, data, refit="yes")
 
 
 def test_a_spec_not_fitted_is_refused_where_it_is_used():
