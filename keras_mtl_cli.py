@@ -202,11 +202,17 @@ class _QuietImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports `tensorflow`, the first time, with file descriptor 2 captured;
     then writes back every captured line except `IMPORT_NOISE`."""
 
+    _finding = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        # (`importlib.util.find_spec("tensorflow")` asks too, without importing.)
+        if name != "tensorflow" or self._finding:
             return None
-        uninstall_quiet_import()  # once: find the real spec with the other finders
-        spec = importlib.util.find_spec(name)
+        self._finding = True
+        try:  # the real spec, from the finders after this one
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         self.loader = spec.loader
@@ -217,6 +223,7 @@ class _QuietImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        uninstall_quiet_import()  # the first import only
         module.__loader__ = module.__spec__.loader = self.loader
         with filtered_stderr(IMPORT_NOISE):
             self.loader.exec_module(module)

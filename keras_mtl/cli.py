@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -171,7 +170,7 @@ def train(args) -> dict:
 
     import keras_mtl as km
     from keras_mtl.data import make_dataset
-    from keras_mtl.training import METRIC_NAMES
+    from keras_mtl.training import METRIC_NAMES, ProgressLogger
 
     keras.utils.set_random_seed(args.seed)
     (train_rows, val_rows, test_rows), features, tasks, movielens = load_data(args)
@@ -199,11 +198,16 @@ def train(args) -> dict:
         f"{'on' if model.jit_compile else 'off'}, loss weighting "
         f"{args.loss_weighting or 'Task.loss_weight'}"
     )
+    # Outside a terminal: a line at least every 30 s and one per epoch; in
+    # one: Keras's progress bar. Both: how long tracing and compiling took.
+    progress = ProgressLogger()
     results = {}
     if args.warm_start:
         loaded = km.warm_start(model, args.warm_start)
         print(f"warm start: {loaded['loaded']} variables from {args.warm_start}")
-        logs = model.evaluate(dataset(val_rows, False), return_dict=True, verbose=0)
+        logs = model.evaluate(
+            dataset(val_rows, False), return_dict=True, verbose=0, callbacks=[progress]
+        )
         results["before_training"] = print_metrics(
             "validation metrics of the warm-started model, before training", logs, tasks
         )
@@ -213,7 +217,8 @@ def train(args) -> dict:
         validation_data=dataset(val_rows, False),
         epochs=args.epochs,
         shuffle=False,  # make_dataset already reshuffles every epoch
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=1 if sys.stdout.isatty() else 0,
+        callbacks=[progress],
     )
     seconds = time.perf_counter() - start
     results["validation"] = {
@@ -229,7 +234,9 @@ def train(args) -> dict:
             "final task weights: "
             + ", ".join(f"{t} {w:.4f}" for t, w in weights.items())
         )
-    logs = model.evaluate(dataset(test_rows, False), return_dict=True, verbose=0)
+    logs = model.evaluate(
+        dataset(test_rows, False), return_dict=True, verbose=0, callbacks=[progress]
+    )
     results.update(
         print_metrics(f"held-out test metrics (trained {seconds:.1f} s)", logs, tasks)
     )
