@@ -84,7 +84,7 @@ class _HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         help = action.help or ""
         if (
-            action.default not in (None, False, argparse.SUPPRESS)
+            not any(action.default is v for v in (None, False, argparse.SUPPRESS))
             and action.option_strings
             and "default" not in help
         ):
