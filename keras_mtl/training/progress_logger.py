@@ -25,10 +25,11 @@ class ProgressLogger(keras.callbacks.Callback):
       step (XLA on|off)…" and after it "first step (tracing + compilation) took
       X s"; the first evaluation / prediction step (also fit's validation) is
       reported the same way when it took at least `slow_first_step` seconds;
-    - when `periodic` (by default: when `stream` is not a terminal), prints a line
-      at least every `interval` seconds during an epoch, evaluation or
-      prediction (step i/n, seconds elapsed, current loss), and each epoch's
-      summary (its seconds and logs, as `verbose=2` prints them).
+    - when `periodic` (by default: when `stream` is not a terminal), prints a
+      line during an epoch, evaluation or prediction whenever `interval`
+      seconds have passed since its last line (step i/n, seconds since the
+      epoch began, current loss), and each epoch's summary (its seconds and
+      logs, as `verbose=2` prints them) unless `epoch_summaries=False`.
 
     In a terminal use it beside Keras's progress bar (`verbose=1`): only the
     compilation lines are added. Elsewhere pass `verbose=0` to `fit`.
@@ -40,6 +41,8 @@ class ProgressLogger(keras.callbacks.Callback):
             None: when `stream` is not a terminal. Defaults to None.
         slow_first_step: float. Report the first evaluation / prediction step
             when it took at least this many seconds. Defaults to 2.
+        epoch_summaries: bool. With `periodic`, a line per epoch (turn off for
+            many short epochs). Defaults to True.
         stream: file or None. Where the lines go; None: `sys.stdout` at each
             line. Defaults to None.
         clock: callable or None. Seconds on a monotonic clock (tests pass a
@@ -55,7 +58,7 @@ class ProgressLogger(keras.callbacks.Callback):
     ...               epochs=1, verbose=0, callbacks=[logger])
     tracing and compiling the training step (XLA off)…
     first step (tracing + compilation) took 10.0 s
-    epoch 1/1 step 2/4, 30 s, loss 0.0000
+    epoch 1/1 step 4/4, 50 s, loss 0.0000
     epoch 1/1: 60.0 s - loss: 0.0000
     """
 
@@ -64,6 +67,7 @@ class ProgressLogger(keras.callbacks.Callback):
         interval: float = 30.0,
         periodic: bool | None = None,
         slow_first_step: float = 2.0,
+        epoch_summaries: bool = True,
         stream=None,
         clock: Callable[[], float] | None = None,
     ):
@@ -73,10 +77,12 @@ class ProgressLogger(keras.callbacks.Callback):
         self.interval = float(interval)
         self.periodic = periodic
         self.slow_first_step = float(slow_first_step)
+        self.epoch_summaries = bool(epoch_summaries)
         self.stream = stream
         self.clock = clock or time.monotonic
         self._stepped = set()  # modes whose first step has run
-        self._times = {}  # mode -> {"start": its clock, "line": last line's}
+        self._times = {}  # mode -> the clock when it began (epoch, evaluation...)
+        self._last_line = None  # the clock at the last timed line
         self._epoch = 0
         self._epochs = None
 
@@ -95,7 +101,9 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def _begin(self, mode: str) -> None:
         now = self.clock()
-        self._times[mode] = {"start": now, "line": now}
+        self._times[mode] = now
+        if self._last_line is None:
+            self._last_line = now
 
     def _batch_begin(self, mode: str) -> None:
         if mode not in self._stepped:
@@ -108,24 +116,26 @@ class ProgressLogger(keras.callbacks.Callback):
             seconds = now - self._first_step_start
             if mode == "train":
                 self._print(f"first step (tracing + compilation) took {seconds:.1f} s")
+                self._last_line = now
             elif seconds >= self.slow_first_step:
                 self._print(
                     f"first {_MODES[mode]} step (tracing + compilation) took "
                     f"{seconds:.1f} s"
                 )
-        times = self._times.get(mode)
-        if times is None or not self._is_periodic():
+                self._last_line = now
+        start = self._times.get(mode)
+        if start is None or not self._is_periodic():
             return
-        if now - times["line"] < self.interval:
+        if now - self._last_line < self.interval:
             return
-        times["line"] = now
+        self._last_line = now
         steps = self.params.get("steps") if mode == "train" else None
         step = f"step {batch + 1}/{steps}" if steps else f"step {batch + 1}"
         if mode == "train":
             where = f"epoch {self._epoch + 1}/{self._epochs} "
         else:
             where = f"{_MODES[mode]} "
-        line = f"{where}{step}, {now - times['start']:.0f} s"
+        line = f"{where}{step}, {now - start:.0f} s"
         loss = (logs or {}).get("loss")
         if loss is not None:
             line += f", loss {float(loss):.4f}"
@@ -144,9 +154,10 @@ class ProgressLogger(keras.callbacks.Callback):
         self._begin("train")
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self._is_periodic():
+        if not (self._is_periodic() and self.epoch_summaries):
             return
-        seconds = self.clock() - self._times["train"]["start"]
+        self._last_line = self.clock()
+        seconds = self._last_line - self._times["train"]
         values = " - ".join(f"{k}: {float(v):.4f}" for k, v in (logs or {}).items())
         line = f"epoch {epoch + 1}/{self._epochs}: {seconds:.1f} s"
         self._print(f"{line} - {values}" if values else line)

@@ -49,21 +49,22 @@ def test_lines_outside_a_terminal(model):
     shape = [line.split(", loss")[0].split(" - ")[0] for line in lines]
     assert shape == [
         "tracing and compiling the training step (XLA off)…",
-        # epoch 1: start 0; first step 10 -> 20; steps 2, 3, 4 end at 30, 40, 50
+        # epoch 1 begins at 0; first step 10 -> 20 (a line at 20); the steps
+        # end at 30, 40, 50 (25 s since the last line: a line)
         "first step (tracing + compilation) took 10.0 s",
-        "epoch 1/2 step 2/4, 30 s",
-        # validation: start 60; first step 70 -> 80 (10 s, reported: >= 2 s);
+        "epoch 1/2 step 4/4, 50 s",
+        # validation begins at 60; first step 70 -> 80 (>= 2 s: reported);
         # step 2 ends at 90
         "first evaluation step (tracing + compilation) took 10.0 s",
-        "evaluation step 2, 30 s",
-        "epoch 1/2: 100.0 s",  # ends at 100
-        # epoch 2: start 110; steps end at 120, 130, 140 (30 s), 150;
-        # validation: start 160, steps end 170, 180; epoch end 190
-        "epoch 2/2 step 3/4, 30 s",
-        "epoch 2/2: 80.0 s",
+        "epoch 1/2: 100.0 s",  # the epoch ends at 100
+        # epoch 2 begins at 110; steps end at 120, 130 (a line), 140, 150;
+        # validation begins at 160, its steps end at 170 (a line), 180
+        "epoch 2/2 step 2/4, 20 s",
+        "evaluation step 1, 10 s",
+        "epoch 2/2: 80.0 s",  # ends at 190
     ]
-    assert re.fullmatch(r"epoch 1/2 step 2/4, 30 s, loss \d+\.\d{4}", lines[2])
-    for epoch in (5, 7):
+    assert re.fullmatch(r"epoch 1/2 step 4/4, 50 s, loss \d+\.\d{4}", lines[2])
+    for epoch in (4, 7):
         assert " - loss: " in lines[epoch] and " - val_loss: " in lines[epoch]
 
 
@@ -92,6 +93,32 @@ def test_only_the_compilation_lines_in_a_terminal(model):
         ],
     )
     assert quick.getvalue() == ""
+
+
+def test_without_epoch_summaries_lines_still_come_every_interval(model):
+    """Many short epochs (2 steps each) and no summaries: the interval runs on
+    across epochs. Epoch e begins at 30 (e - 1) + 10 (0 for the first), its
+    steps end 10 and 20 later (the first step: 10 -> 20, a line). 30 s since
+    the last line: lines at 50, 80 and 110, each epoch's first step."""
+    out = io.StringIO()
+    logger = ProgressLogger(
+        interval=25, epoch_summaries=False, stream=out, clock=fake_clock()
+    )
+    model.fit(
+        np.ones((4, 2)),
+        np.zeros((4, 1)),
+        batch_size=2,
+        epochs=4,
+        verbose=0,
+        callbacks=[logger],
+    )
+    assert [line.split(", loss")[0] for line in out.getvalue().splitlines()] == [
+        "tracing and compiling the training step (XLA off)…",
+        "first step (tracing + compilation) took 10.0 s",
+        "epoch 2/4 step 1/2, 10 s",
+        "epoch 3/4 step 1/2, 10 s",
+        "epoch 4/4 step 1/2, 10 s",
+    ]
 
 
 def test_bad_interval_is_named():
