@@ -226,7 +226,13 @@ def make_contenders(frame, features, tasks, args) -> list[h.Contender]:
     def numpy_fit():
         model = cm.plain_mmoe(features, tasks, jit_compile=False)
         return model, lambda e: model.fit(
-            x, y, batch_size=args.batch_size, epochs=e, shuffle=False, verbose=0
+            x,
+            y,
+            batch_size=args.batch_size,
+            epochs=e,
+            shuffle=False,
+            verbose=0,
+            callbacks=h.progress(),
         )
 
     run = h.fresh_model(numpy_fit, len(frame), args.epochs, args.batch_size, "numpy")
