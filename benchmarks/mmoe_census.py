@@ -68,7 +68,7 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Expected and harmless here: Keras's default `fit(shuffle=True)` is ignored for a
 # tf.data input, and a dataset of unknown length (make_dataset's reshuffling one)
 # ends its first epoch by running out of data. The harness checks the step count.
