@@ -246,14 +246,16 @@ class filtered_stderr:
         self.pattern = pattern
 
     def __enter__(self):
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         self.held = tempfile.TemporaryFile()
         self.saved = os.dup(2)
         os.dup2(self.held.fileno(), 2)
         return self
 
     def __exit__(self, *exc_info):
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         os.dup2(self.saved, 2)
         os.close(self.saved)
         self.held.seek(0)
@@ -264,7 +266,7 @@ class filtered_stderr:
             for line in text.splitlines(keepends=True)
             if not self.pattern.search(line)
         ]
-        if kept:
+        if kept and sys.stderr is not None:
             sys.stderr.write("".join(kept))
             sys.stderr.flush()
         return False
