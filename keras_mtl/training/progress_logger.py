@@ -85,6 +85,7 @@ class ProgressLogger(keras.callbacks.Callback):
         self._last_line = None  # the clock at the last timed line
         self._epoch = 0
         self._epochs = None
+        self._in_epoch = False
 
     def _print(self, line: str) -> None:
         stream = self.stream or sys.stdout
@@ -118,9 +119,12 @@ class ProgressLogger(keras.callbacks.Callback):
                 self._print(f"first step (tracing + compilation) took {seconds:.1f} s")
                 self._last_line = now
             elif seconds >= self.slow_first_step:
+                # In a terminal, fit's validation comes while Keras's bar is
+                # on its line: start a new one.
+                mid_bar = self._in_epoch and not self._is_periodic()
                 self._print(
-                    f"first {_MODES[mode]} step (tracing + compilation) took "
-                    f"{seconds:.1f} s"
+                    f"{chr(10) if mid_bar else ''}first {_MODES[mode]} step "
+                    f"(tracing + compilation) took {seconds:.1f} s"
                 )
                 self._last_line = now
         start = self._times.get(mode)
@@ -151,9 +155,11 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._in_epoch = True
         self._begin("train")
 
     def on_epoch_end(self, epoch, logs=None):
+        self._in_epoch = False
         if not (self._is_periodic() and self.epoch_summaries):
             return
         self._last_line = self.clock()

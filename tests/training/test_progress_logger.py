@@ -70,17 +70,28 @@ def test_lines_outside_a_terminal(model):
 
 def test_only_the_compilation_lines_in_a_terminal(model):
     """Beside Keras's progress bar: the compilation lines (per logger: its
-    first step), no progress lines or epoch summaries; a first prediction step
-    is reported when it took at least `slow_first_step` seconds."""
+    first step), no progress lines or epoch summaries; a first evaluation /
+    prediction step is reported when it took at least `slow_first_step`
+    seconds, on a new line during an epoch (the bar is on its line then).
+    Clock: training 0-50, validation 60-90 (first step 70 -> 80), prediction
+    100-120 (first step 110 -> 120)."""
     out = Terminal()
     logger = ProgressLogger(interval=25, stream=out, clock=fake_clock())
+    x, y = np.ones((8, 2)), np.zeros((8, 1))
     model.fit(
-        np.ones((8, 2)), np.zeros((8, 1)), batch_size=2, verbose=0, callbacks=[logger]
+        x,
+        y,
+        batch_size=2,
+        verbose=0,
+        validation_data=(x[:4], y[:4]),
+        callbacks=[logger],
     )
     model.predict(np.ones((4, 2)), batch_size=2, verbose=0, callbacks=[logger])
     assert out.getvalue().splitlines() == [
         "tracing and compiling the training step (XLA off)…",
         "first step (tracing + compilation) took 10.0 s",
+        "",
+        "first evaluation step (tracing + compilation) took 10.0 s",
         "first prediction step (tracing + compilation) took 10.0 s",
     ]
     quick = Terminal()
