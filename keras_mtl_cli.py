@@ -79,17 +79,21 @@ IMPORT_NOISE = re.compile(
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """Appends "(default: X)" to every option that has a default value."""
+    """Appends every option's default to its help: "(default: X)", "(default:
+    none)" for an option left out, "(default: off)" for a flag (unless the help
+    already says what the default is)."""
 
     def _get_help_string(self, action):
         help = action.help or ""
-        if (
-            not any(action.default is v for v in (None, False, argparse.SUPPRESS))
-            and action.option_strings
-            and "default" not in help
-        ):
-            help += " (default: %(default)s)"
-        return help
+        if not action.option_strings or action.default is argparse.SUPPRESS:
+            return help
+        if "default" in help:
+            return help
+        if action.default is None:
+            return help + " (default: none)"
+        if action.default is False:  # a flag
+            return help + " (default: off)"
+        return help + " (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,6 +72,8 @@ def test_help_imports_neither_tensorflow_nor_keras_and_shows_defaults():
         "(default: saved_models/<model>-<data>)",
         "(default 50000)",
         "(default: each Task's loss_weight)",
+        "skip the export (default: off)",
+        "new data (default: none)",  # --warm-start
     ):
         assert default in help, default
     assert "--verbose" in help
