@@ -7,6 +7,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_mtl", "keras_mtl.*"]),
+    # The command's launcher: parses and sets the log environment before
+    # importing keras_mtl (and TensorFlow).
+    py_modules=["keras_mtl_cli"],
     package_data={"keras_mtl.datasets": ["*.json"]},
     python_requires=">=3.10",
     install_requires=[
@@ -32,5 +35,5 @@ setup(
         # The other Keras backends (select one with KERAS_BACKEND=jax / torch).
         "backends": ["jax", "torch"],
     },
-    entry_points={"console_scripts": ["keras-mtl=keras_mtl.cli:main"]},
+    entry_points={"console_scripts": ["keras-mtl=keras_mtl_cli:main"]},
 )

@@ -453,7 +453,9 @@ def pipeline_contenders(
         def fresh():
             model, ds = build(features, tasks), data()
             same_steps(model, ds)
-            return model, lambda e: model.fit(ds, epochs=e, verbose=0)
+            return model, lambda e: model.fit(
+                ds, epochs=e, verbose=0, callbacks=_harness.progress()
+            )
 
         return fresh
 
@@ -552,7 +554,7 @@ def train_and_test(
         make_dataset(train, features, tasks, options.batch_size, seed=seed),
         validation_data=make_dataset(val, features, tasks, 8192, shuffle=False),
         epochs=options.max_epochs,
-        callbacks=[stop, clock := EpochClock()],
+        callbacks=[stop, clock := EpochClock(), *_harness.progress()],
         verbose=0,
     )
     scores = model.evaluate(

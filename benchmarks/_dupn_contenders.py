@@ -172,7 +172,7 @@ def train_and_test(key: str, ml, seed: int, args):
             train,
             validation_data=val,
             epochs=args.epochs,
-            callbacks=[timer, stop],
+            callbacks=[timer, stop, *h.progress()],
             verbose=0,
         )
     scores = model.evaluate(test, return_dict=True, verbose=0)

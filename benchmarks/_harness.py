@@ -31,6 +31,10 @@ name starts with `_`, e.g. `_census_models.py`).
   executables, so dozens of compiled models in one process exhaust Linux's
   `vm.max_map_count`).
 - Tables: `markdown_table`; `verdict` for a ratio against its requirement.
+- Logs: importing this module calls `keras_mtl_cli.quiet_logs()` (no
+  TensorFlow start-up noise, here and in child workers); `progress()` gives a
+  `fit` keras_mtl's `ProgressLogger` on standard error (a line at least every
+  30 s, compilation times).
 
 Kept free of TensorFlow / Keras imports at module level so that a script's
 `--help` stays fast and a child worker may load another Keras.
@@ -59,6 +63,28 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the real data sets live (`../shared/data` next to the checkout).
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def _quiet_logs() -> None:
+    """`keras_mtl_cli.quiet_logs()` (TensorFlow-free; the installed module, or
+    this checkout's without touching `sys.path`): every script and child worker
+    imports this module before TensorFlow, so none prints TensorFlow's CPU-only
+    start-up lines. `TF_CPP_MIN_LOG_LEVEL=0` brings its C++ log back."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("keras_mtl_cli")
+    if spec is None:
+        spec = importlib.util.spec_from_file_location(
+            "keras_mtl_cli", REPO_ROOT / "keras_mtl_cli.py"
+        )
+    module = sys.modules.get("keras_mtl_cli") or importlib.util.module_from_spec(spec)
+    if "keras_mtl_cli" not in sys.modules:
+        sys.modules["keras_mtl_cli"] = module
+        spec.loader.exec_module(module)
+    module.quiet_logs()
+
+
+_quiet_logs()
 
 
 def add_repo_to_path(package: str = "keras_mtl") -> None:
@@ -281,6 +307,16 @@ class Contender:
     parameters: int | None = None
 
 
+def progress() -> list:
+    """`callbacks` for a benchmark's `fit` (any Keras 3 model): keras_mtl's
+    `ProgressLogger` on standard error (reports stay on standard output): how
+    long tracing and compilation took, then a line whenever 30 s have passed
+    since the last one (no per-epoch lines: runs have many short epochs)."""
+    from keras_mtl.training import ProgressLogger
+
+    return [ProgressLogger(periodic=True, epoch_summaries=False, stream=sys.stderr)]
+
+
 def _check_steps(key: str, model, before: int, epochs: int, rows: int, batch: int):
     steps = int(model.optimizer.iterations.numpy()) - before
     expected = epochs * -(-rows // batch)
@@ -339,14 +375,14 @@ def warm_model(
     """`run` for a model built once: warmed up now by one epoch (its XLA
     compilation), then each run trains `epochs` epochs of `ds` in one `fit`."""
     start = time.perf_counter()
-    model.fit(ds, epochs=1, verbose=0)
+    model.fit(ds, epochs=1, verbose=0, callbacks=progress())
     first_epoch_s = time.perf_counter() - start
 
     def run() -> Run:
         before = int(model.optimizer.iterations.numpy())
         with OtherCpuMeter() as others:
             start = time.perf_counter()
-            history = model.fit(ds, epochs=epochs, verbose=0)
+            history = model.fit(ds, epochs=epochs, verbose=0, callbacks=progress())
             seconds = time.perf_counter() - start
         _check_steps(key, model, before, epochs, rows, batch_size)
         logs = {k: v[-1] for k, v in history.history.items()}

@@ -47,7 +47,7 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 try:  # `python -m benchmarks.esmm_funnel`, or imported by the tests
@@ -109,7 +109,7 @@ def _fit(model, train, val, features, tasks, batch_size, max_epochs, seed, monit
         make_dataset(train, features, tasks, batch_size, seed=seed),
         validation_data=make_dataset(val, features, tasks, batch_size, shuffle=False),
         epochs=max_epochs,
-        callbacks=[stop],
+        callbacks=[stop, *h.progress()],
         verbose=0,
     )
     return len(history.history["loss"])
@@ -292,12 +292,16 @@ def speed_contenders(funnel, tower_units, args) -> list[h.Contender]:
         model = plain_two_tower(features, tower_units)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
         ds = ds.prefetch(tf.data.AUTOTUNE)
-        return model, lambda e: model.fit(ds, epochs=e, verbose=0)
+        return model, lambda e: model.fit(
+            ds, epochs=e, shuffle=False, verbose=0, callbacks=h.progress()
+        )
 
     def keras_mtl():
         model = km.build_esmm(features, tasks, tower_units=tower_units)
         ds = make_dataset(frame, features, tasks, batch, shuffle=False)
-        return model, lambda e: model.fit(ds, epochs=e, verbose=0)
+        return model, lambda e: model.fit(
+            ds, epochs=e, verbose=0, callbacks=h.progress()
+        )
 
     def run(setup, key):
         return h.fresh_model(setup, len(frame), args.epochs, batch, key)

@@ -182,7 +182,9 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
 
     def train(steps: int) -> float:
         start = time.perf_counter()
-        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+        model.fit(
+            ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=h.progress()
+        )
         return time.perf_counter() - start
 
     train(warmup_steps)

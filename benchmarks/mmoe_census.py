@@ -68,7 +68,7 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Expected and harmless here: Keras's default `fit(shuffle=True)` is ignored for a
 # tf.data input, and a dataset of unknown length (make_dataset's reshuffling one)
 # ends its first epoch by running out of data. The harness checks the step count.
@@ -226,7 +226,13 @@ def make_contenders(frame, features, tasks, args) -> list[h.Contender]:
     def numpy_fit():
         model = cm.plain_mmoe(features, tasks, jit_compile=False)
         return model, lambda e: model.fit(
-            x, y, batch_size=args.batch_size, epochs=e, shuffle=False, verbose=0
+            x,
+            y,
+            batch_size=args.batch_size,
+            epochs=e,
+            shuffle=False,
+            verbose=0,
+            callbacks=h.progress(),
         )
 
     run = h.fresh_model(numpy_fit, len(frame), args.epochs, args.batch_size, "numpy")

@@ -59,7 +59,7 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 try:  # `python -m benchmarks.objectives`, or imported by the tests
@@ -248,7 +248,11 @@ def run_seed(
             monitor="val_loss", mode="min", patience=2, restore_best_weights=True
         )
         history = model.fit(
-            data, validation_data=val_data, epochs=epochs, callbacks=[stop], verbose=0
+            data,
+            validation_data=val_data,
+            epochs=epochs,
+            callbacks=[stop, *h.progress()],
+            verbose=0,
         )
         predictions = model.predict(x_test, verbose=0)
         predictions = {t.name: predictions[t.name] for t in tasks if not t.metric_only}

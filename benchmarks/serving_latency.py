@@ -88,7 +88,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
 
 try:  # `python -m benchmarks.serving_latency`, or imported by the tests

@@ -53,7 +53,7 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 try:  # `python -m benchmarks.star_domains`, or imported by the tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -10,8 +9,7 @@ import time
 
 import numpy as np
 
-from keras_mtl.models.registry import MODELS, build_model, get_builder, model_names
-from keras_mtl.weighting import STRATEGIES
+from keras_mtl.models.registry import build_model, get_builder, model_names
 
 #: The built-in data sets and the kind of data each holds (see
 #: `keras_mtl.models.registry.DATA_KINDS`).
@@ -31,89 +29,12 @@ _READS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="keras-mtl", description="Multi-task recommendation models for Keras 3."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser(
-        "train",
-        help="train a model, report held-out metrics, export a SavedModel",
-        description=(
-            "Train on a seeded 80/10/10 train/validation/test split, print each "
-            "task's test metric (AUC for binary tasks, MSE for regression) and "
-            "export a TF Serving SavedModel."
-        ),
-    )
-    train.add_argument("--model", choices=list(MODELS), default="mmoe")
-    train.add_argument(
-        "--data",
-        choices=list(DATASETS),
-        default="synthetic",
-        help="synthetic: the MMoE paper's generator (no download); census: UCI "
-        "census-income KDD (--data-path, or downloaded from UCI); funnel: "
-        "simulated impressions with clicks, carts and conversions whose true "
-        "probabilities are known (no download); movielens: MovieLens-100K "
-        "behaviour sequences for dupn, split by time (--data-path, or downloaded "
-        "from GroupLens); multi_domain: simulated clicks in five domains of "
-        "unequal sizes whose true probabilities are known (no download), for star",
-    )
-    train.add_argument(
-        "--loss-weighting",
-        "--weighting",
-        choices=list(STRATEGIES),
-        help="how the task losses are combined in fit (default: each Task's "
-        "loss_weight). Their weights are logged per epoch as <task>_weight",
-    )
-    train.add_argument(
-        "--data-path", help="local census-income file, or MovieLens-100K directory"
-    )
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=1024)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--num-examples",
-        type=int,
-        help="synthetic data: number of examples; funnel: impressions (default "
-        "200000); multi_domain: rows (default 100000)",
-    )
-    train.add_argument(
-        "--correlation",
-        type=float,
-        default=0.5,
-        help="synthetic data: task correlation",
-    )
-    train.add_argument(
-        "--export-dir",
-        help="TF Serving model directory; the SavedModel goes to <dir>/<version>/. "
-        "Defaults to saved_models/<model>-<data>.",
-    )
-    train.add_argument("--no-export", action="store_true", help="skip the export")
-    train.add_argument(
-        "--warm-start",
-        metavar="PATH",
-        help="start from the weights of a previous export (SavedModel or export "
-        "directory, its highest version) or .keras file, built with the same "
-        "options, and continue training on the new data",
-    )
-    train.add_argument(
-        "--since",
-        metavar="YYYY-MM-DD",
-        help="movielens: train only on interactions from this day on (UTC)",
-    )
-    train.add_argument(
-        "--until",
-        metavar="YYYY-MM-DD",
-        help="movielens: train only on interactions before this day (UTC)",
-    )
-    train.add_argument(
-        "--gate-plot",
-        metavar="PNG",
-        help=f"gated models ({', '.join(model_names(gated=True))}): save a heatmap "
-        "of each task's mean gate weight per expert on the test split",
-    )
-    return parser
+def build_parser():
+    """The `keras-mtl` argument parser (`keras_mtl_cli.build_parser`, which
+    needs no TensorFlow)."""
+    import keras_mtl_cli
+
+    return keras_mtl_cli.build_parser()
 
 
 def load_data(args):
@@ -249,7 +170,7 @@ def train(args) -> dict:
 
     import keras_mtl as km
     from keras_mtl.data import make_dataset
-    from keras_mtl.training import METRIC_NAMES
+    from keras_mtl.training import METRIC_NAMES, ProgressLogger
 
     keras.utils.set_random_seed(args.seed)
     (train_rows, val_rows, test_rows), features, tasks, movielens = load_data(args)
@@ -277,11 +198,16 @@ def train(args) -> dict:
         f"{'on' if model.jit_compile else 'off'}, loss weighting "
         f"{args.loss_weighting or 'Task.loss_weight'}"
     )
+    # Outside a terminal: a line at least every 30 s and one per epoch; in
+    # one: Keras's progress bar. Both: how long tracing and compiling took.
+    progress = ProgressLogger()
     results = {}
     if args.warm_start:
         loaded = km.warm_start(model, args.warm_start)
         print(f"warm start: {loaded['loaded']} variables from {args.warm_start}")
-        logs = model.evaluate(dataset(val_rows, False), return_dict=True, verbose=0)
+        logs = model.evaluate(
+            dataset(val_rows, False), return_dict=True, verbose=0, callbacks=[progress]
+        )
         results["before_training"] = print_metrics(
             "validation metrics of the warm-started model, before training", logs, tasks
         )
@@ -291,7 +217,8 @@ def train(args) -> dict:
         validation_data=dataset(val_rows, False),
         epochs=args.epochs,
         shuffle=False,  # make_dataset already reshuffles every epoch
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=1 if sys.stdout.isatty() else 0,
+        callbacks=[progress],
     )
     seconds = time.perf_counter() - start
     results["validation"] = {
@@ -307,7 +234,9 @@ def train(args) -> dict:
             "final task weights: "
             + ", ".join(f"{t} {w:.4f}" for t, w in weights.items())
         )
-    logs = model.evaluate(dataset(test_rows, False), return_dict=True, verbose=0)
+    logs = model.evaluate(
+        dataset(test_rows, False), return_dict=True, verbose=0, callbacks=[progress]
+    )
     results.update(
         print_metrics(f"held-out test metrics (trained {seconds:.1f} s)", logs, tasks)
     )
@@ -423,8 +352,20 @@ def report_domains(model, rows, features):
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    """`keras-mtl` (`keras_mtl_cli.main`: parse, quiet the logs, `run`)."""
+    import keras_mtl_cli
+
+    return keras_mtl_cli.main(argv)
+
+
+def run(args) -> int:
+    """Run the parsed command (`keras_mtl_cli.main` parses it without TensorFlow)."""
+    if args.verbose:
+        # TensorFlow's Python logger at INFO: notes such as the export's
+        # "Assets written to", dropped by default (keras_mtl.serving.export).
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("INFO")
     if args.command == "train":
         if args.epochs < 1 or args.batch_size < 1:
             raise SystemExit("keras-mtl: --epochs and --batch-size must be positive")

@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 
+from keras_mtl.datasets._download import download_file
 from keras_mtl.features import DenseFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -344,21 +345,14 @@ def download_census(cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
     Returns:
         The directory holding census-income.data.gz and census-income.test.gz.
     """
-    import keras  # deferred: only a download needs it
-
     cache_dir = pathlib.Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
     if all(
         (cache_dir / stem).is_file() or (cache_dir / (stem + ".gz")).is_file()
         for stem in CENSUS_FILES.values()
     ):
         return cache_dir
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    archive = keras.utils.get_file(
-        fname="census+income+kdd.zip",
-        origin=CENSUS_URL,
-        cache_dir=str(cache_dir),
-        cache_subdir=".",
-    )
+    # (progress on standard error: keras_mtl.datasets._download)
+    archive = download_file(CENSUS_URL, cache_dir / "census+income+kdd.zip")
     extract_census_archive(archive, cache_dir)
     return cache_dir
 

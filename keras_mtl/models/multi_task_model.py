@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Sequence
 
 import keras
@@ -339,6 +340,10 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         for key in ("x", "validation_data"):
             if key in arguments:
                 arguments[key] = self.step_data.for_training(arguments[key])
+        if "shuffle" not in arguments and _is_tf_dataset(arguments.get("x")):
+            # A dataset shuffles itself (make_dataset: every epoch); Keras's
+            # default shuffle=True would only warn that it is ignored.
+            arguments["shuffle"] = False
         self._auto_steps(
             arguments.get("x"),
             arguments.get("steps_per_epoch"),
@@ -371,6 +376,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
 
     def predict_on_batch(self, x):
         return super().predict_on_batch(self.step_data.hosted(x))
+
+
+def _is_tf_dataset(data) -> bool:
+    tf = sys.modules.get("tensorflow")  # (not imported: not a tf.data dataset)
+    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 class _LossWeightingCallback(keras.callbacks.Callback):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -174,7 +176,7 @@ def export_saved_model(
     )
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
     try:
-        with tf.device("/cpu:0"):
+        with tf.device("/cpu:0"), _without_staging_notes():
             archive.write_out(str(staging), verbose=False)
         (staging / SPEC_FILE).parent.mkdir(exist_ok=True)
         (staging / SPEC_FILE).write_text(
@@ -198,6 +200,31 @@ def export_saved_model(
     if keep_versions is not None:
         prune_versions(base, keep_versions, pinned | {version})
     return target
+
+
+class _StagingNoteFilter(logging.Filter):
+    """Drops TensorFlow's "Assets written to: <staging directory>" note."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Assets written to")
+
+
+@contextlib.contextmanager
+def _without_staging_notes():
+    """TensorFlow logs "Assets written to: .../.<version>.tmp-xxxx/assets" at
+    INFO (seen where the root logger is at INFO): a directory that is renamed
+    a moment later. Dropped, unless TensorFlow's own logger is set to INFO or
+    lower (`keras-mtl train --verbose` does that)."""
+    logger = logging.getLogger("tensorflow")
+    if logging.NOTSET < logger.level <= logging.INFO:
+        yield
+        return
+    note = _StagingNoteFilter()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
 
 
 def _tf_variable(variable):

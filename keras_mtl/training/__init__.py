@@ -1,6 +1,7 @@
 """Training: each task's default loss and metrics, the other defaults of
 `compile`, and per-task gradients (for strategies such as GradNorm, Pareto
-weighting, PCGrad and CAGrad)."""
+weighting, PCGrad and CAGrad), and `ProgressLogger` (progress lines outside a
+terminal, compilation times)."""
 
 from keras_mtl.training.defaults import (
     MAX_STEPS_PER_EXECUTION,
@@ -12,6 +13,7 @@ from keras_mtl.training.defaults import (
     task_loss,
     task_metrics,
 )
+from keras_mtl.training.progress_logger import ProgressLogger
 from keras_mtl.training.task_gradients import (
     task_gradients,
     train_step_with_task_gradients,
@@ -21,6 +23,7 @@ __all__ = [
     "MAX_STEPS_PER_EXECUTION",
     "METRIC_NAMES",
     "MIN_CALLS_PER_EPOCH",
+    "ProgressLogger",
     "auto_steps_per_execution",
     "compile_arguments",
     "supports_jit",

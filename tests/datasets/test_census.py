@@ -11,6 +11,7 @@ import tensorflow as tf
 import keras_mtl as km
 from keras_mtl.data import make_dataset
 from keras_mtl.datasets import census, load_census
+from keras_mtl.datasets._download import download_file
 from keras_mtl.features import DenseFeature, SparseFeature
 from tests.helpers import serve_in_fresh_process, write_text
 
@@ -283,26 +284,29 @@ def make_fake_uci_zip(path):
     return path
 
 
-def test_download_unpacks_the_uci_archive_without_network(tmp_path, monkeypatch):
-    """`load_census(path=None)` with keras.utils.get_file faked by a local archive."""
+def test_download_unpacks_the_uci_archive_without_network(
+    tmp_path, monkeypatch, capsys
+):
+    """`load_census(path=None)` downloading a local archive (a file:// URL)."""
     archive = make_fake_uci_zip(tmp_path / "fake.zip")
+    monkeypatch.setattr(census, "CENSUS_URL", archive.as_uri())
     calls = []
 
-    def fake_get_file(fname, origin, cache_dir, cache_subdir):
-        calls.append(origin)
-        return str(archive)
+    def counted(url, target):
+        calls.append(url)
+        return download_file(url, target)
 
-    import keras
-
-    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    monkeypatch.setattr(census, "download_file", counted)
     cache = tmp_path / "cache"
     assert len(load_census(cache_dir=cache).frame) == 3
     assert len(load_census(cache_dir=cache, split="test").frame) == 5
-    assert calls == [census.CENSUS_URL]  # downloaded once, then read from the cache
+    assert calls == [archive.as_uri()]  # downloaded once, then read from the cache
     assert sorted(p.name for p in cache.glob("census-income.*")) == [
         "census-income.data.gz",
         "census-income.test.gz",
     ]
+    err = capsys.readouterr().err  # progress goes to standard error
+    assert err.startswith(f"downloading {archive.as_uri()} (0.0 MB) to {cache}")
 
 
 @pytest.fixture(scope="module")

@@ -571,23 +571,18 @@ def test_zip_and_subdirectory(tmp_path, fixture_dir, data):
 
 
 def test_no_path_reads_the_downloaded_zip(tmp_path, fixture_dir, data, monkeypatch):
-    import keras
+    """`load_movielens()` downloads (here a file:// URL) into the Keras cache."""
+    from keras_mtl.datasets.movielens import reader
 
     archive = tmp_path / "ml-100k.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for name in ("u.data", "u.item", "u.user"):
             zf.write(fixture_dir / name, f"ml-100k/{name}")
-    calls = []
-
-    def fake_get_file(**kwargs):  # no network in tests
-        calls.append(kwargs)
-        return str(archive)
-
-    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    monkeypatch.setattr(reader, "URL", archive.as_uri())  # no network in tests
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     loaded = load_movielens(max_len=MAX_LEN, list_size=LIST_SIZE)
-    assert calls == [
-        {"fname": "ml-100k.zip", "origin": movielens.URL, "cache_subdir": "datasets"}
-    ]
+    cached = tmp_path / "keras" / "datasets" / "ml-100k.zip"
+    assert cached.read_bytes() == archive.read_bytes()
     np.testing.assert_array_equal(loaded.test["item"], data.test["item"])
 
 

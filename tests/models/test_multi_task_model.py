@@ -2,6 +2,8 @@
 named overrides), tasks in its config, steps per execution chosen from the data,
 steps traced once."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -241,3 +243,17 @@ def test_auto_jit_is_off_when_running_eagerly_and_saved_as_auto():
     assert model.jit_compile is False
     assert model.get_compile_config()["jit_compile"] == "auto"
     assert _model().get_compile_config()["jit_compile"] == "auto"
+
+
+def test_fit_on_a_dataset_does_not_warn_that_shuffle_is_ignored():
+    """A dataset shuffles itself (make_dataset: every epoch): fit passes Keras
+    shuffle=False, so no "`shuffle=True` was passed, but will be ignored"
+    warning; a caller's own shuffle=True still reaches Keras, warning and all."""
+    model = _model()
+    ds = make_dataset(_data(64), DEFAULT_FEATURES, DEFAULT_TASKS, batch_size=32, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(ds, epochs=1, verbose=0)
+    assert [str(w.message) for w in caught if "shuffle" in str(w.message)] == []
+    with pytest.warns(UserWarning, match="`shuffle=True` was passed"):
+        model.fit(ds, epochs=1, verbose=0, shuffle=True)

@@ -133,3 +133,35 @@ def test_each_variable_is_stored_once(tmp_path):
     assert sorted(v.name for v in loaded.variables) == sorted(
         v.value.name for v in big.variables
     )
+
+
+def test_the_staging_directory_note_is_dropped_unless_tensorflow_logs_info(caplog):
+    """TensorFlow's "Assets written to: <dir>/.1.tmp-xxxx/assets" (INFO, shown
+    where the root logger is at INFO) names a directory renamed a moment later:
+    dropped during the export, unless TensorFlow's own logger is set to INFO
+    (`keras-mtl train --verbose`). Other records pass."""
+    import logging
+
+    from keras_mtl.serving.export import _without_staging_notes
+
+    logger = logging.getLogger("tensorflow")
+    caplog.set_level(logging.INFO)  # (the root logger, as a user's basicConfig)
+    with _without_staging_notes():
+        logger.info("Assets written to: %s", "/m/.1.tmp-abc/assets")
+        logger.info("something else")
+    logger.info("Assets written to: %s", "/m/outside")  # after the export
+    assert [r.getMessage() for r in caplog.records] == [
+        "something else",
+        "Assets written to: /m/outside",
+    ]
+    caplog.clear()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with _without_staging_notes():
+            logger.info("Assets written to: %s", "/m/.2.tmp-def/assets")
+    finally:
+        logger.setLevel(level)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Assets written to: /m/.2.tmp-def/assets"
+    ]

@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 
+from keras_mtl.datasets._download import download_file, keras_home
 from keras_mtl.datasets.movielens.specs import (
     GENDERS,
     GENRES,
@@ -31,12 +32,9 @@ _UNSEEN = -2  # marks lookup-table rows of ids absent from u.item / u.user
 
 
 def download() -> pathlib.Path:
-    """The archive at `URL`, downloaded into the Keras cache once."""
-    import keras  # deferred: only a download needs it
-
-    return pathlib.Path(
-        keras.utils.get_file(fname="ml-100k.zip", origin=URL, cache_subdir="datasets")
-    )
+    """The archive at `URL`, downloaded into the Keras cache once (progress
+    on standard error)."""
+    return download_file(URL, keras_home() / "datasets" / "ml-100k.zip")
 
 
 def _open_sources(source: pathlib.Path) -> dict[str, tuple[str, bytes]]:
