@@ -75,7 +75,8 @@ def shared_data():
 @pytest.fixture(autouse=True)
 def _xla_where_marked(request, monkeypatch):
     """Models compile without XLA (`jit_compile="auto"` reads
-    `keras_mtl.training.supports_jit`) except in the tests marked `xla`: XLA
+    `keras_mtl.training.supports_jit`) except in the tests marked `xla`, whose
+    short runs get XLA however few their steps (`auto_jit_compile`): XLA
     compiling each small test model costs more than its training. The marked
     ones are what XLA must be checked on: the XLA-specific checks (string
     lookups beside an XLA step, "XLA stays on"), in both loops, and the
@@ -83,12 +84,15 @@ def _xla_where_marked(request, monkeypatch):
     compiled with XLA, as users' models are), marked
     `xla(full_suite_only=True)`: in the full suite (`--run-slow`, CI) only."""
     marker = request.node.get_closest_marker("xla")
+    import keras_mtl.training
+
     if marker is not None and (
         request.config.getoption("--run-slow")
         or not marker.kwargs.get("full_suite_only", False)
     ):
+        # However short their runs: "auto" would otherwise decide against XLA.
+        monkeypatch.setattr(keras_mtl.training, "auto_jit_compile", lambda steps: True)
         return
-    import keras_mtl.training
 
     monkeypatch.setattr(keras_mtl.training, "supports_jit", lambda model: False)
 

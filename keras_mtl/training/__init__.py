@@ -3,9 +3,11 @@
 weighting, PCGrad and CAGrad)."""
 
 from keras_mtl.training.defaults import (
+    AUTO_JIT_MIN_STEPS,
     MAX_STEPS_PER_EXECUTION,
     METRIC_NAMES,
     MIN_CALLS_PER_EPOCH,
+    auto_jit_compile,
     auto_steps_per_execution,
     compile_arguments,
     supports_jit,
@@ -18,9 +20,11 @@ from keras_mtl.training.task_gradients import (
 )
 
 __all__ = [
+    "AUTO_JIT_MIN_STEPS",
     "MAX_STEPS_PER_EXECUTION",
     "METRIC_NAMES",
     "MIN_CALLS_PER_EPOCH",
+    "auto_jit_compile",
     "auto_steps_per_execution",
     "compile_arguments",
     "supports_jit",

@@ -99,6 +99,32 @@ def supports_jit(model: keras.Model) -> bool:
     )
 
 
+#: `jit_compile="auto"`: XLA for a run of at least this many training steps
+#: (batches x epochs); shorter runs do not repay XLA's compilation.
+AUTO_JIT_MIN_STEPS = 1000
+
+
+def auto_jit_compile(steps: int | None) -> bool:
+    """Whether `jit_compile="auto"` compiles a run of `steps` training steps with XLA.
+
+    XLA compiles each traced function (the training step, then the
+    evaluation and prediction steps) in seconds to tens of seconds more than
+    TensorFlow's graph takes, and then saves little per step on CPU; it pays
+    off only over a long run. Measured (benchmarks/compile_cost.py, 2-core
+    CPU, batch 1024; docs/benchmarks.md, "Compile cost"): XLA's first epoch
+    takes 5-13 s more than the graph's for MMoE, PLE, ESMM and DUPN, and a
+    run of 100 or 10,000 rows never earns it back within a hundred epochs;
+    census-size runs do. So: XLA from `AUTO_JIT_MIN_STEPS` steps on. A run of
+    unknown length (a stream, a generator without `steps_per_epoch`) keeps
+    XLA: such data is usually large.
+
+    Example:
+    >>> [auto_jit_compile(n) for n in (None, 20, 999, 1000, 100_000)]
+    [True, False, False, True, True]
+    """
+    return steps is None or int(steps) >= AUTO_JIT_MIN_STEPS
+
+
 def compile_arguments(
     tasks: Sequence[Task], loss=None, loss_weights=None, metrics=None
 ) -> dict:
