@@ -50,7 +50,9 @@ def test_auto_decides_from_the_steps_explicit_values_are_kept(xla_allowed):
     assert auto.jit_compile is True  # allowed: every layer supports XLA
     assert auto.choose_jit_compile(LIMIT - 1) is False
     assert auto.jit_compile is False
-    assert auto.jit_compile_reason == f"off: {LIMIT - 1} training steps (XLA from {LIMIT})"
+    assert (
+        auto.jit_compile_reason == f"off: {LIMIT - 1} training steps (XLA from {LIMIT})"
+    )
     assert auto.choose_jit_compile(None) is True and auto.jit_compile is True
     assert auto.jit_compile_reason == f"on: unknown training steps (XLA from {LIMIT})"
     assert auto.choose_jit_compile(LIMIT) is True
