@@ -69,6 +69,7 @@ XLA_CHOICES = {"on": True, "off": False, "auto": "auto"}
 RESULT_CONTENDERS = {
     "xla": "keras_mtl, old policy (XLA on)",
     "auto": 'keras_mtl, default (`jit_compile="auto"`)',
+    "off": "keras_mtl, XLA off",
     "deepctr": "DeepCTR 0.9.4 (Keras 2, no XLA)",
 }
 
@@ -217,7 +218,7 @@ def first_result_section(args) -> dict:
         np.savez(data, **jobs.result_arrays())
         contenders = []
         for recipe in args.recipes:
-            keys = ["xla", "auto"] + (["deepctr"] if python else [])
+            keys = [k for k in args.contenders if k != "deepctr" or python]
             for key in keys:
                 if key == "deepctr":
                     command = [str(python), str(DEEPCTR_WORKER)]
@@ -237,7 +238,7 @@ def first_result_section(args) -> dict:
             f"\n## Time to first result: runs ({jobs.RESULT_TRAIN_ROWS} rows, "
             f"{jobs.RESULT_EPOCHS} epochs, batch {jobs.RESULT_BATCH})\n"
         )
-        if not python:
+        if not python and "deepctr" in args.contenders:
             print(
                 f"- DeepCTR skipped: {why}. Install it in its own environment "
                 "(`python -m venv deepctr-venv && deepctr-venv/bin/pip install "
@@ -265,7 +266,7 @@ def first_result_table(results: dict) -> tuple[str, list[str]]:
                     f"{max(r['other_cores'] for r in runs):.2f}",
                 ]
             )
-        if "deepctr" in by_key:
+        if "deepctr" in by_key and "auto" in by_key:
             ours = statistics.median(r["seconds"] for r in by_key["auto"])
             theirs = statistics.median(r["seconds"] for r in by_key["deepctr"])
             verdict = "meets" if ours <= theirs else "MISSES"
@@ -317,6 +318,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--recipes", nargs="+", choices=jobs.RECIPES, default=list(jobs.RECIPES)
     )
     parser.add_argument("--result-rounds", type=int, default=2)
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=list(RESULT_CONTENDERS),
+        default=["xla", "auto", "deepctr"],
+        help="first-result contenders: keras_mtl with XLA on (the old policy), "
+        "its default, XLA off; DeepCTR",
+    )
     parser.add_argument(
         "--deepctr-python",
         type=Path,
