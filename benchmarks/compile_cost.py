@@ -227,13 +227,7 @@ def first_result_section(args) -> dict:
                     command = [sys.executable, str(JOBS_SCRIPT)]
                     command += ["--first-result", recipe, "--policy", key]
                 command += ["--data", str(data)]
-
-                def run(command=command, recipe=recipe, key=key):
-                    result = time_to_result(command, args.timeout)
-                    results.setdefault(recipe, {}).setdefault(key, []).append(result)
-                    return h.Run(1, result["seconds"], result["other_cores"])
-
-                contenders.append(h.Contender(f"{recipe}/{key}", key, run))
+                contenders.append((recipe, key, command))
         print(
             f"\n## Time to first result: runs ({jobs.RESULT_TRAIN_ROWS} rows, "
             f"{jobs.RESULT_EPOCHS} epochs, batch {jobs.RESULT_BATCH})\n"
@@ -245,7 +239,19 @@ def first_result_section(args) -> dict:
                 "deepctr==0.9.4 tf-keras==2.21.0`) and pass `--deepctr-python "
                 "deepctr-venv/bin/python`."
             )
-        h.alternated_rounds(contenders, args.result_rounds)
+        # Alternated rounds (`_harness.alternated_rounds`' order), timed in seconds.
+        for r in range(args.result_rounds):
+            for recipe, key, command in contenders if r % 2 == 0 else contenders[::-1]:
+                result = time_to_result(command, args.timeout)
+                results.setdefault(recipe, {}).setdefault(key, []).append(result)
+                print(
+                    f"- round {r + 1}/{args.result_rounds} `{recipe}/{key}`: "
+                    f"{result['seconds']:.1f} s to the first result (fit "
+                    f"{result['fit_s']:.1f} s), other processes "
+                    f"{result['other_cores']:.2f} cores, load average "
+                    f"{h.load_average()}",
+                    flush=True,
+                )
     return results
 
 
