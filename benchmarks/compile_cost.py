@@ -196,11 +196,21 @@ def deepctr_python(path: Path | None) -> tuple[Path | None, str]:
     return Path(path), ""
 
 
+class ChildrenCpuMeter(h.OtherCpuMeter):
+    """`OtherCpuMeter` that also counts the child processes this process has
+    waited for as its own (the timed child is not "another process")."""
+
+    @staticmethod
+    def _own_s() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+
 def time_to_result(command: list[str], timeout_s: float) -> dict:
     """Wall seconds from starting `command` to its result (the JSON line it
     sends right after printing its `RESULT_PREFIX` line), with that line's
     fields and the CPU other processes used meanwhile."""
-    with h.OtherCpuMeter() as others:
+    with ChildrenCpuMeter() as others:
         start = time.perf_counter()
         with h.Child(" ".join(Path(c).name for c in command[1:3]), command) as child:
             detail = child.ask(timeout_s=timeout_s)
