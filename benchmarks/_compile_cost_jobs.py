@@ -290,13 +290,13 @@ def first_result(recipe: str, policy: str, path: str) -> int:
         model = km.build_esmm(
             features, tower_units=RESULT_ESMM_TOWER, compile={"jit_compile": jit}
         )
-        metric = "ctcvr_auc"
+        metric = "ctr_auc"
     else:
         tasks = [km.Task("ctr", label="click"), km.Task("ctcvr", label="conversion")]
         model = km.build_mmoe(
             features, tasks, **RESULT_MMOE, compile={"jit_compile": jit}
         )
-        metric = "ctcvr_auc"
+        metric = "ctr_auc"
     model.fit(
         km.data.make_dataset(train, features, tasks, RESULT_BATCH, seed=0),
         epochs=RESULT_EPOCHS,

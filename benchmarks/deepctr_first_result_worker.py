@@ -7,7 +7,7 @@ Run by `compile_cost.py` as a child process in DeepCTR's own environment
 model as keras_mtl's recipe (one `SparseFeat` per id column with embedding 8,
 one `DenseFeat`; ESMM towers (360, 200, 80), MMoE 4 experts of 64, towers of
 32), `compile("adam", "binary_crossentropy", metrics=[AUC])`, numpy `fit`
-(batch 64, 20 epochs), `evaluate` on the test rows, and prints the CTCVR AUC
+(batch 64, 20 epochs), `evaluate` on the test rows, and prints the CTR AUC
 on the line the parent waits for.
 
     pip install deepctr==0.9.4 tf-keras==2.21.0
@@ -82,9 +82,9 @@ def main(argv=None) -> int:
         return_dict=True,
         verbose=0,
     )
-    metric = next(k for k in logs if k.startswith("ctcvr") and k.endswith("auc"))
+    metric = next(k for k in logs if k.startswith("ctr") and k.endswith("auc"))
     done = time.perf_counter()
-    print(f"{jobs.RESULT_PREFIX} ctcvr_auc {logs[metric]:.4f}", flush=True)
+    print(f"{jobs.RESULT_PREFIX} ctr_auc {logs[metric]:.4f}", flush=True)
     _harness.reply(
         {
             "metric": float(logs[metric]),
