@@ -177,17 +177,16 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 "auto" allows XLA when every layer of the step supports it
                 (string lookups run beside the step and do not count; Keras's
                 own "auto" keeps it off on CPU), and then each `fit` decides
-                from the run's length: XLA for at least
-                `keras_mtl.training.AUTO_JIT_MIN_STEPS` training steps
-                (batches per epoch x epochs, from the data's length), since
-                compiling costs seconds to tens of seconds that a short run
-                never earns back (measured in
-                `keras_mtl.training.auto_jit_compile`); a run of unknown
-                length keeps XLA. `evaluate` and `predict` before any `fit`
-                decide from their own pass. `choose_jit_compile(steps)`
-                decides ahead; `jit_compile_reason` says why. Off with
-                `run_eagerly=True` and on the torch backend (where it would
-                mean `torch.compile`).
+                from its run (`keras_mtl.training.auto_jit_compile`, with the
+                measurements): XLA for large data (at least
+                `AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch) or a long run (at
+                least `AUTO_JIT_MIN_STEPS` batches in all), none for a short
+                run on small data, which compiling would mostly be spent on; a
+                run of unknown length keeps XLA. `evaluate` and `predict`
+                before any `fit` decide for their pass.
+                `choose_jit_compile(steps_per_epoch, epochs)` decides ahead;
+                `jit_compile_reason` says why. Off with `run_eagerly=True` and
+                on the torch backend (where it would mean `torch.compile`).
             steps_per_execution: int or "auto". Batches per compiled call.
                 "auto" chooses from the data's length
                 (`keras_mtl.training.auto_steps_per_execution`): each `fit`
@@ -349,32 +348,40 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
 
     # ---------------------------------------------------------------- XLA
 
-    def choose_jit_compile(self, steps: int | None) -> bool:
-        """Apply `jit_compile="auto"` to a run of `steps` training steps
-        (None: unknown) and return whether XLA is on.
+    def choose_jit_compile(self, steps_per_epoch: int | None, epochs: int = 1) -> bool:
+        """Apply `jit_compile="auto"` to a run of `epochs` epochs of
+        `steps_per_epoch` batches (None: unknown) and return whether XLA is on.
 
-        `fit` calls it with its own run's steps; call it first to know the
-        decision ahead (e.g. to print it). A model compiled with True or False,
-        or whose layers do not allow XLA, keeps its setting. A change drops
-        the traced functions.
+        `fit` calls it for its own run (`evaluate` and `predict` for their
+        pass, before any `fit`); call it first to know the decision ahead
+        (e.g. to print it). A model compiled with True or False, or whose
+        layers do not allow XLA, keeps its setting. A change drops the traced
+        functions. `jit_compile_reason` says what was decided and why.
         """
         if self._compile_extras.get("jit_compile") != "auto":
             return bool(self.jit_compile)
         if not self._jit_allowed:
             self.jit_compile_reason = "off: a layer of the step does not allow XLA"
             return bool(self.jit_compile)
-        jit = bool(training.auto_jit_compile(steps))
+        jit = bool(training.auto_jit_compile(steps_per_epoch, epochs))
         self.jit_compile_reason = (
-            f"{'on' if jit else 'off'}: {'unknown' if steps is None else steps} "
-            f"training steps (XLA from {training.AUTO_JIT_MIN_STEPS})"
+            f"{'on' if jit else 'off'}: "
+            + (
+                "unknown length"
+                if steps_per_epoch is None
+                else f"{steps_per_epoch} batches x {epochs} epochs"
+            )
+            + f" (XLA from {training.AUTO_JIT_MIN_EPOCH_STEPS} batches an epoch "
+            f"or {training.AUTO_JIT_MIN_STEPS} steps)"
         )
         if jit != bool(self.jit_compile):
             self.jit_compile = jit
             self.train_function = self.test_function = self.predict_function = None
         return jit
 
-    def _run_steps(self, data, steps, epochs=1, batch_size=None) -> int | None:
-        """Batches of a run: `steps` (or the data's length) x `epochs`."""
+    def _auto_jit(self, data, steps=None, epochs=1, batch_size=None) -> None:
+        """`choose_jit_compile` for a run over `data` (`steps` batches an
+        epoch when given, else the data's length)."""
         if not steps:
             steps = steps_per_epoch(data)
         if not steps and data is not None and not hasattr(data, "cardinality"):
@@ -382,8 +389,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 rows = len(next(iter(keras.tree.flatten(data))))
                 steps = -(-rows // (batch_size or 32))
             except (TypeError, StopIteration):
-                return None
-        return None if not steps else int(steps) * max(1, int(epochs))
+                steps = None
+        self.choose_jit_compile(steps or None, max(1, int(epochs)))
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
@@ -398,13 +405,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             arguments.get("steps_per_epoch"),
             [arguments.get("validation_steps")],
         )
-        self.choose_jit_compile(
-            self._run_steps(
-                arguments.get("x"),
-                arguments.get("steps_per_epoch"),
-                arguments.get("epochs", 1) - arguments.get("initial_epoch", 0),
-                arguments.get("batch_size"),
-            )
+        self._auto_jit(
+            arguments.get("x"),
+            arguments.get("steps_per_epoch"),
+            arguments.get("epochs", 1) - arguments.get("initial_epoch", 0),
+            arguments.get("batch_size"),
         )
         if self.loss_weighting is not None:
             arguments["callbacks"] = [
@@ -420,13 +425,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         arguments["x"] = self.step_data.for_training(arguments.get("x"))
         self._auto_steps(arguments["x"], arguments.get("steps"), by_fit=False)
         if self.jit_compile_reason is None:  # (no `fit` has decided yet)
-            self.choose_jit_compile(
-                self._run_steps(
-                    arguments["x"],
-                    arguments.get("steps"),
-                    1,
-                    arguments.get("batch_size"),
-                )
+            self._auto_jit(
+                arguments["x"], arguments.get("steps"), 1, arguments.get("batch_size")
             )
         return super().evaluate(*bound.args[1:], **bound.kwargs)
 
@@ -437,11 +437,7 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 self, x, *args, **kwargs
             )
             arguments = bound.arguments
-            self.choose_jit_compile(
-                self._run_steps(
-                    x, arguments.get("steps"), 1, arguments.get("batch_size")
-                )
-            )
+            self._auto_jit(x, arguments.get("steps"), 1, arguments.get("batch_size"))
         return super().predict(self.step_data.hosted(x), *args, **kwargs)
 
     def train_on_batch(self, x, *args, **kwargs):

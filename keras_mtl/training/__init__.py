@@ -3,6 +3,7 @@
 weighting, PCGrad and CAGrad)."""
 
 from keras_mtl.training.defaults import (
+    AUTO_JIT_MIN_EPOCH_STEPS,
     AUTO_JIT_MIN_STEPS,
     MAX_STEPS_PER_EXECUTION,
     METRIC_NAMES,
@@ -20,6 +21,7 @@ from keras_mtl.training.task_gradients import (
 )
 
 __all__ = [
+    "AUTO_JIT_MIN_EPOCH_STEPS",
     "AUTO_JIT_MIN_STEPS",
     "MAX_STEPS_PER_EXECUTION",
     "METRIC_NAMES",

@@ -100,29 +100,48 @@ def supports_jit(model: keras.Model) -> bool:
 
 
 #: `jit_compile="auto"`: XLA for a run of at least this many training steps
-#: (batches x epochs); shorter runs do not repay XLA's compilation.
+#: (batches x epochs)...
 AUTO_JIT_MIN_STEPS = 1000
+#: ...or for data of at least this many batches an epoch (large data).
+AUTO_JIT_MIN_EPOCH_STEPS = 64
 
 
-def auto_jit_compile(steps: int | None) -> bool:
-    """Whether `jit_compile="auto"` compiles a run of `steps` training steps with XLA.
+def auto_jit_compile(steps_per_epoch: int | None, epochs: int = 1) -> bool:
+    """Whether `jit_compile="auto"` compiles a run with XLA: `epochs` epochs of
+    `steps_per_epoch` batches (None: unknown).
 
     XLA compiles each traced function (the training step, then the
-    evaluation and prediction steps) in seconds to tens of seconds more than
-    TensorFlow's graph takes, and then saves little per step on CPU; it pays
-    off only over a long run. Measured (benchmarks/compile_cost.py, 2-core
-    CPU, batch 1024; docs/benchmarks.md, "Compile cost"): XLA's first epoch
-    takes 5-13 s more than the graph's for MMoE, PLE, ESMM and DUPN, and a
-    run of 100 or 10,000 rows never earns it back within a hundred epochs;
-    census-size runs do. So: XLA from `AUTO_JIT_MIN_STEPS` steps on. A run of
-    unknown length (a stream, a generator without `steps_per_epoch`) keeps
-    XLA: such data is usually large.
+    evaluation and prediction steps, again for a partial last batch) in
+    seconds to tens of seconds more than TensorFlow's graph takes, and on CPU
+    it then saves from nothing to 60% of a step, depending on the model.
+    Measured by benchmarks/compile_cost.py (docs/benchmarks.md, "Compile
+    cost"; provisional, on a loaded 2-core CPU, batch 1024): XLA's first
+    epoch takes 5-13 s more on 100 rows and 10-75 s more on 10,000, and
+    with 10,000 rows MMoE repays it after about 60 epochs (600 steps), PLE,
+    ESMM and DUPN after 300 to 800 epochs; on census-size data (196 batches
+    an epoch) MMoE runs 2.5x faster with XLA and repays it after about 12
+    epochs. So "auto" means XLA for a long run (`AUTO_JIT_MIN_STEPS` steps or
+    more) or for large data (`AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch or
+    more, where steady speed counts), and none for the short runs on small
+    data where the compilation would be most of the time. A run of unknown
+    length (a stream, a generator without `steps_per_epoch`) keeps XLA: such
+    data is usually large.
 
     Example:
-    >>> [auto_jit_compile(n) for n in (None, 20, 999, 1000, 100_000)]
-    [True, False, False, True, True]
+    >>> auto_jit_compile(2, epochs=20)  # 100 rows, batch 64, 20 epochs
+    False
+    >>> [auto_jit_compile(n) for n in (None, 63, 64, 196)]
+    [True, False, True, True]
+    >>> auto_jit_compile(10, epochs=99), auto_jit_compile(10, epochs=100)
+    (False, True)
     """
-    return steps is None or int(steps) >= AUTO_JIT_MIN_STEPS
+    if steps_per_epoch is None:
+        return True
+    steps_per_epoch = int(steps_per_epoch)
+    return (
+        steps_per_epoch >= AUTO_JIT_MIN_EPOCH_STEPS
+        or steps_per_epoch * max(1, int(epochs)) >= AUTO_JIT_MIN_STEPS
+    )
 
 
 def compile_arguments(

@@ -1,6 +1,6 @@
-"""`jit_compile="auto"`: XLA only for runs long enough to repay its compilation
-(`keras_mtl.training.auto_jit_compile`), decided by `fit` from the run's steps;
-explicit values kept."""
+"""`jit_compile="auto"`: XLA only for large data or runs long enough to repay
+its compilation (`keras_mtl.training.auto_jit_compile`), decided by `fit` from
+its run; explicit values kept."""
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ from keras_mtl.training import defaults
 FEATURES = [km.SparseFeature("item", vocabulary_size=20, embedding_dim=4)]
 TASKS = [km.Task("ctr")]
 LIMIT = training.AUTO_JIT_MIN_STEPS
+EPOCH = training.AUTO_JIT_MIN_EPOCH_STEPS
 
 
 def rows(n):
@@ -37,29 +38,39 @@ def model(jit_compile="auto"):
     )
 
 
+def reason(decision, run):
+    return (
+        f"{decision}: {run} (XLA from {training.AUTO_JIT_MIN_EPOCH_STEPS} batches an "
+        f"epoch or {LIMIT} steps)"
+    )
+
+
 def test_the_policy_on_hand_made_runs():
-    assert training.auto_jit_compile(None) is True  # unknown length: keep XLA
-    assert training.auto_jit_compile(20) is False  # 100 rows, 20 epochs
-    assert training.auto_jit_compile(LIMIT - 1) is False
-    assert training.auto_jit_compile(LIMIT) is True
-    assert training.auto_jit_compile(196 * 30) is True  # census, 30 epochs
+    auto = training.auto_jit_compile
+    assert auto(None) is True and auto(None, 3) is True  # unknown length: keep XLA
+    assert auto(2, 20) is False  # the issue's 100 rows, batch 64, 20 epochs
+    assert auto(10, 3) is False  # 10,000 rows at batch 1024, 3 epochs
+    assert auto(10, LIMIT // 10 - 1) is False
+    assert auto(10, LIMIT // 10) is True  # a long run
+    assert auto(EPOCH - 1, 1) is False
+    assert auto(EPOCH, 1) is True  # large data, from its first epoch
+    assert auto(196, 1) is True  # census-size data
 
 
-def test_auto_decides_from_the_steps_explicit_values_are_kept(xla_allowed):
+def test_auto_decides_from_the_run_explicit_values_are_kept(xla_allowed):
     auto = model()
     assert auto.jit_compile is True  # allowed: every layer supports XLA
-    assert auto.choose_jit_compile(LIMIT - 1) is False
+    assert auto.jit_compile_reason is None  # nothing decided yet
+    assert auto.choose_jit_compile(2, 20) is False
     assert auto.jit_compile is False
-    assert (
-        auto.jit_compile_reason == f"off: {LIMIT - 1} training steps (XLA from {LIMIT})"
-    )
+    assert auto.jit_compile_reason == reason("off", "2 batches x 20 epochs")
     assert auto.choose_jit_compile(None) is True and auto.jit_compile is True
-    assert auto.jit_compile_reason == f"on: unknown training steps (XLA from {LIMIT})"
-    assert auto.choose_jit_compile(LIMIT) is True
+    assert auto.jit_compile_reason == reason("on", "unknown length")
+    assert auto.choose_jit_compile(EPOCH) is True
     assert auto.get_compile_config()["jit_compile"] == "auto"  # saved as asked
     on, off = model(True), model(False)
     assert on.choose_jit_compile(1) is True and on.jit_compile is True
-    assert off.choose_jit_compile(10 * LIMIT) is False and off.jit_compile is False
+    assert off.choose_jit_compile(10 * EPOCH, 100) is False and off.jit_compile is False
     assert on.jit_compile_reason is None and off.jit_compile_reason is None
 
 
@@ -67,7 +78,7 @@ def test_auto_stays_off_where_a_layer_does_not_allow_xla():
     # (conftest's `supports_jit` says no here, as for an integer vocabulary)
     auto = model()
     assert auto.jit_compile is False
-    assert auto.choose_jit_compile(10 * LIMIT) is False
+    assert auto.choose_jit_compile(10 * EPOCH) is False
     assert auto.jit_compile_reason == "off: a layer of the step does not allow XLA"
 
 
@@ -76,7 +87,7 @@ def test_a_tiny_fit_records_its_decision(xla_allowed):
     ds = make_dataset(rows(200), FEATURES, TASKS, batch_size=64, seed=0)  # 4 batches
     auto.fit(ds, epochs=3, verbose=0)
     assert auto.jit_compile is False
-    assert auto.jit_compile_reason == f"off: 12 training steps (XLA from {LIMIT})"
+    assert auto.jit_compile_reason == reason("off", "4 batches x 3 epochs")
     # Arrays: Keras's batches (default 32), from `initial_epoch` on.
     arrays = rows(100)
     auto.fit(
@@ -86,9 +97,9 @@ def test_a_tiny_fit_records_its_decision(xla_allowed):
         initial_epoch=3,
         verbose=0,
     )
-    assert auto.jit_compile_reason == f"off: 8 training steps (XLA from {LIMIT})"
+    assert auto.jit_compile_reason == reason("off", "4 batches x 2 epochs")
     # Before any fit, `evaluate` decides from its own pass.
     fresh = model()
     fresh.evaluate(ds, verbose=0)
     assert fresh.jit_compile is False
-    assert fresh.jit_compile_reason == f"off: 4 training steps (XLA from {LIMIT})"
+    assert fresh.jit_compile_reason == reason("off", "4 batches x 1 epochs")
