@@ -72,11 +72,24 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _xla_for_runs_of_any_length():
+    """`jit_compile="auto"` keeps the rule the suite was written for: XLA
+    wherever every layer supports it, however short the run (the tests' runs
+    are all short, and the policy would turn XLA off in every one; its own
+    tests, tests/training/test_auto_jit_compile.py, restore it). Session-wide,
+    so that module-scoped fixtures, set up before `_xla_where_marked`, see it."""
+    import keras_mtl.training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_mtl.training, "auto_jit_compile", lambda *run: True)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _xla_where_marked(request, monkeypatch):
     """Models compile without XLA (`jit_compile="auto"` reads
-    `keras_mtl.training.supports_jit`) except in the tests marked `xla`, whose
-    short runs get XLA however few their steps (`auto_jit_compile`): XLA
+    `keras_mtl.training.supports_jit`) except in the tests marked `xla`: XLA
     compiling each small test model costs more than its training. The marked
     ones are what XLA must be checked on: the XLA-specific checks (string
     lookups beside an XLA step, "XLA stays on"), in both loops, and the
@@ -84,15 +97,12 @@ def _xla_where_marked(request, monkeypatch):
     compiled with XLA, as users' models are), marked
     `xla(full_suite_only=True)`: in the full suite (`--run-slow`, CI) only."""
     marker = request.node.get_closest_marker("xla")
-    import keras_mtl.training
-
     if marker is not None and (
         request.config.getoption("--run-slow")
         or not marker.kwargs.get("full_suite_only", False)
     ):
-        # However short their runs: "auto" would otherwise decide against XLA.
-        monkeypatch.setattr(keras_mtl.training, "auto_jit_compile", lambda *run: True)
         return
+    import keras_mtl.training
 
     monkeypatch.setattr(keras_mtl.training, "supports_jit", lambda model: False)
 

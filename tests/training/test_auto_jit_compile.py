@@ -24,8 +24,10 @@ def rows(n):
 @pytest.fixture
 def xla_allowed(monkeypatch):
     """The real `supports_jit` (conftest turns "auto" XLA off in unmarked
-    tests); nothing here compiles with XLA: the runs are tiny, or only decided."""
+    tests) and policy (conftest allows XLA for any run); nothing here compiles
+    with XLA: the runs are tiny, or only decided."""
     monkeypatch.setattr(training, "supports_jit", defaults.supports_jit)
+    monkeypatch.setattr(training, "auto_jit_compile", defaults.auto_jit_compile)
 
 
 def model(jit_compile="auto"):
@@ -46,7 +48,7 @@ def reason(decision, run):
 
 
 def test_the_policy_on_hand_made_runs():
-    auto = training.auto_jit_compile
+    auto = defaults.auto_jit_compile
     assert auto(None) is True and auto(None, 3) is True  # unknown length: keep XLA
     assert auto(2, 20) is False  # the issue's 100 rows, batch 64, 20 epochs
     assert auto(10, 3) is False  # 10,000 rows at batch 1024, 3 epochs
