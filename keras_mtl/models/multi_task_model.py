@@ -30,8 +30,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
 
     - `compile()` with no arguments gives every task its default loss, loss
       weight and metrics (`keras_mtl.training.compile_arguments`), XLA where
-      every layer allows it and the run is long enough to repay XLA's
-      compilation (`jit_compile="auto"`, decided by `fit`), and several
+      every layer allows it and the data is large or the run long enough to
+      repay XLA's compilation (`jit_compile="auto"`, decided by `fit`), and several
       batches per compiled call chosen from the data
       (`steps_per_execution="auto"`). Every argument overrides one
       default: `compile(optimizer=..., loss_weighting=...,
