@@ -112,18 +112,21 @@ def auto_jit_compile(steps_per_epoch: int | None, epochs: int = 1) -> bool:
 
     XLA compiles each traced function (the training step, then the
     evaluation and prediction steps, again for a partial last batch) in
-    seconds to tens of seconds more than TensorFlow's graph takes, and on CPU
-    it then saves from nothing to 60% of a step, depending on the model.
+    seconds to tens of seconds more than TensorFlow's graph takes; on CPU its
+    steps are then up to 2.5x faster, or not faster at all, by model.
     Measured by benchmarks/compile_cost.py (docs/benchmarks.md, "Compile
     cost"; provisional, on a loaded 2-core CPU, batch 1024): XLA's first
-    epoch takes 5-13 s more on 100 rows and 10-75 s more on 10,000, and
+    epoch takes 5-12 s more on 100 rows and 11-77 s more on 10,000, and
     with 10,000 rows MMoE repays it after about 60 epochs (600 steps), PLE,
     ESMM and DUPN after 300 to 800 epochs; on census-size data (196 batches
-    an epoch) MMoE runs 2.5x faster with XLA and repays it after about 12
-    epochs. So "auto" means XLA for a long run (`AUTO_JIT_MIN_STEPS` steps or
-    more) or for large data (`AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch or
-    more, where steady speed counts), and none for the short runs on small
-    data where the compilation would be most of the time. A run of unknown
+    an epoch) MMoE runs 2.5x and PLE 1.3x faster with XLA (repaid after
+    about 12 and 60 epochs), while ESMM and DUPN ran slower with it (to be
+    confirmed on a quiet machine). So "auto" means XLA for a long run
+    (`AUTO_JIT_MIN_STEPS` steps or more) or for large data
+    (`AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch or more: there steady speed
+    counts, and "auto" decides as it did before these measurements), and
+    none for the short runs on small data, where compiling would take most
+    of the time. A run of unknown
     length (a stream, a generator without `steps_per_epoch`) keeps XLA: such
     data is usually large.
 
