@@ -361,7 +361,10 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         if self._compile_extras.get("jit_compile") != "auto":
             return bool(self.jit_compile)
         if not self._jit_allowed:
-            self.jit_compile_reason = "off: a layer of the step does not allow XLA"
+            self.jit_compile_reason = (
+                "off: XLA not allowed (a layer of the step, run_eagerly or "
+                "the torch backend)"
+            )
             return bool(self.jit_compile)
         jit = bool(training.auto_jit_compile(steps_per_epoch, epochs))
         self.jit_compile_reason = (

@@ -81,7 +81,9 @@ def test_auto_stays_off_where_a_layer_does_not_allow_xla():
     auto = model()
     assert auto.jit_compile is False
     assert auto.choose_jit_compile(10 * EPOCH) is False
-    assert auto.jit_compile_reason == "off: a layer of the step does not allow XLA"
+    assert auto.jit_compile_reason == (
+        "off: XLA not allowed (a layer of the step, run_eagerly or the torch backend)"
+    )
 
 
 def test_a_tiny_fit_records_its_decision(xla_allowed):
