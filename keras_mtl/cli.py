@@ -195,7 +195,7 @@ def train(args) -> dict:
     print(
         f"{args.model} on {args.data}: {num_train} train rows, "
         f"{model.count_params():,} parameters, XLA "
-        f"{'on' if model.jit_compile else 'off'}, loss weighting "
+        f"{'on' if model.choose_jit_compile(-(-num_train // args.batch_size), args.epochs) else 'off'}, loss weighting "
         f"{args.loss_weighting or 'Task.loss_weight'}"
     )
     # Outside a terminal: a line at least every 30 s and one per epoch; in

@@ -72,6 +72,20 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _xla_for_runs_of_any_length():
+    """`jit_compile="auto"` keeps the rule the suite was written for: XLA
+    wherever every layer supports it, however short the run (the tests' runs
+    are all short, and the policy would turn XLA off in every one; its own
+    tests, tests/training/test_auto_jit_compile.py, restore it). Session-wide,
+    so that module-scoped fixtures, set up before `_xla_where_marked`, see it."""
+    import keras_mtl.training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_mtl.training, "auto_jit_compile", lambda *run: True)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _xla_where_marked(request, monkeypatch):
     """Models compile without XLA (`jit_compile="auto"` reads

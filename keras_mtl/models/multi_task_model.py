@@ -31,8 +31,10 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
 
     - `compile()` with no arguments gives every task its default loss, loss
       weight and metrics (`keras_mtl.training.compile_arguments`), XLA where
-      every layer allows it, and several batches per compiled call chosen from
-      the data (`steps_per_execution="auto"`). Every argument overrides one
+      every layer allows it and the data is large or the run long enough to
+      repay XLA's compilation (`jit_compile="auto"`, decided by `fit`), and several
+      batches per compiled call chosen from the data
+      (`steps_per_execution="auto"`). Every argument overrides one
       default: `compile(optimizer=..., loss_weighting=...,
       row_wise_updates=...)` changes only what it names. The tasks are saved
       with the model, so a reloaded model compiles the same way.
@@ -77,6 +79,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         self.loss_weighting = None
         self._compile_extras = {}
         self._steps_chosen = False
+        self._jit_allowed = False  # `jit_compile="auto"` and every layer allows XLA
+        self.jit_compile_reason = None
 
     # ---------------------------------------------------------------- config
 
@@ -170,11 +174,20 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 `AUTO_MIN_TABLE_SIZE` elements (smaller ones keep the exact
                 dense update; a model without such a table keeps its optimizer
                 as given), True for every table, False for none.
-            jit_compile: bool or "auto". "auto" turns XLA on whenever every
-                layer of the step supports it (Keras's own "auto" keeps it off
-                on CPU); string lookups run beside the step and do not count.
-                Off with `run_eagerly=True` and on the torch backend (where it
-                would mean `torch.compile`).
+            jit_compile: bool or "auto". True and False are used as given.
+                "auto" allows XLA when every layer of the step supports it
+                (string lookups run beside the step and do not count; Keras's
+                own "auto" keeps it off on CPU), and then each `fit` decides
+                from its run (`keras_mtl.training.auto_jit_compile`, with the
+                measurements): XLA for large data (at least
+                `AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch) or a long run (at
+                least `AUTO_JIT_MIN_STEPS` batches in all), none for a short
+                run on small data, which compiling would mostly be spent on; a
+                run of unknown length keeps XLA. `evaluate` and `predict`
+                before any `fit` decide for their pass.
+                `choose_jit_compile(steps_per_epoch, epochs)` decides ahead;
+                `jit_compile_reason` says why. Off with `run_eagerly=True` and
+                on the torch backend (where it would mean `torch.compile`).
             steps_per_execution: int or "auto". Batches per compiled call.
                 "auto" chooses from the data's length
                 (`keras_mtl.training.auto_steps_per_execution`): each `fit`
@@ -210,6 +223,8 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         if jit == "auto":  # (Keras's "auto" keeps XLA off on CPU)
             eager = kwargs.get("run_eagerly") or keras.backend.backend() == "torch"
             jit = not eager and training.supports_jit(self)
+        self._jit_allowed = jit_compile == "auto" and bool(jit)
+        self.jit_compile_reason = None
         if loss_weighting is not None:
             loss_weighting = self._set_loss_weighting(
                 loss, loss_weights, loss_weighting
@@ -332,6 +347,55 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             self.steps_per_execution = count
             self.train_function = self.test_function = self.predict_function = None
 
+    # ---------------------------------------------------------------- XLA
+
+    def choose_jit_compile(self, steps_per_epoch: int | None, epochs: int = 1) -> bool:
+        """Apply `jit_compile="auto"` to a run of `epochs` epochs of
+        `steps_per_epoch` batches (None: unknown) and return whether XLA is on.
+
+        `fit` calls it for its own run (`evaluate` and `predict` for their
+        pass, before any `fit`); call it first to know the decision ahead
+        (e.g. to print it). A model compiled with True or False, or whose
+        layers do not allow XLA, keeps its setting. A change drops the traced
+        functions. `jit_compile_reason` says what was decided and why.
+        """
+        if self._compile_extras.get("jit_compile") != "auto":
+            return bool(self.jit_compile)
+        if not self._jit_allowed:
+            self.jit_compile_reason = (
+                "off: XLA not allowed (a layer of the step, run_eagerly or "
+                "the torch backend)"
+            )
+            return bool(self.jit_compile)
+        jit = bool(training.auto_jit_compile(steps_per_epoch, epochs))
+        self.jit_compile_reason = (
+            f"{'on' if jit else 'off'}: "
+            + (
+                "unknown length"
+                if steps_per_epoch is None
+                else f"{steps_per_epoch} batches x {epochs} epochs"
+            )
+            + f" (XLA from {training.AUTO_JIT_MIN_EPOCH_STEPS} batches an epoch "
+            f"or {training.AUTO_JIT_MIN_STEPS} steps)"
+        )
+        if jit != bool(self.jit_compile):
+            self.jit_compile = jit
+            self.train_function = self.test_function = self.predict_function = None
+        return jit
+
+    def _auto_jit(self, data, steps=None, epochs=1, batch_size=None) -> None:
+        """`choose_jit_compile` for a run over `data` (`steps` batches an
+        epoch when given, else the data's length)."""
+        if not steps:
+            steps = steps_per_epoch(data)
+        if not steps and data is not None and not hasattr(data, "cardinality"):
+            try:  # arrays or dicts of arrays: Keras's batching
+                rows = len(next(iter(keras.tree.flatten(data))))
+                steps = -(-rows // (batch_size or 32))
+            except (TypeError, StopIteration):
+                steps = None
+        self.choose_jit_compile(steps or None, max(1, int(epochs)))
+
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with a loss weighting, its per-epoch hooks run and
         `{task}_weight` enters the logs. Fast input paths: see the class."""
@@ -349,6 +413,12 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             arguments.get("steps_per_epoch"),
             [arguments.get("validation_steps")],
         )
+        self._auto_jit(
+            arguments.get("x"),
+            arguments.get("steps_per_epoch"),
+            arguments.get("epochs", 1) - arguments.get("initial_epoch", 0),
+            arguments.get("batch_size"),
+        )
         if self.loss_weighting is not None:
             arguments["callbacks"] = [
                 _LossWeightingCallback(self.loss_weighting),
@@ -362,10 +432,20 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         arguments = bound.arguments
         arguments["x"] = self.step_data.for_training(arguments.get("x"))
         self._auto_steps(arguments["x"], arguments.get("steps"), by_fit=False)
+        if self.jit_compile_reason is None:  # (no `fit` has decided yet)
+            self._auto_jit(
+                arguments["x"], arguments.get("steps"), 1, arguments.get("batch_size")
+            )
         return super().evaluate(*bound.args[1:], **bound.kwargs)
 
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, string inputs looked up outside the step."""
+        if self.jit_compile_reason is None:  # (no `fit` has decided yet)
+            bound = inspect.signature(keras.Model.predict).bind(
+                self, x, *args, **kwargs
+            )
+            arguments = bound.arguments
+            self._auto_jit(x, arguments.get("steps"), 1, arguments.get("batch_size"))
         return super().predict(self.step_data.hosted(x), *args, **kwargs)
 
     def train_on_batch(self, x, *args, **kwargs):

@@ -4,9 +4,12 @@ weighting, PCGrad and CAGrad), and `ProgressLogger` (progress lines outside a
 terminal, compilation times)."""
 
 from keras_mtl.training.defaults import (
+    AUTO_JIT_MIN_EPOCH_STEPS,
+    AUTO_JIT_MIN_STEPS,
     MAX_STEPS_PER_EXECUTION,
     METRIC_NAMES,
     MIN_CALLS_PER_EPOCH,
+    auto_jit_compile,
     auto_steps_per_execution,
     compile_arguments,
     supports_jit,
@@ -20,10 +23,13 @@ from keras_mtl.training.task_gradients import (
 )
 
 __all__ = [
+    "AUTO_JIT_MIN_EPOCH_STEPS",
+    "AUTO_JIT_MIN_STEPS",
     "MAX_STEPS_PER_EXECUTION",
     "METRIC_NAMES",
     "MIN_CALLS_PER_EPOCH",
     "ProgressLogger",
+    "auto_jit_compile",
     "auto_steps_per_execution",
     "compile_arguments",
     "supports_jit",

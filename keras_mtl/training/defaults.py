@@ -99,6 +99,54 @@ def supports_jit(model: keras.Model) -> bool:
     )
 
 
+#: `jit_compile="auto"`: XLA for a run of at least this many training steps
+#: (batches x epochs)...
+AUTO_JIT_MIN_STEPS = 1000
+#: ...or for data of at least this many batches an epoch (large data).
+AUTO_JIT_MIN_EPOCH_STEPS = 64
+
+
+def auto_jit_compile(steps_per_epoch: int | None, epochs: int = 1) -> bool:
+    """Whether `jit_compile="auto"` compiles a run with XLA: `epochs` epochs of
+    `steps_per_epoch` batches (None: unknown).
+
+    XLA compiles each traced function (the training step, then the
+    evaluation and prediction steps, again for a partial last batch) in
+    seconds to tens of seconds more than TensorFlow's graph takes; on CPU its
+    steps are then up to 2.5x faster, or not faster at all, by model.
+    Measured by benchmarks/compile_cost.py (docs/benchmarks.md, "Compile
+    cost"; provisional, on a loaded 2-core CPU, batch 1024): XLA's first
+    epoch takes 5-12 s more on 100 rows and 11-77 s more on 10,000, and
+    with 10,000 rows MMoE repays it after about 60 epochs (600 steps), PLE,
+    ESMM and DUPN after 300 to 800 epochs; on census-size data (196 batches
+    an epoch) MMoE runs 2.5x and PLE 1.3x faster with XLA (repaid after
+    about 12 and 60 epochs), while ESMM and DUPN ran slower with it (to be
+    confirmed on a quiet machine). So "auto" means XLA for a long run
+    (`AUTO_JIT_MIN_STEPS` steps or more) or for large data
+    (`AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch or more: there steady speed
+    counts, and "auto" decides as it did before these measurements), and
+    none for the short runs on small data, where compiling would take most
+    of the time. A run of unknown
+    length (a stream, a generator without `steps_per_epoch`) keeps XLA: such
+    data is usually large.
+
+    Example:
+    >>> auto_jit_compile(2, epochs=20)  # 100 rows, batch 64, 20 epochs
+    False
+    >>> [auto_jit_compile(n) for n in (None, 63, 64, 196)]
+    [True, False, True, True]
+    >>> auto_jit_compile(10, epochs=99), auto_jit_compile(10, epochs=100)
+    (False, True)
+    """
+    if steps_per_epoch is None:
+        return True
+    steps_per_epoch = int(steps_per_epoch)
+    return (
+        steps_per_epoch >= AUTO_JIT_MIN_EPOCH_STEPS
+        or steps_per_epoch * max(1, int(epochs)) >= AUTO_JIT_MIN_STEPS
+    )
+
+
 def compile_arguments(
     tasks: Sequence[Task], loss=None, loss_weights=None, metrics=None
 ) -> dict:
