@@ -155,10 +155,11 @@ def _a_string(value):
             value = value.numpy()
     if isinstance(value, (str, bytes)):
         return value
-    try:
-        array = np.asarray(value)
+    try:  # lists as objects: numpy would turn [1, "a"] into strings
+        kind = object if isinstance(value, (list, tuple)) else None
+        array = np.asarray(value, dtype=kind)
     except ValueError:  # ragged lists
-        array = np.asarray(value, dtype=object)
+        return None  # (Keras refuses them)
     if array.dtype.kind in "SU":
         return array.flat[0].item() if array.size else ""
     if array.dtype.kind == "O":
