@@ -206,6 +206,21 @@ def make_dataset(
     ...                   batch_size=4, shuffle=False)
     >>> [x["user"].numpy().tolist() for x, y in ds]
     [[0, 1, 2, 3], [4, 5]]
+
+    Unseen ids go to the OOV row (id `vocabulary_size`), reported once:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     ds = make_dataset({"user": [3, 12, -1]},
+    ...                       [SparseFeature("user", vocabulary_size=10)],
+    ...                       shuffle=False)
+    >>> next(iter(ds))["user"].numpy().tolist()
+    [3, 10, -1]
+    >>> print(caught[0].message)
+    SparseFeature 'user': 1 of 2 ids (in 1 of 3 rows) of the in-memory data lie
+    outside [0, vocabulary_size=10) (unseen ids 12); they go to the
+    out-of-vocabulary row, ... unseen_ids='error') to refuse them instead.
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
