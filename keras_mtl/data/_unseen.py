@@ -14,7 +14,9 @@ counts them and reports them once per dataset and feature with an
 In-memory data is counted whole when the dataset is built. A streamed source
 (CSV, TFRecord, block source) is counted batch by batch inside the pipeline and
 reported at the end of its first complete pass (a pass cut short, e.g. by
-`dataset.take(n)`, reports nothing; the next complete pass does).
+`dataset.take(n)`, reports nothing; the next complete pass does): a `scan`
+sums the counts in the graph and a marker element at the end of each pass hands
+them to Python.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class UnseenIds:
         self.start_pass()
 
     def start_pass(self) -> None:
-        """Forget the counts of a pass that did not end (not after a report)."""
+        """Forget the counts so far (a new pass, or the totals of one to come)."""
         with self._lock:
             self._totals = np.zeros((len(self.specs), 4), np.int64)
             self._low = np.full(len(self.specs), np.iinfo(np.int64).max)
@@ -149,10 +151,9 @@ class UnseenIds:
 
     # ---------------------------------------------------------------- streamed
 
-    def apply_tensors(self, x: dict) -> dict:
-        """Inside a `tf.data` map: counts a batch's unseen ids (handed to `add`
-        by a `tf.py_function`) and returns `x` with them replaced by
-        `vocabulary_size`."""
+    def tensor_stats(self, x: dict) -> tuple:
+        """Inside a `tf.data` map: `(x, stats)`, `x` with a batch's unseen ids
+        replaced by `vocabulary_size`, `stats` their `(features, 6)` counts."""
         import tensorflow as tf
 
         out, stats = dict(x), []
@@ -176,37 +177,71 @@ class UnseenIds:
             )
             oov = tf.constant(spec.vocabulary_size, ids.dtype)
             out[spec.name] = tf.where(unseen, oov, ids)
-        added = tf.py_function(self._add_batch, [tf.stack(stats)], tf.int64)
-        with tf.control_dependencies([added]):
-            return {k: tf.identity(v) for k, v in out.items()}
+        return out, tf.stack(stats)
 
-    def _add_batch(self, stats):
-        self.add(stats.numpy())
+    def _report(self, totals):
+        self.start_pass()
+        self.add(totals.numpy())
+        self.end_pass(stacklevel=2)
         return np.int64(0)
 
     def attach(self, ds):
-        """`ds` (a streamed `make_dataset` pipeline) counting its unseen ids:
-        the counts restart with each pass and are reported at its end."""
+        """`ds` (a streamed `make_dataset` pipeline) with its unseen ids sent to
+        the OOV row and counted, the counts reported at the end of a pass.
+
+        The counts are summed by a `scan` over the pass (so they restart with
+        each pass, in the graph, no Python per batch) and handed to Python once,
+        by a marker element appended to the pass and dropped after the scan.
+        """
         import tensorflow as tf
 
-        def count(*element):
-            if isinstance(element[0], dict) and len(element) > 1:
-                return (self.apply_tensors(element[0]), *element[1:])
-            return self.apply_tensors(element[0])
+        def counted(*element):
+            x, stats = self.tensor_stats(element[0])
+            return (
+                tf.constant(False),
+                (x, *element[1:]) if len(element) > 1 else x,
+                stats,
+            )
 
-        ds = ds.map(count, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        spec = ds.element_spec
+        ds = ds.map(counted, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        marker = tf.nest.map_structure(_empty_like, ds.element_spec)
+        marker = (tf.constant(True), marker[1], marker[2])
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(marker))
+        k = len(self.specs)
+        start = (
+            tf.zeros([k, 4], tf.int64),
+            tf.fill([k], tf.int64.max),
+            tf.fill([k], tf.int64.min),
+        )
 
-        def hook(action):
-            def nothing():
-                action()
-                return
-                yield  # a generator of no element
+        def step(state, item):
+            end, element, stats = item
+            state = (
+                state[0] + stats[:, :4],
+                tf.minimum(state[1], stats[:, 4]),
+                tf.maximum(state[2], stats[:, 5]),
+            )
+            totals = tf.concat([state[0], state[1][:, None], state[2][:, None]], axis=1)
+            reported = tf.cond(
+                end,
+                lambda: tf.py_function(self._report, [totals], tf.int64),
+                lambda: tf.constant(0, tf.int64),
+            )
+            return state, (end, element, reported)
 
-            return tf.data.Dataset.from_generator(nothing, output_signature=spec)
-
-        ds = hook(self.start_pass).concatenate(ds).concatenate(hook(self.end_pass))
+        ds = ds.scan(start, step).filter(lambda end, element, reported: ~end)
+        ds = ds.map(lambda end, element, reported: element)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _empty_like(spec):
+    """A tensor of `spec` (an unknown dimension 0): the marker's filling."""
+    import tensorflow as tf
+
+    shape = [0 if d is None else d for d in spec.shape]
+    if spec.dtype == tf.string:
+        return tf.fill(shape, "")
+    return tf.zeros(shape, spec.dtype)
 
 
 _EMPTY = (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
