@@ -100,7 +100,8 @@ class UnseenIds:
             self._high = np.full(len(self.specs), np.iinfo(np.int64).min)
 
     def add(self, stats) -> None:
-        """Adds one batch's `(features, 6)` statistics (`numpy_stats` order)."""
+        """Adds `(features, 6)` counts: unseen ids, rows with one, ids, rows,
+        the smallest and the largest unseen id (`_STATS`)."""
         stats = np.asarray(stats, np.int64).reshape(len(self.specs), _STATS)
         with self._lock:
             if self._reported:
