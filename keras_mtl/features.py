@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import keras
@@ -565,6 +565,16 @@ def check_features(
     ...
     ValueError: Feature names must be unique; repeated: ['age'].
     """
+    if isinstance(features, (Mapping, str, bytes, *_KINDS.values())):
+        if isinstance(features, Mapping):
+            got = f"a dict with keys {list(features)[:3]}"
+            hint = "each spec carries its own name: pass list(features.values())"
+        else:
+            got, hint = repr(features), "pass a list, e.g. [spec]"
+        raise TypeError(
+            "features must be a list of SparseFeature / DenseFeature / "
+            f"SequenceFeature specs; got {got}. Instead, {hint}."
+        )
     features = [feature_from_config(f) for f in features]
     if not features:
         raise ValueError("At least one feature is needed; got an empty list.")

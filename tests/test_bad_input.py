@@ -39,8 +39,8 @@ def rows(**overrides):
     ],
 )
 def test_make_dataset_names_the_feature(overrides, error, match):
-    with pytest.raises(error, match=match):
-        make_dataset(rows(**overrides), FEATURES, TASKS)
+    with pytest.raises(error, match=match):  # strict: unseen ids are errors too
+        make_dataset(rows(**overrides), FEATURES, TASKS, unseen_ids="error")
 
 
 def test_empty_dataset():
@@ -82,3 +82,108 @@ def test_unknown_names_in_specs_and_compile():
         model.compile(loss={"ctr": "mse"})
     with pytest.raises(TypeError, match="loss_weights must be a dict keyed by task"):
         model.compile(loss_weights=[1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "builder, kwargs",
+    [
+        (km.build_mmoe, {"num_experts": 2}),
+        (km.build_shared_bottom, {}),
+        (km.build_ple, {}),
+        (km.build_esmm, {}),
+    ],
+)
+def test_features_or_tasks_given_as_a_dict_are_refused_clearly(builder, kwargs):
+    tasks = km.esmm_tasks() if builder is km.build_esmm else TASKS
+    by_name = {f.name: f for f in FEATURES}
+    with pytest.raises(
+        TypeError,
+        match=r"features must be a list of SparseFeature / DenseFeature / "
+        r"SequenceFeature specs; got a dict with keys \['occupation', 'age', "
+        r"'gains'\]\. Instead, each spec carries its own name: pass "
+        r"list\(features\.values\(\)\)",
+    ):
+        builder(by_name, tasks, **kwargs)
+    names = [t.name for t in tasks]
+    with pytest.raises(
+        TypeError,
+        match=rf"tasks must be a list of Task specs; got a dict with keys "
+        rf"\[{', '.join(map(repr, names))}\].*pass list\(tasks\.values\(\)\)",
+    ):
+        builder(FEATURES, {t.name: t for t in tasks}, **kwargs)
+    with pytest.raises(TypeError, match=r"got DenseFeature\(name='age'.*pass a list"):
+        builder(FEATURES[1], tasks, **kwargs)
+
+
+def test_make_dataset_refuses_a_dict_of_features_too():
+    with pytest.raises(TypeError, match=r"got a dict with keys \['occupation'"):
+        make_dataset(rows(), {f.name: f for f in FEATURES}, TASKS)
+
+
+@pytest.fixture(scope="module")
+def string_model():
+    """Integer ids (occupation), dense values (age) and a string vocabulary."""
+    city = km.SparseFeature("city", vocabulary=["paris", "rome"], embedding_dim=2)
+    return km.build_shared_bottom(
+        [*FEATURES, city], TASKS, hidden_units=(4,), tower_units=(2,)
+    )
+
+
+def string_rows(**overrides):
+    return {**rows(income=None), "city": np.array(["rome", "oslo", "paris"])} | {
+        k: v for k, v in overrides.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (
+            {"occupation": np.array(["nurse", "clerk", "cook"])},
+            r"SparseFeature 'occupation' takes integer ids \(dtype int64\); "
+            r"received strings \(e\.g\. 'nurse'\)\. Map the strings to their "
+            r"integer ids first, or declare the feature SparseFeature\('occupation', "
+            r"vocabulary=\[\.\.\.\]\) or hash_bins=\.\.\..*make_dataset",
+        ),
+        (  # a list, with a number among the strings
+            {"occupation": [1, "clerk", "cook"]},
+            r"SparseFeature 'occupation' takes integer ids.*\(e\.g\. 'clerk'\)",
+        ),
+        (
+            {"age": np.array(["30", "41", "52"])},
+            r"DenseFeature 'age' takes numbers \(dtype float32\); received strings "
+            r"\(e\.g\. '30'\)\. Convert the column to numbers",
+        ),
+    ],
+)
+def test_strings_for_an_input_that_takes_numbers_name_the_feature(
+    string_model, overrides, match
+):
+    x = string_rows(**overrides)
+    y = {"income": np.array([0.0, 1.0, 1.0], "float32")}
+    with pytest.raises(TypeError, match=match):
+        string_model.predict(x, verbose=0)
+    with pytest.raises(TypeError, match=match):
+        string_model.evaluate(x, y, verbose=0)
+    with pytest.raises(TypeError, match=match):
+        string_model.fit(x, y, verbose=0)
+
+
+def test_a_dataset_of_strings_for_integer_ids_names_the_feature(string_model):
+    import tensorflow as tf
+
+    x = string_rows(occupation=np.array(["nurse", "clerk", "cook"]))
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(3)
+    with pytest.raises(TypeError, match="'occupation' takes integer ids.*a string"):
+        string_model.predict(ds, verbose=0)
+
+
+def test_strings_for_a_string_vocabulary_still_work(string_model):
+    """The check refuses strings only where numbers are declared: the string
+    feature takes them, an unknown city ("oslo") going to its OOV row."""
+    out = string_model.predict(string_rows(), verbose=0)["income"]
+    lima = string_model.predict(
+        string_rows(city=np.array(["rome", "lima", "paris"])), verbose=0
+    )["income"]
+    np.testing.assert_allclose(out, lima, rtol=1e-6)  # oslo and lima: OOV row
+    assert np.isfinite(out).all()

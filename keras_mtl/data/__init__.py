@@ -2,9 +2,16 @@
 seeded splits, feature specs fitted to training data (`adapt_features`). The data
 sets themselves are in `keras_mtl.datasets`."""
 
+from keras_mtl.data._unseen import UnseenIdWarning
 from keras_mtl.data.adapt import adapt_features
 from keras_mtl.data.dataset import make_dataset
 from keras_mtl.data.split import split_frame
 from keras_mtl.data.tfrecord import write_tfrecord
 
-__all__ = ["adapt_features", "make_dataset", "split_frame", "write_tfrecord"]
+__all__ = [
+    "UnseenIdWarning",
+    "adapt_features",
+    "make_dataset",
+    "split_frame",
+    "write_tfrecord",
+]

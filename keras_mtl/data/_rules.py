@@ -320,14 +320,25 @@ def parent_task(task: Task) -> Task:
     return Task(f"{task.name} ({role})", label=task.parent_column)
 
 
-def rules_for(target: str, spec: Task | DenseFeature | SparseFeature | None) -> list:
-    """The rules of `RULES` that check `target` values of `spec`, in order."""
+def rules_for(
+    target: str,
+    spec: Task | DenseFeature | SparseFeature | None,
+    skip: tuple[str, ...] = (),
+) -> list:
+    """The rules of `RULES` that check `target` values of `spec`, in order
+    (without the rules named in `skip`)."""
     if target == "ids" and spec.dtype == "string":
         return []
-    return [r for r in RULES if target in r.targets and r.applies(spec)]
+    return [
+        r
+        for r in RULES
+        if target in r.targets and r.applies(spec) and r.name not in skip
+    ]
 
 
-def check_array(target: str, spec, what: str, values: np.ndarray, *more) -> None:
+def check_array(
+    target: str, spec, what: str, values: np.ndarray, *more, skip: tuple = ()
+) -> None:
     """Apply the rules of `target` to a whole in-memory column.
 
     Args:
@@ -337,12 +348,14 @@ def check_array(target: str, spec, what: str, values: np.ndarray, *more) -> None
             column 'click')".
         values: numpy array, one entry (or row) per example.
         *more: further columns a rule reads (the funnel's parent column).
+        skip: tuple of str. Names of rules not to check (e.g. "id_range" when
+            unseen ids go to the OOV row). Defaults to none.
 
     Raises:
         ValueError: `"{what}: {expected}; received {values} in {n} row(s) (first
             rows [...])."` for the first rule broken.
     """
-    for rule in rules_for(target, spec):
+    for rule in rules_for(target, spec, skip):
         valid = np.asarray(rule.valid(NUMPY, spec, values, *more))
         if not valid.all():
             detail = _detail(rule, spec, values, valid)
@@ -373,7 +386,7 @@ def check_tensor(target: str, spec, what: str, values: tf.Tensor, *more) -> tf.T
     return check_tensors(target, [(spec, what, values, *more)])[0]
 
 
-def check_tensors(target: str, items: list) -> list:
+def check_tensors(target: str, items: list, skip: tuple = ()) -> list:
     """`check_tensor` for several columns at once, e.g. every id column of a batch.
 
     Scalar columns `(batch,)` of one dtype are stacked and checked together:
@@ -383,13 +396,14 @@ def check_tensors(target: str, items: list) -> list:
     Args:
         target: as for `check_array`.
         items: list of `(spec, what, values, *more)` tuples.
+        skip: tuple of str. Names of rules not to assert. Defaults to none.
 
     Returns:
         The `values` of each item, in order, after the assertions.
     """
     assertions = []
     for rule in RULES:
-        chosen = [item for item in items if rule in rules_for(target, item[0])]
+        chosen = [item for item in items if rule in rules_for(target, item[0], skip)]
         groups: dict = {}
         for item in chosen:
             values = item[2]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_mtl.data import _unseen
 from keras_mtl.data._rules import check_array, labelled_rows, parent_task
 from keras_mtl.features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task
@@ -45,6 +46,7 @@ def validate_in_memory(
     features: Sequence[Feature],
     tasks: Sequence[Task],
     sample_weight: str | None = None,
+    unseen_ids: str | None = "error",
 ) -> InMemoryColumns:
     """Look up, check and convert every column needed by `features` and `tasks`.
 
@@ -53,6 +55,10 @@ def validate_in_memory(
         features: checked feature specs.
         tasks: checked task specs (may be empty).
         sample_weight: optional name of a column of per-row weights.
+        unseen_ids: "error" (ids outside `[0, vocabulary_size)` are a
+            ValueError), "oov" (they become `vocabulary_size`, the OOV row, and
+            are reported once per feature: `keras_mtl.data._unseen`) or None
+            (kept as they are). Defaults to "error".
 
     Returns:
         `InMemoryColumns` with int64 / string / float32 arrays in the element
@@ -104,16 +110,24 @@ def validate_in_memory(
     if num_rows == 0:
         raise ValueError("The data has no rows; at least one example is needed.")
 
+    unseen = None
+    if unseen_ids == "oov":
+        specs = _unseen.counted_specs(features)
+        unseen = _unseen.UnseenIds(specs, "the in-memory data") if specs else None
     out_features = {}
     for f in features:
         if isinstance(f, SequenceFeature):
             for field in f.fields:
                 spec = f.input_spec(field)
-                out_features[spec.name] = _step_ids(
-                    spec, f.input_shape(field), _as_numpy(data[spec.name])
-                )
+                ids = _step_ids(spec, f.input_shape(field), _as_numpy(data[spec.name]))
+                out_features[spec.name] = _vocabulary_ids(spec, ids, unseen_ids, unseen)
         else:
-            out_features[f.name] = _feature_array(f, _as_numpy(data[f.name]))
+            values = _feature_array(f, _as_numpy(data[f.name]))
+            if isinstance(f, SparseFeature):
+                values = _vocabulary_ids(f, values, unseen_ids, unseen)
+            out_features[f.name] = values
+    if unseen is not None:
+        unseen.end_pass(stacklevel=4)  # the caller of make_dataset
     labels = {t.name: _label_array(t, _as_numpy(data[t.label_column])) for t in tasks}
     for t in tasks:
         if t.parent_column is not None:
@@ -223,6 +237,18 @@ def _numeric(array: np.ndarray, what: str, expected: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- features
 
 
+def _vocabulary_ids(spec: SparseFeature, ids: np.ndarray, unseen_ids, unseen):
+    """`ids` (checked, padded) after the id-range rule: an error, counted and
+    sent to the OOV row (`unseen`, an `_unseen.UnseenIds`), or kept."""
+    if spec.vocabulary_size is None or spec.dtype != "int64":
+        return ids
+    if unseen_ids == "error":
+        check_array("ids", spec, f"SparseFeature {spec.name!r}", ids)
+    elif unseen is not None:
+        return unseen.apply_numpy(spec, ids)
+    return ids
+
+
 def _feature_array(feature: Feature, array: np.ndarray) -> np.ndarray:
     if isinstance(feature, DenseFeature):
         return _dense_array(feature, array)
@@ -284,7 +310,7 @@ def _single_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
                 f"received strings ({_describe(array)})."
             )
         values = _numeric(array, what, "numbers (float32)").astype(np.float32)
-        check_array("ids", feature, what, values)
+        check_array("ids", feature, what, values, skip=(_unseen.RULE_NAME,))
         return values
     if _has_strings(array):
         raise TypeError(
@@ -307,7 +333,8 @@ def _single_ids(feature: SparseFeature, array: np.ndarray) -> np.ndarray:
                 f"a fractional part, e.g. {float(whole[fractional][0])}."
             )
         ids = np.where(nan, feature.pad_value, whole).astype(np.int64)
-    check_array("ids", feature, what, ids)
+    # The id range is checked on the padded column (`_vocabulary_ids`).
+    check_array("ids", feature, what, ids, skip=(_unseen.RULE_NAME,))
     return ids
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from keras_mtl.data import _files, _tensors
+from keras_mtl.data import _files, _tensors, _unseen
 from keras_mtl.features import DenseFeature, Feature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -38,8 +38,12 @@ def csv_dataset(
     seed: int | None,
     drop_remainder: bool,
     shuffle_buffer_size: int,
+    unseen_ids: str = "error",
 ) -> tf.data.Dataset:
-    """Batches of (features, labels[, weights]) streamed from CSV `files`."""
+    """Batches of (features, labels[, weights]) streamed from CSV `files`.
+
+    With `unseen_ids="oov"` the id-range rule is not asserted (`make_dataset`
+    counts the unseen ids and sends them to the OOV row)."""
     header, has_rows = read_header(files[0])
     for path in files[1:]:
         other, more_rows = read_header(path)
@@ -130,6 +134,7 @@ def csv_dataset(
             x,
             features,
             lambda f: f"{type(f).__name__} `{f.name}` (CSV column `{f.name}`)",
+            skip=_unseen.skipped_rules(unseen_ids),
         )
         if not tasks:
             return _tensors.assemble(x, None)

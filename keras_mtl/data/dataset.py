@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 
 from keras_mtl._checks import check_positive_int
-from keras_mtl.data import _files
+from keras_mtl.data import _files, _unseen
 from keras_mtl.data._scale import warn_unstandardised
 from keras_mtl.data._validate import (
     InMemoryColumns,
@@ -21,6 +21,7 @@ from keras_mtl.data._validate import (
 from keras_mtl.data.csv_source import csv_dataset
 from keras_mtl.data.packed import PackedColumns, attach
 from keras_mtl.data.stream_source import BlockSource, block_dataset, is_block_source
+from keras_mtl.data.stream_source import _describe as describe_source
 from keras_mtl.data.tfrecord import tfrecord_dataset
 from keras_mtl.features import Feature, SequenceFeature, check_features
 from keras_mtl.tasks import Task, check_tasks
@@ -47,6 +48,7 @@ def make_dataset(
     sample_weight: str | None = None,
     format: str | None = None,
     shuffle_buffer_size: int = 100_000,
+    unseen_ids: str = "oov",
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` for `model.fit`, from memory, files or blocks.
 
@@ -102,13 +104,22 @@ def make_dataset(
     In-memory data and streamed sources obey the same data rules (one table,
     `keras_mtl.data._rules`): finite labels, 0/1 (or missing) binary labels,
     funnel order (`given` / `requires`), finite non-negative sample weights, no
-    inf in dense values and no NaN without `allow_missing`, ids in
-    `[0, vocabulary_size)` or padding. In-memory columns are checked whole, up
-    front (see Raises); streamed sources are checked per batch inside the
-    pipeline, together with numbers that do not parse, and fail with a
-    `tf.errors.InvalidArgumentError` with the same message, naming the feature
-    and its file column. (At serving time, the model itself sends an id
-    outside the vocabulary to the out-of-vocabulary row.)
+    inf in dense values and no NaN without `allow_missing`. In-memory columns
+    are checked whole, up front (see Raises); streamed sources are checked per
+    batch inside the pipeline, together with numbers that do not parse, and
+    fail with a `tf.errors.InvalidArgumentError` with the same message, naming
+    the feature and its file column.
+
+    Unseen ids: an integer id outside `[0, vocabulary_size)` (other than the
+    padding value -1), e.g. in test data whose vocabulary was sized on the
+    training data, goes to the feature's out-of-vocabulary (OOV) row, as the
+    model (and its SavedModel) sends it: the dataset passes it on as the id
+    `vocabulary_size`, the OOV row. Such ids are counted per feature and
+    reported once per dataset with a `keras_mtl.data.UnseenIdWarning` naming
+    the feature, how many ids and rows out of how many, and the range: for
+    in-memory data when `make_dataset` is called, for a streamed source at the
+    end of its first complete pass (a pass cut short reports nothing). With
+    `unseen_ids="error"` they are an error instead (the data rule, as above).
 
     A task whose label is missing in every in-memory row (all NaN or
     `missing_value`, or masked by `given`) gets a `UserWarning` naming the task
@@ -145,6 +156,11 @@ def make_dataset(
             Defaults to None.
         shuffle_buffer_size: int. Examples held by the shuffle buffer of a
             streamed source. Defaults to 100000.
+        unseen_ids: "oov" or "error". What an integer id outside
+            `[0, vocabulary_size)` (not padding) does: "oov" sends it to the OOV
+            row (passed on as the id `vocabulary_size`) and reports the count
+            once per feature (`UnseenIdWarning`); "error" makes it a data error
+            naming the feature. Defaults to "oov".
 
     Returns:
         A `tf.data.Dataset` of `features` dicts (no tasks), `(features, labels)`
@@ -152,8 +168,8 @@ def make_dataset(
 
     Raises:
         ValueError: a feature or label column is missing (the message lists the
-            available columns), no rows, a wrong shape, ids out of vocabulary,
-            NaN/inf in a dense feature without `allow_missing`, binary labels
+            available columns), no rows, a wrong shape, ids out of vocabulary
+            (with `unseen_ids="error"`), NaN/inf in a dense feature without `allow_missing`, binary labels
             other than 0/1.
         TypeError: a column of the wrong dtype (e.g. strings for a dense or
             integer sparse feature, floats with a fractional part as ids).
@@ -190,11 +206,28 @@ def make_dataset(
     ...                   batch_size=4, shuffle=False)
     >>> [x["user"].numpy().tolist() for x, y in ds]
     [[0, 1, 2, 3], [4, 5]]
+
+    Unseen ids go to the OOV row (id `vocabulary_size`), reported once:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     ds = make_dataset({"user": [3, 12, -1]},
+    ...                       [SparseFeature("user", vocabulary_size=10)],
+    ...                       shuffle=False)
+    >>> next(iter(ds))["user"].numpy().tolist()
+    [3, 10, -1]
+    >>> print(caught[0].message)
+    SparseFeature 'user': 1 of 2 ids (in 1 of 3 rows) of the in-memory data lie
+    outside [0, vocabulary_size=10) (unseen ids 12); they go to the
+    out-of-vocabulary row, ... unseen_ids='error') to refuse them instead.
     """
     features = check_features(features, allow_sequences=True)
     tasks = check_tasks(tasks) if tasks else []
     check_positive_int("make_dataset", "batch_size", batch_size)
     check_positive_int("make_dataset", "shuffle_buffer_size", shuffle_buffer_size)
+    _unseen.check_unseen_ids(unseen_ids)
+    counted = _unseen.counted_specs(features) if unseen_ids == "oov" else []
     if sample_weight is not None and not tasks:
         raise ValueError("sample_weight needs tasks: weights go with labels.")
 
@@ -210,10 +243,9 @@ def make_dataset(
                 "DataFrame or dict of arrays) only, not for CSV / TFRecord files."
             )
         files = _files.expand_paths(data)
-        reader = {"csv": csv_dataset, "tfrecord": tfrecord_dataset}[
-            _files.detect_format(files, format)
-        ]
-        return reader(
+        kind = _files.detect_format(files, format)
+        reader = {"csv": csv_dataset, "tfrecord": tfrecord_dataset}[kind]
+        ds = reader(
             files,
             features,
             tasks,
@@ -223,11 +255,17 @@ def make_dataset(
             seed=seed,
             drop_remainder=drop_remainder,
             shuffle_buffer_size=shuffle_buffer_size,
+            unseen_ids=unseen_ids,
         )
+        if not counted:
+            return ds
+        more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+        source = f"the {kind.upper()} file {files[0]!r}{more}"
+        return _unseen.UnseenIds(counted, source).attach(ds)
     if is_block_source(data):
         if format is not None:
             raise ValueError(f"format={format!r} applies to file paths, not blocks.")
-        return block_dataset(
+        ds = block_dataset(
             data,
             features,
             tasks,
@@ -237,13 +275,17 @@ def make_dataset(
             seed=seed,
             drop_remainder=drop_remainder,
             shuffle_buffer_size=shuffle_buffer_size,
+            unseen_ids=unseen_ids,
         )
+        if not counted:
+            return ds
+        return _unseen.UnseenIds(counted, f"the {describe_source(data)}").attach(ds)
     if format is not None:
         raise ValueError(
             f"format={format!r} applies to file paths; got in-memory "
             f"{type(data).__name__}."
         )
-    columns = validate_in_memory(data, features, tasks, sample_weight)
+    columns = validate_in_memory(data, features, tasks, sample_weight, unseen_ids)
     warn_unlabelled(tasks, columns.labels)
     warn_unstandardised(features, columns.features)
     return _in_memory_dataset(

@@ -82,8 +82,13 @@ def block_dataset(
     seed: int | None,
     drop_remainder: bool,
     shuffle_buffer_size: int,
+    unseen_ids: str = "error",
 ) -> tf.data.Dataset:
     """Batches of `(features, labels[, weights])` from a block source.
+
+    Integer ids outside `[0, vocabulary_size)` are an error in the pipeline
+    with `unseen_ids="error"`; with "oov" they pass (`make_dataset` counts them
+    and sends them to the OOV row).
 
     The source is read once here, up to its first non-empty block, so that a
     source in the wrong layout fails at once with its Python exception; later
@@ -143,7 +148,9 @@ def block_dataset(
                 x[f.name] = _tensors.check_dense(
                     x[f.name], f, by_key[("x", f.name)].what(name)
                 )
-            elif f.dtype == "float32":  # bucketised numbers: finite or NaN
+            elif f.dtype == "float32" or (  # bucketised numbers: finite or NaN
+                unseen_ids == "error" and f.vocabulary_size is not None
+            ):
                 x[f.name] = _tensors.check_ids(
                     x[f.name], f, by_key[("x", f.name)].what(name)
                 )

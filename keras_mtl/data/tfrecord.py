@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from keras_mtl.data import _files, _tensors
+from keras_mtl.data import _files, _tensors, _unseen
 from keras_mtl.data._validate import validate_in_memory
 from keras_mtl.features import DenseFeature, Feature, SparseFeature, check_features
 from keras_mtl.tasks import Task, check_tasks
@@ -89,8 +89,8 @@ def write_tfrecord(
     }
     for column in {t.parent_column for t in tasks} - {None} - set(raw_labels):
         raw_labels[column] = Task(column)
-    columns = validate_in_memory(
-        data, features, list(raw_labels.values()), sample_weight
+    columns = validate_in_memory(  # ids written as given, unseen ones too
+        data, features, list(raw_labels.values()), sample_weight, unseen_ids=None
     )
 
     def as_bytes(values):
@@ -176,8 +176,12 @@ def tfrecord_dataset(
     seed: int | None,
     drop_remainder: bool,
     shuffle_buffer_size: int,
+    unseen_ids: str = "error",
 ) -> tf.data.Dataset:
-    """Batches of (features, labels[, weights]) streamed from TFRecord `files`."""
+    """Batches of (features, labels[, weights]) streamed from TFRecord `files`.
+
+    With `unseen_ids="oov"` the id-range rule is not asserted (`make_dataset`
+    counts the unseen ids and sends them to the OOV row)."""
     records = _peek(files)
     numeric = [(column, f"Task {t.name!r}") for t in tasks for column in t.data_columns]
     numeric = list(dict(numeric).items())  # one entry per key
@@ -234,6 +238,7 @@ def tfrecord_dataset(
             x,
             features,
             lambda f: f"{type(f).__name__} `{f.name}` (TFRecord key `{f.name}`)",
+            skip=_unseen.skipped_rules(unseen_ids),
         )
         if not tasks:
             return _tensors.assemble(x, None)

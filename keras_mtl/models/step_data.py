@@ -17,15 +17,22 @@ those of plain Keras on the same data:
 
 Before the first step the model's training state is built from the data's
 spec (`_keras_compat.symbolic_build`), so TensorFlow traces the step once.
+
+Raw inputs are checked first (`check_raw_strings`): strings given for an input
+that takes numbers (integer ids, dense or bucketised values) are an error
+naming the feature and what to do, rather than Keras's "Invalid dtype".
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 
 import keras
+import numpy as np
 
 from keras_mtl import _keras_compat
+from keras_mtl import features as keras_mtl_features
 from keras_mtl.data import packed as packed_module
 from keras_mtl.models import _host_lookups
 
@@ -41,6 +48,7 @@ class StepData:
 
     def hosted(self, data):
         """`data` with the model's hosted string inputs as table rows."""
+        check_raw_strings(self.model, data)
         model = self.model
         return _host_lookups.host_data(
             model.hosted_lookups, data, strings_may_pass=not model.jit_compile
@@ -52,6 +60,8 @@ class StepData:
         if packed_module.is_step_dataset(data):  # (fit's own evaluate)
             return data
         packed = packed_module.packed_columns(data)
+        if packed is None:
+            check_raw_strings(self.model, data)
         spec_data = data
         if packed is not None and "string" in packed.dtypes:
             packed, spec_data = self._rows_of(packed)
@@ -103,6 +113,95 @@ class StepData:
         if not all(isinstance(spec, tf.TensorSpec) for spec in specs):
             return False
         return _keras_compat.symbolic_build(self.model, data.element_spec)
+
+
+def check_raw_strings(model, data) -> None:
+    """TypeError if `data` gives strings for an input of `model` that takes
+    numbers, naming the feature and what to do.
+
+    `data` is what `fit` / `evaluate` / `predict` take: a dict of arrays,
+    lists or tensors, an `(x, y[, sample_weight])` tuple of those, or a
+    `tf.data.Dataset` (its element spec is checked; no batch is read). Other
+    inputs are left to Keras.
+    """
+    x = data[0] if isinstance(data, tuple) and data else data
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:  # a dataset: its features dict
+        x = spec[0] if isinstance(spec, tuple) and spec else spec
+    if not isinstance(x, Mapping):
+        return
+    takes = {t.name: t.dtype for t in model.inputs}
+    for name, value in x.items():
+        if takes.get(name, "string") == "string":
+            continue
+        example = _a_string(value)
+        if example is not None:
+            raise TypeError(_strings_message(model, name, takes[name], example))
+
+
+def _a_string(value):
+    """One string held by `value` (array, list, tensor, tensor spec), or None."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and not isinstance(dtype, np.dtype):  # tensor or spec
+        try:
+            dtype = keras.backend.standardize_dtype(dtype)
+        except ValueError:  # e.g. a pandas extension dtype: read the values
+            dtype = None
+        if dtype not in (None, "string"):
+            return None
+        if dtype == "string" and not hasattr(value, "numpy"):
+            return _STRING_SPEC
+        if dtype == "string":
+            value = value.numpy()
+    if isinstance(value, (str, bytes)):
+        return value
+    try:  # lists as objects: numpy would turn [1, "a"] into strings
+        kind = object if isinstance(value, (list, tuple)) else None
+        array = np.asarray(value, dtype=kind)
+    except ValueError:  # ragged lists
+        return None  # (Keras refuses them)
+    if array.dtype.kind in "SU":
+        return array.flat[0].item() if array.size else ""
+    if array.dtype.kind == "O":
+        found = (v for v in array.flat if isinstance(v, (str, bytes)))
+        return next(found, None)
+    return None
+
+
+#: `_a_string` of a string tensor spec (a dataset's element): no value to show.
+_STRING_SPEC = object()
+
+
+def _strings_message(model, name: str, dtype: str, example) -> str:
+    """What strings for input `name` (taking `dtype`) mean, and what to do."""
+    spec = None
+    for f in getattr(model, "features", []):
+        fields = getattr(f, "fields", None)
+        if fields is None and f.name == name:
+            spec = f
+        for field in fields or ():
+            if f.input_name(field) == name:
+                spec = field
+    kind = type(spec).__name__ if spec is not None else "input"
+    if isinstance(spec, keras_mtl_features.SparseFeature) and dtype == "int64":
+        what = "integer ids (dtype int64)"
+        todo = (
+            "Map the strings to their integer ids first, or declare the feature "
+            f"SparseFeature({spec.name!r}, vocabulary=[...]) or hash_bins=... so "
+            "that the model looks strings up itself (and retrain), or build the "
+            "input with keras_mtl.data.make_dataset, which checks every column."
+        )
+    else:
+        what = f"numbers (dtype {dtype})"
+        todo = (
+            "Convert the column to numbers first (e.g. pandas.to_numeric), or "
+            "build the input with keras_mtl.data.make_dataset, which checks "
+            "every column."
+        )
+    got = (
+        "a string tensor" if example is _STRING_SPEC else f"strings (e.g. {example!r})"
+    )
+    return f"{kind} {name!r} takes {what}; received {got}. {todo}"
 
 
 def steps_per_epoch(data) -> int | None:

@@ -470,11 +470,15 @@ def _with(**changes):
 def test_bad_in_memory_input_raises_naming_the_column(
     data, features, tasks, error, match
 ):
+    strict = {"unseen_ids": "error"}  # ids outside the vocabulary too
     with pytest.raises(error, match=match):
-        make_dataset(data, features, tasks)
+        make_dataset(data, features, tasks, **strict)
     with pytest.raises(error, match=match):  # the same checks for DataFrames
         make_dataset(
-            pd.DataFrame({k: list(v) for k, v in data.items()}), features, tasks
+            pd.DataFrame({k: list(v) for k, v in data.items()}),
+            features,
+            tasks,
+            **strict,
         )
 
 
@@ -891,7 +895,12 @@ def _sequence_rows(**changes):
 )
 def test_bad_sequences_and_vector_labels_are_explained(changes, error, match):
     with pytest.raises(error, match=match):
-        make_dataset(_sequence_rows(**changes), SEQUENCE_FEATURES, SEQUENCE_TASKS)
+        make_dataset(
+            _sequence_rows(**changes),
+            SEQUENCE_FEATURES,
+            SEQUENCE_TASKS,
+            unseen_ids="error",  # ids outside the vocabulary too
+        )
 
 
 def test_missing_sequence_input_is_named():

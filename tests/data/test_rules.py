@@ -101,6 +101,7 @@ def _make(c, data):
         batch_size=2,
         shuffle=False,
         sample_weight=c["sample_weight"],
+        unseen_ids="error",  # the id-range rule is asserted
     )
 
 
@@ -194,11 +195,11 @@ def test_streamed_multi_valued_ids_are_range_checked(tmp_path):
     path = tmp_path / "tags.csv"
     path.write_text("tags\n1|2\n3|12|4\n")
     tags = SparseFeature("tags", vocabulary_size=10, max_len=3)
-    ds = make_dataset(str(path), [tags], shuffle=False)
+    ds = make_dataset(str(path), [tags], shuffle=False, unseen_ids="error")
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[12\]"):
         list(ds)
     with pytest.raises(ValueError, match=r"'tags'.*from 1 to 12 \(1 out of range"):
-        make_dataset({"tags": [[1, 2], [3, 12, 4]]}, [tags])
+        make_dataset({"tags": [[1, 2], [3, 12, 4]]}, [tags], unseen_ids="error")
 
 
 def test_stacked_columns_name_the_column_that_breaks_the_rule(tmp_path):
@@ -206,7 +207,7 @@ def test_stacked_columns_name_the_column_that_breaks_the_rule(tmp_path):
     path = tmp_path / "two.csv"
     path.write_text("a,b,c\n9,4,-1\n9,7,0\n")
     features = [SparseFeature(n, vocabulary_size=s) for n, s in zip("ab", (10, 5))]
-    ds = make_dataset(str(path), features, shuffle=False)
+    ds = make_dataset(str(path), features, shuffle=False, unseen_ids="error")
     with pytest.raises(
         tf.errors.InvalidArgumentError,
         match=r"SparseFeature `b` \(CSV column `b`\): ids must lie in "

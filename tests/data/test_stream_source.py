@@ -11,8 +11,8 @@ from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task, esmm_tasks
 
 FEATURES = [
-    SparseFeature("user", vocabulary_size=100),
-    SparseFeature("tags", vocabulary_size=50, max_len=3),
+    SparseFeature("user", vocabulary_size=2000),  # ids are row numbers here
+    SparseFeature("tags", vocabulary_size=2000, max_len=3),
     SparseFeature("city", vocabulary=["paris", "rome"]),
     DenseFeature("price"),
     DenseFeature("pos", dim=2, allow_missing=True),
