@@ -21,6 +21,7 @@ Usage (from the repository root):
 
     python benchmarks/sweep_memory.py --mode in-process [--models 100]
     python benchmarks/sweep_memory.py --mode run-sweep [--trials-per-process 10]
+    python benchmarks/sweep_memory.py --mode in-process --no-xla  # the comparison
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def trial(config: dict) -> dict:
         num_experts=config["experts"],
         expert_units=(4,),
         tower_units=(4,),
-        compile={"jit_compile": True},
+        compile={"jit_compile": config.get("jit", True)},
     )
     model.fit(ds, epochs=1, verbose=0)
     loss = model.evaluate(ds, verbose=0, return_dict=True)["loss"]
@@ -69,9 +70,12 @@ def trial(config: dict) -> dict:
     }
 
 
-def trials(count: int, rows: int = 256) -> list[dict]:
+def trials(count: int, rows: int = 256, jit: bool = True) -> list[dict]:
     """The sweep's configurations: 2, 3 or 4 experts, one seed each."""
-    return [{"seed": i, "experts": 2 + i % 3, "rows": rows} for i in range(count)]
+    return [
+        {"seed": i, "experts": 2 + i % 3, "rows": rows, "jit": jit}
+        for i in range(count)
+    ]
 
 
 def _line(done: int, start: float, here: dict, worker: dict | None) -> str:
@@ -95,6 +99,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--mode", choices=("in-process", "run-sweep"), required=True)
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--trials-per-process", type=int, default=10)
+    parser.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="compile with jit_compile=False instead (the comparison)",
+    )
     parser.add_argument("--every", type=int, default=10, help="print every N models")
     args = parser.parse_args(argv)
 
@@ -107,7 +116,8 @@ def main(argv=None) -> dict:
     start = time.time()
     first = km.sweep.memory_usage()
     print(
-        f"mode {args.mode}: {args.models} tiny MMoEs, jit_compile=True; "
+        f"mode {args.mode}: {args.models} tiny MMoEs, "
+        f"jit_compile={not args.no_xla}; "
         f"vm.max_map_count {first['max_maps']:,}; at start {first['maps']:,} maps, "
         f"{first['rss_mb']:,.0f} MiB RSS",
         flush=True,
@@ -120,7 +130,7 @@ def main(argv=None) -> dict:
             worker = result if args.mode == "run-sweep" else None
             print(_line(index + 1, start, history[-1][0], worker), flush=True)
 
-    configs = trials(args.models)
+    configs = trials(args.models, jit=not args.no_xla)
     if args.mode == "in-process":
         for index, config in enumerate(configs):
             result = trial(config)

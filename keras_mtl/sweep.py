@@ -55,7 +55,9 @@ def memory_usage() -> dict:
 
     >>> usage = km.sweep.memory_usage()
     >>> sorted(usage)
-    ['max_maps', 'maps', 'rss_mb']
+    ['maps', 'max_maps', 'rss_mb']
+    >>> 0 < usage["maps"] < usage["max_maps"]  # (on Linux)
+    True
     """
     try:
         with open("/proc/self/maps") as f:
@@ -195,10 +197,17 @@ def run_sweep(
         The exception a trial raised (its worker traceback as the cause);
         RuntimeError when a worker died (e.g. killed, or out of memory).
 
-    Example:
+    Example (not run here: each worker imports TensorFlow; the README's "Long
+    sweeps in one process" has a whole script):
 
-    >>> km.run_sweep(abs, [-1, 2, -3], trials_per_process=2)
-    [1, 2, 3]
+        # sweep.py
+        def trial(units):
+            model = km.build_mmoe(features, tasks, expert_units=(units,))
+            model.fit(train, epochs=5, verbose=0)
+            return model.evaluate(test, verbose=0, return_dict=True)
+
+        if __name__ == "__main__":
+            results = km.run_sweep(trial, [8, 16, 32], trials_per_process=2)
     """
     _check_fn(fn)
     trials_per_process = check_positive_int(
