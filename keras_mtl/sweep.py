@@ -175,7 +175,10 @@ def run_sweep(
     `fn`, each trial and each result travel by pickle: `fn` must be importable
     (a module's function, or a script's guarded by
     `if __name__ == "__main__":`), and should return plain values (metrics,
-    weights as numpy arrays, a saved model's path), not the model.
+    weights as numpy arrays, a saved model's path), not the model. The workers
+    inherit the environment (`KERAS_BACKEND`, `XLA_FLAGS`, ...) but not
+    settings made in code (`keras.config.set_floatx`, random seeds): make those
+    inside `fn`.
 
     Args:
         fn: callable. Runs one trial, e.g. builds, trains and evaluates a model
