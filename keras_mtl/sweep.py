@@ -232,7 +232,7 @@ def run_sweep(
             try:
                 ok, value, detail, usage = worker.call(fn, trial)
             except (EOFError, ConnectionError) as error:
-                worker.process.join(10)
+                worker.close()
                 code = worker.process.exitcode
                 worker = None
                 raise RuntimeError(

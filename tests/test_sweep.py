@@ -16,6 +16,7 @@ import types
 import pytest
 
 import keras_mtl as km
+import keras_mtl.sweep
 from keras_mtl.sweep import _RemoteTraceback, memory_usage, run_sweep
 
 
@@ -51,6 +52,84 @@ def test_bad_arguments_fail_before_any_process_starts(monkeypatch):
 
 def test_exported():
     assert km.run_sweep is run_sweep and km.sweep.memory_usage is memory_usage
+
+
+class FakeWorker:
+    """`_Worker` without a process: runs `fn` here and reports 100 + 300 maps
+    per trial run, of a limit of 1,000."""
+
+    started = []
+
+    def __init__(self, context):
+        assert context.get_start_method() == "spawn"
+        self.trials, self.closed = 0, False
+        self.process = types.SimpleNamespace(join=lambda timeout: None, exitcode=-9)
+        FakeWorker.started.append(self)
+
+    def call(self, fn, trial):
+        self.trials += 1
+        if trial == "die":
+            raise EOFError
+        usage = {"maps": 100 + 300 * self.trials, "max_maps": 1000, "rss_mb": 1.0}
+        try:
+            return True, fn(trial), None, usage
+        except Exception as error:
+            return False, error, "Traceback (in the worker) ...", usage
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_worker(monkeypatch):
+    FakeWorker.started = []
+    monkeypatch.setattr(keras_mtl.sweep, "_Worker", FakeWorker)
+    return FakeWorker
+
+
+def double(x):
+    if x == "bad":
+        raise KeyError("bad trial")
+    return 2 * x
+
+
+def test_workers_are_replaced_every_n_trials(fake_worker):
+    seen = []
+    results = run_sweep(
+        double,
+        iter(range(5)),  # any iterable
+        trials_per_process=2,
+        max_maps_share=1.0,
+        on_result=lambda *args: seen.append(args),
+    )
+    assert results == [0, 2, 4, 6, 8]
+    assert seen == [(i, i, 2 * i) for i in range(5)]
+    assert [w.trials for w in fake_worker.started] == [2, 2, 1]
+    assert all(w.closed for w in fake_worker.started)
+
+
+def test_workers_are_replaced_sooner_near_the_mapping_limit(fake_worker):
+    # 400 maps after one trial, 700 after two: past half of 1,000.
+    assert run_sweep(double, range(5), trials_per_process=10) == [0, 2, 4, 6, 8]
+    assert [w.trials for w in fake_worker.started] == [2, 2, 1]
+    assert run_sweep(double, range(3), max_maps_share=0.8) == [0, 2, 4]
+    assert [w.trials for w in fake_worker.started[3:]] == [3]
+
+
+def test_a_trial_error_reaches_the_caller_with_the_worker_traceback(fake_worker):
+    with pytest.raises(KeyError, match="bad trial") as raised:
+        run_sweep(double, [1, "bad", 3])
+    assert str(raised.value.__cause__) == "Traceback (in the worker) ..."
+    assert [(w.trials, w.closed) for w in fake_worker.started] == [(2, True)]
+
+
+def test_a_dead_worker_is_reported(fake_worker):
+    with pytest.raises(
+        RuntimeError,
+        match=r"worker process died during trial 1 \('die'\), exit code -9",
+    ):
+        run_sweep(double, [1, "die", 3])
+    assert [(w.trials, w.closed) for w in fake_worker.started] == [(2, True)]
 
 
 @pytest.mark.slow  # two worker processes, each importing TensorFlow
