@@ -2,14 +2,15 @@
 
 TensorFlow never frees an XLA executable within a process (see
 keras_mtl/sweep.py): a tiny MMoE compiled with `jit_compile=True` adds about
-330 memory mappings and 40 MiB of RSS to the process that trains it, whatever
-is deleted or cleared afterwards (benchmarks/sweep_memory.py, docs/benchmarks.md).
-The slow test measures that growth inside its own workers and checks that the
-calling process grows by less than a tenth of it per model, that each fresh
-worker starts again from the bottom, and that a trial's exception reaches the
-caller.
+330 memory mappings and 30-40 MiB of RSS to the process that trains it,
+whatever is deleted or cleared afterwards (benchmarks/sweep_memory.py,
+docs/benchmarks.md). The fast tests check the worker replacement, errors and
+arguments with a stand-in worker (no process); the slow one measures the growth
+per model inside a real worker and checks that the calling process grows by
+less than a tenth of it, and that a trial's exception reaches the caller.
 """
 
+import os
 import sys
 import types
 
@@ -132,42 +133,39 @@ def test_a_dead_worker_is_reported(fake_worker):
     assert [(w.trials, w.closed) for w in fake_worker.started] == [(2, True)]
 
 
-@pytest.mark.slow  # two worker processes, each importing TensorFlow
+@pytest.mark.slow  # a worker process importing TensorFlow, two XLA compilations
 @pytest.mark.xla
-def test_sweep_keeps_the_caller_flat_and_bounds_each_worker():
+def test_sweep_keeps_the_caller_flat():
     from benchmarks.sweep_memory import trial, trials
 
-    configs = trials(3, rows=128) + [{"seed": 9, "experts": 0, "rows": 128}]
+    configs = trials(2, rows=128) + [{"seed": 9, "experts": 0, "rows": 128}]
     seen = []
     before = memory_usage()
     with pytest.raises(ValueError, match="num_experts") as raised:
         run_sweep(
             trial,
             configs,
-            trials_per_process=2,
             on_result=lambda i, config, result: seen.append((memory_usage(), result)),
         )
-    # The last trial (0 experts) failed in its worker and was raised here, with
+    # The last trial (0 experts) failed in the worker and was raised here, with
     # the worker's traceback as its cause.
     assert isinstance(raised.value.__cause__, _RemoteTraceback)
     assert "build_mmoe" in str(raised.value.__cause__)
 
     results = [result for _, result in seen]
-    assert [r["rows"] for r in results] == [128] * 3
+    assert [r["rows"] for r in results] == [128] * 2
     assert all(r["jit"] for r in results)  # XLA was on in every trial
-    pids = [r["pid"] for r in results]
-    assert pids[0] == pids[1] != pids[2]  # replaced after 2 trials
+    assert results[0]["pid"] == results[1]["pid"] != os.getpid()
 
-    # The unfixed growth, measured in the first worker: every XLA-compiled model
-    # leaves its mappings (about 330 here; 1,800 for census-size models).
+    # The unfixed growth, measured in the worker: every XLA-compiled model
+    # leaves its mappings (about 330 here; 1,800 for census-size models), and
+    # nothing in that process frees them. (That a fresh worker starts from the
+    # bottom again is a fresh process; the replacement logic is tested above.)
     per_model = results[1]["maps"] - results[0]["maps"]
     assert per_model > 100, results
-    # The next worker starts from the bottom again: after its first model it
-    # holds fewer mappings than the first worker did after its second.
-    assert results[2]["maps"] < results[1]["maps"] - per_model / 2
     # The caller grows by less than a tenth of that per model (it compiles
-    # nothing; measured: 0 to 2 mappings), and its RSS by less than 20 MiB in
-    # all (a worker's grows by about 40 MiB per model).
+    # nothing; measured: 0 to 5 mappings in all), and its RSS by less than
+    # 20 MiB in all (the worker's grows by 30-40 MiB per model).
     caller = [usage["maps"] for usage, _ in seen]
-    assert (caller[-1] - caller[0]) / 2 < per_model / 10, caller
+    assert caller[-1] - before["maps"] < per_model / 10, (before, caller)
     assert seen[-1][0]["rss_mb"] - before["rss_mb"] < 20
