@@ -27,6 +27,7 @@ import multiprocessing
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from keras_mtl._checks import check_positive_int
@@ -121,8 +122,10 @@ class _Worker:
         child_end.close()
         self.trials = 0
 
-    def call(self, fn, trial):
-        self.connection.send((fn, trial))
+    def call(self, payload: bytes):
+        """Runs the pickled `(fn, trial)` in the worker; `(ok, value, detail,
+        usage)` back."""
+        self.connection.send_bytes(payload)  # (what `Connection.send` sends)
         self.trials += 1
         return self.connection.recv()
 
@@ -136,6 +139,17 @@ class _Worker:
             self.process.terminate()
             self.process.join(5)
         self.connection.close()
+
+
+def _pickled(fn, trial, index: int) -> bytes:
+    try:
+        return ForkingPickler.dumps((fn, trial))
+    except Exception as error:
+        raise TypeError(
+            f"run_sweep: fn and trial {index} ({trial!r}) must pickle to reach the "
+            f"worker process (fn a module-level function, not a lambda or a "
+            f"nested function): {type(error).__name__}: {error}"
+        ) from error
 
 
 def _check_fn(fn) -> None:
@@ -227,10 +241,11 @@ def run_sweep(
     worker = None
     try:
         for index, trial in enumerate(trials):
+            payload = _pickled(fn, trial, index)
             if worker is None:
                 worker = _Worker(context)
             try:
-                ok, value, detail, usage = worker.call(fn, trial)
+                ok, value, detail, usage = worker.call(payload)
             except (EOFError, ConnectionError) as error:
                 worker.close()
                 code = worker.process.exitcode

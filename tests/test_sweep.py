@@ -11,6 +11,7 @@ less than a tenth of it, and that a trial's exception reaches the caller.
 """
 
 import os
+import pickle
 import sys
 import types
 
@@ -67,7 +68,8 @@ class FakeWorker:
         self.process = types.SimpleNamespace(join=lambda timeout: None, exitcode=-9)
         FakeWorker.started.append(self)
 
-    def call(self, fn, trial):
+    def call(self, payload):
+        fn, trial = pickle.loads(payload)
         self.trials += 1
         if trial == "die":
             raise EOFError
@@ -122,6 +124,14 @@ def test_a_trial_error_reaches_the_caller_with_the_worker_traceback(fake_worker)
         run_sweep(double, [1, "bad", 3])
     assert str(raised.value.__cause__) == "Traceback (in the worker) ..."
     assert [(w.trials, w.closed) for w in fake_worker.started] == [(2, True)]
+
+
+def test_what_does_not_pickle_fails_before_a_worker_starts(fake_worker):
+    with pytest.raises(TypeError, match="fn and trial 0 .* must pickle"):
+        run_sweep(lambda x: x, [1])
+    with pytest.raises(TypeError, match=r"trial 1 \(<generator .*\) must pickle"):
+        run_sweep(double, [1, (i for i in range(2))])
+    assert [w.trials for w in fake_worker.started] == [1]
 
 
 def test_a_dead_worker_is_reported(fake_worker):
