@@ -3,15 +3,15 @@ process that is replaced before it runs out of memory mappings.
 
 TensorFlow keeps every XLA executable it compiles for the life of the process:
 its compilation cache (`tensorflow/compiler/jit/device_compilation_cache.h`,
-held by the CPU device's resource manager) has no eviction, and nothing public
-or private releases it. Measured on TensorFlow 2.21 / Keras 3.15
+held by the CPU device's resource manager) has no eviction, and no TensorFlow
+call we found, public or private, releases it. Measured on TensorFlow 2.21 / Keras 3.15
 (`benchmarks/sweep_memory.py`, docs/benchmarks.md "Long sweeps"): a tiny MMoE
 compiled with `jit_compile=True` (fit, evaluate, predict) adds about 330
-memory mappings (110 JIT-loaded objects of three sections each) and 40 MB of
+memory mappings (110 JIT-loaded objects of three sections each) and 30 MB of
 RSS; dropping the model, `keras.backend.clear_session()`, `gc.collect()`,
 clearing the eager kernel cache and even resetting the eager context release
-none of them (the reset adds more), and XLA flags change the count by 5 % at
-most. Linux allows `vm.max_map_count` (65,530 by default) mappings per process,
+none of them (the reset adds more), and the XLA flags tried reduce the count by
+5 % at most. Linux allows `vm.max_map_count` (65,530 by default) mappings per process,
 so a sweep over bigger models (about 1,800 mappings each) dies after a few dozen
 with LLVM's "Unable to allocate section memory".
 

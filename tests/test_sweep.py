@@ -2,7 +2,7 @@
 
 TensorFlow never frees an XLA executable within a process (see
 keras_mtl/sweep.py): a tiny MMoE compiled with `jit_compile=True` adds about
-330 memory mappings and 30-40 MiB of RSS to the process that trains it,
+330 memory mappings and about 30 MiB of RSS to the process that trains it,
 whatever is deleted or cleared afterwards (benchmarks/sweep_memory.py,
 docs/benchmarks.md). The fast tests check the worker replacement, errors and
 arguments with a stand-in worker (no process); the slow one measures the growth
@@ -175,7 +175,7 @@ def test_sweep_keeps_the_caller_flat():
     assert per_model > 100, results
     # The caller grows by less than a tenth of that per model (it compiles
     # nothing; measured: 0 to 5 mappings in all), and its RSS by less than
-    # 20 MiB in all (the worker's grows by 30-40 MiB per model).
+    # 20 MiB in all (the worker's grows by about 30 MiB per model).
     caller = [usage["maps"] for usage, _ in seen]
     assert caller[-1] - before["maps"] < per_model / 10, (before, caller)
     assert seen[-1][0]["rss_mb"] - before["rss_mb"] < 20
