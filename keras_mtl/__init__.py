@@ -13,6 +13,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         metrics,
         optimizers,
         serving,
+        sweep,
         tasks,
         transforms,
         weighting,
@@ -64,6 +65,7 @@ if FULL:  # (else only the REST client, keras_mtl.serving.client)
         fit_ranking_score,
         warm_start,
     )
+    from keras_mtl.sweep import run_sweep
     from keras_mtl.tasks import Task, aitm_tasks, esm2_tasks, esmm_tasks, funnel_tasks
     from keras_mtl.transforms import Transform, to_transformed_scale
 
@@ -116,7 +118,9 @@ __all__ = [
     "plot_gate_weights",
     "prior_task_correlation",
     "routing_weights",
+    "run_sweep",
     "serving",
+    "sweep",
     "task_correlation",
     "tasks",
     "to_transformed_scale",

@@ -24,7 +24,7 @@ LAYERS = (
     ("data", "layers", "losses", "metrics", "weighting"),
     ("training", "optimizers"),
     ("models",),
-    ("diagnostics", "datasets", "serving", "objectives"),
+    ("diagnostics", "datasets", "serving", "objectives", "sweep"),
     ("__init__",),
     ("cli",),
     ("__main__",),
