@@ -2,7 +2,14 @@
 seeded splits. The data sets themselves are in `keras_mtl.datasets`."""
 
 from keras_mtl.data.dataset import make_dataset
+from keras_mtl.data.epochs import set_shuffle_epoch, shuffle_epoch
 from keras_mtl.data.split import split_frame
 from keras_mtl.data.tfrecord import write_tfrecord
 
-__all__ = ["make_dataset", "split_frame", "write_tfrecord"]
+__all__ = [
+    "make_dataset",
+    "set_shuffle_epoch",
+    "shuffle_epoch",
+    "split_frame",
+    "write_tfrecord",
+]

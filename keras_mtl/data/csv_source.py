@@ -38,6 +38,7 @@ def csv_dataset(
     seed: int | None,
     drop_remainder: bool,
     shuffle_buffer_size: int,
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from CSV `files`."""
     header, has_rows = read_header(files[0])
@@ -149,6 +150,7 @@ def csv_dataset(
         shuffle=shuffle,
         seed=seed,
         shuffle_buffer_size=shuffle_buffer_size,
+        epoch_counter=epoch_counter,
     )
     # Blank lines are dropped batch-wise and the batches refilled: a per-line
     # `filter` would cost more than the whole parse.

@@ -176,6 +176,7 @@ def tfrecord_dataset(
     seed: int | None,
     drop_remainder: bool,
     shuffle_buffer_size: int,
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from TFRecord `files`."""
     records = _peek(files)
@@ -260,6 +261,7 @@ def tfrecord_dataset(
         shuffle=shuffle,
         seed=seed,
         shuffle_buffer_size=shuffle_buffer_size,
+        epoch_counter=epoch_counter,
     )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
