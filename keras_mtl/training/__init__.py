@@ -1,6 +1,7 @@
 """Training: each task's default loss and metrics, the other defaults of
 `compile`, and per-task gradients (for strategies such as GradNorm, Pareto
-weighting, PCGrad and CAGrad)."""
+weighting, PCGrad and CAGrad), and what makes a backed-up run resume where it
+stopped (`ShuffleEpoch`, the seed generators' states)."""
 
 from keras_mtl.training.defaults import (
     MAX_STEPS_PER_EXECUTION,
@@ -12,6 +13,12 @@ from keras_mtl.training.defaults import (
     task_loss,
     task_metrics,
 )
+from keras_mtl.training.random_state import (
+    load_random_states,
+    random_states,
+    save_random_states,
+)
+from keras_mtl.training.shuffle_epoch import ShuffleEpoch
 from keras_mtl.training.task_gradients import (
     task_gradients,
     train_step_with_task_gradients,
@@ -21,8 +28,12 @@ __all__ = [
     "MAX_STEPS_PER_EXECUTION",
     "METRIC_NAMES",
     "MIN_CALLS_PER_EPOCH",
+    "ShuffleEpoch",
     "auto_steps_per_execution",
     "compile_arguments",
+    "load_random_states",
+    "random_states",
+    "save_random_states",
     "supports_jit",
     "task_gradients",
     "task_loss",
