@@ -52,6 +52,12 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
       file and its SavedModel still take raw strings) and packed in-memory
       batches gathered inside the step (their string columns looked up once,
       then gathered as ids).
+    - Resumable training: `fit` tells `make_dataset` datasets which epoch it
+      trains (`keras_mtl.training.ShuffleEpoch`: the shuffle order of epoch k
+      is a function of the seed and k), and the model's own saved variables
+      include its random-seed generators' states (dropout), so
+      `keras.callbacks.BackupAndRestore` resumes a stopped run where it
+      stopped, with the result of an uninterrupted one.
 
     Args:
         inputs, outputs: as `keras.Model`'s; `outputs` a dict keyed by task.
