@@ -128,8 +128,8 @@ def make_dataset(
             buffer of `shuffle_buffer_size` examples; for a block source, a
             buffer of `shuffle_buffer_size` rows. The order of epoch k is a
             function of `seed` and k alone: each pass over the dataset reads
-            the next epoch's order, and `MultiTaskModel.fit` tells the dataset
-            which epoch it trains, so a run resumed at epoch k (e.g. by
+            the next epoch's order, and `MultiTaskModel.fit` numbers the
+            passes by its epochs, so a run resumed at epoch k (e.g. by
             `keras.callbacks.BackupAndRestore`) on a new dataset sees the
             orders of a run never stopped (`keras_mtl.data.set_shuffle_epoch`).
             Defaults to True.

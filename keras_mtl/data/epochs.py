@@ -4,10 +4,11 @@ A shuffled `make_dataset` dataset holds an epoch counter (a `tf.Variable`). Each
 pass over the dataset reads the counter, advances it, and shuffles with a seed
 derived from `(seed, epoch)` only: passes 0, 1, 2 ... of a fresh dataset give the
 orders of epochs 0, 1, 2 ..., and `set_shuffle_epoch(dataset, k)` makes the next
-pass that of epoch k. `MultiTaskModel.fit` sets the counter to Keras's epoch
-number at the start of every epoch (`keras_mtl.training.ShuffleEpoch`), so a run
-resumed at epoch k by `keras.callbacks.BackupAndRestore` (or `fit(initial_epoch=k)`)
-on a freshly built dataset reads the same orders as a run that was never stopped.
+pass that of epoch k. `MultiTaskModel.fit` numbers the passes by Keras's epochs
+(`keras_mtl.training.ShuffleEpoch`: epoch e of a fit reads pass `start + e`,
+`start` the passes made before it), so a run resumed at epoch k by
+`keras.callbacks.BackupAndRestore` (or `fit(initial_epoch=k)`) on a freshly built
+dataset reads the same orders as a run that was never stopped.
 """
 
 from __future__ import annotations

@@ -10,12 +10,15 @@ from keras_mtl.data import epochs
 class ShuffleEpoch(keras.callbacks.Callback):
     """Tells `make_dataset` datasets which epoch `fit` is about to train.
 
-    A shuffled `make_dataset` dataset draws the order of epoch k from its `seed`
-    and k alone (`keras_mtl.data.set_shuffle_epoch`). At the start of every
-    epoch this callback sets each dataset's epoch to the one Keras trains, so a
-    run resumed at epoch k (by `keras.callbacks.BackupAndRestore`, or
-    `fit(initial_epoch=k)`) on freshly built datasets reads the orders of a
-    run never stopped. `MultiTaskModel.fit` (every builder's model) adds it
+    A shuffled `make_dataset` dataset reads the order of pass k from its `seed`
+    and k alone (`keras_mtl.data.set_shuffle_epoch`). This callback numbers the
+    passes by Keras's epochs: epoch e of a `fit` reads pass `start + e`, where
+    `start` is the number of passes the dataset made before that `fit` (0 for a
+    fresh dataset). A run resumed at epoch k (by
+    `keras.callbacks.BackupAndRestore`, or `fit(initial_epoch=k)`) on freshly
+    built datasets therefore reads the orders of a run never stopped, while
+    successive `fit` calls on one dataset (e.g. a loop of `fit(epochs=1)`) keep
+    getting new orders. `MultiTaskModel.fit` (every builder's model) adds it
     for its `x` and `validation_data`; add it yourself for a plain
     `keras.Model`. Datasets without an epoch counter (unshuffled, not from
     `make_dataset`, or transformed since) are ignored.
@@ -31,7 +34,9 @@ class ShuffleEpoch(keras.callbacks.Callback):
     >>> ds = make_dataset({"user": [0, 1, 2], "click": [0, 1, 0]},
     ...                   [SparseFeature("user", vocabulary_size=3)],
     ...                   [Task("click")], batch_size=3, seed=0)
-    >>> ShuffleEpoch(ds).on_epoch_begin(4)  # as fit does before epoch 4
+    >>> callback = ShuffleEpoch(ds)
+    >>> callback.on_train_begin()  # a fresh dataset: start 0
+    >>> callback.on_epoch_begin(4)  # as a fit resumed at epoch 4 does
     >>> int(shuffle_epoch(ds).numpy())
     4
     """
@@ -41,7 +46,13 @@ class ShuffleEpoch(keras.callbacks.Callback):
         self.counters = [
             c for c in map(epochs.shuffle_epoch, datasets) if c is not None
         ]
+        self.starts = None
+
+    def on_train_begin(self, logs=None):
+        self.starts = [int(c.numpy()) for c in self.counters]
 
     def on_epoch_begin(self, epoch, logs=None):
-        for counter in self.counters:
-            counter.assign(int(epoch))
+        if self.starts is None:  # (called outside fit)
+            self.on_train_begin()
+        for counter, start in zip(self.counters, self.starts):
+            counter.assign(start + int(epoch))

@@ -49,8 +49,9 @@ def test_a_fresh_dataset_set_to_epoch_k_reads_epoch_k(kind, tmp_path):
     assert set_shuffle_epoch(restarted, 2)
     assert passes(restarted, 1) == uninterrupted[2:]  # what a resumed run needs
     assert int(shuffle_epoch(restarted).numpy()) == 3  # the next pass: epoch 3
-    # Without being told, a fresh dataset starts again at epoch 0's order.
-    assert passes(dataset(), 1) == uninterrupted[:1]
+    if kind == "memory":  # (one source suffices: the counter is shared code)
+        # Without being told, a fresh dataset starts again at epoch 0's order.
+        assert passes(dataset(), 1) == uninterrupted[:1]
 
 
 def test_unshuffled_datasets_have_no_epoch_and_bad_epochs_fail():

@@ -9,7 +9,7 @@ import pytest
 
 import keras_mtl as km
 from keras_mtl import datasets
-from keras_mtl.data import make_dataset
+from keras_mtl.data import make_dataset, shuffle_epoch
 
 EPOCHS, STOP_AFTER = 4, 2
 SYNTHETIC = datasets.make_synthetic(num_examples=192, dim=6, seed=0)
@@ -57,6 +57,7 @@ def weights(model):
 def uninterrupted():
     model, data = build()
     history = model.fit(data, epochs=EPOCHS, verbose=0).history
+    assert shuffle_epoch(data).numpy() == EPOCHS  # one pass (order) per epoch
     return weights(model), history
 
 
