@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="movielens: train only on interactions before this day (UTC)",
     )
     train.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="back up the training state to DIR after every epoch; the same "
+        "command run again after a crash or kill resumes at the last finished "
+        "epoch and ends as an uninterrupted run would (DIR is deleted when "
+        "training ends)",
+    )
+    train.add_argument(
         "--gate-plot",
         metavar="PNG",
         help=f"gated models ({', '.join(GATED_MODEL_NAMES)}): save a heatmap "

@@ -172,6 +172,7 @@ def train(args) -> dict:
     from keras_mtl.data import make_dataset
     from keras_mtl.training import METRIC_NAMES, ProgressLogger
 
+    callbacks = backup_callbacks(args)  # (refuses a backup of other options)
     keras.utils.set_random_seed(args.seed)
     (train_rows, val_rows, test_rows), features, tasks, movielens = load_data(args)
 
@@ -192,11 +193,12 @@ def train(args) -> dict:
     num_train = len(
         next(iter(train_rows.values())) if isinstance(train_rows, dict) else train_rows
     )
+    # "auto" decides XLA at fit, from the run's length: the same decision here.
+    jit = model.choose_jit_compile(-(-num_train // args.batch_size), args.epochs)
     print(
         f"{args.model} on {args.data}: {num_train} train rows, "
-        f"{model.count_params():,} parameters, XLA "
-        f"{'on' if model.choose_jit_compile(-(-num_train // args.batch_size), args.epochs) else 'off'}, loss weighting "
-        f"{args.loss_weighting or 'Task.loss_weight'}"
+        f"{model.count_params():,} parameters, XLA {'on' if jit else 'off'}, "
+        f"loss weighting {args.loss_weighting or 'Task.loss_weight'}"
     )
     # Outside a terminal: a line at least every 30 s and one per epoch; in
     # one: Keras's progress bar. Both: how long tracing and compiling took.
@@ -212,19 +214,25 @@ def train(args) -> dict:
             "validation metrics of the warm-started model, before training", logs, tasks
         )
     start = time.perf_counter()
+    val_data = dataset(val_rows, False)
     history = model.fit(
         dataset(train_rows, True),
-        validation_data=dataset(val_rows, False),
+        validation_data=val_data,
         epochs=args.epochs,
         shuffle=False,  # make_dataset already reshuffles every epoch
         verbose=1 if sys.stdout.isatty() else 0,
-        callbacks=[progress],
+        callbacks=[progress, *callbacks],
     )
     seconds = time.perf_counter() - start
+    logs = history.history
+    if not logs:  # resumed after the last epoch: nothing left to train
+        logs = {
+            k: [v]
+            for k, v in model.evaluate(val_data, return_dict=True, verbose=0).items()
+        }
+        logs = {f"val_{k}": v for k, v in logs.items()}
     results["validation"] = {
-        t.name: history.history[
-            task_key(history.history, t.name, METRIC_NAMES[t.type], "val_")
-        ][-1]
+        t.name: logs[task_key(logs, t.name, METRIC_NAMES[t.type], "val_")][-1]
         for t in tasks
     }
     if model.loss_weighting is not None:
@@ -293,6 +301,74 @@ def train(args) -> dict:
         results["export_path"] = str(paths.get("model", paths.get("full")))
         results["export_paths"] = {k: str(v) for k, v in paths.items()}
     return results
+
+
+#: The options a backup must have been made with to be resumed (`--epochs`
+#: may change: more epochs continue the same run).
+RESUME_OPTIONS = (
+    "model",
+    "data",
+    "data_path",
+    "loss_weighting",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "num_examples",
+    "correlation",
+    "warm_start",
+    "since",
+    "until",
+)
+
+
+def backup_callbacks(args) -> list:
+    """`[keras.callbacks.BackupAndRestore]` for `--backup-dir` (else `[]`).
+
+    The directory also holds the options of the run that made it
+    (`keras-mtl-options.json`); a backup made with other options (see
+    `RESUME_OPTIONS`) is refused with a message naming them, since it would
+    neither resume that run nor start this one afresh.
+    """
+    if not args.backup_dir:
+        return []
+    import json
+
+    import keras
+
+    options = {name: getattr(args, name) for name in RESUME_OPTIONS}
+    path = os.path.join(args.backup_dir, "keras-mtl-options.json")
+    held = os.listdir(args.backup_dir) if os.path.isdir(args.backup_dir) else []
+    if held and os.path.basename(path) not in held:
+        # Keras deletes the directory when training ends: never a foreign one.
+        raise SystemExit(
+            f"keras-mtl: --backup-dir {args.backup_dir} is not empty and holds no "
+            "keras-mtl backup; name a new or empty directory (it is deleted "
+            "when training ends)."
+        )
+    # Only the options, no backup (the run stopped before its first epoch
+    # ended): nothing to resume, and the options are this run's.
+    if len(held) > 1:
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        changed = [n for n in RESUME_OPTIONS if saved.get(n) != options[n]]
+        if changed:
+            flags = ", ".join(
+                f"--{n.replace('_', '-')} {saved.get(n)!r} (now {options[n]!r})"
+                for n in changed
+            )
+            raise SystemExit(
+                f"keras-mtl: --backup-dir {args.backup_dir} holds the backup of a "
+                f"run with other options: {flags}. Resume with that run's "
+                "options, or use another directory (or delete it) to start afresh."
+            )
+        print(f"backup: resuming from {args.backup_dir} if it holds a finished epoch")
+    else:
+        os.makedirs(args.backup_dir, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(options, file)
+    # Two generations: a backup torn by a kill while written falls back on the
+    # previous one.
+    return [keras.callbacks.BackupAndRestore(args.backup_dir, double_checkpoint=True)]
 
 
 def save_gate_plot(model, data, path: str, args) -> str:

@@ -5,6 +5,7 @@ sets themselves are in `keras_mtl.datasets`."""
 from keras_mtl.data._unseen import UnseenIdWarning
 from keras_mtl.data.adapt import adapt_features
 from keras_mtl.data.dataset import make_dataset
+from keras_mtl.data.epochs import set_shuffle_epoch, shuffle_epoch
 from keras_mtl.data.split import split_frame
 from keras_mtl.data.tfrecord import write_tfrecord
 
@@ -12,6 +13,8 @@ __all__ = [
     "UnseenIdWarning",
     "adapt_features",
     "make_dataset",
+    "set_shuffle_epoch",
+    "shuffle_epoch",
     "split_frame",
     "write_tfrecord",
 ]

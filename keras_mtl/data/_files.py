@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
+from keras_mtl.data import epochs
+
 FORMATS = ("csv", "tfrecord")
 _TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 
@@ -86,22 +88,38 @@ def read_files(
     shuffle: bool,
     seed: int | None,
     shuffle_buffer_size: int,
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """The records of all `files` (`reader(path)` -> dataset), interleaved.
 
     Several files are read in parallel with a deterministic order; with
     `shuffle`, the file order is reshuffled every epoch and the records pass
-    through a buffer of `shuffle_buffer_size`.
+    through a buffer of `shuffle_buffer_size`, both seeded by `(seed, epoch)`
+    with the epoch read from `epoch_counter` (`keras_mtl.data.epochs`; a new
+    counter when None).
     """
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle and len(files) > 1:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if not shuffle:
+        return _interleaved(tf.data.Dataset.from_tensor_slices(files), reader, files)
+    counter = epochs.new_counter() if epoch_counter is None else epoch_counter
+    base = epochs.base_seed(seed)
+
+    def epoch_records(epoch):
+        op_seed = epochs.epoch_op_seed(base, epoch)
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if len(files) > 1:
+            ds = ds.shuffle(len(files), seed=op_seed, reshuffle_each_iteration=False)
+        ds = _interleaved(ds, reader, files)
+        return ds.shuffle(
+            shuffle_buffer_size, seed=op_seed, reshuffle_each_iteration=False
+        )
+
+    return epochs.next_epoch(counter).flat_map(epoch_records)
+
+
+def _interleaved(ds: tf.data.Dataset, reader, files: list[str]) -> tf.data.Dataset:
     parallel = (
         {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
         if len(files) > 1
         else {}
     )
-    ds = ds.interleave(reader, cycle_length=min(len(files), 4), **parallel)
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    return ds
+    return ds.interleave(reader, cycle_length=min(len(files), 4), **parallel)

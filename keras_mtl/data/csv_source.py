@@ -39,6 +39,7 @@ def csv_dataset(
     drop_remainder: bool,
     shuffle_buffer_size: int,
     unseen_ids: str = "error",
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from CSV `files`.
 
@@ -154,6 +155,7 @@ def csv_dataset(
         shuffle=shuffle,
         seed=seed,
         shuffle_buffer_size=shuffle_buffer_size,
+        epoch_counter=epoch_counter,
     )
     # Blank lines are dropped batch-wise and the batches refilled: a per-line
     # `filter` would cost more than the whole parse.

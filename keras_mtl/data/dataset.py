@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 
 from keras_mtl._checks import check_positive_int
-from keras_mtl.data import _files, _unseen
+from keras_mtl.data import _files, _unseen, epochs
 from keras_mtl.data._scale import warn_unstandardised
 from keras_mtl.data._validate import (
     InMemoryColumns,
@@ -144,9 +144,15 @@ def make_dataset(
         shuffle: bool. Shuffle the examples, differently in each epoch. In
             memory this is a full permutation; for files, the file order and a
             buffer of `shuffle_buffer_size` examples; for a block source, a
-            buffer of `shuffle_buffer_size` rows. Defaults to True.
-        seed: int or None. Makes the sequence of epoch orders reproducible.
-            Defaults to None.
+            buffer of `shuffle_buffer_size` rows. The order of epoch k is a
+            function of `seed` and k alone: each pass over the dataset reads
+            the next epoch's order, and `MultiTaskModel.fit` numbers the
+            passes by its epochs, so a run resumed at epoch k (e.g. by
+            `keras.callbacks.BackupAndRestore`) on a new dataset sees the
+            orders of a run never stopped (`keras_mtl.data.set_shuffle_epoch`).
+            Defaults to True.
+        seed: int or None. Makes the sequence of epoch orders reproducible
+            (None: drawn from TensorFlow's global seed). Defaults to None.
         drop_remainder: bool. Drop the last partial batch (static batch
             size). Defaults to False.
         sample_weight: str or None. Column of per-example weights (finite,
@@ -245,6 +251,7 @@ def make_dataset(
         files = _files.expand_paths(data)
         kind = _files.detect_format(files, format)
         reader = {"csv": csv_dataset, "tfrecord": tfrecord_dataset}[kind]
+        counter = epochs.new_counter() if shuffle else None
         ds = reader(
             files,
             features,
@@ -256,15 +263,15 @@ def make_dataset(
             drop_remainder=drop_remainder,
             shuffle_buffer_size=shuffle_buffer_size,
             unseen_ids=unseen_ids,
+            epoch_counter=counter,
         )
-        if not counted:
-            return ds
         more = f" and {len(files) - 1} more" if len(files) > 1 else ""
         source = f"the {kind.upper()} file {files[0]!r}{more}"
-        return _unseen.UnseenIds(counted, source).attach(ds)
+        return _streamed(ds, counted, source, counter)
     if is_block_source(data):
         if format is not None:
             raise ValueError(f"format={format!r} applies to file paths, not blocks.")
+        counter = epochs.new_counter() if shuffle else None
         ds = block_dataset(
             data,
             features,
@@ -276,10 +283,9 @@ def make_dataset(
             drop_remainder=drop_remainder,
             shuffle_buffer_size=shuffle_buffer_size,
             unseen_ids=unseen_ids,
+            epoch_counter=counter,
         )
-        if not counted:
-            return ds
-        return _unseen.UnseenIds(counted, f"the {describe_source(data)}").attach(ds)
+        return _streamed(ds, counted, f"the {describe_source(data)}", counter)
     if format is not None:
         raise ValueError(
             f"format={format!r} applies to file paths; got in-memory "
@@ -295,6 +301,16 @@ def make_dataset(
         seed=seed,
         drop_remainder=drop_remainder,
     )
+
+
+def _streamed(ds, counted, source: str, counter):
+    """A file or block pipeline with its unseen ids counted (`counted`: the
+    specs to count, reported as from `source`) and its epoch counter attached
+    (None: not shuffled). The counter goes on last: it rides on the returned
+    object."""
+    if counted:
+        ds = _unseen.UnseenIds(counted, source).attach(ds)
+    return ds if counter is None else epochs.attach(ds, counter)
 
 
 def _in_memory_dataset(
@@ -314,22 +330,28 @@ def _in_memory_dataset(
     entries += [(("y", k), v) for k, v in columns.labels.items()]
     if columns.sample_weight is not None:
         entries.append((("w", ""), columns.sample_weight))
-    index = _index_batches(columns.num_rows, batch_size, shuffle, seed, drop_remainder)
+    counter = epochs.new_counter() if shuffle else None
+    index = _index_batches(columns.num_rows, batch_size, counter, seed, drop_remainder)
     packed = PackedColumns.pack(entries, columns.features, columns.labels, index)
     # Without shuffling every epoch is the same: gather once, then replay (one
     # more copy of the data in memory, and faster than gathering every epoch).
-    return attach(packed.dataset(cache=not shuffle), packed)
+    dataset = attach(packed.dataset(cache=not shuffle), packed)
+    return dataset if counter is None else epochs.attach(dataset, counter)
 
 
 def _index_batches(
-    n: int, batch_size: int, shuffle: bool, seed: int | None, drop_remainder: bool
+    n: int,
+    batch_size: int,
+    counter: tf.Variable | None,
+    seed: int | None,
+    drop_remainder: bool,
 ) -> tf.data.Dataset:
-    """Batches of row indices; with `shuffle`, a new permutation every epoch.
+    """Batches of row indices; with an epoch `counter`, a new permutation every
+    epoch.
 
-    Each iteration draws a fresh seed from `Dataset.random` (re-randomized per
-    iteration, reproducible given `seed`) and permutes all rows with one
-    stateless op; this is several times faster than `Dataset.shuffle` over
-    single indices.
+    Each pass reads its epoch number from the counter (`keras_mtl.data.epochs`)
+    and permutes all rows with one stateless op seeded by `(seed, epoch)`; this
+    is several times faster than `Dataset.shuffle` over single indices.
     """
     full = n // batch_size
     if full == 0 and drop_remainder:
@@ -350,13 +372,13 @@ def _index_batches(
         return ds
 
     rows = tf.range(n, dtype=tf.int64)
-    if not shuffle:
+    if counter is None:
         return batches(rows)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    shuffled = seeds.take(1).flat_map(
-        lambda s: batches(
+    base = epochs.base_seed(seed)
+    shuffled = epochs.next_epoch(counter).flat_map(
+        lambda epoch: batches(
             tf.random.experimental.stateless_shuffle(
-                rows, seed=tf.stack([s, tf.constant(0, tf.int64)])
+                rows, seed=epochs.epoch_seed(base, epoch)
             )
         )
     )

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from keras_mtl.data import _tensors
+from keras_mtl.data import _tensors, epochs
 from keras_mtl.features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task
 
@@ -83,6 +83,7 @@ def block_dataset(
     drop_remainder: bool,
     shuffle_buffer_size: int,
     unseen_ids: str = "error",
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels[, weights])` from a block source.
 
@@ -113,7 +114,10 @@ def block_dataset(
         for group, dtype in _GROUPS
     ]
     groups = [g for g in groups if g[2]]
-    order_seeds = np.random.default_rng(seed)
+    if shuffle:
+        # The order of epoch k: a function of (seed, k) (`keras_mtl.data.epochs`).
+        counter = epochs.new_counter() if epoch_counter is None else epoch_counter
+        base = int(epochs.base_seed(seed))
 
     def generate():
         packed = (
@@ -122,7 +126,8 @@ def block_dataset(
         )
         chunks = _grouped(packed, _ROWS_PER_YIELD)
         if shuffle:
-            rng = np.random.default_rng(order_seeds.integers(2**63))
+            number = int(counter.assign_add(1)) - 1
+            rng = np.random.default_rng([base % 2**63, number])
             chunks = _shuffled(chunks, shuffle_buffer_size, rng)
         yield from chunks
 

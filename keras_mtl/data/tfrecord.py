@@ -177,6 +177,7 @@ def tfrecord_dataset(
     drop_remainder: bool,
     shuffle_buffer_size: int,
     unseen_ids: str = "error",
+    epoch_counter: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of (features, labels[, weights]) streamed from TFRecord `files`.
 
@@ -265,6 +266,7 @@ def tfrecord_dataset(
         shuffle=shuffle,
         seed=seed,
         shuffle_buffer_size=shuffle_buffer_size,
+        epoch_counter=epoch_counter,
     )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

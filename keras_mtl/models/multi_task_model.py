@@ -55,6 +55,12 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
       file and its SavedModel still take raw strings) and packed in-memory
       batches gathered inside the step (their string columns looked up once,
       then gathered as ids).
+    - Resumable training: `fit` tells `make_dataset` datasets which epoch it
+      trains (`keras_mtl.training.ShuffleEpoch`: the shuffle order of epoch k
+      is a function of the seed and k), and the model's own saved variables
+      include its random-seed generators' states (dropout), so
+      `keras.callbacks.BackupAndRestore` resumes a stopped run where it
+      stopped, with the result of an uninterrupted one.
 
     Args:
         inputs, outputs: as `keras.Model`'s; `outputs` a dict keyed by task.
@@ -292,6 +298,17 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    # ---------------------------------------------------------------- saving
+
+    def save_own_variables(self, store):
+        # The seed generators' states too (dropout): a restored backup resumes
+        # the same random draws (`keras_mtl.training.random_state`).
+        super().save_own_variables(store)
+        training.save_random_states(self, store)
+
+    def load_own_variables(self, store):
+        super().load_own_variables(training.load_random_states(self, store))
+
     # ---------------------------------------------------------------- losses
 
     def compute_loss(
@@ -401,6 +418,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         `{task}_weight` enters the logs. Fast input paths: see the class."""
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         arguments = bound.arguments
+        # Each epoch reads its own shuffle order (resumable: see make_dataset).
+        shuffle_epoch = training.ShuffleEpoch(
+            arguments.get("x"), arguments.get("validation_data")
+        )
+        arguments["callbacks"] = [shuffle_epoch, *(arguments.get("callbacks") or [])]
         for key in ("x", "validation_data"):
             if key in arguments:
                 arguments[key] = self.step_data.for_training(arguments[key])

@@ -1,7 +1,8 @@
 """Training: each task's default loss and metrics, the other defaults of
 `compile`, and per-task gradients (for strategies such as GradNorm, Pareto
-weighting, PCGrad and CAGrad), and `ProgressLogger` (progress lines outside a
-terminal, compilation times)."""
+weighting, PCGrad and CAGrad), `ProgressLogger` (progress lines outside a
+terminal, compilation times), and what makes a backed-up run resume where it
+stopped (`ShuffleEpoch`, the seed generators' states)."""
 
 from keras_mtl.training.defaults import (
     AUTO_JIT_MIN_EPOCH_STEPS,
@@ -17,6 +18,12 @@ from keras_mtl.training.defaults import (
     task_metrics,
 )
 from keras_mtl.training.progress_logger import ProgressLogger
+from keras_mtl.training.random_state import (
+    load_random_states,
+    random_states,
+    save_random_states,
+)
+from keras_mtl.training.shuffle_epoch import ShuffleEpoch
 from keras_mtl.training.task_gradients import (
     task_gradients,
     train_step_with_task_gradients,
@@ -29,9 +36,13 @@ __all__ = [
     "METRIC_NAMES",
     "MIN_CALLS_PER_EPOCH",
     "ProgressLogger",
+    "ShuffleEpoch",
     "auto_jit_compile",
     "auto_steps_per_execution",
     "compile_arguments",
+    "load_random_states",
+    "random_states",
+    "save_random_states",
     "supports_jit",
     "task_gradients",
     "task_loss",
