@@ -25,17 +25,24 @@ MAX_STD = 10.0
 MIN_VALUES = 20
 
 
+def transformed_values(feature: DenseFeature, values: np.ndarray) -> np.ndarray:
+    """`f(x)`, the spec's `transform` of the non-NaN values, flat, in float64
+    (what the spec's `mean` and `std` standardise)."""
+    x = np.asarray(values, np.float64).ravel()
+    x = x[~np.isnan(x)]
+    if feature.transform == "log":
+        return np.log(x)
+    if feature.transform == "log1p":
+        return np.log1p(x)
+    return x
+
+
 def standardised_moments(
     feature: DenseFeature, values: np.ndarray
 ) -> tuple[float, float, int]:
     """Mean and standard deviation of `(f(x) - mean) / std` over the non-NaN
     values, and their number."""
-    x = np.asarray(values, np.float64).ravel()
-    x = x[~np.isnan(x)]
-    if feature.transform == "log":
-        x = np.log(x)
-    elif feature.transform == "log1p":
-        x = np.log1p(x)
+    x = transformed_values(feature, values)
     if x.size == 0:
         return 0.0, 1.0, 0
     z = (x - feature.mean) / feature.std

@@ -205,15 +205,18 @@ class UnseenIds:
             )
 
         ds = ds.map(counted, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        marker = tf.nest.map_structure(_empty_like, ds.element_spec)
-        marker = (tf.constant(True), marker[1], marker[2])
-        ds = ds.concatenate(tf.data.Dataset.from_tensors(marker))
         k = len(self.specs)
         start = (
             tf.zeros([k, 4], tf.int64),
             tf.fill([k], tf.int64.max),
             tf.fill([k], tf.int64.min),
         )
+        # The marker's counts are neutral: no ids, and a smallest / largest
+        # unseen id that no real one loses to (zeros would pull them to 0).
+        empty = tf.concat([start[0], start[1][:, None], start[2][:, None]], axis=1)
+        marker = tf.nest.map_structure(_empty_like, ds.element_spec)
+        marker = (tf.constant(True), marker[1], empty)
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(marker))
 
         def step(state, item):
             end, element, stats = item

@@ -19,6 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from keras_mtl.data import _files
+from keras_mtl.data._scale import transformed_values
 from keras_mtl.data._validate import (
     _as_numpy,
     _dense_array,
@@ -359,12 +360,7 @@ class _Fitter:
 
     def _dense(self, f: DenseFeature) -> DenseFeature:
         values = _dense_array(f, self._column(f.name, f"DenseFeature {f.name!r}"))
-        values = values.astype(np.float64).ravel()
-        values = values[~np.isnan(values)]
-        if f.transform == "log":
-            values = np.log(values)
-        elif f.transform == "log1p":
-            values = np.log1p(values)
+        values = transformed_values(f, values)
         if values.size == 0:
             self.notes.append(
                 f"DenseFeature {f.name!r} has no value (all missing): left as it is"

@@ -405,7 +405,9 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         epoch when given, else the data's length)."""
         if not steps:
             steps = steps_per_epoch(data)
-        if not steps and data is not None and not hasattr(data, "cardinality"):
+        if not steps and isinstance(data, keras.utils.PyDataset):
+            steps = data.num_batches  # (its len() counts batches, not rows)
+        elif not steps and data is not None and not hasattr(data, "cardinality"):
             try:  # arrays or dicts of arrays: Keras's batching
                 rows = len(next(iter(keras.tree.flatten(data))))
                 steps = -(-rows // (batch_size or 32))

@@ -162,6 +162,21 @@ def test_streamed_sources_report_once_at_the_end_of_the_first_pass(source, tmp_p
         list(strict)
 
 
+def test_streamed_range_of_unseen_ids_is_theirs_alone(tmp_path):
+    """Unseen ids all above the vocabulary (no 0 between them): the streamed
+    report gives their own range, as the in-memory one does (the end-of-pass
+    marker adds nothing to it)."""
+    rows = {"user": [3, 12, 15, 4], "click": [0.0, 1.0, 0.0, 1.0]}
+    path = tmp_path / "high.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    expected = r"2 of 4 ids \(in 2 of 4 rows\) of .* \(unseen ids from 12 to 15\)"
+    with pytest.warns(UnseenIdWarning, match=expected):
+        make_dataset(rows, [USER], TASKS, batch_size=2, shuffle=False)
+    ds = make_dataset(str(path), [USER], TASKS, batch_size=2, shuffle=False)
+    with pytest.warns(UnseenIdWarning, match=expected):
+        assert read(ds)[0]["user"] == [3, 5, 5, 4]
+
+
 # ----------------------------------------------------------------- the model
 
 

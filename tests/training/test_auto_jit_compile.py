@@ -2,6 +2,7 @@
 its compilation (`keras_mtl.training.auto_jit_compile`), decided by `fit` from
 its run; explicit values kept."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -107,3 +108,24 @@ def test_a_tiny_fit_records_its_decision(xla_allowed):
     fresh.evaluate(ds, verbose=0)
     assert fresh.jit_compile is False
     assert fresh.jit_compile_reason == reason("off", "4 batches x 1 epochs")
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"item": np.array([i % 20])}, {"ctr": np.array([1.0])}
+
+
+def test_a_py_dataset_counts_its_batches(xla_allowed):
+    """`len()` of a PyDataset is its batches (not rows to divide by 32)."""
+    auto = model()
+    auto._auto_jit(_Batches(EPOCH))
+    assert auto.jit_compile_reason == reason("on", f"{EPOCH} batches x 1 epochs")
+    auto._auto_jit(_Batches(3), epochs=2)
+    assert auto.jit_compile_reason == reason("off", "3 batches x 2 epochs")
