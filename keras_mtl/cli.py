@@ -193,8 +193,9 @@ def train(args) -> dict:
     num_train = len(
         next(iter(train_rows.values())) if isinstance(train_rows, dict) else train_rows
     )
+    train_data = dataset(train_rows, True)
     # "auto" decides XLA at fit, from the run's length: the same decision here.
-    jit = model.choose_jit_compile(-(-num_train // args.batch_size), args.epochs)
+    jit = model.choose_jit_compile(len(train_data), args.epochs)
     print(
         f"{args.model} on {args.data}: {num_train} train rows, "
         f"{model.count_params():,} parameters, XLA {'on' if jit else 'off'}, "
@@ -216,10 +217,9 @@ def train(args) -> dict:
     start = time.perf_counter()
     val_data = dataset(val_rows, False)
     history = model.fit(
-        dataset(train_rows, True),
+        train_data,
         validation_data=val_data,
         epochs=args.epochs,
-        shuffle=False,  # make_dataset already reshuffles every epoch
         verbose=1 if sys.stdout.isatty() else 0,
         callbacks=[progress, *callbacks],
     )
