@@ -204,3 +204,22 @@ def check_fraction(owner: str, arg: str, value: Any) -> float:
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"{owner}: {arg} must be a float in [0, 1], got {value!r}.")
     return number
+
+
+def check_spec_list(arg: str, value: Any, specs: str, singles: tuple) -> None:
+    """Refuse a dict, a string or a single spec where a list of specs is due.
+
+    `arg` names the argument ("features", "tasks"), `specs` what its list holds
+    (for the message), `singles` the spec classes a lone spec would be. A dict
+    of specs would name each spec twice (key and spec): its values are the list.
+    """
+    from collections.abc import Mapping
+
+    if not isinstance(value, (Mapping, str, bytes, *singles)):
+        return
+    if isinstance(value, Mapping):
+        got = f"a dict with keys {list(value)[:3]}"
+        hint = f"each spec carries its own name: pass list({arg}.values())"
+    else:
+        got, hint = repr(value), "pass a list, e.g. [spec]"
+    raise TypeError(f"{arg} must be a list of {specs}; got {got}. Instead, {hint}.")

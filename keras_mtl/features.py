@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Union
 
 import keras
 import numpy as np
 
-from keras_mtl._checks import check_positive, check_positive_int
+from keras_mtl._checks import check_positive, check_positive_int, check_spec_list
 
 #: Value that marks an empty slot (padding / no id) in an integer sparse feature.
 INT_PAD = -1
@@ -565,16 +565,12 @@ def check_features(
     ...
     ValueError: Feature names must be unique; repeated: ['age'].
     """
-    if isinstance(features, (Mapping, str, bytes, *_KINDS.values())):
-        if isinstance(features, Mapping):
-            got = f"a dict with keys {list(features)[:3]}"
-            hint = "each spec carries its own name: pass list(features.values())"
-        else:
-            got, hint = repr(features), "pass a list, e.g. [spec]"
-        raise TypeError(
-            "features must be a list of SparseFeature / DenseFeature / "
-            f"SequenceFeature specs; got {got}. Instead, {hint}."
-        )
+    check_spec_list(
+        "features",
+        features,
+        "SparseFeature / DenseFeature / SequenceFeature specs",
+        tuple(_KINDS.values()),
+    )
     features = [feature_from_config(f) for f in features]
     if not features:
         raise ValueError("At least one feature is needed; got an empty list.")

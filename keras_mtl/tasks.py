@@ -9,9 +9,9 @@ tasks, used by the builders, the data sets and the CLI.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from keras_mtl._checks import check_int_at_least, check_non_negative
+from keras_mtl._checks import check_int_at_least, check_non_negative, check_spec_list
 from keras_mtl.features import check_name
 from keras_mtl.transforms import Transform, get_transform, serialize_transform
 
@@ -200,15 +200,7 @@ def check_tasks(tasks: Sequence[Task]) -> list[Task]:
     ...
     ValueError: Task names must be unique; got ['ctr', 'ctr'].
     """
-    if isinstance(tasks, (Mapping, str, bytes, Task)):
-        if isinstance(tasks, Mapping):
-            got = f"a dict with keys {list(tasks)[:3]}"
-            hint = "each Task carries its own name: pass list(tasks.values())"
-        else:
-            got, hint = repr(tasks), "pass a list, e.g. [task]"
-        raise TypeError(
-            f"tasks must be a list of Task specs; got {got}. Instead, {hint}."
-        )
+    check_spec_list("tasks", tasks, "Task specs", (Task,))
     tasks = [task_from_config(t) for t in tasks]
     if not tasks:
         raise ValueError("At least one task is needed; got an empty list.")
