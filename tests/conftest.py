@@ -46,6 +46,9 @@ LONGEST_FIRST = (
     "models/test_dupn.py",
     "models/test_funnel_builders.py",
     "weighting/test_strategies.py",
+    "test_cli_resume.py",
+    "test_compile_cost_benchmark.py",
+    "data/test_epochs.py",
 )
 
 

@@ -18,7 +18,7 @@ import pytest
 from keras_mtl import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-EPOCHS = 12
+EPOCHS = 6
 TRAIN = [
     "train",
     "--model",
@@ -26,7 +26,7 @@ TRAIN = [
     "--data",
     "synthetic",
     "--num-examples",
-    "500",
+    "320",
     "--batch-size",
     "64",
     "--epochs",
