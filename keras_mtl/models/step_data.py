@@ -60,13 +60,12 @@ class StepData:
         if packed_module.is_step_dataset(data):  # (fit's own evaluate)
             return data
         packed = packed_module.packed_columns(data)
-        if packed is None:
-            check_raw_strings(self.model, data)
         spec_data = data
         if packed is not None and "string" in packed.dtypes:
             packed, spec_data = self._rows_of(packed)
         if packed is None or not self._build_from_spec(spec_data):
-            # Batches through `tf.data`, their strings looked up batch by batch.
+            # Batches through `tf.data`, their strings looked up batch by batch
+            # (`hosted` checks the raw inputs first).
             data = self.hosted(data)
             self._build_from_spec(data)
             return data
