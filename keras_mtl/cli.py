@@ -437,11 +437,11 @@ def main(argv=None) -> int:
 def run(args) -> int:
     """Run the parsed command (`keras_mtl_cli.main` parses it without TensorFlow)."""
     if args.verbose:
-        # TensorFlow's Python logger at INFO: notes such as the export's
+        # TensorFlow's Python logger at DEBUG: notes such as the export's
         # "Assets written to", dropped by default (keras_mtl.serving.export).
         import tensorflow as tf
 
-        tf.get_logger().setLevel("INFO")
+        tf.get_logger().setLevel("DEBUG")
     if args.command == "train":
         if args.epochs < 1 or args.batch_size < 1:
             raise SystemExit("keras-mtl: --epochs and --batch-size must be positive")

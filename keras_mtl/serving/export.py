@@ -212,11 +212,12 @@ class _StagingNoteFilter(logging.Filter):
 @contextlib.contextmanager
 def _without_staging_notes():
     """TensorFlow logs "Assets written to: .../.<version>.tmp-xxxx/assets" at
-    INFO (seen where the root logger is at INFO): a directory that is renamed
-    a moment later. Dropped, unless TensorFlow's own logger is set to INFO or
-    lower (`keras-mtl train --verbose` does that)."""
+    INFO (seen where the root logger is at INFO, and in notebooks and other
+    interactive sessions, where TensorFlow sets its own logger to INFO): a
+    directory that is renamed a moment later. Dropped, unless TensorFlow's own
+    logger is set to DEBUG (`keras-mtl train --verbose` does that)."""
     logger = logging.getLogger("tensorflow")
-    if logging.NOTSET < logger.level <= logging.INFO:
+    if logging.NOTSET < logger.level <= logging.DEBUG:
         yield
         return
     note = _StagingNoteFilter()
