@@ -116,8 +116,18 @@ def colab_like_runtime(directory: str | os.PathLike) -> pathlib.Path:
 def build_wheel(directory: str | os.PathLike) -> pathlib.Path:
     """The project's wheel, built from this checkout into `directory`."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--no-build-isolation", "-w", str(directory), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(directory),
+            str(REPO),
+        ],
         check=True,
     )
     (wheel,) = pathlib.Path(directory).glob("keras_mtl-*.whl")
@@ -161,12 +171,21 @@ def run_notebook(
     with tempfile.TemporaryDirectory() as specs:
         spec_dir = pathlib.Path(specs, "kernels", "keras-mtl-notebooks")
         spec_dir.mkdir(parents=True)
-        (spec_dir / "kernel.json").write_text(json.dumps({
-            "argv": [str(python), "-m", "ipykernel_launcher", "-f",
-                     "{connection_file}"],
-            "display_name": "keras-mtl notebooks",
-            "language": "python",
-        }))
+        (spec_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [
+                        str(python),
+                        "-m",
+                        "ipykernel_launcher",
+                        "-f",
+                        "{connection_file}",
+                    ],
+                    "display_name": "keras-mtl notebooks",
+                    "language": "python",
+                }
+            )
+        )
         manager = KernelManager(
             kernel_name="keras-mtl-notebooks",
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
@@ -206,8 +225,10 @@ def _main(argv: list[str]) -> None:
         env["PYTHONPATH"] = str(REPO)  # this checkout's keras_mtl (a worktree's)
         with tempfile.TemporaryDirectory() as cwd:
             executed = run_notebook(path, env=env, cwd=cwd)
-        print(f"{path}: {time.perf_counter() - start:.1f} s, "
-              f"{figures_checked(executed)} figures")
+        print(
+            f"{path}: {time.perf_counter() - start:.1f} s, "
+            f"{figures_checked(executed)} figures"
+        )
 
 
 if __name__ == "__main__":
