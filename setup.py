@@ -6,6 +6,9 @@ setup(
     description="Keras 3 / TensorFlow model zoo for multi-task recommendation",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    # The project's one home (the notebooks install from it at a release tag,
+    # `v` + version: keras-mtl is not on the package index).
+    url="https://github.com/keras-mtl/keras-mtl",
     packages=find_packages(include=["keras_mtl", "keras_mtl.*"]),
     # The command's launcher: parses and sets the log environment before
     # importing keras_mtl (and TensorFlow).
@@ -27,6 +30,10 @@ setup(
             "ruff",
             "matplotlib",
             "tensorflow-serving-api>=2.16,<2.22",
+            # The notebooks run in a real Jupyter kernel (tests/test_notebooks.py).
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "ipykernel>=6.29",
         ],
         # TF Serving's protos and gRPC stubs: warm-up records, gRPC requests.
         # (It needs the `tensorflow` package; do not add `tensorflow-cpu`.)

@@ -154,11 +154,16 @@ def run_notebook(
     env: dict | None = None,
     cwd: str | os.PathLike | None = None,
     timeout: int = 600,
+    checks: str | None = None,
 ):
     """Execute the notebook at `path` in a kernel of `python`; the executed notebook.
 
+    Args:
+        checks: str or None. Code run after the notebook's last cell, in its
+            namespace (the test suite's asserts on what it computed).
+
     Raises nbclient's `CellExecutionError` (the cell and its traceback) when a
-    cell fails, the figure check included.
+    cell fails, the checks and the figure check included.
     """
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
@@ -167,6 +172,8 @@ def run_notebook(
 
     notebook = nbformat.read(str(path), as_version=4)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(FIGURE_HOOK))
+    if checks:
+        notebook.cells.append(nbformat.v4.new_code_cell(checks))
     notebook.cells.append(nbformat.v4.new_code_cell(FIGURE_REPORT))
     with tempfile.TemporaryDirectory() as specs:
         spec_dir = pathlib.Path(specs, "kernels", "keras-mtl-notebooks")
