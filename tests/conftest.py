@@ -37,7 +37,8 @@ def pytest_addoption(parser):
 #: pytest-xdist hands whole files to the workers in collection order, so the
 #: long ones must not be left for the end while the other worker idles.
 LONGEST_FIRST = (
-    "models/test_builders.py",  # every builder's battery: the longest file
+    "test_notebooks.py",  # a wheel, a venv, then every notebook in a kernel
+    "models/test_builders.py",  # every builder's battery
     "test_cli.py",
     "test_esmm_proof.py",
     "test_large_vocab_benchmark.py",
