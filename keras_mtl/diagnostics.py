@@ -321,7 +321,7 @@ def _heatmaps(owner, weights, title, xlabel, ylabel, label, vmax=1.0):
         1,
         len(panels),
         figsize=(0.7 * sum(widths) + 2.0 * len(panels), 0.55 * height + 1.8),
-        gridspec_kw={"width_ratios": widths},
+        gridspec_kw={"width_ratios": widths, "wspace": 0.45},  # room for y labels
         squeeze=False,
     )
     for ax, (name, table) in zip(axes[0], panels):
@@ -341,7 +341,7 @@ def _heatmaps(owner, weights, title, xlabel, ylabel, label, vmax=1.0):
             )
         ax.set_title(name)
         ax.set_xlabel(xlabel)
-    axes[0][0].set_ylabel(ylabel)
+        ax.set_ylabel(ylabel)  # every panel: its own gates or tasks
     fig.colorbar(image, ax=axes[0].tolist(), label=label, shrink=0.8)
     if title:
         fig.suptitle(title, y=1.04)

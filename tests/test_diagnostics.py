@@ -127,3 +127,8 @@ def test_plot_gate_weights_draws_one_heatmap_per_level():
     assert [t.get_text() for t in first.get_yticklabels()] == ["a", "b", "shared"]
     np.testing.assert_allclose(first.images[0].get_array()[2], 0.2, atol=1e-6)
     assert fig._suptitle.get_text() == "PLE"
+    # Each panel has its own rows (level_2 has no shared gate): each is labelled.
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in heatmaps] == [
+        ("expert", "gate"),
+        ("expert", "gate"),
+    ]
