@@ -6,11 +6,12 @@ The names (`mmoe`, `ple`, `comparison`, `curves`, ...) are the notebook's.
 
 import numpy as np
 
-# The split: the test file (or a subsample), 70/15/15.
+# The split: ROWS rows of the test file, 70/15/15.
 assert len(train) + len(val) + len(test) == len(frame)
-assert (
-    abs(len(train) - 0.7 * len(frame)) <= 2 and abs(len(test) - 0.15 * len(frame)) <= 2
-)
+# Every batch full (one trace of each step): whole training batches, and
+# validation and test of one size.
+assert len(frame) == ROWS and len(train) % BATCH_SIZE == 0
+assert len(val) == len(test) == 0.15 * ROWS
 
 # Features refitted on the training part: dense statistics are the training
 # part's (population std), vocabularies the values seen there.
