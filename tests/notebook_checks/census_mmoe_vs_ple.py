@@ -2,7 +2,6 @@
 
 The names (`mmoe`, `ple`, `comparison`, `curves`, ...) are the notebook's.
 """
-# ruff: noqa: F821
 
 import numpy as np
 
