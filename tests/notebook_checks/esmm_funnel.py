@@ -1,6 +1,9 @@
 # Run in the ESMM notebook's kernel after its last cell (tests/test_notebooks.py).
-# Small mode, seed 0. The margins hold on seeds 0-3 of the small mode (measured):
-# ESMM's Spearman led the naive model's by 0.12-0.18, its AUC by 0.03-0.07.
+# Small mode, SEED = 0. Every assertion below also held with SEED = 1, 2 and 3
+# (measured on scratch copies): ESMM's Spearman led the naive model's by 0.08 to
+# 0.18, its calibration error was 0.42 to 0.62 of the naive model's. Not asserted:
+# the AUC against sampled outcomes, where ESMM led on seeds 0-2 but trailed by
+# 0.004 on seed 3 (noisier than the Spearman correlation on 6,000 impressions).
 assert len(train) + len(test) == NUM_IMPRESSIONS
 assert (clicked_train["click"] == 1).all() and len(clicked_train) < 0.2 * len(train)
 
@@ -45,21 +48,15 @@ assert abs(np.log(on_clicked)) < 0.5 * np.log(naive_row["mean pCVR / mean true"]
 )
 
 # ESMM ranks the true pCVR over all impressions better and is better calibrated.
-assert (
-    esmm_row["Spearman vs truth, all"] > naive_row["Spearman vs truth, all"] + 0.08
-), scores
-assert esmm_row["AUC vs truth, all"] > naive_row["AUC vs truth, all"] + 0.015, scores
-assert esmm_row["calibration error"] < 0.8 * naive_row["calibration error"], scores
-assert esmm_row["mean pCVR / mean true"] < naive_row["mean pCVR / mean true"], scores
+naive_spearman = naive_row["Spearman vs truth, all"]
+assert esmm_row["Spearman vs truth, all"] > naive_spearman + 0.05, scores
+assert esmm_row["calibration error"] < 0.75 * naive_row["calibration error"], scores
+assert esmm_row["mean pCVR / mean true"] < 0.85 * naive_row["mean pCVR / mean true"]
 # ESM² and AITM, also trained over all impressions, rank better than the naive
 # model and over-estimate less on average; ESM² is also better calibrated per bin.
+assert scores.loc["ESM²", "Spearman vs truth, all"] > naive_spearman + 0.05, scores
+assert scores.loc["AITM (pCTCVR / pCTR)", "Spearman vs truth, all"] > naive_spearman
 for name in ("ESM²", "AITM (pCTCVR / pCTR)"):
-    row = scores.loc[name]
-    assert row["Spearman vs truth, all"] > naive_row["Spearman vs truth, all"] + 0.05, (
-        scores
-    )
-    assert row["AUC vs truth, all"] > naive_row["AUC vs truth, all"], scores
-    assert row["mean pCVR / mean true"] < naive_row["mean pCVR / mean true"], scores
-assert scores.loc["ESM²", "calibration error"] < 0.8 * naive_row["calibration error"], (
-    scores
-)
+    ratio = scores.loc[name, "mean pCVR / mean true"]
+    assert ratio < naive_row["mean pCVR / mean true"], scores
+assert scores.loc["ESM²", "calibration error"] < 0.8 * naive_row["calibration error"]
