@@ -21,11 +21,16 @@ np.testing.assert_allclose(pooled, np.asarray(representation)[:, :UNITS], atol=1
 (bars,) = [c for c in fig_attention.axes[0].containers]
 np.testing.assert_allclose([b.get_width() for b in bars], attention[row, steps])
 assert len(steps) == real[row].sum() and len(labels) == len(steps)
-assert all(titles[int(m)][:20] in label for m, label in zip(rows["history_item"][row, steps], labels))
+assert all(
+    titles[int(m)][:20] in label
+    for m, label in zip(rows["history_item"][row, steps], labels)
+)
 
 # Serving split: the encoder sees no item input, and encoder + scorer == full model.
 assert not {"item", "candidates_item"} & set(user_encoder.input)
-assert "user_representation" in scorer.input and not {"history_item"} & set(scorer.input)
+assert "user_representation" in scorer.input and not {"history_item"} & set(
+    scorer.input
+)
 assert tuple(representation.shape) == (512, UNITS + UNITS // 2)
 for task in ("ctr", "l2r", "genre"):
     np.testing.assert_allclose(
@@ -35,10 +40,18 @@ for task in ("ctr", "l2r", "genre"):
 # Warm start: every variable loaded, equal to day D's before training, then moved.
 assert loaded == {"loaded": len(warm.variables), "missing": 0}, loaded
 assert reused
-assert any(not np.array_equal(a, b) for a, b in zip(warm.get_weights(), model.get_weights()))
+assert any(
+    not np.array_equal(a, b) for a, b in zip(warm.get_weights(), model.get_weights())
+)
 for column in comparison:
     assert np.isfinite(comparison[column].to_numpy()).all(), comparison
-assert len(warm_history.history["val_loss"]) == len(cold_history.history["val_loss"]) == NEXT_EPOCHS
+assert (
+    len(warm_history.history["val_loss"])
+    == len(cold_history.history["val_loss"])
+    == NEXT_EPOCHS
+)
 # Starting from day D's weights beats starting from scratch on the same days.
-assert comparison.loc["loss", "warm start"] < comparison.loc["loss", "cold start"], comparison
+assert comparison.loc["loss", "warm start"] < comparison.loc["loss", "cold start"], (
+    comparison
+)
 assert comparison.loc["l2r_ndcg_at_10", "warm start"] > chance, comparison
