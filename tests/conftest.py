@@ -40,17 +40,17 @@ def pytest_addoption(parser):
 LONGEST_FIRST = (
     "test_notebooks.py",  # a wheel, a venv, then every notebook in a kernel
     "models/test_builders.py",  # every builder's battery
+    "models/test_dupn.py",  # DUPN's battery, exports and warm starts: ~3 min
     "test_cli.py",
-    "datasets/test_raw_serving.py",
+    "datasets/test_raw_serving.py",  # one test of one to two minutes
     "test_serving_latency_benchmark.py",
     "test_esmm_proof.py",
     "test_dupn_benchmark.py",
+    "models/test_funnel_builders.py",
     "test_large_vocab_benchmark.py",
     "test_census_benchmark.py",
-    "models/test_dupn.py",
-    "models/test_funnel_builders.py",
-    "weighting/test_strategies.py",
     "test_cli_resume.py",
+    "weighting/test_strategies.py",
     "test_compile_cost_benchmark.py",
     "test_star_domains_benchmark.py",
     "test_mmoe_census_benchmark.py",
