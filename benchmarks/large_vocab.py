@@ -7,7 +7,8 @@ fields of 100 ids, one dense column), two binary tasks, batch 1024. Item ids are
 Zipf-distributed (a = 1.2, clipped to the vocabulary), as ids of users and items
 are; one batch touches a few hundred distinct rows.
 
-Contenders (each in its own subprocess, so that its memory is its own):
+Contenders (each in its own subprocess, so that its memory is its own; `--quick`
+runs them all in one, `--one-child`):
 
 - `vocab_100k`, `vocab_1m`, `vocab_10m`: `vocabulary_size` = 100k, 1M, 10M;
   keras-mtl's default row-wise table updates (`RowWiseOptimizer`).
@@ -123,15 +124,41 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
-    """One contender: build, warm up, then answer the parent (`_harness.serve`)."""
+def child(specs: dict[str, dict], optimizer: str, warmup_steps: int) -> None:
+    """Contenders (key -> spec; one each, except in --quick): build and warm up
+    each, send each one's ready message in order, then answer the parent
+    (`_harness.serve`; each command names its contender's `key`)."""
     h.add_repo_to_path()
+    import keras_mtl  # noqa: F401 (the baseline of the memory growth includes it)
+
+    baseline_kib = _rss_kib("VmRSS")
+    ready, handlers = {}, {}
+    for key, spec in specs.items():
+        ready[key], handlers[key] = _contender(
+            spec, optimizer, warmup_steps, baseline_kib
+        )
+    *first, last = specs
+    for key in first:
+        h.reply(ready[key])
+    h.serve(
+        ready[last],
+        {
+            command: lambda key, command=command, **kw: handlers[key][command](**kw)
+            for command in ("train", "export")
+        },
+    )
+
+
+def _contender(
+    spec: dict, optimizer: str, warmup_steps: int, baseline_kib: int
+) -> tuple[dict, dict]:
+    """Build and warm up one contender: its ready message and command handlers
+    (its memory growth: the peak resident memory minus `baseline_kib`)."""
     import numpy as np
     import tensorflow as tf
 
     import keras_mtl as km
 
-    baseline_kib = _rss_kib("VmRSS")
     vocab = spec.get("vocabulary_size") or spec["hash_bins"]
     strings = spec.get("strings", False)
     if "vocabulary_size" not in spec:
@@ -224,20 +251,27 @@ def child(spec: dict, optimizer: str, warmup_steps: int) -> None:
             "peak_growth_bytes": (_rss_kib("VmHWM") - baseline_kib) * 1024,
         }
 
-    h.serve(
-        ready, {"train": lambda steps: h.timed(lambda: train(steps)), "export": export}
-    )
+    return ready, {
+        "train": lambda steps: h.timed(lambda: train(steps)),
+        "export": export,
+    }
 
 
-def start_child(key: str, spec: dict, optimizer: str, args) -> h.Child:
-    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+def start_child(specs: dict[str, dict], optimizer: str, args) -> h.Child:
+    command = [sys.executable, __file__, "--child", json.dumps(specs)]
     command += ["--optimizer", optimizer, "--warmup-steps", str(args.warmup_steps)]
-    return h.Child(key, command)
+    return h.Child(",".join(specs), command)
 
 
 def run_optimizer(optimizer: str, args) -> list[dict]:
     specs = contenders(args)
-    children = {k: start_child(k, spec, optimizer, args) for k, spec in specs.items()}
+    if args.one_child:
+        shared = start_child(specs, optimizer, args)
+        children = dict.fromkeys(specs, shared)
+    else:
+        children = {
+            k: start_child({k: spec}, optimizer, args) for k, spec in specs.items()
+        }
     try:
         info = {k: child.ask() for k, child in children.items()}
         steps = {
@@ -251,14 +285,18 @@ def run_optimizer(optimizer: str, args) -> list[dict]:
                     k,
                     k,
                     h.child_run(
-                        child, steps[k] * BATCH, command="train", steps=steps[k]
+                        child,
+                        steps[k] * BATCH,
+                        command="train",
+                        key=k,
+                        steps=steps[k],
                     ),
                 )
                 for k, child in children.items()
             ],
             args.rounds,
         )
-        exports = {k: child.ask("export") for k, child in children.items()}
+        exports = {k: child.ask("export", key=k) for k, child in children.items()}
     finally:
         for child in children.values():
             child.close()
@@ -346,9 +384,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--contenders", help="comma-separated keys: run only these (default: all)"
     )
     parser.add_argument(
+        "--one-child",
+        action="store_true",
+        help="every contender in one child process (one TensorFlow import instead "
+        "of one per contender); the memory growth is then the process's up to "
+        "each export, not each contender's own",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: tables of 1k and 200k rows, 2 rounds of 5 steps, Adam",
+        help="smoke run: tables of 1k and 200k rows, 2 rounds of 5 steps, Adam, "
+        "--one-child",
     )
     parser.add_argument("--json", help="also write the result rows to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -357,6 +403,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.vocab_sizes, args.optimizers = "1000,200000", "adam"
         args.rounds, args.steps, args.baseline_steps, args.warmup_steps = 2, 5, 2, 2
+        args.one_child = True
     return args
 
 

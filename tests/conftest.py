@@ -33,24 +33,38 @@ def pytest_addoption(parser):
     )
 
 
-#: The longest test files (a minute or more on 2 cores), run first:
-#: pytest-xdist hands whole files to the workers in collection order, so the
-#: long ones must not be left for the end while the other worker idles.
+#: The longest test files (about 20 s or more on 2 cores), longest first, run
+#: first: pytest-xdist hands whole files to the workers in collection order
+#: (`pytest_configure` below keeps it), so the long ones must not be left for
+#: the end while the other worker idles.
 LONGEST_FIRST = (
     "test_notebooks.py",  # a wheel, a venv, then every notebook in a kernel
     "models/test_builders.py",  # every builder's battery
+    "models/test_dupn.py",  # DUPN's battery, exports and warm starts: ~3 min
     "test_cli.py",
+    "datasets/test_raw_serving.py",  # one test of one to two minutes
+    "test_serving_latency_benchmark.py",
     "test_esmm_proof.py",
-    "test_large_vocab_benchmark.py",
     "test_dupn_benchmark.py",
-    "test_census_benchmark.py",
-    "models/test_dupn.py",
     "models/test_funnel_builders.py",
-    "weighting/test_strategies.py",
+    "test_large_vocab_benchmark.py",
+    "test_census_benchmark.py",
     "test_cli_resume.py",
+    "weighting/test_strategies.py",
     "test_compile_cost_benchmark.py",
+    "test_star_domains_benchmark.py",
+    "test_mmoe_census_benchmark.py",
+    "test_weighting_benchmark.py",
+    "data/test_stream_source.py",
     "data/test_epochs.py",
 )
+
+
+def pytest_configure(config):
+    # pytest-xdist (3.6 on) hands out the files with the most tests first
+    # unless told not to: a one-test file of two minutes would start last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def _file_order(item) -> int:

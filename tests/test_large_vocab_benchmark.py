@@ -10,7 +10,7 @@ import pytest
 from benchmarks.large_vocab import main
 
 
-@pytest.mark.slow  # eight subprocesses, each importing TensorFlow
+@pytest.mark.slow  # one subprocess (--quick: --one-child) training eight models
 def test_quick_run_prints_one_row_per_contender(tmp_path, capsys):
     out_json = tmp_path / "rows.json"
     assert main(["--quick", "--json", str(out_json)]) == 0

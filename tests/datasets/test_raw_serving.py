@@ -24,9 +24,11 @@ from tests.movielens_fixture import write_movielens
 ROWS = 6
 
 
-def _trained(model, data, features, tasks, epochs=2):
+def _trained(model, data, features, tasks, epochs=2, drop_remainder=False):
+    # Batches of one size (whole ones, or the one batch of a tiny data set):
+    # one trace of the training step.
     model.fit(
-        make_dataset(data, features, tasks, batch_size=32, seed=0),
+        make_dataset(data, features, tasks, 32, seed=0, drop_remainder=drop_remainder),
         epochs=epochs,
         verbose=0,
     )
@@ -34,7 +36,7 @@ def _trained(model, data, features, tasks, epochs=2):
 
 
 def _pipeline_predictions(model, rows, features):
-    ds = make_dataset(rows, features, batch_size=4, shuffle=False)
+    ds = make_dataset(rows, features, batch_size=ROWS, shuffle=False)  # one trace
     return model.predict(ds, verbose=0)
 
 
@@ -82,7 +84,9 @@ def _aliccp(tmp_path):
     features = aliccp_features(embedding_dim=3, hash_bins=1000)
     root = write_split(tmp_path)
     model = km.build_esmm(features, tower_units=[4])
-    model.fit(load_aliccp(root, features=features, batch_size=4), epochs=3, verbose=0)
+    # One batch of the 5 lines per epoch: one trace of the training step.
+    train = load_aliccp(root, features=features, batch_size=ROWS)
+    model.fit(train, epochs=3, verbose=0)
     x, _ = next(iter(load_aliccp(root, features=features, batch_size=ROWS)))
     rows = {name: value.numpy() for name, value in x.items()}
     return model, rows, model.predict(rows, verbose=0)
@@ -100,7 +104,7 @@ def _movielens(tmp_path):
         profile_units=4,
         tower_units=[4],
     )
-    _trained(model, ml.train, ml.features, ml.tasks, epochs=1)
+    _trained(model, ml.train, ml.features, ml.tasks, epochs=1, drop_remainder=True)
     rows = {name: ml.test[name][:ROWS] for name in input_names(ml.features)}
     predicted = _pipeline_predictions(model, rows, ml.features)
     # What the log has: strings, years, stars, and Unix times instead of the
