@@ -371,7 +371,8 @@ def feature_weights(model: keras.Model, data, batch_size: int = 1024) -> dict:
 
     Example:
     >>> select = km.layers.FeatureSelection([2, 1], ("ctr", "cvr"),
-    ...                                     field_names=("user", "age"))
+    ...                                     field_names=("user", "age"),
+    ...                                     name="feature_selection")
     >>> x = keras.Input((3,), name="x")
     >>> ctr_in, cvr_in = select(x)
     >>> model = keras.Model(x, {"ctr": km.layers.TaskTower(name="ctr")(ctr_in),
