@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import site
 import subprocess
 import sys
@@ -114,7 +115,22 @@ def colab_like_runtime(directory: str | os.PathLike) -> pathlib.Path:
 
 
 def build_wheel(directory: str | os.PathLike) -> pathlib.Path:
-    """The project's wheel, built from this checkout into `directory`."""
+    """The project's wheel, built into `directory` from a copy of this checkout
+    without build leftovers (a stale `build/lib` would go into the wheel)."""
+    source = pathlib.Path(directory, "source")
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            "saved_models",
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -126,7 +142,7 @@ def build_wheel(directory: str | os.PathLike) -> pathlib.Path:
             "--no-build-isolation",
             "-w",
             str(directory),
-            str(REPO),
+            str(source),
         ],
         check=True,
     )

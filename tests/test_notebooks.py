@@ -14,6 +14,7 @@ notebook computed, and every figure must have a title and labelled axes.
 """
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -35,6 +36,14 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CHECKS = pathlib.Path(__file__).parent / "notebook_checks"
 #: The notebooks reading ../shared/data (skipped without it; on Colab they download).
 NEEDS_DATA = {"census_mmoe_vs_ple.ipynb", "dupn_movielens.ipynb"}
+#: How many figures each notebook draws (every one titled, every axes labelled).
+FIGURES = {
+    "quickstart.ipynb": 2,
+    "census_mmoe_vs_ple.ipynb": 3,
+    "esmm_funnel.ipynb": 3,
+    "dupn_movielens.ipynb": 3,
+    "deployment.ipynb": 1,
+}
 #: The notebooks the issue asks for, at least.
 EXPECTED = {
     "quickstart.ipynb",
@@ -69,6 +78,18 @@ def colab_link(name: str) -> str:
 
 def test_the_notebooks_the_issue_asks_for_are_there():
     assert EXPECTED <= {path.name for path in PATHS}
+    assert set(FIGURES) == {path.name for path in PATHS}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_links_to_the_repository_name_this_release(path):
+    """Badges, install and links to files: the repository of setup.py's url at
+    this version's tag (a version bump moves them all)."""
+    repository = setup_field("url").removeprefix("https://")
+    cells = json.loads(path.read_text())["cells"]
+    text = "\n".join("".join(cell["source"]) for cell in cells)
+    tags = re.findall(rf"{re.escape(repository)}(?:/blob/|@)([^/\s\"')]+)", text)
+    assert tags and set(tags) == {f"v{setup_field('version')}"}, (path.name, tags)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
@@ -96,7 +117,8 @@ def test_one_set_up_cell_that_installs_this_release(path):
     assert default and default.group(1) == release_requirement()
     # installs only when missing, held to the runtime's TensorFlow and Keras
     assert 'if importlib.util.find_spec("keras_mtl") is None:' in setup
-    assert 'for name in ("tensorflow", "keras"):' in setup and '"-c"' in setup
+    assert 'for name in ("tensorflow", "keras", "protobuf"):' in setup
+    assert '"-c", pinned.name' in setup
     assert 'SIZE = os.environ.get("KERAS_MTL_NOTEBOOK_SIZE", "default")' in setup
     # the first cell says what the notebook is, with its Colab badge
     first = json.loads(path.read_text())["cells"][0]
@@ -185,8 +207,35 @@ def test_notebook_runs_in_a_real_kernel(path, colab_runtime, tmp_path, request):
         cwd=tmp_path,
         checks=checks.read_text() if checks.is_file() else None,
     )
-    if path.name != "deployment.ipynb":
-        assert figures_checked(executed) >= 1, path.name
+    assert figures_checked(executed) == FIGURES[path.name]
+
+
+def test_deployment_notebook_against_a_running_server(colab_runtime, tmp_path):
+    """The notebook's other branch, where `tensorflow_model_server` is
+    installed (Colab): it starts the server, waits for the model, sends REST
+    and gRPC requests through the clients and stops the server by its pid.
+    The binary is the suite's TF Serving stand-in (tests/serving), on
+    127.0.0.1, ending by itself after 120 s at the latest."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "tensorflow_model_server"
+    standin = pathlib.Path(__file__).parent / "serving" / "tf_serving_standin.py"
+    shim.write_text(
+        f'#!/bin/sh\nexec "{colab_runtime}" "{standin}" '
+        f'--port_file="{tmp_path}/ports.json" --max_seconds=120 "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = kernel_env(KERAS_MTL_NOTEBOOK_SIZE="small")
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    checks = (CHECKS / "deployment.py").read_text()
+    served = "\nassert 'stopped' in globals(), 'no server ran'\n"
+    run_notebook(
+        NOTEBOOKS / "deployment.ipynb",
+        python=colab_runtime,
+        env=env,
+        cwd=tmp_path,
+        checks=checks + served,
+    )
 
 
 def test_every_notebook_has_its_checks():
