@@ -37,7 +37,11 @@ NOTEBOOKS = REPO / "notebooks"
 #: before the inline backend's, which displays and closes the figures left
 #: open); the checks are collected in `_figure_checks`.
 FIGURE_HOOK = """\
+import os as _os
+
 import matplotlib.pyplot
+
+print("KERNEL", _os.getpid())
 
 _figure_checks = []
 
@@ -219,17 +223,31 @@ def run_notebook(
             timeout=timeout,
             resources={"metadata": {"path": str(cwd or pathlib.Path(path).parent)}},
         )
-        client.execute(env=env if env is not None else kernel_env())
+        try:
+            client.execute(env=env if env is not None else kernel_env())
+        finally:  # nbclient leaves running a kernel whose manager it was given
+            if manager.has_kernel:
+                manager.shutdown_kernel(now=True)
     return notebook
 
 
-def figures_checked(notebook) -> int:
-    """How many figures the injected check saw (from the last cell's output)."""
-    for output in notebook.cells[-1].outputs:
+def _reported(notebook, cell: int, key: str) -> int:
+    """The number an injected cell printed after `key`."""
+    for output in notebook.cells[cell].outputs:
         for line in output.get("text", "").splitlines():
-            if line.startswith("FIGURES "):
+            if line.startswith(key + " "):
                 return int(line.split()[1])
-    raise AssertionError("the figure report printed nothing")
+    raise AssertionError(f"the injected cell printed no {key}")
+
+
+def figures_checked(notebook) -> int:
+    """How many figures the injected check saw."""
+    return _reported(notebook, -1, "FIGURES")
+
+
+def kernel_pid(notebook) -> int:
+    """The process id of the kernel that ran the notebook."""
+    return _reported(notebook, 0, "KERNEL")
 
 
 def _main(argv: list[str]) -> None:

@@ -29,6 +29,7 @@ from tests.notebook_runtime import (
     colab_like_runtime,
     figures_checked,
     kernel_env,
+    kernel_pid,
     run_notebook,
 )
 
@@ -208,6 +209,7 @@ def test_notebook_runs_in_a_real_kernel(path, colab_runtime, tmp_path, request):
         checks=checks.read_text() if checks.is_file() else None,
     )
     assert figures_checked(executed) == FIGURES[path.name]
+    assert not pathlib.Path(f"/proc/{kernel_pid(executed)}").exists()  # shut down
 
 
 def test_deployment_notebook_against_a_running_server(colab_runtime, tmp_path):
