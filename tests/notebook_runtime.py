@@ -28,6 +28,7 @@ import site
 import subprocess
 import sys
 import tempfile
+from typing import NamedTuple
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -37,11 +38,7 @@ NOTEBOOKS = REPO / "notebooks"
 #: before the inline backend's, which displays and closes the figures left
 #: open); the checks are collected in `_figure_checks`.
 FIGURE_HOOK = """\
-import os as _os
-
 import matplotlib.pyplot
-
-print("KERNEL", _os.getpid())
 
 _figure_checks = []
 
@@ -50,6 +47,9 @@ def _check_figures():
     if "matplotlib.pyplot" not in sys.modules:
         return
     plt = sys.modules["matplotlib.pyplot"]
+    if not plt.get_fignums():
+        return
+    current = plt.gcf()  # (plt.figure(n) below makes n current: restored after)
     for number in plt.get_fignums():
         figure = plt.figure(number)
         if any(entry[0] is figure for entry in _figure_checks):
@@ -61,6 +61,7 @@ def _check_figures():
             if ax.has_data() and not (ax.get_xlabel() and ax.get_ylabel())
         ]
         _figure_checks.append((figure, titled, unlabelled))
+    plt.figure(current)
 
 def _checked_show(*args, _show=matplotlib.pyplot.show, **kwargs):
     _check_figures()
@@ -70,18 +71,24 @@ matplotlib.pyplot.show = _checked_show
 get_ipython().events.register("post_execute", _check_figures)
 """
 
-#: Appended after the notebook's last cell.
+#: Appended after the notebook's last cell; `{report}` is replaced by a file
+#: path. The figure count and the kernel's process id go to that file, not to
+#: the cell's output: a kernel's output messages can come late or get lost.
 FIGURE_REPORT = """\
+import json as _json
+import os as _os
+
 _check_figures()
 _figure_problems = [
     (number, titled, unlabelled)
     for number, (_, titled, unlabelled) in enumerate(_figure_checks)
     if not titled or unlabelled
 ]
-print("FIGURES", len(_figure_checks))
+with open({report!r}, "w") as _report:
+    _json.dump({{"figures": len(_figure_checks), "kernel": _os.getpid()}}, _report)
 assert not _figure_problems, (
     "figures without a title or with unlabelled axes (figure, titled, panels): "
-    f"{_figure_problems}"
+    f"{{_figure_problems}}"
 )
 """
 
@@ -167,6 +174,12 @@ def kernel_env(**overrides: str) -> dict:
     return env
 
 
+class NotebookRun(NamedTuple):
+    notebook: object  # the executed nbformat notebook
+    figures: int  # how many figures the injected check saw
+    kernel_pid: int  # the kernel's process id (shut down by now)
+
+
 def run_notebook(
     path: str | os.PathLike,
     *,
@@ -176,11 +189,15 @@ def run_notebook(
     timeout: int = 600,
     checks: str | None = None,
 ):
-    """Execute the notebook at `path` in a kernel of `python`; the executed notebook.
+    """Execute the notebook at `path` in a kernel of `python`.
 
     Args:
         checks: str or None. Code run after the notebook's last cell, in its
             namespace (the test suite's asserts on what it computed).
+
+    Returns:
+        A `NotebookRun`: the executed notebook, how many figures the injected
+        check saw, and the kernel's process id.
 
     Raises nbclient's `CellExecutionError` (the cell and its traceback) when a
     cell fails, the checks and the figure check included.
@@ -194,8 +211,11 @@ def run_notebook(
     notebook.cells.insert(0, nbformat.v4.new_code_cell(FIGURE_HOOK))
     if checks:
         notebook.cells.append(nbformat.v4.new_code_cell(checks))
-    notebook.cells.append(nbformat.v4.new_code_cell(FIGURE_REPORT))
     with tempfile.TemporaryDirectory() as specs:
+        report = pathlib.Path(specs, "report.json")
+        notebook.cells.append(
+            nbformat.v4.new_code_cell(FIGURE_REPORT.format(report=str(report)))
+        )
         spec_dir = pathlib.Path(specs, "kernels", "keras-mtl-notebooks")
         spec_dir.mkdir(parents=True)
         (spec_dir / "kernel.json").write_text(
@@ -228,26 +248,8 @@ def run_notebook(
         finally:  # nbclient leaves running a kernel whose manager it was given
             if manager.has_kernel:
                 manager.shutdown_kernel(now=True)
-    return notebook
-
-
-def _reported(notebook, cell: int, key: str) -> int:
-    """The number an injected cell printed after `key`."""
-    for output in notebook.cells[cell].outputs:
-        for line in output.get("text", "").splitlines():
-            if line.startswith(key + " "):
-                return int(line.split()[1])
-    raise AssertionError(f"the injected cell printed no {key}")
-
-
-def figures_checked(notebook) -> int:
-    """How many figures the injected check saw."""
-    return _reported(notebook, -1, "FIGURES")
-
-
-def kernel_pid(notebook) -> int:
-    """The process id of the kernel that ran the notebook."""
-    return _reported(notebook, 0, "KERNEL")
+        facts = json.loads(report.read_text())
+    return NotebookRun(notebook, facts["figures"], facts["kernel"])
 
 
 def _main(argv: list[str]) -> None:
@@ -265,11 +267,8 @@ def _main(argv: list[str]) -> None:
         env = kernel_env(KERAS_MTL_NOTEBOOK_SIZE=args.size, KERAS_MTL_DATA=args.data)
         env["PYTHONPATH"] = str(REPO)  # this checkout's keras_mtl (a worktree's)
         with tempfile.TemporaryDirectory() as cwd:
-            executed = run_notebook(path, env=env, cwd=cwd)
-        print(
-            f"{path}: {time.perf_counter() - start:.1f} s, "
-            f"{figures_checked(executed)} figures"
-        )
+            run = run_notebook(path, env=env, cwd=cwd)
+        print(f"{path}: {time.perf_counter() - start:.1f} s, {run.figures} figures")
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ from tests.notebook_runtime import (
     build_wheel,
     code_cells,
     colab_like_runtime,
-    figures_checked,
     kernel_env,
-    kernel_pid,
     run_notebook,
 )
 
@@ -201,15 +199,15 @@ def test_notebook_runs_in_a_real_kernel(path, colab_runtime, tmp_path, request):
     if path.name in NEEDS_DATA:
         env["KERAS_MTL_DATA"] = str(request.getfixturevalue("shared_data"))
     checks = CHECKS / f"{path.stem}.py"
-    executed = run_notebook(
+    run = run_notebook(
         path,
         python=colab_runtime,
         env=env,
         cwd=tmp_path,
         checks=checks.read_text() if checks.is_file() else None,
     )
-    assert figures_checked(executed) == FIGURES[path.name]
-    assert not pathlib.Path(f"/proc/{kernel_pid(executed)}").exists()  # shut down
+    assert run.figures == FIGURES[path.name]
+    assert not pathlib.Path(f"/proc/{run.kernel_pid}").exists()  # shut down
 
 
 def test_deployment_notebook_against_a_running_server(colab_runtime, tmp_path):
