@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 
 import pytest
@@ -220,8 +221,9 @@ def test_deployment_notebook_against_a_running_server(colab_runtime, tmp_path):
     bin_dir.mkdir()
     shim = bin_dir / "tensorflow_model_server"
     standin = pathlib.Path(__file__).parent / "serving" / "tf_serving_standin.py"
-    shim.write_text(
-        f'#!/bin/sh\nexec "{colab_runtime}" "{standin}" '
+    pid_file = tmp_path / "server.pid"
+    shim.write_text(  # exec keeps the shell's pid: the stand-in's
+        f'#!/bin/sh\necho $$ > "{pid_file}"\nexec "{colab_runtime}" "{standin}" '
         f'--port_file="{tmp_path}/ports.json" --max_seconds=120 "$@"\n'
     )
     shim.chmod(0o755)
@@ -229,13 +231,20 @@ def test_deployment_notebook_against_a_running_server(colab_runtime, tmp_path):
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     checks = (CHECKS / "deployment.py").read_text()
     served = "\nassert 'stopped' in globals(), 'no server ran'\n"
-    run_notebook(
-        NOTEBOOKS / "deployment.ipynb",
-        python=colab_runtime,
-        env=env,
-        cwd=tmp_path,
-        checks=checks + served,
-    )
+    try:
+        run_notebook(
+            NOTEBOOKS / "deployment.ipynb",
+            python=colab_runtime,
+            env=env,
+            cwd=tmp_path,
+            checks=checks + served,
+        )
+    finally:  # the notebook stops its server; if it failed first, the test does
+        pid = int(pid_file.read_text()) if pid_file.is_file() else None
+        left_running = pid is not None and pathlib.Path(f"/proc/{pid}").exists()
+        if left_running:
+            os.kill(pid, signal.SIGKILL)
+    assert pid is not None and not left_running, pid
 
 
 def test_every_notebook_has_its_checks():
