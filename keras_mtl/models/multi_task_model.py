@@ -184,16 +184,19 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 "auto" allows XLA when every layer of the step supports it
                 (string lookups run beside the step and do not count; Keras's
                 own "auto" keeps it off on CPU), and then each `fit` decides
-                from its run (`keras_mtl.training.auto_jit_compile`, with the
-                measurements): XLA for large data (at least
+                from its run and the backend
+                (`keras_mtl.training.auto_jit_compile`, with the
+                measurements). TensorFlow: XLA for large data (at least
                 `AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch) or a long run (at
                 least `AUTO_JIT_MIN_STEPS` batches in all), none for a short
                 run on small data, which compiling would mostly be spent on; a
-                run of unknown length keeps XLA. `evaluate` and `predict`
-                before any `fit` decide for their pass.
-                `choose_jit_compile(steps_per_epoch, epochs)` decides ahead;
-                `jit_compile_reason` says why. Off with `run_eagerly=True` and
-                on the torch backend (where it would mean `torch.compile`).
+                run of unknown length keeps XLA. JAX: always jitted (without,
+                Keras runs its step op by op, many times slower from the first
+                epoch on). `evaluate` and `predict` before any `fit` decide
+                for their pass. `choose_jit_compile(steps_per_epoch, epochs)`
+                decides ahead; `jit_compile_reason` says why. Off with
+                `run_eagerly=True` and on the torch backend (where it would
+                mean `torch.compile`, minutes of compilation).
             steps_per_execution: int or "auto". Batches per compiled call.
                 "auto" chooses from the data's length
                 (`keras_mtl.training.auto_steps_per_execution`): each `fit`
@@ -370,6 +373,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         """Apply `jit_compile="auto"` to a run of `epochs` epochs of
         `steps_per_epoch` batches (None: unknown) and return whether XLA is on.
 
+        The policy is per backend (`keras_mtl.training.auto_jit_compile`):
+        on TensorFlow from the run's length, on JAX always on (its un-jitted
+        step runs op by op), on torch always off (on would be
+        `torch.compile`, minutes of compilation).
+
         `fit` calls it for its own run (`evaluate` and `predict` for their
         pass, before any `fit`); call it first to know the decision ahead
         (e.g. to print it). A model compiled with True or False, or whose
@@ -378,22 +386,21 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         """
         if self._compile_extras.get("jit_compile") != "auto":
             return bool(self.jit_compile)
-        if not self._jit_allowed:
-            self.jit_compile_reason = (
-                "off: XLA not allowed (a layer of the step, run_eagerly or "
-                "the torch backend)"
+        backend = keras.backend.backend()
+        if backend == "torch" and not self.run_eagerly:
+            self.jit_compile_reason = training.auto_jit_reason(
+                False, steps_per_epoch, epochs, backend
             )
             return bool(self.jit_compile)
-        jit = bool(training.auto_jit_compile(steps_per_epoch, epochs))
-        self.jit_compile_reason = (
-            f"{'on' if jit else 'off'}: "
-            + (
-                "unknown length"
-                if steps_per_epoch is None
-                else f"{steps_per_epoch} batches x {epochs} epochs"
+        if not self._jit_allowed:
+            self.jit_compile_reason = (
+                "off: XLA not allowed (a layer of the step, or run_eagerly)"
             )
-            + f" (XLA from {training.AUTO_JIT_MIN_EPOCH_STEPS} batches an epoch "
-            f"or {training.AUTO_JIT_MIN_STEPS} steps)"
+            return bool(self.jit_compile)
+        # (positional: tests/conftest.py replaces the policy by `lambda *run`)
+        jit = bool(training.auto_jit_compile(steps_per_epoch, epochs, backend))
+        self.jit_compile_reason = training.auto_jit_reason(
+            jit, steps_per_epoch, epochs, backend
         )
         if jit != bool(self.jit_compile):
             self.jit_compile = jit

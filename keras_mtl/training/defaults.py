@@ -106,45 +106,102 @@ AUTO_JIT_MIN_STEPS = 1000
 AUTO_JIT_MIN_EPOCH_STEPS = 64
 
 
-def auto_jit_compile(steps_per_epoch: int | None, epochs: int = 1) -> bool:
+def auto_jit_compile(
+    steps_per_epoch: int | None, epochs: int = 1, backend: str | None = None
+) -> bool:
     """Whether `jit_compile="auto"` compiles a run with XLA: `epochs` epochs of
-    `steps_per_epoch` batches (None: unknown).
+    `steps_per_epoch` batches (None: unknown) on `backend` (None: Keras's
+    current backend).
 
-    XLA compiles each traced function (the training step, then the
-    evaluation and prediction steps, again for a partial last batch) in
-    seconds to tens of seconds more than TensorFlow's graph takes; on CPU its
-    steps are then up to 2.5x faster, or not faster at all, by model.
-    Measured by benchmarks/compile_cost.py (docs/benchmarks.md, "Compile
-    cost"; provisional, on a loaded 2-core CPU, batch 1024): XLA's first
-    epoch takes 5-12 s more on 100 rows and 11-77 s more on 10,000, and
-    with 10,000 rows MMoE repays it after about 60 epochs (600 steps), PLE,
-    ESMM and DUPN after 300 to 800 epochs; on census-size data (196 batches
-    an epoch) MMoE runs 2.5x and PLE 1.3x faster with XLA (repaid after
-    about 12 and 60 epochs), while ESMM and DUPN ran slower with it; on a
-    quiet machine (66,000 rows) XLA made MMoE 1.75x, PLE 2.5x and DUPN 1.31x
-    faster and ESMM 0.77x as fast. So "auto" means XLA for a long run
-    (`AUTO_JIT_MIN_STEPS` steps or more) or for large data
-    (`AUTO_JIT_MIN_EPOCH_STEPS` batches an epoch or more: there steady speed
-    counts, and "auto" decides as it did before these measurements), and
-    none for the short runs on small data, where compiling would take most
-    of the time. A run of unknown
-    length (a stream, a generator without `steps_per_epoch`) keeps XLA: such
-    data is usually large.
+    Each backend differs in what `jit_compile=False` means, so the decision is
+    per backend (measured by benchmarks/backends.py and
+    benchmarks/compile_cost.py):
+
+    - "jax": always XLA. Keras's JAX trainer runs an un-jitted step op by op
+      in Python: with a small MMoE on 20,000 census rows (batch 1024, loaded
+      2-core CPU) it trained about 2,100 examples/s against 27,000 jitted, and
+      even its first epoch took longer (36 s against 15 s with compilation),
+      so no run is short enough for the un-jitted step to win.
+    - "torch": never (`jit_compile=True` there is `torch.compile`, whose C++
+      compilation took minutes for a census-size model, longer than most
+      runs; the eager step is what Keras's own "auto" picks on torch too).
+    - "tensorflow": from the run's length. XLA compiles each traced function
+      (the training step, then the evaluation and prediction steps, again
+      for a partial last batch) in seconds to tens of seconds more than
+      TensorFlow's graph takes, and TensorFlow's graph without XLA is itself
+      compiled, so on CPU XLA's steps are then up to 2.5x faster, or not
+      faster at all, by model. Measured by benchmarks/compile_cost.py
+      (docs/benchmarks.md, "Compile cost"; provisional, on a loaded 2-core
+      CPU, batch 1024): XLA's first epoch takes 5-12 s more on 100 rows and
+      11-77 s more on 10,000, and with 10,000 rows MMoE repays it after about
+      60 epochs (600 steps), PLE, ESMM and DUPN after 300 to 800 epochs; on
+      census-size data (196 batches an epoch) MMoE runs 2.5x and PLE 1.3x
+      faster with XLA (repaid after about 12 and 60 epochs), while ESMM and
+      DUPN ran slower with it; on a quiet machine (66,000 rows) XLA made
+      MMoE 1.75x, PLE 2.5x and DUPN 1.31x faster and ESMM 0.77x as fast. So
+      on TensorFlow "auto" means XLA for a long run (`AUTO_JIT_MIN_STEPS`
+      steps or more) or for large data (`AUTO_JIT_MIN_EPOCH_STEPS` batches
+      an epoch or more: there steady speed counts), and none for the short
+      runs on small data, where compiling would take most of the time. A run
+      of unknown length (a stream, a generator without `steps_per_epoch`)
+      keeps XLA: such data is usually large.
 
     Example:
-    >>> auto_jit_compile(2, epochs=20)  # 100 rows, batch 64, 20 epochs
+    >>> auto_jit_compile(2, epochs=20, backend="tensorflow")  # 100 rows, 20 epochs
     False
-    >>> [auto_jit_compile(n) for n in (None, 63, 64, 196)]
+    >>> [auto_jit_compile(n, backend="tensorflow") for n in (None, 63, 64, 196)]
     [True, False, True, True]
-    >>> auto_jit_compile(10, epochs=99), auto_jit_compile(10, epochs=100)
-    (False, True)
+    >>> auto_jit_compile(2, epochs=20, backend="jax")
+    True
+    >>> auto_jit_compile(196, epochs=100, backend="torch")
+    False
     """
+    backend = backend or keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend == "torch":
+        return False
     if steps_per_epoch is None:
         return True
     steps_per_epoch = int(steps_per_epoch)
     return (
         steps_per_epoch >= AUTO_JIT_MIN_EPOCH_STEPS
         or steps_per_epoch * max(1, int(epochs)) >= AUTO_JIT_MIN_STEPS
+    )
+
+
+def auto_jit_reason(
+    jit: bool, steps_per_epoch: int | None, epochs: int = 1, backend: str | None = None
+) -> str:
+    """Why `auto_jit_compile` decided `jit` for that run, as
+    `MultiTaskModel.jit_compile_reason` reports it.
+
+    Example:
+    >>> auto_jit_reason(False, 2, 20, backend="tensorflow")
+    'off: 2 batches x 20 epochs (XLA from 64 batches an epoch or 1000 steps)'
+    >>> auto_jit_reason(True, 2, 20, backend="jax")
+    'on: the jax backend (without jit its steps run op by op, slower from the first epoch)'
+    """
+    backend = backend or keras.backend.backend()
+    decision = "on" if jit else "off"
+    if backend == "jax":
+        return (
+            f"{decision}: the jax backend (without jit its steps run op by op, "
+            "slower from the first epoch)"
+        )
+    if backend == "torch":
+        return (
+            f"{decision}: the torch backend (jit_compile=True would be "
+            "torch.compile: minutes of compilation)"
+        )
+    run = (
+        "unknown length"
+        if steps_per_epoch is None
+        else f"{steps_per_epoch} batches x {epochs} epochs"
+    )
+    return (
+        f"{decision}: {run} (XLA from {AUTO_JIT_MIN_EPOCH_STEPS} batches an epoch "
+        f"or {AUTO_JIT_MIN_STEPS} steps)"
     )
 
 

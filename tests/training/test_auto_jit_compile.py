@@ -1,6 +1,7 @@
-"""`jit_compile="auto"`: XLA only for large data or runs long enough to repay
-its compilation (`keras_mtl.training.auto_jit_compile`), decided by `fit` from
-its run; explicit values kept."""
+"""`jit_compile="auto"`: on TensorFlow XLA only for large data or runs long
+enough to repay its compilation, on JAX always jitted, on torch never
+(`keras_mtl.training.auto_jit_compile`), decided by `fit` from its run;
+explicit values kept."""
 
 import keras
 import numpy as np
@@ -15,6 +16,11 @@ FEATURES = [km.SparseFeature("item", vocabulary_size=20, embedding_dim=4)]
 TASKS = [km.Task("ctr")]
 LIMIT = training.AUTO_JIT_MIN_STEPS
 EPOCH = training.AUTO_JIT_MIN_EPOCH_STEPS
+BACKEND = keras.backend.backend()
+#: The model-level tests below follow TensorFlow's rule (the run's length).
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="TensorFlow's policy: XLA from the run's length"
+)
 
 
 def rows(n):
@@ -49,7 +55,9 @@ def reason(decision, run):
 
 
 def test_the_policy_on_hand_made_runs():
-    auto = defaults.auto_jit_compile
+    def auto(*run):
+        return defaults.auto_jit_compile(*run, backend="tensorflow")
+
     assert auto(None) is True and auto(None, 3) is True  # unknown length: keep XLA
     assert auto(2, 20) is False  # the issue's 100 rows, batch 64, 20 epochs
     assert auto(10, 3) is False  # 10,000 rows at batch 1024, 3 epochs
@@ -60,6 +68,49 @@ def test_the_policy_on_hand_made_runs():
     assert auto(196, 1) is True  # census-size data
 
 
+@pytest.mark.parametrize(
+    "run", [(None,), (1, 1), (2, 20), (EPOCH - 1, 1), (EPOCH, 1), (10, LIMIT)]
+)
+def test_jax_is_always_jitted_and_torch_never(run):
+    """JAX's un-jitted step runs op by op (slower from the first epoch: no run
+    is short enough for it); torch's jit is torch.compile (minutes)."""
+    assert defaults.auto_jit_compile(*run, backend="jax") is True
+    assert defaults.auto_jit_compile(*run, backend="torch") is False
+
+
+def test_the_policy_reads_the_current_backend():
+    expected = defaults.auto_jit_compile(2, 20, backend=BACKEND)
+    assert defaults.auto_jit_compile(2, 20) is expected
+    assert expected is {"tensorflow": False, "jax": True, "torch": False}[BACKEND]
+
+
+def test_each_backend_says_why():
+    reason_of = defaults.auto_jit_reason
+    assert reason_of(False, 2, 20, "tensorflow") == reason(
+        "off", "2 batches x 20 epochs"
+    )
+    assert reason_of(True, None, 1, "tensorflow") == reason("on", "unknown length")
+    assert reason_of(True, 2, 20, "jax") == (
+        "on: the jax backend (without jit its steps run op by op, slower from the "
+        "first epoch)"
+    )
+    assert reason_of(False, 2, 20, "torch") == (
+        "off: the torch backend (jit_compile=True would be torch.compile: minutes "
+        "of compilation)"
+    )
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="JAX's and torch's policy")
+def test_a_model_follows_its_backends_policy(xla_allowed):
+    """On JAX "auto" stays jitted for a tiny run; on torch it stays eager."""
+    auto = model()
+    jit = BACKEND == "jax"
+    assert auto.jit_compile is jit
+    assert auto.choose_jit_compile(2, 20) is jit and auto.jit_compile is jit
+    assert auto.jit_compile_reason == defaults.auto_jit_reason(jit, 2, 20, BACKEND)
+
+
+@tensorflow_only
 def test_auto_decides_from_the_run_explicit_values_are_kept(xla_allowed):
     auto = model()
     assert auto.jit_compile is True  # allowed: every layer supports XLA
@@ -77,16 +128,18 @@ def test_auto_decides_from_the_run_explicit_values_are_kept(xla_allowed):
     assert on.jit_compile_reason is None and off.jit_compile_reason is None
 
 
+@tensorflow_only
 def test_auto_stays_off_where_a_layer_does_not_allow_xla():
     # (conftest's `supports_jit` says no here, as for an integer vocabulary)
     auto = model()
     assert auto.jit_compile is False
     assert auto.choose_jit_compile(10 * EPOCH) is False
     assert auto.jit_compile_reason == (
-        "off: XLA not allowed (a layer of the step, run_eagerly or the torch backend)"
+        "off: XLA not allowed (a layer of the step, or run_eagerly)"
     )
 
 
+@tensorflow_only
 def test_a_tiny_fit_records_its_decision(xla_allowed):
     auto = model()
     ds = make_dataset(rows(200), FEATURES, TASKS, batch_size=64, seed=0)  # 4 batches
@@ -122,6 +175,7 @@ class _Batches(keras.utils.PyDataset):
         return {"item": np.array([i % 20])}, {"ctr": np.array([1.0])}
 
 
+@tensorflow_only
 def test_a_py_dataset_counts_its_batches(xla_allowed):
     """`len()` of a PyDataset is its batches (not rows to divide by 32)."""
     auto = model()
