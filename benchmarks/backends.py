@@ -156,7 +156,6 @@ def worker(options: dict) -> None:
         threads = torch.get_num_threads()
     path = Path(options["data_path"])
     frame, _, tasks, description = cm.load_data(path, options["rows"])
-    rows = [train_one(name, frame, tasks, options) for name in options["models"]]
     h.reply(
         {
             "backend": backend,
@@ -165,23 +164,30 @@ def worker(options: dict) -> None:
             "data": description,
             "real": path.exists(),
             "torch_threads": threads,
-            "rows": rows,
         }
     )
+    for name in options["models"]:  # one reply per model, as each finishes
+        h.reply(train_one(name, frame, tasks, options))
 
 
 # ----------------------------------------------------------------------------- parent
 
 
-def run_backend(backend: str, options: dict, timeout_s: float) -> dict:
-    """`worker(options)` in a fresh process with `KERAS_BACKEND=backend`."""
+def run_backend(backend: str, options: dict, timeout_s: float, report=print):
+    """`worker(options)` in a fresh process with `KERAS_BACKEND=backend`: its
+    versions and data, then `rows`, one per model (`report(result, row)` as
+    each arrives); each reply within `timeout_s`."""
     env = dict(os.environ, KERAS_BACKEND=backend)
     path = [p for p in sys.path if p]
     env["PYTHONPATH"] = os.pathsep.join([str(h.REPO_ROOT), *path])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker"]
     command.append(json.dumps(options))
     with h.Child(f"backends.py ({backend})", command, env=env) as child:
-        return child.ask(timeout_s=timeout_s)
+        result = dict(child.ask(timeout_s=timeout_s), rows=[])
+        for _ in options["models"]:
+            result["rows"].append(child.ask(timeout_s=timeout_s))
+            report(result, result["rows"][-1])
+    return result
 
 
 def table_rows(results: list[dict]) -> list[list[str]]:
@@ -271,7 +277,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch.set_num_threads in torch's child (default: torch's own)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=900, help="seconds per backend's child"
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds a backend's child may take per model",
     )
     parser.add_argument(
         "--out", default=str(DEFAULT_OUT), help='report file ("": none)'
@@ -325,26 +334,29 @@ def main(argv=None) -> int:
         "after the first; test AUC from `model.evaluate`; one round",
     )
     results = []
+
+    def report(result, row):
+        backend = result["backend"]
+        if len(result["rows"]) == 1:
+            if not results:
+                say(f"- data: {result['data']}; split {SPLIT} (seed 0)")
+                if not result["real"]:
+                    say("- **GENERATED DATA: the AUCs are meaningless.**")
+            if result["torch_threads"] is not None:
+                say(f"- torch intra-op threads: {result['torch_threads']}")
+        say(
+            f"- `{backend}` {row['model']}: {row['train_rows']:,} training rows, "
+            f"jit {row['jit_compile']} ({row['jit_compile_reason']}), "
+            f"{row['steps_per_execution']} batches per call; first epoch "
+            f"{row['first_epoch_s']:.1f} s, then {row['examples_per_s']:,.0f} "
+            f"examples/s (epochs "
+            + ", ".join(f"{s:.1f}" for s in row["epoch_s"])
+            + f" s), other processes {row['other_cores']:.2f} cores, load "
+            f"average {row['load_average']}"
+        )
+
     for backend in args.backends:
-        result = run_backend(backend, options, args.timeout)
-        results.append(result)
-        if len(results) == 1:
-            say(f"- data: {result['data']}; split {SPLIT} (seed 0)")
-            if not result["real"]:
-                say("- **GENERATED DATA: the AUCs are meaningless.**")
-        if result["torch_threads"] is not None:
-            say(f"- torch intra-op threads: {result['torch_threads']}")
-        for row in result["rows"]:
-            say(
-                f"- `{backend}` {row['model']}: {row['train_rows']:,} training rows, "
-                f"jit {row['jit_compile']} ({row['jit_compile_reason']}), "
-                f"{row['steps_per_execution']} batches per call; first epoch "
-                f"{row['first_epoch_s']:.1f} s, then {row['examples_per_s']:,.0f} "
-                f"examples/s (epochs "
-                + ", ".join(f"{s:.1f}" for s in row["epoch_s"])
-                + f" s), other processes {row['other_cores']:.2f} cores, load "
-                f"average {row['load_average']}"
-            )
+        results.append(run_backend(backend, options, args.timeout, report))
     total = time.perf_counter() - start
     busiest = max(
         (r["other_cores"] for res in results for r in res["rows"]), default=math.nan
