@@ -40,6 +40,7 @@ Usage (from the repository root):
     python benchmarks/backends.py                 # all rows, ~5-10 min on 2 cores
     python benchmarks/backends.py --quick         # 3,000 rows, a smoke run
     python benchmarks/backends.py --backends jax,torch --models mmoe
+    python benchmarks/backends.py --backends jax --jit-compile off  # un-jitted JAX
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ def train_one(name: str, frame, tasks, options: dict) -> dict:
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
     build = {"mmoe": km.build_mmoe, "ple": km.build_ple}[name]
-    model = build(features, tasks)  # the default compile
+    compile_args = {}  # the default compile, unless --jit-compile says otherwise
+    if options.get("jit_compile", "auto") != "auto":
+        compile_args["jit_compile"] = options["jit_compile"] == "on"
+    model = build(features, tasks, compile=compile_args or True)
     data = make_dataset(train, features, tasks, options["batch_size"], seed=0)
     setup_s = time.perf_counter() - start
     epochs = 1 + options["epochs"]
@@ -271,6 +275,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"{QUICK['epochs']} timed epoch (unless given)",
     )
     parser.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help='compile(jit_compile=...): "auto" (the default compile), True or False',
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=None,
@@ -326,11 +336,12 @@ def main(argv=None) -> int:
         "epochs": args.epochs,
         "models": args.models,
         "torch_threads": args.torch_threads,
+        "jit_compile": args.jit_compile,
     }
     say(
         f"- method: one child process per backend (`KERAS_BACKEND`), the builders' "
-        f"default compile; one `fit` of 1 + {args.epochs} epochs, batch "
-        f"{args.batch_size}, reshuffled every epoch; examples/s over the epochs "
+        f"default compile (jit_compile {args.jit_compile}); one `fit` of 1 + "
+        f"{args.epochs} epochs, batch {args.batch_size}, reshuffled every epoch; examples/s over the epochs "
         "after the first; test AUC from `model.evaluate`; one round",
     )
     results = []
