@@ -62,7 +62,10 @@ def test_quick_mode_and_bad_options():
     assert args.backends == list(bench.BACKENDS) and args.models == ["mmoe", "ple"]
     full = bench.parse_args([])
     assert (full.rows, full.batch_size, full.epochs) == (None, 1024, 2)
-    for bad in (["--backends", "tf"], ["--models", "esmm"], ["--rows", "50"]):
+    assert full.jit_compile == "auto" and full.torch_threads is None
+    assert bench.parse_args(["--jit-compile", "off"]).jit_compile == "off"
+    bad_options = (["--backends", "tf"], ["--models", "esmm"], ["--rows", "50"])
+    for bad in (*bad_options, ["--jit-compile", "yes"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
 
