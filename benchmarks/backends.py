@@ -357,7 +357,7 @@ def main(argv=None) -> int:
                 say(f"- torch intra-op threads: {result['torch_threads']}")
         say(
             f"- `{backend}` {row['model']}: {row['train_rows']:,} training rows, "
-            f"jit {row['jit_compile']} ({row['jit_compile_reason']}), "
+            f"jit {row['jit_compile']} ({row['jit_compile_reason'] or 'as given'}), "
             f"{row['steps_per_execution']} batches per call; first epoch "
             f"{row['first_epoch_s']:.1f} s, then {row['examples_per_s']:,.0f} "
             f"examples/s (epochs "
