@@ -1,0 +1,145 @@
+"""The JAX training step of a model whose embedding tables are updated row-wise.
+
+On TensorFlow the gradient of a gathered table arrives as rows
+(`tf.IndexedSlices`) and `RowWiseOptimizer` updates those rows. JAX's autodiff
+gives the dense, table-sized gradient instead, and applying it touches every
+row of the table and of its optimizer slots at every step, so a step costs in
+proportion to the table. This step differentiates with respect to the looked-up
+rows instead:
+
+1. A first, abstract pass (`jax.eval_shape`: nothing runs) records the shape of
+   every lookup of a row-wise table (`keras_mtl.layers._tables.RowCapture`).
+2. The loss is differentiated with respect to the dense weights and one zero
+   "delta" per lookup, added to the looked-up rows
+   (`keras_mtl.layers._tables.gather_rows`); the tables themselves are
+   constants of the differentiated function, so no table-sized gradient exists.
+   The gradient of a delta is the gradient of its rows.
+3. `RowWiseOptimizer` gets each table's gradient as a `RowGradient` (ids and
+   rows, over all its lookups), sums it per distinct id and updates those rows
+   and their slots with the same rule as on TensorFlow, written with
+   `scatter_update`. Keras's JAX trainer donates the state to the jitted step,
+   so XLA writes the rows in place.
+
+The layers stay backend-neutral (they call `gather_rows`, which is
+`ops.take` outside this step); the JAX-specific part is this module.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def uses_row_wise_step(model) -> bool:
+    """Whether `model`'s JAX train step should be `row_wise_train_step`: its
+    optimizer is a built `RowWiseOptimizer` with row-wise tables."""
+    from keras_mtl.optimizers.row_wise import RowWiseOptimizer
+
+    optimizer = getattr(model, "optimizer", None)
+    return (
+        keras.backend.backend() == "jax"
+        and isinstance(optimizer, RowWiseOptimizer)
+        and optimizer.built
+        and bool(optimizer.row_wise_tables())
+    )
+
+
+def row_wise_train_step(model, state, data):
+    """Keras's JAX `train_step(state, data)`, with row gradients for the
+    tables `model.optimizer` (a `RowWiseOptimizer`) updates row-wise.
+
+    Returns `(logs, new_state)`, as Keras's JAX trainer expects.
+    """
+    import jax
+
+    from keras_mtl.layers._tables import RowCapture
+    from keras_mtl.optimizers.row_wise import RowGradient
+
+    trainable, non_trainable, optimizer_values, metrics = state
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    optimizer = model.optimizer
+    variables = list(model.trainable_variables)
+    tables = optimizer.row_wise_tables()
+    keys = {id(t) for t in tables}
+    table_at = [i for i, v in enumerate(variables) if id(v) in keys]
+    dense_at = [i for i, v in enumerate(variables) if id(v) not in keys]
+    table_values = {i: trainable[i] for i in table_at}
+
+    def loss_fn(dense_values, deltas, capture):
+        capture.deltas = deltas  # (the traced ones, differentiated)
+        values = list(trainable)
+        for i, value in zip(dense_at, dense_values):
+            values[i] = value
+        for i, value in table_values.items():
+            values[i] = value
+        with capture:
+            loss, aux = model.compute_loss_and_updates(
+                values,
+                non_trainable,
+                metrics,
+                x,
+                y,
+                sample_weight,
+                training=True,
+                optimizer_variables=optimizer_values,
+            )
+        return loss, (aux, capture.ids)
+
+    dense_values = [trainable[i] for i in dense_at]
+    # 1. The lookups' shapes (an abstract trace: nothing is computed).
+    shapes = RowCapture(tables)
+    jax.eval_shape(lambda d: loss_fn(d, None, shapes)[0], dense_values)
+    deltas = [
+        ops.zeros((_count(rows), table.shape[1]), table.dtype)
+        for table, rows in shapes.shapes
+    ]
+    # 2. Gradients at the dense weights and at the looked-up rows.
+    capture = RowCapture(tables)
+    grad_fn = jax.value_and_grad(
+        lambda d, r: loss_fn(d, r, capture), argnums=(0, 1), has_aux=True
+    )
+    (_, (aux, ids)), (dense_grads, row_grads) = grad_fn(dense_values, deltas)
+    unscaled_loss, y_pred, non_trainable, metrics = aux
+    # 3. Each table's rows over all its lookups, then the optimizer's update.
+    grads = [None] * len(variables)
+    for i, g in zip(dense_at, dense_grads):
+        grads[i] = g
+    for i in table_at:
+        mine = [k for k, (t, _) in enumerate(shapes.shapes) if t is variables[i]]
+        if not mine:
+            grads[i] = None  # (not looked up in this model's call)
+            continue
+        grads[i] = RowGradient(
+            ops.concatenate([ids[k] for k in mine]),
+            ops.concatenate([row_grads[k] for k in mine]),
+        )
+    grads = [
+        ops.zeros_like(trainable[i]) if g is None and i in dense_at else g
+        for i, g in enumerate(grads)
+    ]
+    mapping = list(zip(variables, trainable)) + list(
+        zip(optimizer.variables, optimizer_values)
+    )
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        optimizer.apply(grads, variables)
+    trainable = [scope.get_current_value(v) for v in variables]
+    optimizer_values = [scope.get_current_value(v) for v in optimizer.variables]
+    # The loss metric and the compiled metrics, as Keras's own step.
+    mapping = list(zip(model.metrics_variables, metrics))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        loss_metric = next(m for m in model.metrics if m.name == "loss")
+        batch = ops.shape(keras.tree.flatten(x)[0])[0]
+        loss_metric.update_state(unscaled_loss, sample_weight=batch)
+        logs = model.compute_metrics(x, y, y_pred, sample_weight)
+    metrics = [
+        scope.get_current_value(v) if scope.get_current_value(v) is not None else value
+        for v, value in zip(model.metrics_variables, metrics)
+    ]
+    return logs, (trainable, non_trainable, optimizer_values, metrics)
+
+
+def _count(shape) -> int:
+    count = 1
+    for n in shape:
+        count *= int(n)
+    return count
