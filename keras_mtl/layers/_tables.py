@@ -88,14 +88,17 @@ class RowCapture:
 
     With `deltas` None it records the shape of every lookup (`shapes`: a first,
     abstract pass); with `deltas` (one `(n, dim)` array per recorded lookup,
-    in call order) each lookup returns its rows plus its delta, and records
-    its row ids (`ids`, flattened). The gradient of the loss with respect to a
-    delta is then the gradient of the looked-up rows.
+    in call order, or a function `(n, dim, dtype) -> array` that makes each one
+    as it is needed) each lookup returns its rows, the table's gradient
+    stopped, plus its delta, and records its row ids (`ids`, flattened) and
+    delta (`made`). The gradient of the loss with respect to a delta is then
+    the gradient of the looked-up rows.
     """
 
     def __init__(self, tables, deltas=None):
         self.tables = {id(t): t for t in tables}
         self.deltas = deltas
+        self.made = []  # the delta of each lookup (with deltas)
         self.shapes = []  # (table, rows shape) of each lookup
         self.ids = []  # flattened int32 row ids of each lookup (with deltas)
 
@@ -107,18 +110,24 @@ class RowCapture:
         _CAPTURE.remove(self)
 
     def gather(self, table, rows):
-        embedded = keras.ops.take(table, rows, axis=0)
-        k = len(self.ids) if self.deltas is not None else len(self.shapes)
+        self.shapes.append((table, tuple(rows.shape)))
         if self.deltas is None:
-            self.shapes.append((table, tuple(rows.shape)))
-            self.ids.append(None)  # (keeps the count)
-            return embedded
-        if k >= len(self.deltas):
+            return keras.ops.take(table, rows, axis=0)
+        embedded = keras.ops.take(keras.ops.stop_gradient(table), rows, axis=0)
+        k = len(self.ids)
+        if callable(self.deltas):
+            n = 1
+            for size in rows.shape:
+                n *= int(size)
+            self.made.append(self.deltas(n, table.shape[1], table.dtype))
+        elif k < len(self.deltas):
+            self.made.append(self.deltas[k])
+        else:
             raise RuntimeError(
                 "RowCapture: more table lookups than in the step's first pass."
             )
         self.ids.append(keras.ops.reshape(keras.ops.cast(rows, "int32"), (-1,)))
-        delta = keras.ops.reshape(self.deltas[k], embedded.shape)
+        delta = keras.ops.reshape(self.made[k], embedded.shape)
         return embedded + keras.ops.cast(delta, embedded.dtype)
 
 

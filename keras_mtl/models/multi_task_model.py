@@ -333,9 +333,9 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         data = self.step_data.unpack(data)
         if self.loss_weighting is not None and self.loss_weighting.needs_task_gradients:
             return training.train_step_with_task_gradients(self, data, *state)
-        if state and row_wise_step.uses_row_wise_step(self):
-            # JAX: the tables' gradients as rows, not table-sized arrays.
-            return row_wise_step.row_wise_train_step(self, *state, data)
+        if row_wise_step.uses_row_wise_step(self):
+            # JAX and torch: the tables' gradients as rows, not table-sized.
+            return row_wise_step.row_wise_train_step(self, data, *state)
         return super().train_step(*state, data)
 
     def test_step(self, *args):

@@ -23,9 +23,9 @@ ROW_WISE_OPTIMIZERS = (
 #: the exact dense update, which costs little at that size.
 AUTO_MIN_TABLE_SIZE = 1 << 22
 #: Backends whose training step hands the optimizer a table's gradient as rows:
-#: TensorFlow (`tf.IndexedSlices` from its gather) and JAX (`RowGradient`, from
-#: `MultiTaskModel`'s row-wise step, `keras_mtl.training.row_wise_step`).
-ROW_WISE_BACKENDS = ("tensorflow", "jax")
+#: TensorFlow (`tf.IndexedSlices` from its gather), JAX and torch (`RowGradient`,
+#: from `MultiTaskModel`'s row-wise step, `keras_mtl.training.row_wise_step`).
+ROW_WISE_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class RowGradient:
@@ -368,7 +368,12 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         slots = self.slots(table)
 
         def write(variable, rows):
-            variable.assign(ops.scatter_update(variable.value, at, rows))
+            if keras.backend.backend() == "torch":
+                # (In place: torch's `scatter_update` copies the whole table,
+                # and its eager step has no buffer donation to undo that.)
+                variable.value.index_copy_(0, ops.cast(ids, "int64"), rows)
+            else:
+                variable.assign(ops.scatter_update(variable.value, at, rows))
 
         if rule == "adam":
             m_var, v_var = slots

@@ -37,23 +37,83 @@ def uses_row_wise_step(model) -> bool:
 
     optimizer = getattr(model, "optimizer", None)
     return (
-        keras.backend.backend() == "jax"
+        keras.backend.backend() in ("jax", "torch")
         and isinstance(optimizer, RowWiseOptimizer)
         and optimizer.built
         and bool(optimizer.row_wise_tables())
     )
 
 
-def row_wise_train_step(model, state, data):
-    """Keras's JAX `train_step(state, data)`, with row gradients for the
-    tables `model.optimizer` (a `RowWiseOptimizer`) updates row-wise.
+def row_wise_train_step(model, data, state=None):
+    """Keras's train step, with row gradients for the tables `model.optimizer`
+    (a `RowWiseOptimizer`) updates row-wise.
 
-    Returns `(logs, new_state)`, as Keras's JAX trainer expects.
+    On JAX, `state` is the tuple Keras passes and the step returns
+    `(logs, new_state)`; on torch it returns the logs.
     """
+    if keras.backend.backend() == "torch":
+        return _torch_step(model, data)
+    return _jax_step(model, state, data)
+
+
+def _row_gradients(variables, tables, lookups, ids, row_grads) -> dict:
+    """`{index in variables: RowGradient}` of each looked-up table: its ids and
+    rows' gradients over all its lookups (`lookups`: `(table, shape)` each)."""
+    from keras_mtl.optimizers.row_wise import RowGradient
+
+    keys = {id(t) for t in tables}
+    out = {}
+    for i, v in enumerate(variables):
+        mine = [k for k, (t, _) in enumerate(lookups) if t is v]
+        if id(v) in keys and mine:
+            out[i] = RowGradient(
+                ops.concatenate([ids[k] for k in mine]),
+                ops.concatenate([row_grads[k] for k in mine]),
+            )
+    return out
+
+
+def _torch_step(model, data):
+    """Keras's torch step (forward, `backward`, `apply` without a graph), the
+    tables' lookups read through detached tables plus deltas that require a
+    gradient: autograd fills the deltas' gradients, never a table-sized one."""
+    import torch
+
+    from keras_mtl.layers._tables import RowCapture
+
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    optimizer = model.optimizer
+    variables = list(model.trainable_variables)
+
+    def delta(n, dim, dtype):
+        return torch.zeros((n, dim), dtype=getattr(torch, dtype), requires_grad=True)
+
+    with RowCapture(optimizer.row_wise_tables(), delta) as capture:
+        y_pred = model(x, training=True)
+    model.zero_grad()
+    loss = model.compute_loss(x, y, y_pred, sample_weight, training=True)
+    loss_metric = next(m for m in model.metrics if m.name == "loss")
+    loss_metric.update_state(loss, sample_weight=keras.tree.flatten(x)[0].shape[0])
+    optimizer.scale_loss(loss).backward()
+    grads = [v.value.grad for v in variables]
+    rows = _row_gradients(
+        variables,
+        optimizer.row_wise_tables(),
+        capture.shapes,
+        capture.ids,
+        [d.grad if d.grad is not None else torch.zeros_like(d) for d in capture.made],
+    )
+    for i, g in rows.items():
+        grads[i] = g
+    with torch.no_grad():
+        optimizer.apply(grads, variables)
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _jax_step(model, state, data):
     import jax
 
     from keras_mtl.layers._tables import RowCapture
-    from keras_mtl.optimizers.row_wise import RowGradient
 
     trainable, non_trainable, optimizer_values, metrics = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -104,15 +164,10 @@ def row_wise_train_step(model, state, data):
     grads = [None] * len(variables)
     for i, g in zip(dense_at, dense_grads):
         grads[i] = g
-    for i in table_at:
-        mine = [k for k, (t, _) in enumerate(shapes.shapes) if t is variables[i]]
-        if not mine:
-            grads[i] = None  # (not looked up in this model's call)
-            continue
-        grads[i] = RowGradient(
-            ops.concatenate([ids[k] for k in mine]),
-            ops.concatenate([row_grads[k] for k in mine]),
-        )
+    for i, g in _row_gradients(
+        variables, tables, shapes.shapes, ids, row_grads
+    ).items():
+        grads[i] = g  # (a table not looked up keeps None)
     grads = [
         ops.zeros_like(trainable[i]) if g is None and i in dense_at else g
         for i, g in enumerate(grads)

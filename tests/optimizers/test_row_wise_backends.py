@@ -1,13 +1,9 @@
 """Row-wise table updates inside `fit`, on the backend under test: lazy Adam by
-hand (TensorFlow: `tf.IndexedSlices`; JAX: the step that differentiates the
-looked-up rows, `keras_mtl.training.row_wise_step`); torch keeps the dense
-update (docs/large_vocabularies.md)."""
-
-import warnings
+hand (TensorFlow: `tf.IndexedSlices`; JAX and torch: the step that
+differentiates the looked-up rows, `keras_mtl.training.row_wise_step`)."""
 
 import keras
 import numpy as np
-import pytest
 
 import keras_mtl as km
 from keras_mtl.optimizers import RowWiseOptimizer
@@ -16,10 +12,6 @@ BACKEND = keras.backend.backend()
 ROWS, DIM, BATCH, STEPS = 8, 2, 4, 3  # item ids 0..7, row 8 out of vocabulary
 LR, B1, B2, EPS = 0.1, 0.9, 0.999, 1e-7
 KERNEL = np.array([[0.5], [-1.0], [0.25], [2.0], [-0.5], [1.5]], "float32")
-row_wise_backends = pytest.mark.skipif(
-    BACKEND not in ("tensorflow", "jax"),
-    reason="torch computes dense table gradients (docs/large_vocabularies.md)",
-)
 
 
 def _data():
@@ -88,7 +80,6 @@ def _lazy_adam_by_hand(start, x, y):
     return var
 
 
-@row_wise_backends
 def test_fit_updates_the_looked_up_rows_by_lazy_adam():
     x, y = _data()
     model, table, start = _model()
@@ -105,7 +96,6 @@ def test_fit_updates_the_looked_up_rows_by_lazy_adam():
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == STEPS
 
 
-@row_wise_backends
 def test_row_wise_and_dense_sgd_agree():
     # Plain SGD's update is the same row-wise: the rows' gradients (summed
     # over both lookups and over repeated ids) are the table's gradient.
@@ -125,15 +115,3 @@ def test_row_wise_and_dense_sgd_agree():
         tables.append(keras.ops.convert_to_numpy(table))
     np.testing.assert_allclose(tables[0], tables[1], atol=1e-6)
     assert np.abs(tables[1][:4] - _model()[2][:4]).max() > 1e-3  # (it trained)
-
-
-@pytest.mark.skipif(BACKEND != "torch", reason="torch's dense fallback")
-def test_torch_keeps_the_dense_update_with_a_warning():
-    model, table, _ = _model()
-    assert not isinstance(model.optimizer, RowWiseOptimizer)  # "auto" and True
-    optimizer = RowWiseOptimizer(keras.optimizers.Adam())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        optimizer.build([table])
-    assert any("torch backend computes dense" in str(w.message) for w in caught)
-    assert optimizer.row_wise_tables() == []
