@@ -38,10 +38,19 @@ importing keras_mtl, against the bytes of the table and its optimizer slots
 (Adam: 3 x table; row-wise Adagrad: table + one float per row). The whole run
 is done for Adam (default) and for Adagrad (`--optimizers`).
 
+Backends (`--backends tensorflow,jax,torch`, default TensorFlow): each backend's
+contenders run in their own child processes (Keras reads `KERAS_BACKEND` once, at
+import); on JAX and torch only `vocab_*` and `plain_*` (the string and hashing
+contenders measure TensorFlow's lookups), with no export (TensorFlow's). The
+report ends with the 10M / 100k step ratio of each backend, held to <= 1.5x on
+TensorFlow and JAX. torch runs eagerly (no `torch.compile`, keras-mtl's default).
+
 Usage (from the repository root):
 
     python benchmarks/large_vocab.py [--rounds 5] [--steps 2000] [--optimizers adam,adagrad]
     python benchmarks/large_vocab.py --quick   # small tables, a smoke run
+    python benchmarks/large_vocab.py --backends jax,torch --optimizers adam \
+        --contenders vocab_100k,vocab_10m,plain_10m
 """
 
 from __future__ import annotations

@@ -100,10 +100,16 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
     gradient (the global norm over every variable).
 
     Any other inner optimizer (RMSprop, Nadam, Adam with `amsgrad`, an inner
-    optimizer with EMA, gradient accumulation or loss scaling), another backend
-    than TensorFlow (where table gradients arrive dense), or a `tf.distribute`
-    strategy in scope falls back to the inner optimizer's dense update of the
-    tables, with a warning that names the tables.
+    optimizer with EMA, gradient accumulation or loss scaling), or a
+    `tf.distribute` strategy in scope falls back to the inner optimizer's dense
+    update of the tables, with a warning that names the tables.
+
+    Backends: on TensorFlow a table's gradient arrives as rows
+    (`tf.IndexedSlices`). On JAX and torch, `MultiTaskModel`'s training step
+    differentiates with respect to the looked-up rows and hands them over as
+    `RowGradient`s (`keras_mtl.training.row_wise_step`); a dense table
+    gradient (e.g. from a plain `keras.Model`'s step) is taken as touching
+    every row.
 
     `MultiTaskModel.compile` (every keras-mtl builder) wraps its optimizer in
     this class when a table has at least `AUTO_MIN_TABLE_SIZE` elements
