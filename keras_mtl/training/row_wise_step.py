@@ -119,18 +119,11 @@ def _jax_step(model, state, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     optimizer = model.optimizer
     variables = list(model.trainable_variables)
-    tables = optimizer.row_wise_tables()
-    keys = {id(t) for t in tables}
-    table_at = [i for i, v in enumerate(variables) if id(v) in keys]
-    dense_at = [i for i, v in enumerate(variables) if id(v) not in keys]
-    table_values = {i: trainable[i] for i in table_at}
 
-    def loss_fn(dense_values, deltas, capture):
+    def loss_fn(dense_at, dense_values, deltas, capture):
         capture.deltas = deltas  # (the traced ones, differentiated)
-        values = list(trainable)
+        values = list(trainable)  # (the others: constants, not differentiated)
         for i, value in zip(dense_at, dense_values):
-            values[i] = value
-        for i, value in table_values.items():
             values[i] = value
         with capture:
             loss, aux = model.compute_loss_and_updates(
@@ -145,10 +138,17 @@ def _jax_step(model, state, data):
             )
         return loss, (aux, capture.ids)
 
-    dense_values = [trainable[i] for i in dense_at]
     # 1. The lookups' shapes (an abstract trace: nothing is computed).
-    shapes = RowCapture(tables)
-    jax.eval_shape(lambda d: loss_fn(d, None, shapes)[0], dense_values)
+    every = list(range(len(variables)))
+    shapes = RowCapture(optimizer.row_wise_tables())
+    jax.eval_shape(lambda d: loss_fn(every, d, None, shapes)[0], list(trainable))
+    # Only tables read through `gather_rows` get row gradients; a table read
+    # some other way (a layer of one's own) keeps its dense gradient, which
+    # the optimizer takes as touching every row.
+    keys = {id(t) for t, _ in shapes.shapes}
+    tables = [t for t in optimizer.row_wise_tables() if id(t) in keys]
+    dense_at = [i for i, v in enumerate(variables) if id(v) not in keys]
+    dense_values = [trainable[i] for i in dense_at]
     deltas = [
         ops.zeros((_count(rows), table.shape[1]), table.dtype)
         for table, rows in shapes.shapes
@@ -156,7 +156,7 @@ def _jax_step(model, state, data):
     # 2. Gradients at the dense weights and at the looked-up rows.
     capture = RowCapture(tables)
     grad_fn = jax.value_and_grad(
-        lambda d, r: loss_fn(d, r, capture), argnums=(0, 1), has_aux=True
+        lambda d, r: loss_fn(dense_at, d, r, capture), argnums=(0, 1), has_aux=True
     )
     (_, (aux, ids)), (dense_grads, row_grads) = grad_fn(dense_values, deltas)
     unscaled_loss, y_pred, non_trainable, metrics = aux

@@ -115,3 +115,34 @@ def test_row_wise_and_dense_sgd_agree():
         tables.append(keras.ops.convert_to_numpy(table))
     np.testing.assert_allclose(tables[0], tables[1], atol=1e-6)
     assert np.abs(tables[1][:4] - _model()[2][:4]).max() > 1e-3  # (it trained)
+
+
+def test_a_table_read_by_another_layer_still_trains():
+    # A table marked by hand (read by `keras.layers.Embedding`, not through
+    # keras-mtl's `gather_rows`) keeps its dense gradient on JAX and torch,
+    # taken as touching every row: with SGD, the dense update.
+    ids = keras.Input((), dtype="int32", name="item")
+    embedding = keras.layers.Embedding(ROWS, DIM, embeddings_initializer="zeros")
+    z = embedding(ids)
+    model = km.MultiTaskModel(
+        ids,
+        {"score": keras.layers.Dense(1, use_bias=False, name="score")(z)},
+        tasks=[km.Task("score", "regression")],
+    )
+    km.optimizers.mark_table(embedding.embeddings)
+    model.compile(
+        keras.optimizers.SGD(1.0),
+        metrics={"score": []},
+        row_wise_updates=True,
+        jit_compile=BACKEND == "jax",
+        steps_per_execution=1,
+    )
+    model.get_layer("score").set_weights([np.ones((DIM, 1), "float32")])
+    assert isinstance(model.optimizer, RowWiseOptimizer)
+    x, y = np.array([1, 1, 2, 5]), {"score": np.array([1, 2, 3, -4], "float32")}
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    # pred = 0, MSE's gradient at row r: sum over its ids of -2 y / 4.
+    want = np.zeros((ROWS, DIM), "float32")
+    want[1], want[2], want[5] = 1.5, 1.5, -2.0
+    table = keras.ops.convert_to_numpy(embedding.embeddings)
+    np.testing.assert_allclose(table, want, atol=1e-6)
