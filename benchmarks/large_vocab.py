@@ -38,10 +38,19 @@ importing keras_mtl, against the bytes of the table and its optimizer slots
 (Adam: 3 x table; row-wise Adagrad: table + one float per row). The whole run
 is done for Adam (default) and for Adagrad (`--optimizers`).
 
+Backends (`--backends tensorflow,jax,torch`, default TensorFlow): each backend's
+contenders run in their own child processes (Keras reads `KERAS_BACKEND` once, at
+import); on JAX and torch only `vocab_*` and `plain_*` (the string and hashing
+contenders measure TensorFlow's lookups), with no export (TensorFlow's). The
+report ends with the 10M / 100k step ratio of each backend, held to <= 1.5x on
+TensorFlow and JAX. torch runs eagerly (no `torch.compile`, keras-mtl's default).
+
 Usage (from the repository root):
 
     python benchmarks/large_vocab.py [--rounds 5] [--steps 2000] [--optimizers adam,adagrad]
     python benchmarks/large_vocab.py --quick   # small tables, a smoke run
+    python benchmarks/large_vocab.py --backends jax,torch --optimizers adam \
+        --contenders vocab_100k,vocab_10m,plain_10m
 """
 
 from __future__ import annotations
@@ -63,10 +72,15 @@ except ImportError:  # `python benchmarks/large_vocab.py`
 BATCH = 1024
 EMBEDDING_DIM = 16
 ZIPF_A = 1.2
+#: The contenders run on every backend (`--backends`): the row-wise
+#: integer-id tables and the plain optimizer's baseline. The string and
+#: hashing contenders measure TensorFlow's lookups, and run on it only.
+ROW_WISE_KEYS = ("vocab_", "plain_")
 
 
-def contenders(args) -> dict[str, dict]:
-    """Contender key -> its model options."""
+def contenders(args, backend: str = "tensorflow") -> dict[str, dict]:
+    """Contender key -> its model options (on JAX and torch: the integer-id
+    tables and the plain baseline, `ROW_WISE_KEYS`)."""
     sizes = [int(s) for s in args.vocab_sizes.split(",")]
     out = {
         f"vocab_{_short(v)}": {"vocabulary_size": v, "row_wise": True} for v in sizes
@@ -97,6 +111,8 @@ def contenders(args) -> dict[str, dict]:
             "in_graph": True,
             "row_wise": True,  # (a 100k table: "auto" keeps the dense update)
         }
+    if backend != "tensorflow":
+        out = {k: v for k, v in out.items() if k.startswith(ROW_WISE_KEYS)}
     if args.contenders:
         wanted = args.contenders.split(",")
         unknown = sorted(set(wanted) - set(out))
@@ -154,6 +170,7 @@ def _contender(
 ) -> tuple[dict, dict]:
     """Build and warm up one contender: its ready message and command handlers
     (its memory growth: the peak resident memory minus `baseline_kib`)."""
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -182,13 +199,12 @@ def _contender(
     start = time.perf_counter()
     compile_args = {"optimizer": optimizer, "row_wise_updates": spec["row_wise"]}
     # XLA wherever the layers allow it: these short fits time steady steps, which
-    # `jit_compile="auto"` would judge too few to repay compiling.
-    compile_args["jit_compile"] = km.training.supports_jit(
-        km.build_mmoe(features, tasks, compile=False)
+    # `jit_compile="auto"` would judge too few to repay compiling. (On torch,
+    # jit_compile means torch.compile: off, as keras-mtl's default.)
+    compile_args["jit_compile"] = keras.backend.backend() != "torch" and (
+        km.training.supports_jit(km.build_mmoe(features, tasks, compile=False))
     )
     if spec.get("in_graph"):
-        import keras
-
         built = km.build_mmoe(features, tasks, compile=False)
         model = keras.Model(built.input, built.output)
         # A plain keras.Model's compile, with the builders' task defaults.
@@ -229,6 +245,7 @@ def _contender(
         if len(v.shape) and v.shape[0] >= vocab
     )
     ready = {
+        "backend": keras.backend.backend(),
         "build_and_warmup_s": time.perf_counter() - start,
         "jit_compile": bool(model.jit_compile),
         "optimizer_class": type(model.optimizer).__name__,
@@ -239,6 +256,13 @@ def _contender(
 
     def export() -> dict:
         import tempfile
+
+        if keras.backend.backend() != "tensorflow":  # (the export is TensorFlow's)
+            return {
+                "export_s": None,
+                "export_bytes": None,
+                "peak_growth_bytes": (_rss_kib("VmHWM") - baseline_kib) * 1024,
+            }
 
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -257,20 +281,23 @@ def _contender(
     }
 
 
-def start_child(specs: dict[str, dict], optimizer: str, args) -> h.Child:
+def start_child(specs: dict[str, dict], optimizer: str, args, backend) -> h.Child:
     command = [sys.executable, __file__, "--child", json.dumps(specs)]
     command += ["--optimizer", optimizer, "--warmup-steps", str(args.warmup_steps)]
-    return h.Child(",".join(specs), command)
+    # (Keras reads its backend once, at import: one process per backend.)
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    return h.Child(f"{backend}:{','.join(specs)}", command, env=env)
 
 
-def run_optimizer(optimizer: str, args) -> list[dict]:
-    specs = contenders(args)
+def run_optimizer(optimizer: str, args, backend: str = "tensorflow") -> list[dict]:
+    specs = contenders(args, backend)
     if args.one_child:
-        shared = start_child(specs, optimizer, args)
+        shared = start_child(specs, optimizer, args, backend)
         children = dict.fromkeys(specs, shared)
     else:
         children = {
-            k: start_child({k: spec}, optimizer, args) for k, spec in specs.items()
+            k: start_child({k: spec}, optimizer, args, backend)
+            for k, spec in specs.items()
         }
     try:
         info = {k: child.ask() for k, child in children.items()}
@@ -278,7 +305,10 @@ def run_optimizer(optimizer: str, args) -> list[dict]:
             k: args.steps if spec["row_wise"] else args.baseline_steps
             for k, spec in specs.items()
         }
-        print(f"\n## {optimizer}: {args.rounds} alternated rounds\n", flush=True)
+        print(
+            f"\n## {backend}, {optimizer}: {args.rounds} alternated rounds\n",
+            flush=True,
+        )
         runs = h.alternated_rounds(
             [
                 h.Contender(
@@ -327,10 +357,14 @@ def report(rows: list[dict], args) -> None:
         f"{args.steps} steps ({args.baseline_steps} for the baselines), "
         f"{args.warmup_steps} warm-up steps\n"
     )
-    table = []
-    for optimizer in dict.fromkeys(r["optimizer"] for r in rows):
-        mine = [r for r in rows if r["optimizer"] == optimizer]
+    table, ratios = [], []
+    groups = dict.fromkeys((r["backend"], r["optimizer"]) for r in rows)
+    for backend, optimizer in groups:
+        mine = [
+            r for r in rows if (r["backend"], r["optimizer"]) == (backend, optimizer)
+        ]
         smallest = mine[0]
+        ratios += _ratio_lines(backend, optimizer, mine)
 
         for r in mine:
             table.append(
@@ -345,9 +379,16 @@ def report(rows: list[dict], args) -> None:
                     f"{r['peak_growth_bytes'] / r['table_and_slot_bytes']:.2f}×",
                     # growth beyond the smallest table's: TF's own runtime
                     f"{(r['peak_growth_bytes'] - smallest['peak_growth_bytes']) / r['table_and_slot_bytes']:.2f}×",
-                    f"{r['export_bytes'] / 2**20:,.1f}",
-                    f"{r['export_bytes'] / r['param_bytes']:.3f}×",
-                    f"{r['export_s']:.1f}",
+                    *(
+                        ["n/a"] * 3
+                        if r["export_bytes"] is None
+                        else [
+                            f"{r['export_bytes'] / 2**20:,.1f}",
+                            f"{r['export_bytes'] / r['param_bytes']:.3f}×",
+                            f"{r['export_s']:.1f}",
+                        ]
+                    ),
+                    backend,
                 ]
             )
     print(
@@ -365,10 +406,39 @@ def report(rows: list[dict], args) -> None:
                 "export MiB",
                 "export / params",
                 "export s",
+                "backend",
             ],
             table,
         )
     )
+    print("\n## Step time, largest / smallest table, per backend\n")
+    print("\n".join(ratios))
+
+
+#: The largest / smallest step-time ratio each backend is held to (issue 18:
+#: the scale-out work shards tables on JAX); torch's is stated, not held.
+REQUIRED_RATIO = {"tensorflow": 1.5, "jax": 1.5}
+
+
+def _ratio_lines(backend: str, optimizer: str, rows: list[dict]) -> list[str]:
+    """`vocab_<largest> / vocab_<smallest>` step time of one backend and
+    optimizer (and the plain baseline's), with the verdict where one is held."""
+    vocab = [r for r in rows if r["key"].startswith("vocab_")]
+    if len(vocab) < 2:
+        return []
+    small, big = vocab[0], vocab[-1]
+    ratio = big["step_ms"] / small["step_ms"]
+    line = (
+        f"- {backend}, {optimizer}: {big['key']} / {small['key']} = {ratio:.2f}× "
+        f"({big['optimizer_class']})"
+    )
+    if backend in REQUIRED_RATIO:
+        required = REQUIRED_RATIO[backend]
+        line += f"; {'meets' if ratio <= required else 'MISSES'} ≤ {required}×"
+    plain = [r for r in rows if r["key"].startswith("plain_")]
+    if plain:
+        line += f"; plain optimizer: {plain[0]['step_ms'] / small['step_ms']:.2f}×"
+    return [line]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -396,6 +466,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="smoke run: tables of 1k and 200k rows, 2 rounds of 5 steps, Adam, "
         "--one-child",
     )
+    parser.add_argument(
+        "--backends",
+        default="tensorflow",
+        help="comma-separated Keras backends (tensorflow, jax, torch), each in its "
+        "own child processes; on jax and torch only the vocab_* and plain_* "
+        "contenders",
+    )
     parser.add_argument("--json", help="also write the result rows to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--optimizer", help=argparse.SUPPRESS)
@@ -413,8 +490,9 @@ def main(argv=None) -> int:
         child(json.loads(args.child), args.optimizer, args.warmup_steps)
         return 0
     rows = []
-    for optimizer in args.optimizers.split(","):
-        rows += run_optimizer(optimizer, args)
+    for backend in args.backends.split(","):
+        for optimizer in args.optimizers.split(","):
+            rows += run_optimizer(optimizer, args, backend)
     report(rows, args)
     if args.json:
         with open(args.json, "w") as f:

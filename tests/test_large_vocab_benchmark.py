@@ -48,3 +48,41 @@ def test_quick_run_prints_one_row_per_contender(tmp_path, capsys):
         # Adam's two slots of the big table, row-wise or plain: 3x the table.
         table = (200_000 + key.startswith(("vocab", "plain"))) * 16 * 4
         assert rows[key]["table_and_slot_bytes"] == 3 * table, key
+
+
+def test_ratio_lines_hold_jax_to_1_5x_and_state_torch():
+    from benchmarks.large_vocab import _ratio_lines
+
+    def row(key, ms):
+        return {"key": key, "step_ms": ms, "optimizer_class": "RowWiseOptimizer"}
+
+    rows = [row("vocab_100k", 10.0), row("vocab_10m", 16.0), row("plain_10m", 500.0)]
+    (jax,) = _ratio_lines("jax", "adam", rows)
+    assert jax == (
+        "- jax, adam: vocab_10m / vocab_100k = 1.60× (RowWiseOptimizer); "
+        "MISSES ≤ 1.5×; plain optimizer: 50.00×"
+    )
+    (torch,) = _ratio_lines("torch", "adam", rows[:2])
+    assert torch == "- torch, adam: vocab_10m / vocab_100k = 1.60× (RowWiseOptimizer)"
+    assert "meets ≤ 1.5×" in _ratio_lines("tensorflow", "adam", rows[:1] * 2)[0]
+
+
+@pytest.mark.slow  # two subprocesses (JAX, torch) training two small models each
+def test_quick_run_on_jax_and_torch_is_row_wise(tmp_path, capsys):
+    out_json = tmp_path / "rows.json"
+    argv = ["--quick", "--backends", "jax,torch", "--no-baselines"]
+    assert main([*argv, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out_json.read_text())
+    assert [(r["backend"], r["key"]) for r in rows] == [
+        ("jax", "vocab_1k"),
+        ("jax", "vocab_200k"),
+        ("torch", "vocab_1k"),
+        ("torch", "vocab_200k"),
+    ]
+    for r in rows:
+        assert r["optimizer_class"] == "RowWiseOptimizer"
+        assert r["jit_compile"] is (r["backend"] == "jax")  # (torch: eager)
+        assert r["export_bytes"] is None  # (the export is TensorFlow's)
+    for backend in ("jax", "torch"):
+        assert re.search(rf"^- {backend}, adam: vocab_200k / vocab_1k = ", out, re.M)

@@ -17,7 +17,7 @@ from keras_mtl.features import (
     feature_to_config,
 )
 from keras_mtl.layers._lookup import make_lookup, row_values, stacked_rows
-from keras_mtl.layers._tables import add_table
+from keras_mtl.layers._tables import add_table, gather_rows
 from keras_mtl.layers.field_wise_sum_pooling import FieldWiseSumPooling
 from keras_mtl.layers.missing_value import MissingValueLayer
 
@@ -178,7 +178,7 @@ class FeatureEncoder(keras.layers.Layer):
                 ],
                 [self._row_offset[f.name] for f in fields],
             )
-            embedded = ops.take(self.tables[width], rows, axis=0)
+            embedded = gather_rows(self.tables[width], rows)
             parts.append(self.poolings[width](embedded, mask=mask))
         complete = [f for f in self.dense if not f.allow_missing]
         if complete:

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_mtl.features import SparseFeature, feature_from_config, feature_to_config
 from keras_mtl.layers._lookup import make_lookup, pad_mask, table_rows
-from keras_mtl.layers._tables import add_table
+from keras_mtl.layers._tables import add_table, gather_rows
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -114,7 +114,7 @@ class FieldEmbedding(keras.layers.Layer):
         ):
             rows, mask = table_rows(f, lookup, raw)
             weight = ops.expand_dims(ops.cast(mask, table.dtype), -1)
-            embedded = ops.take(table, rows, axis=0) * weight
+            embedded = gather_rows(table, rows) * weight
             if f.max_len is not None:
                 embedded = ops.sum(embedded, axis=-2)
             parts.append(embedded)

@@ -17,6 +17,7 @@ from keras_mtl.metrics import with_missing_outputs
 from keras_mtl.models import _host_lookups
 from keras_mtl.models.step_data import StepData, steps_per_epoch
 from keras_mtl.tasks import Task, check_tasks, task_from_config, task_to_config
+from keras_mtl.training import row_wise_step
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -335,6 +336,9 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         data = self.step_data.unpack(data)
         if self.loss_weighting is not None and self.loss_weighting.needs_task_gradients:
             return training.train_step_with_task_gradients(self, data, *state)
+        if row_wise_step.uses_row_wise_step(self):
+            # JAX and torch: the tables' gradients as rows, not table-sized.
+            return row_wise_step.row_wise_train_step(self, data, *state)
         return super().train_step(*state, data)
 
     def test_step(self, *args):

@@ -6,6 +6,7 @@ import math
 import warnings
 
 import keras
+from keras import ops
 
 from keras_mtl._keras_compat import uses_weight_decay
 from keras_mtl.layers._tables import is_table
@@ -21,6 +22,21 @@ ROW_WISE_OPTIMIZERS = (
 #: float32, e.g. 262,144 rows of width 16) are updated row-wise; smaller ones get
 #: the exact dense update, which costs little at that size.
 AUTO_MIN_TABLE_SIZE = 1 << 22
+#: Backends whose training step hands the optimizer a table's gradient as rows:
+#: TensorFlow (`tf.IndexedSlices` from its gather), JAX and torch (`RowGradient`,
+#: from `MultiTaskModel`'s row-wise step, `keras_mtl.training.row_wise_step`).
+ROW_WISE_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class RowGradient:
+    """A table's gradient as rows: `values[i]` is the gradient of row `ids[i]`
+    (ids may repeat; their rows' gradients add up), as `tf.IndexedSlices` on
+    TensorFlow. `keras_mtl.training.row_wise_step` hands these to
+    `RowWiseOptimizer` on JAX."""
+
+    def __init__(self, ids, values):
+        self.ids = ids
+        self.values = values
 
 
 def _rule(optimizer) -> str | None:
@@ -41,8 +57,11 @@ def _unsupported(optimizer) -> str | None:
     for option in ("use_ema", "gradient_accumulation_steps", "loss_scale_factor"):
         if getattr(optimizer, option, None):
             return f"{name} has {option} set"
-    if keras.backend.backend() != "tensorflow":
-        return f"the {keras.backend.backend()} backend computes dense table gradients"
+    backend = keras.backend.backend()
+    if backend not in ROW_WISE_BACKENDS:
+        return f"the {backend} backend computes dense table gradients"
+    if backend != "tensorflow":
+        return None
     import tensorflow as tf
 
     if tf.distribute.has_strategy():
@@ -81,10 +100,16 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
     gradient (the global norm over every variable).
 
     Any other inner optimizer (RMSprop, Nadam, Adam with `amsgrad`, an inner
-    optimizer with EMA, gradient accumulation or loss scaling), another backend
-    than TensorFlow (where table gradients arrive dense), or a `tf.distribute`
-    strategy in scope falls back to the inner optimizer's dense update of the
-    tables, with a warning that names the tables.
+    optimizer with EMA, gradient accumulation or loss scaling), or a
+    `tf.distribute` strategy in scope falls back to the inner optimizer's dense
+    update of the tables, with a warning that names the tables.
+
+    Backends: on TensorFlow a table's gradient arrives as rows
+    (`tf.IndexedSlices`). On JAX and torch, `MultiTaskModel`'s training step
+    differentiates with respect to the looked-up rows and hands them over as
+    `RowGradient`s (`keras_mtl.training.row_wise_step`); a dense table
+    gradient (e.g. from a plain `keras.Model`'s step) is taken as touching
+    every row.
 
     `MultiTaskModel.compile` (every keras-mtl builder) wraps its optimizer in
     this class when a table has at least `AUTO_MIN_TABLE_SIZE` elements
@@ -211,6 +236,13 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
                 count - len(slots) + i for i in range(len(slots))
             ]
         super().build(var_list)
+        # (Not an attribute: the optimizer's tracking would adopt the variables.)
+        self.__dict__["_built_variables"] = var_list
+
+    def row_wise_tables(self) -> list:
+        """The tables this optimizer updates row-wise (once built)."""
+        keys = self._table_slots
+        return [v for v in self.__dict__.get("_built_variables", ()) if id(v) in keys]
 
     def slots(self, table) -> list:
         """The row-wise slots of `table` (Adam: `[m, v]`; Adagrad: `[acc]`;
@@ -221,6 +253,9 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
     # ----------------------------------------------------------------- apply
 
     def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None and self.built:
+            # (`stateless_apply`, on JAX, passes the gradients alone.)
+            trainable_variables = self.__dict__["_built_variables"]
         if trainable_variables is None:
             raise ValueError(
                 "RowWiseOptimizer.apply: pass the variables with their gradients "
@@ -244,12 +279,17 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
             self.inner_optimizer.apply(dense_grads, dense_vars)
             return
         opt = self.inner_optimizer
-        rows = [_distinct_rows(g) for g, _ in table_pairs]
+        if keras.backend.backend() == "tensorflow":
+            distinct, clip, update = _distinct_rows, _clip_globally, self._update_rows
+        else:
+            distinct, clip = _distinct_rows_ops, _clip_globally_ops
+            update = self._update_rows_ops
+        rows = [distinct(g) for g, _ in table_pairs]
         if opt.global_clipnorm:
-            rows, dense_grads = _clip_globally(rows, dense_grads, opt.global_clipnorm)
+            rows, dense_grads = clip(rows, dense_grads, opt.global_clipnorm)
         with keras.name_scope(self.name):
             for (ids, g, count), (_, table) in zip(rows, table_pairs):
-                self._update_rows(table, ids, g, count)
+                update(table, ids, g, count)
         if any(g is not None for g in dense_grads):
             self.inner_optimizer.apply(dense_grads, dense_vars)
         else:  # the inner optimizer counts the steps
@@ -309,6 +349,67 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
         else:  # plain SGD
             new = old - g * lr
         var.scatter_update(tf.IndexedSlices(new, ids))
+
+    def _update_rows_ops(self, table, ids, g, count):
+        """`_update_rows` in `keras.ops` (the JAX backend): the same rule, read
+        with `take` and written with `scatter_update`, which XLA performs in
+        place on the train step's donated buffers."""
+        opt = self.inner_optimizer
+        rule = _rule(opt)
+        dtype = table.dtype
+        g = ops.cast(g, dtype)
+        if opt.clipnorm:
+            norm = ops.sqrt(ops.sum(ops.square(g)))
+            g = g * (opt.clipnorm / ops.maximum(norm, opt.clipnorm))
+        elif opt.clipvalue:
+            g = ops.clip(g, -opt.clipvalue, opt.clipvalue)
+        position = ops.minimum(ops.arange(ids.shape[0], dtype="int32"), count - 1)
+        ids = ops.take(ids, position, axis=0)
+        g = ops.take(g, position, axis=0)
+        at = ops.expand_dims(ids, -1)
+        lr = ops.cast(opt.learning_rate, dtype)
+        old = ops.take(table.value, ids, axis=0)
+        if uses_weight_decay(opt, table):
+            old = old - old * ops.cast(opt.weight_decay, dtype) * lr
+        slots = self.slots(table)
+
+        def write(variable, rows):
+            if keras.backend.backend() == "torch":
+                # (In place: torch's `scatter_update` copies the whole table,
+                # and its eager step has no buffer donation to undo that.)
+                variable.value.index_copy_(0, ops.cast(ids, "int64"), rows)
+            else:
+                variable.assign(ops.scatter_update(variable.value, at, rows))
+
+        if rule == "adam":
+            m_var, v_var = slots
+            step = ops.cast(opt.iterations + 1, dtype)
+            b1 = ops.power(ops.cast(opt.beta_1, dtype), step)
+            b2 = ops.power(ops.cast(opt.beta_2, dtype), step)
+            alpha = lr * ops.sqrt(1 - b2) / (1 - b1)
+            m = ops.take(m_var.value, ids, axis=0)
+            v = ops.take(v_var.value, ids, axis=0)
+            m = m + (g - m) * (1 - opt.beta_1)
+            v = v + (ops.square(g) - v) * (1 - opt.beta_2)
+            new = old - alpha * m / (ops.sqrt(v) + opt.epsilon)
+            write(m_var, m)
+            write(v_var, v)
+        elif rule == "adagrad":
+            (acc_var,) = slots
+            acc = ops.take(acc_var.value, ids, axis=0) + ops.mean(
+                ops.square(g), axis=-1
+            )
+            new = old - lr * g / ops.sqrt(acc[:, None] + opt.epsilon)
+            write(acc_var, acc)
+        elif slots:  # SGD with momentum
+            (m_var,) = slots
+            momentum = ops.cast(opt.momentum, dtype)
+            m = ops.take(m_var.value, ids, axis=0) * momentum - g * lr
+            new = old + (m * momentum - g * lr if opt.nesterov else m)
+            write(m_var, m)
+        else:  # plain SGD
+            new = old - g * lr
+        write(table, new)
 
     # ------------------------------------------------------------- config
 
@@ -375,6 +476,43 @@ def _clip_globally(rows, dense_grads, clip):
     return rows, dense
 
 
+def _distinct_rows_ops(gradient):
+    """`_distinct_rows` in `keras.ops`, for a `RowGradient` (or a dense
+    gradient, taken as touching every row)."""
+    if isinstance(gradient, RowGradient):
+        ids, values = gradient.ids, gradient.values
+    else:
+        values = ops.convert_to_tensor(gradient)
+        ids = ops.arange(values.shape[0], dtype="int32")
+    ids = ops.cast(ids, "int32")
+    n = int(ids.shape[0])
+    order = ops.argsort(ids)
+    sorted_ids = ops.take(ids, order, axis=0)
+    first = ops.concatenate(
+        [ops.ones((1,), "bool"), ops.not_equal(sorted_ids[1:], sorted_ids[:-1])]
+    )
+    segment = ops.cumsum(ops.cast(first, "int32")) - 1
+    summed = ops.segment_sum(ops.take(values, order, axis=0), segment, n)
+    # (Segments past the count are empty: their max is the dtype's lowest.)
+    distinct = ops.segment_max(sorted_ids, segment, n)
+    return distinct, summed, segment[-1] + 1
+
+
+def _clip_globally_ops(rows, dense_grads, clip):
+    """`_clip_globally` in `keras.ops`."""
+    squares = [ops.sum(ops.square(s)) for _, s, _ in rows]
+    squares += [
+        ops.sum(ops.square(ops.convert_to_tensor(g)))
+        for g in dense_grads
+        if g is not None
+    ]
+    norm = ops.sqrt(sum(squares[1:], squares[0]))
+    scale = clip / ops.maximum(norm, clip)
+    rows = [(ids, s * ops.cast(scale, s.dtype), c) for ids, s, c in rows]
+    dense = [None if g is None else g * ops.cast(scale, g.dtype) for g in dense_grads]
+    return rows, dense
+
+
 def row_wise_for_tables(optimizer, variables, row_wise_updates="auto"):
     """`optimizer`, wrapped in `RowWiseOptimizer` as `row_wise_updates` says.
 
@@ -393,9 +531,9 @@ def row_wise_for_tables(optimizer, variables, row_wise_updates="auto"):
         )
     if row_wise_updates is False or isinstance(optimizer, RowWiseOptimizer):
         return optimizer
-    if keras.backend.backend() != "tensorflow":
-        # (Other backends compute dense table gradients, and their trainers
-        # apply updates statelessly: the tables keep the plain update.)
+    if keras.backend.backend() not in ROW_WISE_BACKENDS:
+        # (torch's step computes dense table gradients: the tables keep the
+        # plain update; docs/large_vocabularies.md.)
         return optimizer
     smallest = AUTO_MIN_TABLE_SIZE if row_wise_updates == "auto" else 0
     sizes = [math.prod(v.shape) for v in variables if is_table(v)]
