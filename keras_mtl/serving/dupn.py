@@ -175,6 +175,21 @@ def export_dupn(
     Returns:
         `{"full": path, "user_encoder": path, "scorer": path}`.
     """
+    if keras.backend.backend() != "tensorflow":
+        # (As `export_saved_model`: the TensorFlow backend writes the export in
+        # a child Python, which splits the model into its parts itself.)
+        from keras_mtl.serving._in_tensorflow import run_in_tensorflow
+
+        return run_in_tensorflow(
+            "export_dupn",
+            model,
+            base_dir=base_dir,
+            version=version,
+            keep_versions=keep_versions,
+            models_config=models_config,
+            warmup_requests=warmup_requests,
+            preprocessor=preprocessor,
+        )
     base = pathlib.Path(base_dir)
     if version is None:
         found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]

@@ -139,6 +139,25 @@ def export_saved_model(
     {'ctr': (2,)}
     >>> shutil.rmtree(base)
     """
+    if keras.backend.backend() != "tensorflow":
+        # The signatures are TensorFlow graphs (request checks, tf.Example
+        # parsing, string lookups) that JAX's and torch's export routes cannot
+        # trace: the TensorFlow backend writes the export, in a child Python.
+        from keras_mtl.serving._in_tensorflow import run_in_tensorflow
+
+        return run_in_tensorflow(
+            "export_saved_model",
+            model,
+            base_dir=base_dir,
+            version=version,
+            keep_versions=keep_versions,
+            models_config=models_config,
+            warmup_requests=warmup_requests,
+            ranking_score=ranking_score,
+            output_signatures=output_signatures,
+            broadcast_inputs=tuple(broadcast_inputs),
+            preprocessor=preprocessor,
+        )
     import tensorflow as tf
 
     base = pathlib.Path(base_dir)
@@ -229,6 +248,6 @@ def _without_staging_notes():
 
 
 def _tf_variable(variable):
-    """The tf.Variable behind a Keras variable (TensorFlow backend); other
-    backends' variables are converted by `ExportArchive` itself."""
-    return variable.value if keras.backend.backend() == "tensorflow" else variable
+    """The tf.Variable behind a Keras variable (the export runs on the
+    TensorFlow backend only)."""
+    return variable.value
