@@ -17,6 +17,7 @@ Run as `python -m keras_mtl.serving._in_tensorflow <request.json>` (the child).
 from __future__ import annotations
 
 import builtins
+import importlib
 import json
 import os
 import pathlib
@@ -40,6 +41,7 @@ def run_in_tensorflow(function: str, model, **kwargs):
         raise ValueError(f"run_in_tensorflow: {function!r} is not one of {FUNCTIONS}.")
     backend = keras.backend.backend()
     arguments = _encode_arguments(function, kwargs, backend)
+    modules = _custom_modules(function, model, backend)
     with tempfile.TemporaryDirectory(prefix="keras_mtl_export_") as tmp:
         tmp = pathlib.Path(tmp)
         saved = tmp / "model.keras"
@@ -58,6 +60,7 @@ def run_in_tensorflow(function: str, model, **kwargs):
                 {
                     "function": function,
                     "model": str(saved),
+                    "modules": modules,
                     "kwargs": arguments,
                     "result": str(result),
                 }
@@ -93,6 +96,29 @@ def run_in_tensorflow(function: str, model, **kwargs):
     if isinstance(value, dict):
         return {k: pathlib.Path(v) for k, v in value.items()}
     return pathlib.Path(value)
+
+
+def _custom_modules(function: str, model, backend: str) -> list[str]:
+    """The modules defining the model's layer classes other than Keras's and
+    keras_mtl's: the child imports them, so that classes registered there
+    (`keras.saving.register_keras_serializable`) load. A class defined in
+    `__main__` cannot be imported: refused, naming it."""
+    from keras_mtl._keras_compat import nested_layers
+
+    modules = {}
+    for layer in [model, *nested_layers(model)]:
+        module = type(layer).__module__
+        if module.split(".")[0] in ("keras", "keras_mtl"):
+            continue
+        if module == "__main__":
+            raise ValueError(
+                f"{function}: on the {backend} backend the TensorFlow backend "
+                "writes the export from a .keras copy, in a child Python that "
+                f"cannot import layer class {type(layer).__name__!r}, defined in "
+                "__main__; define (and register) it in an importable module."
+            )
+        modules.setdefault(module, None)
+    return list(modules)
 
 
 def _encode_arguments(function: str, kwargs: dict, backend: str) -> dict:
@@ -222,6 +248,8 @@ def _child(request_path: str) -> int:
             )
         import keras_mtl
 
+        for module in request["modules"]:  # (their registered classes)
+            importlib.import_module(module)
         model = keras.saving.load_model(request["model"], compile=False)
         kwargs = _decode_arguments(request["kwargs"])
         value = getattr(keras_mtl, request["function"])(model, **kwargs)

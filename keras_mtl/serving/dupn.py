@@ -145,7 +145,8 @@ def export_dupn(
     per group of tasks reading the same item inputs, named `score_<task>...`
     (e.g. `score_ctr`: the target item only; `score_l2r`: the candidate list
     only; `score_genre`: the representation alone), so ranking candidates needs
-    no target item.
+    no target item. On JAX and torch, the TensorFlow backend writes all three
+    in one child Python (as `export_saved_model`).
 
     Args:
         model: a model from `keras_mtl.build_dupn`.
