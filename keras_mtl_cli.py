@@ -62,6 +62,18 @@ WEIGHTING_NAMES = (
     "cagrad",
 )
 
+#: The Keras backends `--backend` (and `KERAS_BACKEND`) may name, with the
+#: package each needs and how to install it (torch: the CPU wheel, without the
+#: CUDA libraries a CPU machine never uses).
+BACKENDS = {
+    "tensorflow": ("tensorflow", "pip install tensorflow"),
+    "jax": ("jax", "pip install jax"),
+    "torch": (
+        "torch",
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+    ),
+}
+
 #: What `quiet_logs` puts in the environment (unless already set). Level 3
 #: keeps TensorFlow's C++ log to FATAL: on a CPU-only machine that drops the
 #: CPU-feature note (INFO), the XLA service lines (INFO) and "failed call to
@@ -202,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of each task's mean gate weight per expert on the test split",
     )
     train.add_argument(
+        "--backend",
+        choices=tuple(BACKENDS),
+        help="the Keras backend that trains (sets KERAS_BACKEND before Keras is "
+        "imported; default: KERAS_BACKEND, else Keras's own default, "
+        "tensorflow). The SavedModel is the same on every backend",
+    )
+    train.add_argument(
         "--verbose",
         action="store_true",
         help="TensorFlow's and Keras's own logging (C++ log lines, CUDA probing, "
@@ -303,9 +322,59 @@ def quiet_logs() -> None:
         sys.meta_path.insert(0, _QUIET_IMPORT)
 
 
+def select_backend(name: str | None = None) -> str | None:
+    """Set `KERAS_BACKEND` to `name` (or keep the variable's value when `name`
+    is None) before Keras is imported; returns the backend chosen (None: Keras's
+    own default).
+
+    Raises SystemExit with a message naming the backend: one keras-mtl does not
+    train on, a backend whose package is not installed (and how to install
+    it), or Keras already imported in this process with another backend (a
+    process's backend is fixed at Keras's first import).
+    """
+    source = "--backend"
+    if name is None:
+        name = os.environ.get("KERAS_BACKEND") or None
+        source = "KERAS_BACKEND"
+        if name is None:
+            return None
+    if name not in BACKENDS:
+        raise SystemExit(
+            f"keras-mtl: {source}={name!r}: keras-mtl trains on {', '.join(BACKENDS)}."
+        )
+    package, install = BACKENDS[name]
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        running = keras.backend.backend()
+        if running != name:
+            raise SystemExit(
+                f"keras-mtl: {source} {name}, but Keras is already imported with "
+                f"the {running} backend in this process, and a process's backend "
+                "is fixed when Keras is first imported. Run the `keras-mtl` "
+                f"command (or set KERAS_BACKEND={name} before Python imports "
+                "Keras)."
+            )
+    elif not _importable(package):
+        raise SystemExit(
+            f"keras-mtl: {source} {name} needs the {package!r} package, which is "
+            f"not installed; install it with `{install}`."
+        )
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
+def _importable(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def main(argv=None) -> int:
-    """`keras-mtl`: parse (no TensorFlow), quiet the logs, run the command."""
+    """`keras-mtl`: parse (no TensorFlow), choose the Keras backend, quiet the
+    logs, run the command."""
     args = build_parser().parse_args(argv)
+    select_backend(getattr(args, "backend", None))
     if not args.verbose:
         quiet_logs()
     from keras_mtl import cli  # TensorFlow, Keras and the models

@@ -199,7 +199,8 @@ def train(args) -> dict:
     print(
         f"{args.model} on {args.data}: {num_train} train rows, "
         f"{model.count_params():,} parameters, XLA {'on' if jit else 'off'}, "
-        f"loss weighting {args.loss_weighting or 'Task.loss_weight'}"
+        f"loss weighting {args.loss_weighting or 'Task.loss_weight'}, "
+        f"backend {keras.backend.backend()}"
     )
     # Outside a terminal: a line at least every 30 s and one per epoch; in
     # one: Keras's progress bar. Both: how long tracing and compiling took.

@@ -465,8 +465,13 @@ def cvr_against_truth(
     >>> scores["auc"] == scores["oracle_auc"]  # the AUC sees only the order
     True
     """
-    predicted = np.asarray(predicted_cvr, dtype=np.float64).reshape(-1)
-    truth = np.asarray(true_cvr, dtype=np.float64).reshape(-1)
+    # (A tensor of any backend: numpy() refuses a torch one that requires grad.)
+    predicted, truth = (
+        keras.ops.convert_to_numpy(a) if keras.ops.is_tensor(a) else a
+        for a in (predicted_cvr, true_cvr)
+    )
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1)
     if predicted.shape != truth.shape or predicted.size < 2:
         raise ValueError(
             "cvr_against_truth: need two arrays of one length >= 2; got shapes "

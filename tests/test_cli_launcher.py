@@ -1,6 +1,8 @@
 """`keras_mtl_cli`, the command's TensorFlow-free launcher: fast help with
 defaults, static choice lists that match the registries, quiet logs."""
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -18,7 +20,7 @@ from keras_mtl.weighting import STRATEGIES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_python(code: str, env=None) -> subprocess.CompletedProcess:
+def run_python(code: str, env=None, timeout=120) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     environment.pop("TF_CPP_MIN_LOG_LEVEL", None)  # (CI sets it)
     return subprocess.run(
@@ -26,7 +28,7 @@ def run_python(code: str, env=None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=environment,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -129,3 +131,57 @@ def test_train_prints_progress_and_no_tensorflow_noise():
     assert "held-out test metrics" in done.stdout
     for noise in ("cuInit", "cudart", "absl", "cpu_feature_guard", "E0000", "I0000"):
         assert noise not in done.stdout, noise
+
+
+def test_backend_option_and_keras_backend_variable(monkeypatch):
+    """`--backend` sets KERAS_BACKEND (it wins over the variable, which is
+    kept when the option is left out); a backend Keras cannot switch to now,
+    or one not installed, is refused with a message saying what to do."""
+    parser = keras_mtl_cli.build_parser()
+    assert parser.parse_args(["train", "--backend", "torch"]).backend == "torch"
+    assert parser.parse_args(["train"]).backend is None
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        parser.parse_args(["train", "--backend", "numpy"])
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert keras_mtl_cli.select_backend(None) is None
+    assert "KERAS_BACKEND" not in os.environ
+    assert keras_mtl_cli.select_backend("tensorflow") == "tensorflow"
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"
+    assert keras_mtl_cli.select_backend(None) == "tensorflow"
+    # This process imported Keras with TensorFlow: it cannot become JAX.
+    with pytest.raises(SystemExit, match="already imported with the tensorflow"):
+        keras_mtl_cli.select_backend("jax")
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    with pytest.raises(SystemExit, match="KERAS_BACKEND='numpy'.*tensorflow, jax"):
+        keras_mtl_cli.select_backend(None)
+    # Before Keras is imported, a backend whose package is missing.
+    monkeypatch.delitem(sys.modules, "keras")
+    monkeypatch.setattr(keras_mtl_cli, "_importable", lambda package: False)
+    with pytest.raises(SystemExit) as refused:
+        keras_mtl_cli.select_backend("torch")
+    assert "--backend torch needs the 'torch' package" in str(refused.value)
+    assert "download.pytorch.org/whl/cpu" in str(refused.value)
+
+
+@pytest.mark.slow  # a JAX training and the TensorFlow child that exports
+def test_train_on_jax_exports(tmp_path):
+    """`--backend jax` trains on JAX (it wins over KERAS_BACKEND) and the
+    export is written (by the TensorFlow backend, in a child process)."""
+    pytest.importorskip("jax")
+    done = run_python(
+        f"""
+        import sys
+        import keras_mtl_cli
+        sys.exit(keras_mtl_cli.main(["train", "--backend", "jax",
+            "--num-examples", "400", "--batch-size", "80", "--epochs", "1",
+            "--export-dir", {str(tmp_path)!r}]))
+        """,
+        env={"KERAS_BACKEND": "torch"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mmoe on synthetic: 320 train rows" in done.stdout
+    assert "backend jax" in done.stdout
+    assert f"exported SavedModel (model): {tmp_path / '1'}" in done.stdout
+    assert (tmp_path / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()

@@ -32,6 +32,20 @@ def test_cvr_against_truth():
         cvr_against_truth(truth[:5], truth)
 
 
+def test_cvr_against_truth_takes_a_models_output_on_any_backend():
+    """A layer's output, as the backend gives it (on torch: a tensor that
+    requires grad, which numpy() refuses), scores as its values do."""
+    import keras
+
+    truth = np.linspace(0.05, 0.5, 40).astype("float32")
+    layer = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones")
+    predicted = layer(keras.ops.convert_to_tensor(truth[:, None]))
+    values = 1 / (1 + np.exp(-truth))  # sigmoid(x * 1 + 0)
+    scores = cvr_against_truth(predicted, keras.ops.convert_to_tensor(truth))
+    assert scores == pytest.approx(cvr_against_truth(values, truth), rel=1e-6)
+    assert scores["spearman"] == pytest.approx(1.0)
+
+
 def test_domain_metrics_hand_computed():
     domains = np.array([0, 0, 0, 0, 1, 1, 1])
     labels = np.array([1, 0, 1, 0, 1, 0, 0])

@@ -145,7 +145,8 @@ def export_dupn(
     per group of tasks reading the same item inputs, named `score_<task>...`
     (e.g. `score_ctr`: the target item only; `score_l2r`: the candidate list
     only; `score_genre`: the representation alone), so ranking candidates needs
-    no target item.
+    no target item. On JAX and torch, the TensorFlow backend writes all three
+    in one child Python (as `export_saved_model`).
 
     Args:
         model: a model from `keras_mtl.build_dupn`.
@@ -175,6 +176,21 @@ def export_dupn(
     Returns:
         `{"full": path, "user_encoder": path, "scorer": path}`.
     """
+    if keras.backend.backend() != "tensorflow":
+        # (As `export_saved_model`: the TensorFlow backend writes the export in
+        # a child Python, which splits the model into its parts itself.)
+        from keras_mtl.serving._in_tensorflow import run_in_tensorflow
+
+        return run_in_tensorflow(
+            "export_dupn",
+            model,
+            base_dir=base_dir,
+            version=version,
+            keep_versions=keep_versions,
+            models_config=models_config,
+            warmup_requests=warmup_requests,
+            preprocessor=preprocessor,
+        )
     base = pathlib.Path(base_dir)
     if version is None:
         found = [v for part in DUPN_PARTS for v in existing_versions(base / part)]
