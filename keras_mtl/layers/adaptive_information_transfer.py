@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -77,11 +79,17 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
     def _candidates(self, inputs, training=None):
         current, previous = inputs
         info = self.drop(self.info(previous), training=training)
+        # (Cast: `attention_weights` runs outside `call`, where Keras casts
+        # neither the inputs nor the weights to the compute dtype.)
+        current, info = (ops.cast(t, self.compute_dtype) for t in (current, info))
         return ops.stack([current, info], axis=1)  # (batch, 2, d)
 
     def _attend(self, candidates):
-        q, k, v = (ops.matmul(candidates, self.qkv[i]) for i in range(3))
-        scores = ops.sum(q * k, axis=-1) / ops.sqrt(float(candidates.shape[-1]))
+        qkv = ops.cast(self.qkv, candidates.dtype)
+        q, k, v = (ops.matmul(candidates, qkv[i]) for i in range(3))
+        # A Python float takes the scores' dtype (float16 / bfloat16 under a
+        # mixed policy); `ops.sqrt` of one would be a float32 tensor.
+        scores = ops.sum(q * k, axis=-1) * (1.0 / math.sqrt(candidates.shape[-1]))
         return ops.softmax(scores, axis=-1), v
 
     def call(self, inputs, training=None):

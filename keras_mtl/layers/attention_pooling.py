@@ -9,13 +9,23 @@ from keras_mtl._checks import check_int_at_least
 
 
 def masked_softmax(scores, mask):
-    """Softmax over the last axis restricted to `mask`; all-masked rows give 0s."""
+    """Softmax over the last axis restricted to `mask`; all-masked rows give 0s.
+
+    No large negative constant stands in for the masked scores (-1e9 is -inf
+    in float16): they take the row's lowest score, a value of the scores' own
+    dtype that cannot raise the row's maximum, and their exponentials are then
+    zeroed. An all-masked row sums to 0 and is divided by 1, not by a tiny
+    constant that float16 would round to 0.
+    """
     if mask is None:
         return ops.softmax(scores, axis=-1)
-    mask = ops.cast(mask, scores.dtype)
-    scores = ops.where(mask > 0, scores, ops.full_like(scores, -1e9))
-    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True)) * mask
-    return weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
+    keep = ops.cast(mask, "bool")
+    lowest = ops.min(scores, axis=-1, keepdims=True)
+    scores = ops.where(keep, scores, lowest)
+    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+    weights = ops.where(keep, weights, ops.zeros_like(weights))
+    total = ops.sum(weights, axis=-1, keepdims=True)
+    return weights / ops.where(total > 0, total, ops.ones_like(total))
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")

@@ -70,6 +70,10 @@ class FeatureEncoder(keras.layers.Layer):
         embeddings_initializer="uniform",
         **kwargs,
     ):
+        # Raw dense values reach `call` as given, not cast to a mixed policy's
+        # compute dtype first: float16 cannot hold an amount above 65504 that
+        # standardises to a small number (`_standardized`).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.features = check_features(features)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -186,12 +190,16 @@ class FeatureEncoder(keras.layers.Layer):
         if self.missing_value is not None:
             gaps = [f for f in self.dense if f.allow_missing]
             parts.append(self.missing_value(self._standardized(inputs, gaps)))
+        parts = [ops.cast(part, self.compute_dtype) for part in parts]
         return ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
-    @staticmethod
-    def _standardized(inputs, dense):
+    def _standardized(self, inputs, dense):
         """`(f(x) - mean) / std` of the `dense` features, side by side (one op
-        each for all of them but the transforms `f`)."""
+        each for all of them but the transforms `f`), in the compute dtype.
+
+        Computed in float32 first, whatever the policy: a raw value (an amount,
+        a timestamp) can exceed float16's largest number (65504) although its
+        standardised value is small."""
         transforms = {"log": ops.log, "log1p": ops.log1p, None: lambda v: v}
         x = [
             transforms[f.transform](
@@ -202,7 +210,8 @@ class FeatureEncoder(keras.layers.Layer):
         x = ops.concatenate(x, axis=-1) if len(x) > 1 else x[0]
         mean = np.repeat([f.mean for f in dense], [f.dim for f in dense])
         std = np.repeat([f.std for f in dense], [f.dim for f in dense])
-        return (x - mean.astype("float32")) / std.astype("float32")
+        x = (x - mean.astype("float32")) / std.astype("float32")
+        return ops.cast(x, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (None, self.output_dim)

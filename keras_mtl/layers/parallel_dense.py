@@ -134,6 +134,10 @@ class ParallelDense(keras.layers.Layer):
             )
         total = 0.0
         for weight in (self.kernel, self.bias):
+            # In float32, as every added loss: the model sums its losses in
+            # float32, also under a mixed policy (where `call` reads the
+            # weights in float16 / bfloat16).
+            weight = ops.cast(weight, "float32")
             centred = weight - ops.mean(weight, axis=0, keepdims=True)
             total = total + ops.sum(ops.square(centred))
         return self.num_branches * total
@@ -142,7 +146,8 @@ class ParallelDense(keras.layers.Layer):
         """`Σ_k ||G_{k,1}ᵀ G_{k,2}||²_F` for each branch kernel `[G_{k,1} G_{k,2}]`
         split into its two halves of units, without the `orthogonality` factor."""
         half = self.units // 2
-        first, second = self.kernel[:, :, :half], self.kernel[:, :, half:]
+        kernel = ops.cast(self.kernel, "float32")  # (see coupling_penalty)
+        first, second = kernel[:, :, :half], kernel[:, :, half:]
         gram = ops.einsum("kiu,kiv->kuv", first, second)
         return ops.sum(ops.square(gram))
 

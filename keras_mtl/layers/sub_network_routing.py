@@ -174,7 +174,9 @@ class SubNetworkRouting(keras.layers.Layer):
         """`Σ sigmoid(log α - β log(-γ / ζ))`: the expected number of open
         connections (1 - P(z = 0) each), without the `l0_weight` factor."""
         shift = self.beta * math.log(-self.gamma / self.zeta)
-        return ops.sum(ops.sigmoid(self.log_alpha - shift))
+        # In float32, as every added loss: the model sums its losses in float32,
+        # also under a mixed policy (where `call` reads log α in float16).
+        return ops.sum(ops.sigmoid(ops.cast(self.log_alpha, "float32") - shift))
 
     def call(self, inputs, training=None):
         stacked = ops.stack(list(inputs), axis=1)  # (batch, n, d)

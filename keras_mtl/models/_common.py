@@ -107,21 +107,49 @@ def make_model(
 
     `compile` is True (defaults), False (leave uncompiled) or a dict of
     `MultiTaskModel.compile` arguments (`compile=True` is `model.compile()`).
-    The output of each task with a `Task.transform` passes through an
-    `InverseTransform` named `{task}_inverse_transform`: the builder's head
-    predicts the transformed scale, the model returns the label's scale.
+    Every output is float32 (`float32_outputs`). The output of each task with
+    a `Task.transform` then passes through an `InverseTransform` named
+    `{task}_inverse_transform`, in float32: the builder's head predicts the
+    transformed scale, the model returns the label's scale.
     """
+    outputs = float32_outputs(outputs)
     if tasks and isinstance(outputs, dict):
         outputs = dict(outputs)
         for task in check_tasks(tasks):
             if task.transform is not None and task.name in outputs:
                 outputs[task.name] = InverseTransform(
-                    task.transform, name=f"{task.name}_inverse_transform"
+                    task.transform,
+                    name=f"{task.name}_inverse_transform",
+                    dtype="float32",  # exp(z) - 1 overflows float16 above z = 11
                 )(outputs[task.name])
     model = MultiTaskModel(inputs, outputs, tasks=tasks, name=name)
     if compile:
         model.compile(**(compile if isinstance(compile, dict) else {}))
     return model
+
+
+def float32_outputs(outputs: dict) -> dict:
+    """`outputs` with each floating output that is not float32 cast to float32.
+
+    Under a mixed-precision policy (`keras.mixed_precision.set_dtype_policy(
+    "mixed_float16")` or "mixed_bfloat16") the layers compute in float16 or
+    bfloat16; as Keras recommends, the model's outputs are float32 again, so
+    predictions, losses and metrics see float32. Each such output passes
+    through a float32 linear `Activation` named `{task}_float32`; float32
+    outputs (the default policy) are left as they are, so a float32 model has
+    no extra layer.
+    """
+    if not isinstance(outputs, dict):
+        return outputs
+    cast = {}
+    for task, tensor in outputs.items():
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        if "float" in dtype and dtype != "float32":
+            tensor = keras.layers.Activation(
+                "linear", dtype="float32", name=f"{task}_float32"
+            )(tensor)
+        cast[task] = tensor
+    return cast
 
 
 def finish_model(

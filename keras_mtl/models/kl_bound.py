@@ -57,11 +57,16 @@ def add_kl_bound(
         raise ValueError(
             f"add_kl_bound: click, convert, order must differ; got {names}."
         )
-    product = keras.layers.Multiply(name=f"{click}_times_{convert}")(
+    # In float32 like the outputs (also under a mixed-precision policy): the
+    # product of two small probabilities loses its digits in float16.
+    product = keras.layers.Multiply(name=f"{click}_times_{convert}", dtype="float32")(
         [outputs[click], outputs[convert]]
     )
     outputs[order] = AuxiliaryLoss(
-        KLDivergenceBound(epsilon=epsilon), weight, name="kl_divergence_bound"
+        KLDivergenceBound(epsilon=epsilon),
+        weight,
+        name="kl_divergence_bound",
+        dtype="float32",
     )([product, outputs[order]])
     bounded = MultiTaskModel(
         model.input, outputs, tasks=getattr(model, "tasks", None), name=model.name

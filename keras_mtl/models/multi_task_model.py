@@ -225,6 +225,10 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         optimizer = optimizers_module.row_wise_for_tables(
             optimizer, self.trainable_variables, row_wise_updates
         )
+        # (Before Keras wraps it in its own, whose check misses table rows.)
+        optimizer = optimizers_module.loss_scaled(
+            optimizer, self.dtype_policy, kwargs.get("auto_scale_loss", True)
+        )
         if self.loss_weighting is not None:  # a recompile replaces the strategy
             _keras_compat.untrack_layer(self, self.loss_weighting)
             self.loss_weighting = None

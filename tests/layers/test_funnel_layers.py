@@ -80,6 +80,12 @@ def test_bernoulli_mixture(tmp_path):
         (FunnelCalibration(), 0.6, 0.09),
         # KL bound of (0.2, 0.5) is 0.3 * log(4); of (0.4, 0.1) 0.3 * log(6)
         (KLDivergenceBound(), 2.0, 0.3 * (np.log(4) + np.log(6))),
+        # By name: Keras's mean squared error, (0.3² + 0.3²) / 2, and Huber
+        # (delta 1: half the squares), and keras-mtl's calibrator
+        ("mse", 1.0, 0.09),
+        ("mean_squared_error", 2.0, 0.18),
+        ("Huber", 1.0, 0.045),
+        ("FunnelCalibration", 0.6, 0.09),
     ],
 )
 def test_auxiliary_loss_adds_the_weighted_term(loss, weight, expected, tmp_path):
@@ -101,5 +107,7 @@ def test_auxiliary_loss_adds_the_weighted_term(loss, weight, expected, tmp_path)
 def test_auxiliary_loss_checks_arguments():
     with pytest.raises(ValueError, match="keras.losses.Loss"):
         AuxiliaryLoss(lambda a, b: a)
+    with pytest.raises(ValueError, match="AuxiliaryLoss: loss must be.*'msee'"):
+        AuxiliaryLoss("msee")
     with pytest.raises(ValueError, match="weight"):
         AuxiliaryLoss(FunnelCalibration(), -1.0)
