@@ -155,20 +155,25 @@ class SubNetworkRouting(keras.layers.Layer):
 
     def gates(self, training: bool = False):
         """z `(n, m)`: sampled in training, the deterministic value otherwise."""
+        # In float32, the noise's dtype (float16 rounds 1 - 1e-6 to 1, whose
+        # log-odds are inf), then in the compute dtype of a mixed policy.
+        log_alpha = ops.cast(self.log_alpha, "float32")
         if not training:
-            return self._stretch(ops.sigmoid(self.log_alpha))
+            return ops.cast(self._stretch(ops.sigmoid(log_alpha)), self.compute_dtype)
         eps = 1e-6
         u = keras.random.uniform(
-            ops.shape(self.log_alpha), eps, 1.0 - eps, seed=self.seed_generator
+            ops.shape(log_alpha), eps, 1.0 - eps, seed=self.seed_generator
         )
         logistic = ops.log(u) - ops.log(1.0 - u)
-        return self._stretch(ops.sigmoid((logistic + self.log_alpha) / self.beta))
+        z = self._stretch(ops.sigmoid((logistic + log_alpha) / self.beta))
+        return ops.cast(z, self.compute_dtype)
 
     def gate_values(self) -> np.ndarray:
         """The inference z `(n, m)` as numpy; 0 marks a pruned connection."""
         if not self.built:
             raise ValueError("SubNetworkRouting: the layer is not built yet; call it.")
-        return np.asarray(ops.convert_to_numpy(self.gates(training=False)))
+        z = ops.cast(self.gates(training=False), "float32")
+        return np.asarray(ops.convert_to_numpy(z))
 
     def l0_penalty(self):
         """`Σ sigmoid(log α - β log(-γ / ζ))`: the expected number of open
