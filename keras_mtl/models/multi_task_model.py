@@ -225,10 +225,6 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         optimizer = optimizers_module.row_wise_for_tables(
             optimizer, self.trainable_variables, row_wise_updates
         )
-        # (Before Keras wraps it in its own, whose check misses table rows.)
-        optimizer = optimizers_module.loss_scaled(
-            optimizer, self.dtype_policy, kwargs.get("auto_scale_loss", True)
-        )
         if self.loss_weighting is not None:  # a recompile replaces the strategy
             _keras_compat.untrack_layer(self, self.loss_weighting)
             self.loss_weighting = None
@@ -243,6 +239,17 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             loss_weighting = self._set_loss_weighting(
                 loss, loss_weights, loss_weighting
             )
+        # Loss scaling (mixed_float16), before Keras wraps the optimizer in its
+        # own, whose check misses table rows. Not for a weighting that takes
+        # its own task gradients: they are not scaled, and the scaler would
+        # divide them by the scale.
+        own_gradients = bool(loss_weighting and loss_weighting.needs_task_gradients)
+        kwargs["auto_scale_loss"] = kwargs.get("auto_scale_loss", True) and not (
+            own_gradients
+        )
+        optimizer = optimizers_module.loss_scaled(
+            optimizer, self.dtype_policy, kwargs["auto_scale_loss"]
+        )
         super().compile(
             optimizer,
             None if loss_weighting is not None else loss,

@@ -179,3 +179,19 @@ def test_loss_scale_optimizer_sees_an_inf_in_a_row_looked_up_twice():
         tf.constant([[2.0], [1.0]]), tf.constant([0, 0]), tf.constant([3, 1])
     )
     assert bool(optimizer.check_finite([finite, tf.ones(2)]))
+
+
+def test_gradient_weighting_trains_without_the_loss_scaler(policy, flat_data):
+    """GradNorm takes its own (unscaled) task gradients: no scaler divides them."""
+    model = flat.build("mmoe", tasks=flat.TASKS, compile=False)
+    model.compile(loss_weighting="gradnorm", **COMPILE)
+    assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    ds = make_dataset(flat_data, flat.FEATURES, flat.TASKS, BATCH, shuffle=False)
+    logs = model.fit(ds, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"]).all(), logs
+    after = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    # Adam's first steps move each weight by about the learning rate (1e-3),
+    # not by 1e-3 / 2**15.
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(after, before))
+    assert moved > 5e-4, moved
