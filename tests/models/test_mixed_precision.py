@@ -21,9 +21,14 @@ POLICIES = ("mixed_float16", "mixed_bfloat16")
 COMPUTE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 #: Rows a test trains on, in batches of `BATCH`: two steps.
 ROWS, BATCH = 128, 64
-#: Eager steps (no XLA, no traced function): what is tested is the numerics,
-#: and two eager steps cost a quarter of tracing the step (measured).
-COMPILE = dict(jit_compile=False, steps_per_execution=1, run_eagerly=True)
+#: What is tested is the numerics, cheaply: on TensorFlow two eager steps cost
+#: a quarter of tracing the step; on JAX eager ops are slow and the jitted step
+#: is cheaper (measured).
+COMPILE = (
+    dict(jit_compile=False, steps_per_execution=1, run_eagerly=True)
+    if keras.backend.backend() == "tensorflow"
+    else dict(jit_compile=True, steps_per_execution=1)
+)
 #: Layers in float32 under any policy, besides the output casts.
 KL_LAYERS = {"mmoe_kl": {"ctr_times_cvr", "kl_divergence_bound"}}
 
