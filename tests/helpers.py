@@ -38,7 +38,7 @@ def _to_model_input(data):
 
 
 def _flat(outputs):
-    return [np.asarray(o) for o in keras.tree.flatten(outputs)]
+    return [keras.ops.convert_to_numpy(o) for o in keras.tree.flatten(outputs)]
 
 
 def assert_outputs_close(a, b, atol=1e-6):
@@ -197,6 +197,29 @@ def run_keras_layer_test(
         run_training_check=True,
         run_mixed_precision_check=True,
     )
+
+
+def gradients(fn, variables) -> list[np.ndarray]:
+    """The gradients of `fn()` (a scalar) with respect to `variables` (Keras
+    variables), on the current Keras backend, as arrays."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def of(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn()
+
+        grads = jax.grad(of)([v.value for v in variables])
+    elif backend == "torch":
+        import torch
+
+        grads = torch.autograd.grad(fn(), [v.value for v in variables])
+    else:
+        with tf.GradientTape() as tape:
+            out = fn()
+        grads = tape.gradient(out, [v.value for v in variables])
+    return [keras.ops.convert_to_numpy(g) for g in grads]
 
 
 def chance_auc(positives: int, negatives: int, z: float = 4.0) -> float:
