@@ -22,9 +22,13 @@ POLICIES = ["mixed_float16", "mixed_bfloat16"]
 def _inner(layer) -> dict:
     """The inner layers of `layer`, by the attribute that holds them."""
     found = {}
-    for name, value in vars(layer).items():
-        if name.startswith("_"):
-            continue  # Keras's own bookkeeping
+    # The instance's public attributes (`dir`, not `vars`: on torch a layer is
+    # a torch Module, which keeps its sub-modules out of `__dict__`).
+    names = [n for n in dir(layer) if not n.startswith("_")]
+    for name in names:
+        if hasattr(type(layer), name):
+            continue  # methods and properties
+        value = getattr(layer, name)
         if isinstance(value, dict):
             value = list(value.values())
         elif not isinstance(value, (list, tuple)):
