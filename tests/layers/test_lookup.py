@@ -29,11 +29,8 @@ def test_vocabularies_and_hashing():
     city = SparseFeature("city", vocabulary=("paris", "rome"))
     lookup = make_lookup(city)
     rows, mask = table_rows(city, lookup, np.array(["rome", "oslo", ""]))
-    assert keras.ops.convert_to_numpy(rows).tolist() == [
-        2,
-        0,
-        0,
-    ]  # OOV row first, then the vocabulary
+    # The OOV row first, then the vocabulary.
+    assert keras.ops.convert_to_numpy(rows).tolist() == [2, 0, 0]
     assert keras.ops.convert_to_numpy(mask).tolist() == [True, True, False]
     codes = SparseFeature("code", vocabulary=(40, 7))
     rows, _ = table_rows(codes, make_lookup(codes), np.array([7, 40, 99]))
