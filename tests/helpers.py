@@ -38,7 +38,7 @@ def _to_model_input(data):
 
 
 def _flat(outputs):
-    return [np.asarray(o) for o in keras.tree.flatten(outputs)]
+    return [keras.ops.convert_to_numpy(o) for o in keras.tree.flatten(outputs)]
 
 
 def assert_outputs_close(a, b, atol=1e-6):
@@ -103,7 +103,123 @@ def run_layer_test(
             for a, w in zip(start, model.trainable_weights)
         ]
         assert any(moved), "one fit step changed no weight"
+
+    # Shapes are checked above (Keras's check wants the output's own container).
+    run_keras_layer_test(
+        layer_cls,
+        init_kwargs,
+        input_data,
+        call_kwargs,
+        several_outputs=isinstance(expected_output_shape, list),
+    )
     return layer
+
+
+def _harness_class(layer_cls, call_kwargs: dict):
+    """A test-only subclass of `layer_cls` adapted to three conventions of
+    Keras's harness; nothing else changes (same weights, config, computation):
+
+    - dict `input_data` is passed as keyword arguments (`layer(**data)`,
+      `layer.build(**shapes)`): a layer that takes a dict of named tensors as its
+      one input gets it as `{"inputs": dict}` (call and build take `inputs=`; the
+      training step calls `layer({"inputs": dict})`, unwrapped here);
+    - the training step calls the layer without `call_kwargs`: they are the
+      defaults of every call here instead (so `return_weights=True` or a mask
+      holds in the training step too);
+    - the training step feeds `(inputs, outputs)` through `tf.data` on
+      TensorFlow, whose structures treat a list as one tensor: several outputs
+      come back as a tuple instead of a list.
+    """
+
+    def unwrap(value):
+        if isinstance(value, dict) and set(value) == {"inputs"}:
+            return value["inputs"]
+        return value
+
+    def as_tuple(value):
+        return tuple(value) if isinstance(value, list) else value
+
+    class Harnessed(layer_cls):
+        def build(self, inputs):
+            super().build(unwrap(inputs))
+
+        def call(self, inputs, *args, **kwargs):
+            kwargs = {**call_kwargs, **kwargs}
+            return as_tuple(super().call(unwrap(inputs), *args, **kwargs))
+
+        def compute_output_spec(self, inputs, *args, **kwargs):
+            kwargs = {**call_kwargs, **kwargs}
+            spec = super().compute_output_spec(unwrap(inputs), *args, **kwargs)
+            return as_tuple(spec)
+
+    Harnessed.__name__ = Harnessed.__qualname__ = f"Harnessed{layer_cls.__name__}"
+    return Harnessed
+
+
+def _harness_input(data):
+    """Test data as Keras's harness takes it: arrays, strings as the backend's
+    string tensors (TensorFlow only; the harness reads `x.dtype`)."""
+    if isinstance(data, dict):
+        return {k: _harness_input(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return tuple(_harness_input(v) for v in data)
+    data = np.asarray(data)
+    if data.dtype.kind in "OUS":
+        return tf.constant(data.astype(object))
+    return data
+
+
+def run_keras_layer_test(
+    layer_cls, init_kwargs, input_data, call_kwargs=None, several_outputs=False
+):
+    """Keras's own layer harness (`keras.src.testing.TestCase.run_layer_test`):
+    config and serialization round trips, build, symbolic and eager calls, a
+    compiled training step, and the mixed-precision check (`dtype=
+    "mixed_float16"`: outputs in the compute dtype its `compute_output_spec`
+    gives, every float weight float32; Keras skips it on torch without CUDA).
+
+    `keras.src.testing` is private Keras API: imported here, in the tests only,
+    never in the library."""
+    from keras.src.testing import TestCase  # tests only (private Keras API)
+
+    call_kwargs = call_kwargs or {}
+    data = _harness_input(input_data)
+    cls = layer_cls
+    if isinstance(data, dict) or call_kwargs or several_outputs:
+        cls = _harness_class(layer_cls, call_kwargs)
+    if isinstance(data, dict):
+        data = {"inputs": data}
+    TestCase().run_layer_test(
+        cls,
+        init_kwargs,
+        input_data=data,
+        custom_objects={cls.__name__: cls},
+        run_training_check=True,
+        run_mixed_precision_check=True,
+    )
+
+
+def gradients(fn, variables) -> list[np.ndarray]:
+    """The gradients of `fn()` (a scalar) with respect to `variables` (Keras
+    variables), on the current Keras backend, as arrays."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def of(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn()
+
+        grads = jax.grad(of)([v.value for v in variables])
+    elif backend == "torch":
+        import torch
+
+        grads = torch.autograd.grad(fn(), [v.value for v in variables])
+    else:
+        with tf.GradientTape() as tape:
+            out = fn()
+        grads = tape.gradient(out, [v.value for v in variables])
+    return [keras.ops.convert_to_numpy(g) for g in grads]
 
 
 def chance_auc(positives: int, negatives: int, z: float = 4.0) -> float:

@@ -60,7 +60,9 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.RandomNormal(stddev=0.01)
         )
-        self.drop = keras.layers.Dropout(self.dropout)
+        self.drop = keras.layers.Dropout(
+            self.dropout, name="dropout", dtype=self.dtype_policy
+        )
 
     def build(self, input_shape):
         current, previous = input_shape
@@ -70,7 +72,9 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
                 f"outputs need one known width; got {current} and {previous}."
             )
         d = int(current[-1])
-        self.info = keras.layers.Dense(d, activation="relu", name="info")
+        self.info = keras.layers.Dense(
+            d, activation="relu", name="info", dtype=self.dtype_policy
+        )
         self.info.build(previous)
         self.qkv = self.add_weight(
             shape=(3, d, d), initializer=self.kernel_initializer, name="qkv"

@@ -91,15 +91,22 @@ class AttentionPooling(keras.layers.Layer):
         if self.units == 0:
             return
         steps, query = self._split_shape(input_shape)
-        self.step_projection = keras.layers.Dense(self.units, name="step_projection")
+        self.step_projection = keras.layers.Dense(
+            self.units, name="step_projection", dtype=self.dtype_policy
+        )
         self.step_projection.build(steps)
         self.query_projection = None
         if query is not None:
             self.query_projection = keras.layers.Dense(
-                self.units, use_bias=False, name="query_projection"
+                self.units,
+                use_bias=False,
+                name="query_projection",
+                dtype=self.dtype_policy,
             )
             self.query_projection.build(query)
-        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score = keras.layers.Dense(
+            1, use_bias=False, name="score", dtype=self.dtype_policy
+        )
         self.score.build(tuple(steps[:-1]) + (self.units,))
 
     def attention_weights(self, inputs, mask=None):

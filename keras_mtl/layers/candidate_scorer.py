@@ -69,6 +69,7 @@ class CandidateScorer(keras.layers.Layer):
             activation=activation,
             dropout=dropout,
             name="tower",
+            dtype=self.dtype_policy,
         )
         self.supports_masking = True
 

@@ -105,12 +105,14 @@ class FeatureEncoder(keras.layers.Layer):
         self.lookups = {f.name: make_lookup(f) for f in self.sparse}
         self.poolings = {
             width: FieldWiseSumPooling(
-                [f.length for f in fields], name=f"field_wise_sum_pooling_{width}"
+                [f.length for f in fields],
+                name=f"field_wise_sum_pooling_{width}",
+                dtype=self.dtype_policy,
             )
             for width, fields in self._width_fields.items()
         }
         self.missing_value = (
-            MissingValueLayer(name="missing_value")
+            MissingValueLayer(name="missing_value", dtype=self.dtype_policy)
             if any(f.allow_missing for f in self.dense)
             else None
         )

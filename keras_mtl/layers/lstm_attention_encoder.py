@@ -82,7 +82,9 @@ class LSTMAttentionEncoder(keras.layers.Layer):
         self.pooling = pooling
         self.attention_units = attention_units
         self.attention = AttentionPooling(
-            attention_units if pooling == "attention" else 0, name="attention"
+            attention_units if pooling == "attention" else 0,
+            name="attention",
+            dtype=self.dtype_policy,
         )
         self.supports_masking = True
 
@@ -103,19 +105,23 @@ class LSTMAttentionEncoder(keras.layers.Layer):
         self._check(input_shape)
         items, props = input_shape[0], input_shape[1]
         steps = (items[0], items[1], items[-1] + props[-1])
+        policy = self.dtype_policy
         if self.cell == "property_gated":
             self.sequence = keras.layers.RNN(
-                PropertyGatedLSTMCell(self.units, item_dim=items[-1], name="cell"),
+                PropertyGatedLSTMCell(
+                    self.units, item_dim=items[-1], name="cell", dtype=policy
+                ),
                 return_sequences=True,
                 name="lstm",
+                dtype=policy,
             )
         elif self.cell == "lstm":
             self.sequence = keras.layers.LSTM(
-                self.units, return_sequences=True, name="lstm"
+                self.units, return_sequences=True, name="lstm", dtype=policy
             )
         else:
             self.sequence = keras.layers.Dense(
-                self.units, activation="tanh", name="step_dense"
+                self.units, activation="tanh", name="step_dense", dtype=policy
             )
         self.sequence.build(steps)
         hidden = (items[0], items[1], self.units)

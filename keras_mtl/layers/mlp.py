@@ -58,11 +58,14 @@ class MLP(keras.layers.Layer):
                 kernel_initializer=self.kernel_initializer,
                 kernel_regularizer=self.kernel_regularizer,
                 name=f"dense_{i}",
+                dtype=self.dtype_policy,
             )
             for i, u in enumerate(self.units)
         ]
         self.dropout_layers = [
-            keras.layers.Dropout(self.dropout, name=f"dropout_{i}")
+            keras.layers.Dropout(
+                self.dropout, name=f"dropout_{i}", dtype=self.dtype_policy
+            )
             for i in range(len(self.units) if self.dropout else 0)
         ]
 

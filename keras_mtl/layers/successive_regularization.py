@@ -147,6 +147,11 @@ class SuccessiveRegularization(keras.layers.Wrapper):
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
 
+    def compute_output_spec(self, inputs, training=None, **kwargs):
+        # The wrapped layer's output, in its compute dtype: the layer given to
+        # wrap keeps its own dtype policy (as in Keras's own wrappers).
+        return self.layer.compute_output_spec(inputs, **kwargs)
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         # `keras.layers.Wrapper.from_config` pops "layer" from the dict it is

@@ -60,11 +60,18 @@ class TaskTower(keras.layers.Layer):
         self.task_type, self.num_classes = check_head_task(
             "TaskTower", task_type, num_classes
         )
-        self.hidden = MLP(units, activation=activation, dropout=dropout, name="hidden")
+        self.hidden = MLP(
+            units,
+            activation=activation,
+            dropout=dropout,
+            name="hidden",
+            dtype=self.dtype_policy,
+        )
         self.output_unit = keras.layers.Dense(
             self.num_classes or 1,
             activation=_OUTPUT_ACTIVATION[task_type],
             name="output",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
