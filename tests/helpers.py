@@ -37,8 +37,18 @@ def _to_model_input(data):
     return tf.constant(data.astype(object) if data.dtype.kind == "U" else data)
 
 
+def to_numpy(x, dtype=None):
+    """`np.asarray(x, dtype)` for the tensors and variables of every backend
+    (torch's need detaching), nested lists of them included."""
+    if isinstance(x, (list, tuple)):
+        return np.asarray([to_numpy(v) for v in x], dtype)
+    if isinstance(x, keras.Variable) or keras.ops.is_tensor(x):
+        x = keras.ops.convert_to_numpy(x)
+    return np.asarray(x, dtype)
+
+
 def _flat(outputs):
-    return [np.asarray(o) for o in keras.tree.flatten(outputs)]
+    return [to_numpy(o) for o in keras.tree.flatten(outputs)]
 
 
 def assert_outputs_close(a, b, atol=1e-6):
@@ -95,11 +105,11 @@ def run_layer_test(
         targets = keras.tree.map_structure(
             lambda t: np.ones(np.shape(t), "float32"), before
         )
-        start = [np.array(w) for w in model.trainable_weights]
+        start = [to_numpy(w) for w in model.trainable_weights]
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         model.fit(eager_in, targets, epochs=1, batch_size=batch, verbose=0)
         moved = [
-            not np.allclose(a, np.array(w))
+            not np.allclose(a, to_numpy(w))
             for a, w in zip(start, model.trainable_weights)
         ]
         assert any(moved), "one fit step changed no weight"
@@ -500,3 +510,47 @@ def write_text(path, text: str):
     else:
         path.write_text(text)
     return path
+
+
+def value_and_gradients(fn, inputs=(), variables=()):
+    """`fn(*inputs)` (a scalar) and its gradients with respect to each of
+    `inputs` (arrays, made differentiable tensors) then each of `variables`
+    (Keras variables `fn` reads), on whichever Keras backend runs the tests.
+
+    Returns `(value, gradients)` as a float and a list of NumPy arrays (zeros
+    where `fn` does not depend on one)."""
+    backend = keras.backend.backend()
+    inputs = [np.asarray(x, "float32") for x in inputs]
+    variables = list(variables)
+    if backend == "tensorflow":
+        xs = [tf.Variable(x) for x in inputs]
+        with tf.GradientTape() as tape:
+            value = fn(*xs)
+        grads = tape.gradient(value, [*xs, *(v.value for v in variables)])
+    elif backend == "jax":
+        import jax
+
+        def stateless(xs, values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*xs)
+
+        value, (gx, gv) = jax.value_and_grad(stateless, argnums=(0, 1))(
+            [jax.numpy.asarray(x) for x in inputs], [v.value for v in variables]
+        )
+        grads = [*gx, *gv]
+    elif backend == "torch":
+        import torch
+
+        xs = [torch.tensor(x, requires_grad=True) for x in inputs]
+        value = fn(*xs)
+        grads = torch.autograd.grad(
+            value, [*xs, *(v.value for v in variables)], allow_unused=True
+        )
+    else:
+        raise NotImplementedError(f"no gradients on the {backend} backend")
+    shapes = [x.shape for x in inputs] + [tuple(v.shape) for v in variables]
+    grads = [
+        np.zeros(shape, "float32") if g is None else keras.ops.convert_to_numpy(g)
+        for g, shape in zip(grads, shapes)
+    ]
+    return float(keras.ops.convert_to_numpy(value)), grads

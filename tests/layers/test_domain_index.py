@@ -3,13 +3,13 @@ import pytest
 
 import keras_mtl as km
 from keras_mtl.layers.domain_index import DomainIndex
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 CITY = km.SparseFeature("city", vocabulary=("paris", "rome", "oslo"))
 
 
 def _index(feature, values):
-    return np.asarray(DomainIndex(feature)(values)).tolist()
+    return to_numpy(DomainIndex(feature)(values)).tolist()
 
 
 def test_layer_contract(tmp_path):

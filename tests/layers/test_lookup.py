@@ -11,29 +11,29 @@ from keras_mtl.layers._lookup import (
     make_lookup,
     table_rows,
 )
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 
 def test_integer_ids_are_rows_and_others_go_to_the_oov_row():
     f = SparseFeature("user", vocabulary_size=3)
     assert make_lookup(f) is None
     rows, mask = table_rows(f, None, np.array([[0, 2, 3], [-5, -1, 1]]))
-    assert rows.numpy().tolist() == [[0, 2, 3], [3, 3, 1]]
-    assert mask.numpy().tolist() == [[True, True, True], [True, False, True]]
+    assert to_numpy(rows).tolist() == [[0, 2, 3], [3, 3, 1]]
+    assert to_numpy(mask).tolist() == [[True, True, True], [True, False, True]]
 
 
 def test_vocabularies_and_hashing():
     city = SparseFeature("city", vocabulary=("paris", "rome"))
     lookup = make_lookup(city)
     rows, mask = table_rows(city, lookup, np.array(["rome", "oslo", ""]))
-    assert rows.numpy().tolist() == [2, 0, 0]  # OOV row first, then the vocabulary
-    assert mask.numpy().tolist() == [True, True, False]
+    assert to_numpy(rows).tolist() == [2, 0, 0]  # OOV row first, then the vocabulary
+    assert to_numpy(mask).tolist() == [True, True, False]
     codes = SparseFeature("code", vocabulary=(40, 7))
     rows, _ = table_rows(codes, make_lookup(codes), np.array([7, 40, 99]))
-    assert rows.numpy().tolist() == [2, 1, 0]
+    assert to_numpy(rows).tolist() == [2, 1, 0]
     tags = SparseFeature("tags", hash_bins=5)
     rows, _ = table_rows(tags, make_lookup(tags), np.array(["a", "b", "a"]))
-    r = rows.numpy().tolist()
+    r = to_numpy(rows).tolist()
     assert r[0] == r[2] and all(0 <= v < 5 for v in r)
 
 
@@ -69,7 +69,7 @@ def test_integer_hashing_is_the_documented_formula_with_and_without_xla():
     ids = np.array(IDS, "int64")
     assert keras.ops.convert_to_numpy(layer(ids)).tolist() == want
     compiled = tf.function(layer, jit_compile=True)
-    assert compiled(tf.constant(ids)).numpy().tolist() == want
+    assert to_numpy(compiled(tf.constant(ids))).tolist() == want
 
 
 def test_int32_ids_hash_as_int64_ids_of_the_same_value():
@@ -136,8 +136,8 @@ def test_bucket_ids_by_hand_and_as_searchsorted():
     x = np.array([[-3.0, 17.9, 18.0, 24.99], [25.0, 34.0, 35.0, np.nan]], "float32")
     rows, mask = table_rows(age, lookup, x)
     # bucket 0 below 18, 1 for [18, 25), 2 for [25, 35), 3 from 35 on; NaN pads
-    assert rows.numpy().tolist() == [[0, 0, 1, 1], [2, 2, 3, 0]]
-    assert mask.numpy().tolist() == [[True] * 4, [True, True, True, False]]
+    assert to_numpy(rows).tolist() == [[0, 0, 1, 1], [2, 2, 3, 0]]
+    assert to_numpy(mask).tolist() == [[True] * 4, [True, True, True, False]]
     finite = x[np.isfinite(x)]
     got = keras.ops.convert_to_numpy(lookup(finite))
     assert got.tolist() == np.searchsorted([18, 25, 35], finite, side="right").tolist()
@@ -149,8 +149,8 @@ def test_int64_buckets_are_exact_beyond_float32():
     seen = SparseFeature("seen", boundaries=[t0, t0 + 1], dtype="int64")
     x = np.array([t0 - 1, t0, t0 + 1, -1], "int64")
     rows, mask = table_rows(seen, make_lookup(seen), x)
-    assert rows.numpy().tolist() == [0, 1, 2, 0]
-    assert mask.numpy().tolist() == [True, True, True, False]  # -1 pads
+    assert to_numpy(rows).tolist() == [0, 1, 2, 0]
+    assert to_numpy(mask).tolist() == [True, True, True, False]  # -1 pads
     # An integer input meets a fractional boundary at its ceiling.
     half = keras.ops.convert_to_numpy(Bucketize([2.5])(np.array([2, 3], "int64")))
     assert half.tolist() == [0, 1]
@@ -162,7 +162,7 @@ def test_bucketize_compiles_with_xla():
     layer = Bucketize([60, 3_600, 86_400])
     x = tf.constant([[0, 60, 3_599], [3_600, 86_399, 10**9]], tf.int64)
     compiled = tf.function(layer, jit_compile=True)
-    assert compiled(x).numpy().tolist() == [[0, 1, 1], [2, 2, 3]]
+    assert to_numpy(compiled(x)).tolist() == [[0, 1, 1], [2, 2, 3]]
     assert SparseFeature("gap", boundaries=[60], dtype="int64").supports_jit
 
 
