@@ -15,7 +15,15 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
+
+#: For tests that feed strings to layers: string tensors exist on TensorFlow
+#: only. On JAX and torch a `MultiTaskModel` looks its string features up on
+#: the host (models/_host_lookups.py) and its layers receive rows.
+STRINGS_TF_ONLY = pytest.mark.backends(
+    "tensorflow", reason="string tensors exist on TensorFlow only"
+)
 
 
 def _symbolic_like(data, name=None):

@@ -3,7 +3,7 @@ import pytest
 
 from keras_mtl import DenseFeature, SparseFeature
 from keras_mtl.layers import FeatureEncoder
-from tests.helpers import run_layer_test, to_numpy
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 FEATURES = [
     SparseFeature("a", vocabulary_size=3, embedding_dim=2),
@@ -35,6 +35,7 @@ def _encoder_with_known_tables():
     return enc, t2, t3
 
 
+@STRINGS_TF_ONLY
 def test_hand_computed_encoding():
     enc, t2, t3 = _encoder_with_known_tables()
     out = to_numpy(enc(INPUTS))
@@ -72,6 +73,7 @@ def test_dense_transforms_apply_before_standardising():
         DenseFeature("price", transform="sqrt")
 
 
+@STRINGS_TF_ONLY
 def test_shared_feature_reads_the_same_rows():
     enc, t2, _ = _encoder_with_known_tables()
     same = dict(INPUTS, a=np.array([1, 2]), b=np.array([1, 2]))
@@ -80,6 +82,7 @@ def test_shared_feature_reads_the_same_rows():
     assert enc.tables["2"].shape == (9, 2)  # b owns no rows
 
 
+@STRINGS_TF_ONLY
 def test_padding_position_does_not_matter():
     enc, _, _ = _encoder_with_known_tables()
     moved = dict(INPUTS, h=np.array([[-1, 1, 1], [-1, -1, 9]]))
@@ -95,6 +98,7 @@ def test_jit_support_follows_the_specs():
     assert not FeatureEncoder([*FEATURES, codes]).supports_jit_beside_strings
 
 
+@STRINGS_TF_ONLY
 def test_string_feature_given_as_rows():
     enc, _, _ = _encoder_with_known_tables()
     # "y" is row 2, "z" the OOV row 0, and row -1 is padding (zeros).
@@ -104,12 +108,14 @@ def test_string_feature_given_as_rows():
     np.testing.assert_array_equal(padded[:, 6:9], [[0, 0, 0], [106, 107, 108]])
 
 
+@STRINGS_TF_ONLY
 def test_missing_input_is_named():
     enc = FeatureEncoder(FEATURES)
     with pytest.raises(ValueError, match=r"\['d'\]"):
         enc({k: v for k, v in INPUTS.items() if k != "d"})
 
 
+@STRINGS_TF_ONLY
 def test_layer_contract(tmp_path):
     run_layer_test(
         FeatureEncoder,

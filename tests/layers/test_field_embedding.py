@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_mtl import DenseFeature, SparseFeature
 from keras_mtl.layers import FieldEmbedding
-from tests.helpers import run_layer_test, to_numpy
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 FIELDS = [
     SparseFeature("item", vocabulary_size=4, embedding_dim=2),
@@ -35,6 +35,7 @@ def _layer_with_known_tables():
     return emb, tables
 
 
+@STRINGS_TF_ONLY
 def test_hand_computed_embeddings():
     emb, (t_item, t_shop, t_tags, t_brand) = _layer_with_known_tables()
     out = to_numpy(emb(INPUTS))
@@ -74,6 +75,7 @@ def test_hand_computed_embeddings():
     np.testing.assert_allclose(out, expected)
 
 
+@STRINGS_TF_ONLY
 def test_mask_is_the_item_id_not_padding():
     emb, _ = _layer_with_known_tables()
     want = [[True, True, False], [True, True, False]]
@@ -86,6 +88,7 @@ def test_mask_is_the_item_id_not_padding():
     assert tuple(emb(symbolic)._keras_mask.shape) == (None, 3)
 
 
+@STRINGS_TF_ONLY
 def test_string_fields_given_as_rows():
     emb, _ = _layer_with_known_tables()
     # shop: a=1, b=2, unknown=0; padding "" -> -1. brand: its hash buckets.
@@ -102,6 +105,7 @@ def test_string_fields_given_as_rows():
     ]
 
 
+@STRINGS_TF_ONLY
 def test_same_tables_at_every_leading_shape():
     emb, _ = _layer_with_known_tables()
     steps = to_numpy(emb(INPUTS))
@@ -116,12 +120,14 @@ def test_same_tables_at_every_leading_shape():
     assert len(emb.weights) == 4
 
 
+@STRINGS_TF_ONLY
 def test_multi_valued_sum_ignores_slot_order_and_padding_slots():
     emb, _ = _layer_with_known_tables()
     swapped = [ITEM, SHOP, TAGS[..., ::-1], BRAND]
     np.testing.assert_allclose(to_numpy(emb(swapped)), to_numpy(emb(INPUTS)))
 
 
+@STRINGS_TF_ONLY
 def test_layer_contract(tmp_path):
     run_layer_test(
         FieldEmbedding,
@@ -141,6 +147,7 @@ def test_config_holds_plain_field_configs():
     assert FieldEmbedding([FIELDS[0], FIELDS[2]]).supports_jit
 
 
+@STRINGS_TF_ONLY
 def test_bad_fields_and_inputs_are_explained():
     with pytest.raises(ValueError, match="non-empty list of SparseFeature"):
         FieldEmbedding([])

@@ -11,7 +11,7 @@ from keras_mtl.layers._lookup import (
     make_lookup,
     table_rows,
 )
-from tests.helpers import run_layer_test, to_numpy
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 
 def test_integer_ids_are_rows_and_others_go_to_the_oov_row():
@@ -22,15 +22,19 @@ def test_integer_ids_are_rows_and_others_go_to_the_oov_row():
     assert to_numpy(mask).tolist() == [[True, True, True], [True, False, True]]
 
 
-def test_vocabularies_and_hashing():
+def test_integer_vocabulary():
+    codes = SparseFeature("code", vocabulary=(40, 7))
+    rows, _ = table_rows(codes, make_lookup(codes), np.array([7, 40, 99]))
+    assert to_numpy(rows).tolist() == [2, 1, 0]
+
+
+@STRINGS_TF_ONLY
+def test_string_vocabularies_and_hashing():
     city = SparseFeature("city", vocabulary=("paris", "rome"))
     lookup = make_lookup(city)
     rows, mask = table_rows(city, lookup, np.array(["rome", "oslo", ""]))
     assert to_numpy(rows).tolist() == [2, 0, 0]  # OOV row first, then the vocabulary
     assert to_numpy(mask).tolist() == [True, True, False]
-    codes = SparseFeature("code", vocabulary=(40, 7))
-    rows, _ = table_rows(codes, make_lookup(codes), np.array([7, 40, 99]))
-    assert to_numpy(rows).tolist() == [2, 1, 0]
     tags = SparseFeature("tags", hash_bins=5)
     rows, _ = table_rows(tags, make_lookup(tags), np.array(["a", "b", "a"]))
     r = to_numpy(rows).tolist()
@@ -61,13 +65,59 @@ def _int_hash_v1(i: int, bins: int) -> int:
 IDS = [0, 1, 2, 41, -1, -7, 2**31 - 1, -(2**31), 2**31, 10**12, 2**63 - 1, -(2**63)]
 
 
-def test_integer_hashing_is_the_documented_formula_with_and_without_xla():
+def _has_int64() -> bool:
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+#: Ids beyond int32 need a backend with 64-bit integers.
+NEEDS_INT64 = pytest.mark.backends(
+    "tensorflow",
+    "torch",
+    reason="JAX without JAX_ENABLE_X64=1 truncates int64 values to int32",
+)
+
+
+def test_hashed_ids_give_the_same_buckets_on_every_backend():
+    """Hand-kept buckets of `int_hash_v1` (from the formula in Python integers,
+    `_int_hash_v1`), checked on whichever backend runs the test: CI runs this
+    file under TensorFlow, JAX and torch (.ci/run), so a model trained on one
+    backend looks up the same embedding rows on another. Ids beyond int32 are
+    checked where the backend has 64-bit integers (JAX only with
+    JAX_ENABLE_X64=1)."""
+    layer = IntegerHashing(1000)
+    ids = [0, 1, 2, 41, -1, -7, 2**31 - 1, -(2**31)]
+    want = [731, 774, 76, 556, 668, 281, 317, 712]
+    assert want == [_int_hash_v1(i, 1000) for i in ids]
+    for dtype in ("int32", "int64"):
+        got = keras.ops.convert_to_numpy(layer(np.array(ids, dtype)))
+        assert got.tolist() == want, (keras.backend.backend(), dtype)
+    wide = [2**31, 10**12, 2**63 - 1, -(2**63)]
+    wide_want = [670, 353, 951, 961]
+    assert wide_want == [_int_hash_v1(i, 1000) for i in wide]
+    if _has_int64():
+        got = keras.ops.convert_to_numpy(layer(np.array(wide, "int64")))
+        assert got.tolist() == wide_want, keras.backend.backend()
+
+
+@NEEDS_INT64
+def test_integer_hashing_is_the_documented_formula():
+    layer = IntegerHashing(1_000_003)
+    want = [_int_hash_v1(i, 1_000_003) for i in IDS]
+    ids = np.array(IDS, "int64")
+    assert keras.ops.convert_to_numpy(layer(ids)).tolist() == want
+
+
+@pytest.mark.backends("tensorflow", reason="tf.function(jit_compile=True)")
+def test_integer_hashing_is_the_documented_formula_with_xla():
     import tensorflow as tf
 
     layer = IntegerHashing(1_000_003)
     want = [_int_hash_v1(i, 1_000_003) for i in IDS]
     ids = np.array(IDS, "int64")
-    assert keras.ops.convert_to_numpy(layer(ids)).tolist() == want
     compiled = tf.function(layer, jit_compile=True)
     assert to_numpy(compiled(tf.constant(ids))).tolist() == want
 
@@ -93,6 +143,7 @@ def test_consecutive_ids_spread_evenly_over_the_buckets():
     assert np.mean(buckets[1:] == buckets[:-1]) < 0.02
 
 
+@NEEDS_INT64
 def test_integer_hashing_layer_battery(tmp_path):
     run_layer_test(
         IntegerHashing,
@@ -156,6 +207,7 @@ def test_int64_buckets_are_exact_beyond_float32():
     assert half.tolist() == [0, 1]
 
 
+@pytest.mark.backends("tensorflow", reason="tf.function(jit_compile=True)")
 def test_bucketize_compiles_with_xla():
     import tensorflow as tf
 

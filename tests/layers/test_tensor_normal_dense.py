@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.tensor_normal_dense import TensorNormalDense
-from tests.helpers import run_layer_test, to_numpy
+from tests.helpers import run_layer_test, to_numpy, value_and_gradients
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(5, 4)).astype("float32")
@@ -197,11 +197,9 @@ def test_equal_kernels_are_perfectly_correlated_tasks():
 def test_prior_gradient_is_twice_weight_times_whitened_kernel():
     kernel, precisions = _random_case()
     layer = _layer_with(kernel, precisions, prior_weight=0.5)
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        penalty = 0.5 * layer.prior_penalty()
-    grad = tape.gradient(penalty, layer.kernel.value)
+    _, (grad,) = value_and_gradients(
+        lambda: 0.5 * layer.prior_penalty(), variables=[layer.kernel]
+    )
     omega = np.kron(precisions["task"], np.kron(precisions["out"], precisions["in"]))
     expected = (omega @ _vec(_tensor(kernel))).reshape(D_IN, D_OUT, T, order="F")
     np.testing.assert_allclose(
