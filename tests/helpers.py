@@ -266,6 +266,10 @@ def run_builder_test(
     loaded(x)
     assert len(loaded.losses) == len(model.losses)
 
+    if keras.backend.backend() != "tensorflow":
+        # SavedModel export from JAX and torch is issue 18's export part (not
+        # here yet); everything above runs on every backend.
+        return BuiltModel(model, history, x, predicted, None)
     rows = {k: np.asarray(v) for k, v in x.items()}
     warmup = [{k: v[start:stop] for k, v in rows.items()} for start, stop in WARMUP]
     export = km.export_saved_model(
