@@ -47,7 +47,12 @@ def _mean_gates(layer, x) -> pd.DataFrame:
 def _layer_inputs(model: keras.Model, layers: list, data, batch_size: int) -> list:
     """What each of `layers` (of `model`) receives over `data`, one array per
     layer, from one probe model predicting them all."""
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    from keras_mtl.models.multi_task_model import MultiTaskModel
+
+    # A MultiTaskModel probe looks string inputs up on the host as `model`
+    # does (JAX and torch tensors hold no strings).
+    probe_cls = MultiTaskModel if isinstance(model, MultiTaskModel) else keras.Model
+    probe = probe_cls(model.inputs, [layer.input for layer in layers])
     inputs = probe.predict(data, batch_size=batch_size, verbose=0)
     return [inputs] if len(layers) == 1 else list(inputs)
 
