@@ -27,25 +27,32 @@ def _mean_gates(layer, x) -> pd.DataFrame:
     """Mean weight of every gate of `layer` on the inputs `x`, experts x gates."""
     gates = layer.gate_weights(x)
     if isinstance(layer, MixtureOfExperts):
-        means = np.asarray(keras.ops.mean(gates, axis=0)).T  # (experts, gates)
+        means = keras.ops.convert_to_numpy(
+            keras.ops.mean(gates, axis=0)
+        ).T  # (experts, gates)
         return pd.DataFrame(means, index=layer.expert_names, columns=layer.gate_names)
     # A CGC task gate sees its own and the shared experts only: the others get 0.
     experts = layer.expert_names
     table = pd.DataFrame(0.0, index=experts, columns=list(layer.gate_names))
     own, shared = layer.num_task_experts, layer.num_shared_experts
     for k in range(layer.num_tasks):
-        mean = np.asarray(keras.ops.mean(gates[k], axis=0))
+        mean = keras.ops.convert_to_numpy(keras.ops.mean(gates[k], axis=0))
         table.iloc[k * own : (k + 1) * own, k] = mean[:own]
         table.iloc[len(experts) - shared :, k] = mean[own:]
     if layer.output_shared:
-        table["shared"] = np.asarray(keras.ops.mean(gates[-1], axis=0))
+        table["shared"] = keras.ops.convert_to_numpy(keras.ops.mean(gates[-1], axis=0))
     return table
 
 
 def _layer_inputs(model: keras.Model, layers: list, data, batch_size: int) -> list:
     """What each of `layers` (of `model`) receives over `data`, one array per
     layer, from one probe model predicting them all."""
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    from keras_mtl.models.multi_task_model import MultiTaskModel
+
+    # A MultiTaskModel probe looks string inputs up on the host as `model`
+    # does (JAX and torch tensors hold no strings).
+    probe_cls = MultiTaskModel if isinstance(model, MultiTaskModel) else keras.Model
+    probe = probe_cls(model.inputs, [layer.input for layer in layers])
     inputs = probe.predict(data, batch_size=batch_size, verbose=0)
     return [inputs] if len(layers) == 1 else list(inputs)
 

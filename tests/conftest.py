@@ -72,8 +72,27 @@ def _file_order(item) -> int:
     return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
+def _skip_other_backends(items):
+    """`@pytest.mark.backends("tensorflow", reason=...)` runs a test on the named
+    Keras backends only and skips it, with its reason, on the others (the one
+    way the suite says a test cannot run on a backend: tf.* code, SavedModel
+    export, string tensors, ...)."""
+    import keras
+
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        if marker is None or backend in marker.args:
+            continue
+        reason = marker.kwargs.get("reason")
+        if not reason:
+            raise pytest.UsageError(f"{item.nodeid}: backends(...) needs a reason=")
+        item.add_marker(pytest.mark.skip(reason=f"not on {backend}: {reason}"))
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_file_order)  # stable: the order within each file is kept
+    _skip_other_backends(items)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason=SLOW_REASON)

@@ -169,12 +169,26 @@ def _u32(value):
     return ops.convert_to_tensor(value, "uint32")
 
 
+def _wrap32(x):
+    """`x` cast to uint32, i.e. its low 32 bits.
+
+    The one place the backends differ: Keras's torch backend has no uint32 and
+    stores "uint32" as int64, so a cast keeps negative values and a product
+    does not wrap at 2**32; masking the low 32 bits gives uint32's values (an
+    int64 product that overflows still has the right low bits). On TensorFlow
+    and JAX the cast is uint32 already."""
+    x = ops.cast(x, "uint32")
+    if keras.backend.backend() == "torch":
+        x = ops.bitwise_and(x, ops.convert_to_tensor(0xFFFFFFFF, x.dtype))
+    return x
+
+
 def _fmix32(h):
     """MurmurHash3's 32-bit finalizer (an avalanching bijection of uint32)."""
     h = ops.bitwise_xor(h, ops.right_shift(h, _u32(16)))
-    h = ops.multiply(h, _u32(_MURMUR_C1))
+    h = _wrap32(ops.multiply(h, _u32(_MURMUR_C1)))
     h = ops.bitwise_xor(h, ops.right_shift(h, _u32(13)))
-    h = ops.multiply(h, _u32(_MURMUR_C2))
+    h = _wrap32(ops.multiply(h, _u32(_MURMUR_C2)))
     return ops.bitwise_xor(h, ops.right_shift(h, _u32(16)))
 
 
@@ -223,10 +237,10 @@ class IntegerHashing(keras.layers.Layer):
             )
         # The high half: bits 32-63, or for int32 ids the sign extension.
         high = ops.right_shift(ids, 32 if dtype == "int64" else 31)
-        lo = ops.cast(ids, "uint32")
-        hi = ops.cast(high, "uint32")
-        mixed = ops.multiply(
-            _fmix32(ops.bitwise_xor(hi, _u32(_GOLDEN))), _u32(_MURMUR_C1)
+        lo = _wrap32(ids)
+        hi = _wrap32(high)
+        mixed = _wrap32(
+            ops.multiply(_fmix32(ops.bitwise_xor(hi, _u32(_GOLDEN))), _u32(_MURMUR_C1))
         )
         h = _fmix32(ops.bitwise_xor(lo, mixed))
         return ops.cast(ops.mod(h, _u32(self.num_bins)), "int32")

@@ -131,6 +131,22 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
             self.__dict__["_hosted"] = hosted
         return hosted
 
+    def __call__(self, *args, **kwargs):
+        # JAX and torch tensors hold no strings: a direct call with string
+        # inputs looks them up on the host first, as fit / predict do.
+        x = args[0] if args else None
+        if (
+            keras.backend.backend() != "tensorflow"
+            and isinstance(x, dict)
+            and self.hosted_lookups
+            and any(
+                holds_strings(v) and not isinstance(v, keras.KerasTensor)
+                for v in x.values()
+            )
+        ):
+            args = (_host_lookups.host_data(self.hosted_lookups, x), *args[1:])
+        return super().__call__(*args, **kwargs)
+
     def convert_hosted_input(self, name, value):
         # A hosted string input may arrive as its int32 rows (`host_data`).
         if name in self.hosted_lookups.lookups and not holds_strings(value):

@@ -39,7 +39,7 @@ def _load_source(path: pathlib.Path) -> tuple[dict[str, np.ndarray], dict | None
     were recorded (`SPEC_FILE`)."""
     if path.suffix == ".keras":
         stored = keras.saving.load_model(path, compile=False)
-        weights = {v.path: np.asarray(v) for v in stored.variables}
+        weights = {v.path: keras.ops.convert_to_numpy(v) for v in stored.variables}
         return weights, hash_functions(stored)
     import tensorflow as tf
 

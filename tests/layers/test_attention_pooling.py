@@ -4,7 +4,7 @@ import pytest
 
 from keras_mtl.layers import AttentionPooling
 from keras_mtl.layers.attention_pooling import masked_softmax
-from tests.helpers import gradients, run_layer_test
+from tests.helpers import run_layer_test, to_numpy, value_and_gradients
 
 RNG = np.random.default_rng(0)
 STEPS = RNG.normal(size=(3, 4, 5)).astype("float32")
@@ -17,14 +17,12 @@ def numpy_attention(layer, steps, query=None, mask=None):
     if layer.units == 0:
         scores = np.zeros(steps.shape[:2])
     else:
-        hidden = steps @ np.asarray(layer.step_projection.kernel) + np.asarray(
+        hidden = steps @ to_numpy(layer.step_projection.kernel) + to_numpy(
             layer.step_projection.bias
         )
         if query is not None:
-            hidden = (
-                hidden + (query @ np.asarray(layer.query_projection.kernel))[:, None]
-            )
-        scores = (np.tanh(hidden) @ np.asarray(layer.score.kernel))[..., 0]
+            hidden = hidden + (query @ to_numpy(layer.query_projection.kernel))[:, None]
+        scores = (np.tanh(hidden) @ to_numpy(layer.score.kernel))[..., 0]
     if mask is None:
         mask = np.ones(scores.shape, bool)
     weights = np.zeros(scores.shape)
@@ -52,21 +50,21 @@ def test_matches_numpy(with_query, mask):
     want_pooled, want_weights = numpy_attention(
         layer, STEPS, QUERY if with_query else None, mask
     )
-    np.testing.assert_allclose(np.asarray(weights), want_weights, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(pooled), want_pooled, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(weights), want_weights, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(pooled), want_pooled, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(weights).sum(-1), 1.0, rtol=1e-6)
     if mask is not None:
-        assert not np.asarray(weights)[~mask].any()  # exactly 0, not just small
+        assert not to_numpy(weights)[~mask].any()  # exactly 0, not just small
     # The weights alone, from the public helper, are the same.
     np.testing.assert_allclose(
-        np.asarray(layer.attention_weights(inputs, mask)), want_weights, atol=1e-6
+        to_numpy(layer.attention_weights(inputs, mask)), want_weights, atol=1e-6
     )
 
 
 def test_query_steers_the_weights():
     layer = _random_layer(6)
-    a = np.asarray(layer.attention_weights([STEPS, QUERY]))
-    b = np.asarray(layer.attention_weights([STEPS, -3 * QUERY]))
+    a = to_numpy(layer.attention_weights([STEPS, QUERY]))
+    b = to_numpy(layer.attention_weights([STEPS, -3 * QUERY]))
     assert np.abs(a - b).max() > 1e-2
 
 
@@ -75,14 +73,14 @@ def test_masked_steps_change_nothing():
     garbage = STEPS.copy()
     garbage[~MASK] = 1e3 * RNG.normal(size=((~MASK).sum(), 5))
     np.testing.assert_allclose(
-        np.asarray(layer([garbage, QUERY], mask=MASK)),
-        np.asarray(layer([STEPS, QUERY], mask=MASK)),
+        to_numpy(layer([garbage, QUERY], mask=MASK)),
+        to_numpy(layer([STEPS, QUERY], mask=MASK)),
         atol=1e-6,
     )
     # A list of masks is accepted; the first one (the steps') counts.
     np.testing.assert_allclose(
-        np.asarray(layer([STEPS, QUERY], mask=[MASK, None])),
-        np.asarray(layer([STEPS, QUERY], mask=MASK)),
+        to_numpy(layer([STEPS, QUERY], mask=[MASK, None])),
+        to_numpy(layer([STEPS, QUERY], mask=MASK)),
     )
 
 
@@ -94,7 +92,7 @@ def test_all_masked_row_pools_to_zeros(units):
     steps = STEPS.copy()
     steps[1] = 1e4  # huge values at masked steps must not leak either
     pooled, weights = layer([steps, QUERY], mask=mask, return_weights=True)
-    pooled, weights = np.asarray(pooled), np.asarray(weights)
+    pooled, weights = to_numpy(pooled), to_numpy(weights)
     assert np.isfinite(pooled).all() and np.isfinite(weights).all()
     assert not pooled[1].any() and not weights[1].any()
     np.testing.assert_allclose(weights[[0, 2]].sum(-1), 1.0, rtol=1e-6)
@@ -102,37 +100,37 @@ def test_all_masked_row_pools_to_zeros(units):
 
 def test_zero_units_is_the_masked_mean():
     layer = AttentionPooling(0)
-    out = np.asarray(layer([STEPS, QUERY], mask=MASK))
+    out = to_numpy(layer([STEPS, QUERY], mask=MASK))
     want = (STEPS * MASK[..., None]).sum(1) / MASK.sum(1, keepdims=True)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
-        np.asarray(layer(STEPS)), STEPS.mean(1), rtol=1e-5, atol=1e-6
+        to_numpy(layer(STEPS)), STEPS.mean(1), rtol=1e-5, atol=1e-6
     )
     assert layer.weights == []
 
 
 def test_gradient_is_finite_with_an_all_masked_row():
     layer = _random_layer(6)
-    steps = keras.Variable(STEPS)
     mask = MASK.copy()
     mask[0] = False
-    grads = gradients(
-        lambda: keras.ops.sum(layer([steps, QUERY], mask=mask)),
-        [steps, *layer.trainable_variables],
+    _, grads = value_and_gradients(
+        lambda steps: keras.ops.sum(layer([steps, QUERY], mask=mask)),
+        [STEPS],
+        layer.trainable_variables,
     )
     assert all(np.isfinite(g).all() for g in grads)
-    assert not np.asarray(grads[0])[~mask].any()  # masked steps get no gradient
+    assert not grads[0][~mask].any()  # masked steps get no gradient
 
 
 def test_masked_softmax():
     scores = np.array([[1.0, 2.0, 3.0], [5.0, -1.0, 0.0]], "float32")
     np.testing.assert_allclose(
-        np.asarray(masked_softmax(scores, None)),
+        to_numpy(masked_softmax(scores, None)),
         np.exp(scores) / np.exp(scores).sum(-1, keepdims=True),
         rtol=1e-6,
     )
     mask = np.array([[True, False, True], [False, False, False]])
-    got = np.asarray(masked_softmax(scores, mask))
+    got = to_numpy(masked_softmax(scores, mask))
     e = np.exp([1.0, 3.0])
     np.testing.assert_allclose(got[0], [e[0] / e.sum(), 0.0, e[1] / e.sum()], rtol=1e-6)
     np.testing.assert_array_equal(got[1], [0.0, 0.0, 0.0])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import CandidateScorer
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 USER = RNG.normal(size=(3, 4)).astype("float32")
@@ -20,14 +20,12 @@ def _random_scorer(task_type, units=(6,)):
 @pytest.mark.parametrize("task_type", ["binary", "regression", "ranking"])
 def test_list_form_scores_each_candidate_alone(task_type):
     scorer = _random_scorer(task_type)
-    listed = np.asarray(scorer([USER, ITEMS]))
+    listed = to_numpy(scorer([USER, ITEMS]))
     assert listed.shape == (3, 5)
-    alone = np.stack(
-        [np.asarray(scorer([USER, ITEMS[:, j]])) for j in range(5)], axis=1
-    )
+    alone = np.stack([to_numpy(scorer([USER, ITEMS[:, j]])) for j in range(5)], axis=1)
     np.testing.assert_allclose(listed, alone, rtol=1e-5, atol=1e-6)
     # A candidate's score does not depend on the others in its list.
-    reordered = np.asarray(scorer([USER, ITEMS[:, ::-1]]))
+    reordered = to_numpy(scorer([USER, ITEMS[:, ::-1]]))
     np.testing.assert_allclose(reordered, listed[:, ::-1], rtol=1e-5, atol=1e-6)
 
 
@@ -47,14 +45,14 @@ def test_hand_computed_scores(task_type, link):
     user = np.array([[1.0, 1.0], [0.0, 2.0]], "float32")
     items = np.array([[[2.0], [0.0], [-4.0]], [[1.0], [1.0], [3.0]]], "float32")
     z = (user @ [1.0, -2.0])[:, None] + 0.5 * items[..., 0] + 0.25
-    np.testing.assert_allclose(np.asarray(scorer([user, items])), link(z), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(scorer([user, items])), link(z), rtol=1e-6)
     np.testing.assert_allclose(
-        np.asarray(scorer([user, items[:, 0]])), link(z[:, 0]), rtol=1e-6
+        to_numpy(scorer([user, items[:, 0]])), link(z[:, 0]), rtol=1e-6
     )
 
 
 def test_binary_scores_are_probabilities():
-    scores = np.asarray(_random_scorer("binary")([USER, ITEMS]))
+    scores = to_numpy(_random_scorer("binary")([USER, ITEMS]))
     assert ((scores > 0) & (scores < 1)).all()
 
 

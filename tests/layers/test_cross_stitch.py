@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.cross_stitch import CrossStitch
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 XS = [RNG.normal(size=(4, 3)).astype("float32") for _ in range(3)]
@@ -24,7 +24,7 @@ def test_hand_computed_mixing():
     layer.build([(None, 3)] * 3)
     alpha = np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0], [0.0, 0.0, 1.0]], "float32")
     layer.set_weights([alpha])
-    out = [np.asarray(o) for o in layer(XS)]
+    out = [to_numpy(o) for o in layer(XS)]
     np.testing.assert_allclose(out[0], XS[0] + 2 * XS[1], atol=1e-6)
     np.testing.assert_allclose(out[1], 0.5 * XS[0] - XS[1] + 3 * XS[2], atol=1e-6)
     np.testing.assert_allclose(out[2], XS[2], atol=1e-6)
@@ -43,21 +43,21 @@ def test_initial_alpha(num_tasks, self_weight):
     np.testing.assert_allclose(alpha.sum(1), 1.0, rtol=1e-6)
     # Equal inputs with rows summing to one come out unchanged.
     for o in out:
-        np.testing.assert_allclose(np.asarray(o), XS[0], atol=1e-6)
+        np.testing.assert_allclose(to_numpy(o), XS[0], atol=1e-6)
 
 
 def test_two_tasks_start_as_in_the_paper():
     layer = CrossStitch()
     a, b = layer([np.ones((2, 3), "float32"), np.zeros((2, 3), "float32")])
-    np.testing.assert_allclose(np.asarray(a), 0.9, rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(b), 0.1, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(a), 0.9, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(b), 0.1, rtol=1e-6)
 
 
 def test_one_task_is_identity():
     layer = CrossStitch(self_weight=0.3)
     (out,) = layer(XS[:1])
     np.testing.assert_array_equal(layer.weights_matrix, [[1.0]])
-    np.testing.assert_allclose(np.asarray(out), XS[0], atol=1e-7)
+    np.testing.assert_allclose(to_numpy(out), XS[0], atol=1e-7)
     inputs = keras.Input((3,))
     outputs = CrossStitch()([inputs])
     assert [tuple(t.shape) for t in outputs] == [(None, 3)]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import CustomizedGateControl
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 
@@ -18,7 +18,7 @@ def _softmax(z):
 
 def reference(layer, inputs):
     """The level written out with numpy loops, one expert and one gate at a time."""
-    w = {v.path.split("/")[-1]: np.asarray(v) for v in layer.weights}
+    w = {v.path.split("/")[-1]: to_numpy(v) for v in layer.weights}
     tasks, m_t, m_s = layer.num_tasks, layer.num_task_experts, layer.num_shared_experts
     task_x = inputs[:-1] if isinstance(inputs, list) else [inputs] * tasks
     shared_x = inputs[-1] if isinstance(inputs, list) else inputs
@@ -105,14 +105,14 @@ def test_matches_a_loop_over_experts_and_gates(output_shared, list_input, gate):
     layer(x)
     for v in layer.weights:  # non-zero biases so that they are checked too
         v.assign(RNG.normal(size=v.shape).astype("float32"))
-    got = [np.asarray(o) for o in layer(x)]
+    got = [to_numpy(o) for o in layer(x)]
     want = reference(layer, x)
     assert len(got) == len(want) == 3 + output_shared
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
     # gate_weights gives the weights the call mixed with (rows sum to 1).
     for weights in layer.gate_weights(x):
-        np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(to_numpy(weights).sum(-1), 1.0, rtol=1e-5)
 
 
 def test_gates_select_hand_set_experts():
@@ -135,12 +135,12 @@ def test_gates_select_hand_set_experts():
     shared_gate = np.zeros((3, 3), "float32")
     shared_gate[0, 1] = 100.0  # shared gate: experts ordered a_0, b_0, shared_0
     layer.shared_gate_kernel.assign(shared_gate)
-    a, b, s = (np.asarray(o)[:, 0] for o in layer(x))
+    a, b, s = (to_numpy(o)[:, 0] for o in layer(x))
     np.testing.assert_allclose(a, x[:, 0], rtol=1e-5)
     np.testing.assert_allclose(b, x[:, 2], rtol=1e-5)
     np.testing.assert_allclose(s, x[:, 1], rtol=1e-5)
     assert layer.expert_names == ("a_0", "b_0", "shared_0")
-    weights = [np.asarray(w) for w in layer.gate_weights(x)]
+    weights = [to_numpy(w) for w in layer.gate_weights(x)]
     assert [w.shape for w in weights] == [(2, 2), (2, 2), (2, 3)]
     np.testing.assert_allclose(weights[0][:, 0], 1.0, atol=1e-6)
 
@@ -148,9 +148,9 @@ def test_gates_select_hand_set_experts():
 def test_experts_start_different():
     layer = CustomizedGateControl(2, 2, 2, (16,))
     layer.build((None, 30))
-    kernels = np.asarray(layer.task_kernels[0])
+    kernels = to_numpy(layer.task_kernels[0])
     assert not np.allclose(kernels[0], kernels[1])
-    assert not np.allclose(np.asarray(layer.shared_kernels[0])[0], kernels[0])
+    assert not np.allclose(to_numpy(layer.shared_kernels[0])[0], kernels[0])
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,16 @@ import pytest
 
 import keras_mtl as km
 from keras_mtl.layers.domain_index import DomainIndex
-from tests.helpers import run_layer_test
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 CITY = km.SparseFeature("city", vocabulary=("paris", "rome", "oslo"))
 
 
 def _index(feature, values):
-    return np.asarray(DomainIndex(feature)(values)).tolist()
+    return to_numpy(DomainIndex(feature)(values)).tolist()
 
 
+@STRINGS_TF_ONLY
 def test_layer_contract(tmp_path):
     run_layer_test(
         DomainIndex,
@@ -23,6 +24,7 @@ def test_layer_contract(tmp_path):
     )
 
 
+@STRINGS_TF_ONLY
 def test_vocabulary_positions_are_the_domains_unknown_and_padding_are_minus_one():
     assert DomainIndex(CITY).num_domains == 3
     assert _index(CITY, np.array(["rome", "lima", "", "oslo"])) == [1, -1, -1, 2]

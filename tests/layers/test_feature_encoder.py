@@ -3,7 +3,7 @@ import pytest
 
 from keras_mtl import DenseFeature, SparseFeature
 from keras_mtl.layers import FeatureEncoder
-from tests.helpers import run_layer_test
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 FEATURES = [
     SparseFeature("a", vocabulary_size=3, embedding_dim=2),
@@ -25,7 +25,7 @@ INPUTS = {
 
 def _encoder_with_known_tables():
     enc = FeatureEncoder(FEATURES)
-    enc({k: np.asarray(v) for k, v in INPUTS.items()})  # build
+    enc({k: to_numpy(v) for k, v in INPUTS.items()})  # build
     # Width-2 table: a's block (rows 0..3, 3 = OOV) then h's block (rows 4..8).
     t2 = np.arange(9 * 2, dtype="float32").reshape(9, 2)
     t3 = 100 + np.arange(3 * 3, dtype="float32").reshape(3, 3)
@@ -35,9 +35,10 @@ def _encoder_with_known_tables():
     return enc, t2, t3
 
 
+@STRINGS_TF_ONLY
 def test_hand_computed_encoding():
     enc, t2, t3 = _encoder_with_known_tables()
-    out = np.asarray(enc(INPUTS))
+    out = to_numpy(enc(INPUTS))
     assert enc.output_dim == 11 and out.shape == (2, 11)
     expected_row0 = np.concatenate(
         [t2[0], t2[2], t2[4 + 1] * 2, t3[2], [1.0], [-4.0]]  # y is index 2
@@ -58,7 +59,7 @@ def test_dense_transforms_apply_before_standardising():
     )
     enc.build(None)
     enc.missing_value.fill.assign([-7.0])
-    out = np.asarray(
+    out = to_numpy(
         enc(
             {
                 "price": np.float32([np.e**3, 1.0]),
@@ -72,18 +73,20 @@ def test_dense_transforms_apply_before_standardising():
         DenseFeature("price", transform="sqrt")
 
 
+@STRINGS_TF_ONLY
 def test_shared_feature_reads_the_same_rows():
     enc, t2, _ = _encoder_with_known_tables()
     same = dict(INPUTS, a=np.array([1, 2]), b=np.array([1, 2]))
-    out = np.asarray(enc(same))
+    out = to_numpy(enc(same))
     np.testing.assert_array_equal(out[:, 0:2], out[:, 2:4])
     assert enc.tables["2"].shape == (9, 2)  # b owns no rows
 
 
+@STRINGS_TF_ONLY
 def test_padding_position_does_not_matter():
     enc, _, _ = _encoder_with_known_tables()
     moved = dict(INPUTS, h=np.array([[-1, 1, 1], [-1, -1, 9]]))
-    np.testing.assert_allclose(np.asarray(enc(moved)), np.asarray(enc(INPUTS)))
+    np.testing.assert_allclose(to_numpy(enc(moved)), to_numpy(enc(INPUTS)))
 
 
 def test_jit_support_follows_the_specs():
@@ -95,21 +98,24 @@ def test_jit_support_follows_the_specs():
     assert not FeatureEncoder([*FEATURES, codes]).supports_jit_beside_strings
 
 
+@STRINGS_TF_ONLY
 def test_string_feature_given_as_rows():
     enc, _, _ = _encoder_with_known_tables()
     # "y" is row 2, "z" the OOV row 0, and row -1 is padding (zeros).
     rows = dict(INPUTS, s=np.array([2, 0], "int32"))
-    np.testing.assert_array_equal(np.asarray(enc(rows)), np.asarray(enc(INPUTS)))
-    padded = np.asarray(enc(dict(INPUTS, s=np.array([-1, 2], "int32"))))
+    np.testing.assert_array_equal(to_numpy(enc(rows)), to_numpy(enc(INPUTS)))
+    padded = to_numpy(enc(dict(INPUTS, s=np.array([-1, 2], "int32"))))
     np.testing.assert_array_equal(padded[:, 6:9], [[0, 0, 0], [106, 107, 108]])
 
 
+@STRINGS_TF_ONLY
 def test_missing_input_is_named():
     enc = FeatureEncoder(FEATURES)
     with pytest.raises(ValueError, match=r"\['d'\]"):
         enc({k: v for k, v in INPUTS.items() if k != "d"})
 
 
+@STRINGS_TF_ONLY
 def test_layer_contract(tmp_path):
     run_layer_test(
         FeatureEncoder,
@@ -135,7 +141,7 @@ def test_bucketised_features_embed_their_bucket_and_nan_as_zeros(tmp_path):
     enc(inputs)
     table = np.arange(5 * 2, dtype="float32").reshape(5, 2)  # age rows 0..2, gap 3..4
     enc.tables["2"].assign(table)
-    out = np.asarray(enc(inputs))
+    out = to_numpy(enc(inputs))
     want = np.array(
         [
             [*table[0], *(table[3] + table[4])],
@@ -172,7 +178,7 @@ def test_output_fields_name_the_columns_in_output_order():
     enc.tables["3"].assign(np.repeat(np.arange(10.0), 3).reshape(10, 3))  # row i: i
     enc.tables["2"].assign(np.full((5, 2), -1.0))
     starts = np.cumsum([0] + [w for _, w in fields])
-    out = np.asarray(enc(inputs))[0]
+    out = to_numpy(enc(inputs))[0]
     column = {
         name: out[starts[i] : starts[i + 1]] for i, (name, _) in enumerate(fields)
     }

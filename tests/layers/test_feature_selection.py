@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import FeatureSelection
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 DIMS = [2, 1, 3]  # three fields side by side: columns 0-1, 2, 3-5
 X = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
@@ -41,10 +41,10 @@ def test_weights_follow_the_formula():
     select.kernel.assign(kernel)
     select.bias.assign(bias)
     weights, outputs = _expected(X, kernel, bias)
-    got = np.asarray(select.field_weights(X))
+    got = to_numpy(select.field_weights(X))
     np.testing.assert_allclose(got, weights, rtol=1e-5, atol=1e-6)
     for got_k, want_k in zip(select(X), outputs, strict=True):
-        np.testing.assert_allclose(np.asarray(got_k), want_k, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(got_k), want_k, rtol=1e-5, atol=1e-6)
     # Whatever the scores: non-negative, averaging 1 over the fields.
     assert (got >= 0).all()
     np.testing.assert_allclose(got.mean(-1), 1.0, rtol=1e-6)
@@ -56,8 +56,8 @@ def test_a_zero_weight_silences_a_field():
     select.build((None, 6))
     select.bias.assign([[0.0, -1e4, 0.0]])  # field 1 out: the others get 1.5
     (out,) = select(X)
-    np.testing.assert_allclose(np.asarray(out)[:, 2], 0.0)
-    np.testing.assert_allclose(np.asarray(out)[:, :2], 1.5 * X[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(out)[:, 2], 0.0)
+    np.testing.assert_allclose(to_numpy(out)[:, :2], 1.5 * X[:, :2], rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_mtl import DenseFeature, SparseFeature
 from keras_mtl.layers import FieldEmbedding
-from tests.helpers import run_layer_test
+from tests.helpers import STRINGS_TF_ONLY, run_layer_test, to_numpy
 
 FIELDS = [
     SparseFeature("item", vocabulary_size=4, embedding_dim=2),
@@ -35,9 +35,10 @@ def _layer_with_known_tables():
     return emb, tables
 
 
+@STRINGS_TF_ONLY
 def test_hand_computed_embeddings():
     emb, (t_item, t_shop, t_tags, t_brand) = _layer_with_known_tables()
-    out = np.asarray(emb(INPUTS))
+    out = to_numpy(emb(INPUTS))
     assert emb.output_dim == 8 and out.shape == (2, 3, 8)
     # The hashing row is the FarmHash bucket of the raw string.
     brand_rows = tf.strings.to_hash_bucket_fast(BRAND.astype(str), 5).numpy()
@@ -74,54 +75,59 @@ def test_hand_computed_embeddings():
     np.testing.assert_allclose(out, expected)
 
 
+@STRINGS_TF_ONLY
 def test_mask_is_the_item_id_not_padding():
     emb, _ = _layer_with_known_tables()
     want = [[True, True, False], [True, True, False]]
-    assert np.asarray(emb.compute_mask(INPUTS)).tolist() == want
+    assert to_numpy(emb.compute_mask(INPUTS)).tolist() == want
     # Keras attaches it to the output, so the next layer receives it.
     out = emb(INPUTS)
-    assert np.asarray(out._keras_mask).tolist() == want
+    assert to_numpy(out._keras_mask).tolist() == want
     symbolic = [keras.Input((3,), dtype="int64"), keras.Input((3,), dtype="string")]
     symbolic += [keras.Input((3, 2), dtype="int64"), keras.Input((3,), dtype="string")]
     assert tuple(emb(symbolic)._keras_mask.shape) == (None, 3)
 
 
+@STRINGS_TF_ONLY
 def test_string_fields_given_as_rows():
     emb, _ = _layer_with_known_tables()
     # shop: a=1, b=2, unknown=0; padding "" -> -1. brand: its hash buckets.
     shop_rows = np.array([[2, 0, -1], [1, 1, -1]], "int32")
-    brand_rows = np.asarray(emb.lookups[3](BRAND)).astype("int32")
+    brand_rows = to_numpy(emb.lookups[3](BRAND)).astype("int32")
     brand_rows[BRAND == ""] = -1
     rows = [ITEM, shop_rows, TAGS, brand_rows]
-    np.testing.assert_array_equal(np.asarray(emb(rows)), np.asarray(emb(INPUTS)))
+    np.testing.assert_array_equal(to_numpy(emb(rows)), to_numpy(emb(INPUTS)))
     # The mask of a string item field given as rows: -1 is padding.
     first = FieldEmbedding([FIELDS[1]])
-    assert np.asarray(first.compute_mask([shop_rows])).tolist() == [
+    assert to_numpy(first.compute_mask([shop_rows])).tolist() == [
         [True, True, False],
         [True, True, False],
     ]
 
 
+@STRINGS_TF_ONLY
 def test_same_tables_at_every_leading_shape():
     emb, _ = _layer_with_known_tables()
-    steps = np.asarray(emb(INPUTS))
+    steps = to_numpy(emb(INPUTS))
     # A single target item per example (batch,) ...
-    single = np.asarray(emb([x[:, 1] for x in INPUTS]))
+    single = to_numpy(emb([x[:, 1] for x in INPUTS]))
     assert single.shape == (2, 8)
     np.testing.assert_allclose(single, steps[:, 1])
     # ... and a (batch, candidates, steps) list of lists read the same rows.
-    nested = np.asarray(emb([np.stack([x, x], axis=1) for x in INPUTS]))
+    nested = to_numpy(emb([np.stack([x, x], axis=1) for x in INPUTS]))
     assert nested.shape == (2, 2, 3, 8)
     np.testing.assert_allclose(nested[:, 1], steps)
     assert len(emb.weights) == 4
 
 
+@STRINGS_TF_ONLY
 def test_multi_valued_sum_ignores_slot_order_and_padding_slots():
     emb, _ = _layer_with_known_tables()
     swapped = [ITEM, SHOP, TAGS[..., ::-1], BRAND]
-    np.testing.assert_allclose(np.asarray(emb(swapped)), np.asarray(emb(INPUTS)))
+    np.testing.assert_allclose(to_numpy(emb(swapped)), to_numpy(emb(INPUTS)))
 
 
+@STRINGS_TF_ONLY
 def test_layer_contract(tmp_path):
     run_layer_test(
         FieldEmbedding,
@@ -141,6 +147,7 @@ def test_config_holds_plain_field_configs():
     assert FieldEmbedding([FIELDS[0], FIELDS[2]]).supports_jit
 
 
+@STRINGS_TF_ONLY
 def test_bad_fields_and_inputs_are_explained():
     with pytest.raises(ValueError, match="non-empty list of SparseFeature"):
         FieldEmbedding([])

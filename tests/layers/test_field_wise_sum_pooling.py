@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import FieldWiseSumPooling
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 EMB = np.arange(2 * 4 * 2, dtype="float32").reshape(2, 4, 2)
 MASK = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
 
 
 def test_hand_computed_sums_honour_the_mask():
-    out = np.asarray(FieldWiseSumPooling((1, 3))(EMB, mask=MASK))
+    out = to_numpy(FieldWiseSumPooling((1, 3))(EMB, mask=MASK))
     # Row 0: field 0 = slot 0; field 1 = slots 1+2 (slot 3 is padding).
     # Row 1: field 0 = slot 0; field 1 = nothing -> zeros.
     expected = np.array([[0, 1, 2 + 4, 3 + 5], [8, 9, 0, 0]], "float32")
@@ -17,7 +17,7 @@ def test_hand_computed_sums_honour_the_mask():
 
 
 def test_single_valued_fields_pass_through():
-    out = np.asarray(FieldWiseSumPooling((1, 1, 1, 1))(EMB))
+    out = to_numpy(FieldWiseSumPooling((1, 1, 1, 1))(EMB))
     np.testing.assert_array_equal(out, EMB.reshape(2, 8))
 
 
@@ -27,7 +27,7 @@ def test_padding_changes_nothing():
     noisy[:, 1] = 1e6  # slot 1 is padding in every row
     mask = np.array([[1, 0, 1, 1]] * 2, bool)
     np.testing.assert_array_equal(
-        np.asarray(pool(noisy, mask=mask)), np.asarray(pool(EMB, mask=mask))
+        to_numpy(pool(noisy, mask=mask)), to_numpy(pool(EMB, mask=mask))
     )
 
 

@@ -10,7 +10,7 @@ from keras_mtl.layers import (
     BernoulliMixture,
 )
 from keras_mtl.losses import FunnelCalibration, KLDivergenceBound
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 
@@ -32,10 +32,10 @@ def test_ait_hand_computed():
         a = np.exp(scores) / np.exp(scores).sum()
         weights.append(a)
         expected.append((a[:, None] * (cands @ v)).sum(0))
-    out = np.asarray(layer([current, previous]))
+    out = to_numpy(layer([current, previous]))
     np.testing.assert_allclose(out, expected, rtol=1e-5)
     np.testing.assert_allclose(
-        np.asarray(layer.attention_weights([current, previous])), weights, rtol=1e-5
+        to_numpy(layer.attention_weights([current, previous])), weights, rtol=1e-5
     )
     # Row 0: the info [3, 0] scores 18/sqrt(2), the current tower [1, 0] only
     # 2/sqrt(2), so the transferred information dominates.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import LabelEmbedding
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 #: ℓ(j) of a 3-class task, one row per class.
 TABLE = np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 3.0]], "float32")
@@ -14,7 +14,7 @@ TABLE = np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 3.0]], "float32")
 def _with_table(layer, inputs, table):
     layer(inputs)
     layer.embeddings.assign(table)
-    return np.asarray(layer(inputs))
+    return to_numpy(layer(inputs))
 
 
 def test_multiclass_is_the_expected_label_embedding():

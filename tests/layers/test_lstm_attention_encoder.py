@@ -4,7 +4,7 @@ import pytest
 
 from keras_mtl import SparseFeature
 from keras_mtl.layers import AttentionPooling, FieldEmbedding, LSTMAttentionEncoder
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 from tests.layers.test_attention_pooling import numpy_attention
 from tests.layers.test_property_gated_lstm import cell_weights, numpy_rnn
 
@@ -47,10 +47,10 @@ def numpy_encoder(encoder, items, props, query, mask):
     if encoder.cell == "property_gated":
         hidden = numpy_rnn(cell_weights(seq.cell), items.shape[-1], x, mask)
     elif encoder.cell == "lstm":
-        kernel, recurrent, bias = (np.asarray(w) for w in seq.cell.weights)
+        kernel, recurrent, bias = (to_numpy(w) for w in seq.cell.weights)
         hidden = numpy_lstm(kernel, recurrent, bias, x, mask)
     else:
-        hidden = np.tanh(x @ np.asarray(seq.kernel) + np.asarray(seq.bias))
+        hidden = np.tanh(x @ to_numpy(seq.kernel) + to_numpy(seq.bias))
     return numpy_attention(encoder.attention, hidden, query, mask)[0]
 
 
@@ -66,7 +66,7 @@ def _encoder(cell, pooling, with_query=True):
 @pytest.mark.parametrize("cell", CELLS)
 def test_matches_numpy(cell, pooling):
     encoder = _encoder(cell, pooling)
-    got = np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK))
+    got = to_numpy(encoder([ITEMS, PROPS, QUERY], mask=MASK))
     want = numpy_encoder(encoder, ITEMS, PROPS, QUERY, MASK)
     assert got.shape == (BATCH, UNITS)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -76,24 +76,24 @@ def test_matches_numpy(cell, pooling):
 @pytest.mark.parametrize("cell", CELLS)
 def test_padded_steps_change_nothing(cell, pooling):
     encoder = _encoder(cell, pooling)
-    base = np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK))
+    base = to_numpy(encoder([ITEMS, PROPS, QUERY], mask=MASK))
 
     # The same sequences padded to 7 steps with zeros ...
     extra = 3
     pad = lambda a: np.pad(a, ((0, 0), (0, extra), (0, 0)))  # noqa: E731
     longer_mask = np.pad(MASK, ((0, 0), (0, extra)))
     longer = encoder([pad(ITEMS), pad(PROPS), QUERY], mask=longer_mask)
-    np.testing.assert_allclose(np.asarray(longer), base, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(longer), base, rtol=1e-5, atol=1e-6)
 
     # ... or with garbage at the padded steps.
     items, props = pad(ITEMS), pad(PROPS)
     items[~longer_mask] = 50 * RNG.normal(size=((~longer_mask).sum(), ITEM_DIM))
     props[~longer_mask] = 50 * RNG.normal(size=((~longer_mask).sum(), PROP_DIM))
     garbage = encoder([items, props, QUERY], mask=longer_mask)
-    np.testing.assert_allclose(np.asarray(garbage), base, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(garbage), base, rtol=1e-5, atol=1e-6)
 
     # The mask is what makes this hold: without it the padding is read.
-    unmasked = np.asarray(encoder([items, props, QUERY]))
+    unmasked = to_numpy(encoder([items, props, QUERY]))
     assert np.abs(unmasked - base).max() > 1e-3
 
 
@@ -103,14 +103,14 @@ def test_masked_steps_inside_a_sequence_are_skipped(cell):
     # a hole in the middle checks that the LSTM carries its state over it.
     encoder = _encoder(cell, "attention")
     mask = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1]], bool)
-    got = np.asarray(encoder([ITEMS, PROPS, QUERY], mask=mask))
+    got = to_numpy(encoder([ITEMS, PROPS, QUERY], mask=mask))
     want = numpy_encoder(encoder, ITEMS, PROPS, QUERY, mask)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     items, props = ITEMS.copy(), PROPS.copy()
     items[~mask] = 50 * RNG.normal(size=((~mask).sum(), ITEM_DIM))
     props[~mask] = 50 * RNG.normal(size=((~mask).sum(), PROP_DIM))
     np.testing.assert_allclose(  # what the holes hold changes nothing
-        np.asarray(encoder([items, props, QUERY], mask=mask)),
+        to_numpy(encoder([items, props, QUERY], mask=mask)),
         got,
         rtol=1e-5,
         atol=1e-6,
@@ -128,8 +128,8 @@ def test_standard_lstm_is_keras_lstm_then_attention():
     pool([hidden, QUERY])
     pool.set_weights(encoder.attention.get_weights())
     np.testing.assert_allclose(
-        np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK)),
-        np.asarray(pool([hidden, QUERY], mask=MASK)),
+        to_numpy(encoder([ITEMS, PROPS, QUERY], mask=MASK)),
+        to_numpy(pool([hidden, QUERY], mask=MASK)),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -139,36 +139,36 @@ def test_standard_lstm_is_keras_lstm_then_attention():
 def test_properties_matter_with_the_items_kept(cell):
     encoder = _encoder(cell, "mean")
     other = RNG.normal(size=PROPS.shape).astype("float32")
-    a = np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK))
-    b = np.asarray(encoder([ITEMS, other, QUERY], mask=MASK))
+    a = to_numpy(encoder([ITEMS, PROPS, QUERY], mask=MASK))
+    b = to_numpy(encoder([ITEMS, other, QUERY], mask=MASK))
     assert (np.abs(a - b).max(axis=1) > 1e-3).all()  # every example moves
 
 
 def test_query_steers_attention_only():
     attention = _encoder("property_gated", "attention")
     other = RNG.normal(size=QUERY.shape).astype("float32")
-    a = np.asarray(attention([ITEMS, PROPS, QUERY], mask=MASK))
-    b = np.asarray(attention([ITEMS, PROPS, other], mask=MASK))
+    a = to_numpy(attention([ITEMS, PROPS, QUERY], mask=MASK))
+    b = to_numpy(attention([ITEMS, PROPS, other], mask=MASK))
     # Example 2 has one real step: whatever the query, its weight is 1.
     assert np.abs(a[:2] - b[:2]).max() > 1e-3
     np.testing.assert_allclose(a[2], b[2], rtol=1e-6)
     mean = _encoder("property_gated", "mean")
     np.testing.assert_array_equal(
-        np.asarray(mean([ITEMS, PROPS, QUERY], mask=MASK)),
-        np.asarray(mean([ITEMS, PROPS, other], mask=MASK)),
+        to_numpy(mean([ITEMS, PROPS, QUERY], mask=MASK)),
+        to_numpy(mean([ITEMS, PROPS, other], mask=MASK)),
     )
 
 
 def test_without_query_and_return_weights():
     encoder = _encoder("property_gated", "attention", with_query=False)
     pooled, weights = encoder([ITEMS, PROPS], mask=MASK, return_weights=True)
-    weights = np.asarray(weights)
-    assert np.asarray(pooled).shape == (BATCH, UNITS) and weights.shape == MASK.shape
+    weights = to_numpy(weights)
+    assert to_numpy(pooled).shape == (BATCH, UNITS) and weights.shape == MASK.shape
     assert not weights[~MASK].any()
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(weights[2], [1, 0, 0, 0])
     want = numpy_encoder(encoder, ITEMS, PROPS, None, MASK)
-    np.testing.assert_allclose(np.asarray(pooled), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(pooled), want, rtol=1e-4, atol=1e-5)
 
 
 def test_mask_comes_from_the_item_embedding():
@@ -185,16 +185,16 @@ def test_mask_comes_from_the_item_embedding():
     item_ids = np.where(MASK, RNG.integers(0, 9, size=MASK.shape), -1)
     # Property ids present at padded steps: the item id alone decides the mask.
     action_ids = RNG.integers(0, 3, size=MASK.shape)
-    got = np.asarray(model([item_ids, action_ids, QUERY]))
+    got = to_numpy(model([item_ids, action_ids, QUERY]))
     # numpy copies carry no mask: it has to be given, and without it the
     # padded steps count.
-    e, p = np.asarray(item_emb([item_ids])), np.asarray(prop_emb([action_ids]))
-    want = np.asarray(encoder([e, p, QUERY], mask=MASK))
+    e, p = to_numpy(item_emb([item_ids])), to_numpy(prop_emb([action_ids]))
+    want = to_numpy(encoder([e, p, QUERY], mask=MASK))
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert np.abs(got - np.asarray(encoder([e, p, QUERY]))).max() > 1e-4
+    assert np.abs(got - to_numpy(encoder([e, p, QUERY]))).max() > 1e-4
     # Eager calls carry the mask along in the same way.
     eager = encoder([item_emb([item_ids]), prop_emb([action_ids]), QUERY])
-    np.testing.assert_allclose(np.asarray(eager), want, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(eager), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -252,11 +252,11 @@ def test_empty_history_pools_to_zeros(cell):
     encoder = _encoder(cell, "attention")
     mask = MASK.copy()
     mask[1] = False
-    out = np.asarray(encoder([ITEMS, PROPS, QUERY], mask=mask))
+    out = to_numpy(encoder([ITEMS, PROPS, QUERY], mask=mask))
     assert np.isfinite(out).all() and not out[1].any()
     np.testing.assert_allclose(
         out[[0, 2]],
-        np.asarray(encoder([ITEMS, PROPS, QUERY], mask=MASK))[[0, 2]],
+        to_numpy(encoder([ITEMS, PROPS, QUERY], mask=MASK))[[0, 2]],
         rtol=1e-6,
     )
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 
 from keras_mtl.layers import MissingValueLayer
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 X = np.array([[1.0, np.nan], [np.nan, 3.0]], "float32")
 
@@ -11,14 +11,14 @@ def test_learned_fill_replaces_nan_only():
     layer = MissingValueLayer()
     layer.build((None, 2))
     layer.fill.assign([5.0, -2.0])
-    np.testing.assert_array_equal(np.asarray(layer(X)), [[1.0, -2.0], [5.0, 3.0]])
+    np.testing.assert_array_equal(to_numpy(layer(X)), [[1.0, -2.0], [5.0, 3.0]])
 
 
 def test_explicit_missing_mask():
     layer = MissingValueLayer(fill_initializer=keras.initializers.Constant(7.0))
     x = np.array([[1.0, 2.0]], "float32")
     out = layer(x, missing=np.array([[False, True]]))
-    np.testing.assert_array_equal(np.asarray(out), [[1.0, 7.0]])
+    np.testing.assert_array_equal(to_numpy(out), [[1.0, 7.0]])
 
 
 def test_fill_learns_the_value_that_fits():
@@ -29,7 +29,7 @@ def test_fill_learns_the_value_that_fits():
     x = np.array([[np.nan], [np.nan], [1.0]], "float32")
     y = np.array([[4.0], [4.0], [1.0]], "float32")
     model.fit(x, y, epochs=60, batch_size=3, verbose=0)
-    np.testing.assert_allclose(np.asarray(model.get_layer("mv").fill), [4.0], atol=1e-3)
+    np.testing.assert_allclose(to_numpy(model.get_layer("mv").fill), [4.0], atol=1e-3)
     assert not np.isnan(model.predict(x, verbose=0)).any()
 
 

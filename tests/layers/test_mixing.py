@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import _mixing
+from tests.helpers import to_numpy
 
 
 @pytest.mark.parametrize("small", [True, False])
@@ -13,18 +14,18 @@ def test_gated_sum_matches_einsum_on_both_paths(monkeypatch, small):
     rng = np.random.default_rng(0)
     gates = rng.random((5, 2, 3)).astype("float32")
     experts = rng.random((5, 1, 3, 4)).astype("float32")  # broadcast over gates
-    out = np.asarray(_mixing.gated_sum(gates, experts))
+    out = to_numpy(_mixing.gated_sum(gates, experts))
     np.testing.assert_allclose(
         out, np.einsum("bge,beu->bgu", gates, experts[:, 0]), rtol=1e-6
     )
     per_gate = rng.random((5, 2, 3, 4)).astype("float32")  # one pool per gate
     np.testing.assert_allclose(
-        np.asarray(_mixing.gated_sum(gates, per_gate)),
+        to_numpy(_mixing.gated_sum(gates, per_gate)),
         np.einsum("bge,bgeu->bgu", gates, per_gate),
         rtol=1e-6,
     )
     # Hand-computed: weights 1, 2 over experts [1, 10] and [100, 1000].
-    assert np.asarray(
+    assert to_numpy(
         _mixing.gated_sum(
             np.array([[1.0, 2.0]]), np.array([[[1.0, 10.0], [100.0, 1000.0]]])
         )

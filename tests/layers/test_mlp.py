@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import MLP
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 
 def test_hand_computed_relu_stack():
@@ -15,12 +15,12 @@ def test_hand_computed_relu_stack():
     second.bias.assign([-1.0])
     x = np.array([[1.0, 1.0], [1.0, -2.0]], "float32")
     # h = relu([[3, 0.5], [-3, -2.5]]) = [[3, .5], [0, 0]]; out = relu(h @ [1,3] - 1)
-    np.testing.assert_allclose(np.asarray(mlp(x)), [[3.5], [0.0]])
+    np.testing.assert_allclose(to_numpy(mlp(x)), [[3.5], [0.0]])
 
 
 def test_empty_units_is_identity():
     x = np.ones((2, 3), "float32")
-    np.testing.assert_array_equal(np.asarray(MLP(())(x)), x)
+    np.testing.assert_array_equal(to_numpy(MLP(())(x)), x)
 
 
 def test_layer_contract(tmp_path):

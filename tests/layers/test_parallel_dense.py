@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.parallel_dense import ParallelDense
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(5, 3)).astype("float32")
@@ -47,11 +47,11 @@ def test_hand_computed_outputs():
     layer.build((None, 3))
     kernel, bias = _known_weights()
     layer.set_weights([kernel, bias])
-    a, b = (np.asarray(o) for o in layer(X))
+    a, b = (to_numpy(o) for o in layer(X))
     np.testing.assert_allclose(a, X @ kernel[0] + bias[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b, X @ kernel[1] + bias[1], rtol=1e-5, atol=1e-6)
     # List input: branch k reads tensor k.
-    a, b = (np.asarray(o) for o in layer([X, X2]))
+    a, b = (to_numpy(o) for o in layer([X, X2]))
     np.testing.assert_allclose(a, X @ kernel[0] + bias[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b, X2 @ kernel[1] + bias[1], rtol=1e-5, atol=1e-6)
     # The activation is applied per branch.
@@ -59,7 +59,7 @@ def test_hand_computed_outputs():
     relu.build((None, 3))
     relu.set_weights([kernel, bias])
     np.testing.assert_allclose(
-        np.asarray(relu(X)[1]), np.maximum(X @ kernel[1] + bias[1], 0), atol=1e-6
+        to_numpy(relu(X)[1]), np.maximum(X @ kernel[1] + bias[1], 0), atol=1e-6
     )
 
 
@@ -68,23 +68,23 @@ def test_single_input_equals_the_same_tensor_per_branch():
     single = layer(X)
     listed = layer([X, X, X])
     for s, t in zip(single, listed):
-        np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
+        np.testing.assert_allclose(to_numpy(s), to_numpy(t), atol=1e-6)
     # A list of one tensor is the shared input too, not one branch's.
     one = layer([X])
     assert len(one) == 3
     for s, t in zip(single, one):
-        np.testing.assert_allclose(np.asarray(s), np.asarray(t), atol=1e-6)
+        np.testing.assert_allclose(to_numpy(s), to_numpy(t), atol=1e-6)
 
 
 def test_branches_start_different_and_dense_like():
     layer = ParallelDense(4, 16)
     layer.build((None, 100))
-    kernel = np.asarray(layer.kernel)
+    kernel = to_numpy(layer.kernel)
     for i in range(1, 4):
         assert not np.allclose(kernel[0], kernel[i])
     # Glorot uniform of a 100x16 matrix, not of the 3-D stack: limit sqrt(6/116).
     assert 0.2 < np.abs(kernel).max() <= np.sqrt(6 / 116) + 1e-6
-    np.testing.assert_array_equal(np.asarray(layer.bias), 0)
+    np.testing.assert_array_equal(to_numpy(layer.bias), 0)
 
 
 def test_coupling_penalty_value_in_losses():
@@ -105,7 +105,7 @@ def test_coupling_penalty_value_in_losses():
     assert [float(v) for v in model.losses] == pytest.approx([0.25 * expected])
     model.compile(optimizer="sgd", loss=["mse", "mse"])
     zeros = np.zeros((5, 2), "float32")
-    outputs = [np.asarray(o) for o in model(X)]
+    outputs = [to_numpy(o) for o in model(X)]
     data_loss = sum(np.mean(o**2) for o in outputs)
     loss = model.evaluate(X, [zeros, zeros], verbose=0, return_dict=True)["loss"]
     assert loss == pytest.approx(data_loss + 0.25 * expected, rel=1e-4)
@@ -114,7 +114,7 @@ def test_coupling_penalty_value_in_losses():
 def test_penalty_sums_over_all_pairs():
     layer = ParallelDense(3, 2, coupling=1.0)
     layer.build((None, 3))
-    kernel = np.asarray(layer.kernel)
+    kernel = to_numpy(layer.kernel)
     bias = RNG.normal(size=(3, 2)).astype("float32")
     layer.bias.assign(bias)
     expected = sum(

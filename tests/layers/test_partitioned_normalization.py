@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.partitioned_normalization import PartitionedNormalization
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 #: Two domains with different means and spreads: domain 0 holds 1 and 3 (mean
 #: 2, variance 1), domain 1 holds 10 and 30 (mean 20, variance 100); all four:
@@ -14,7 +14,7 @@ EPS = 1e-9
 
 
 def _np(x):
-    return np.asarray(x)
+    return to_numpy(x)
 
 
 def test_layer_contract(tmp_path):

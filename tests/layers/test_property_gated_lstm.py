@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import PropertyGatedLSTMCell
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 UNITS, ITEM_DIM, PROP_DIM = 3, 4, 2
@@ -45,7 +45,7 @@ def numpy_rnn(weights, item_dim, x, mask=None):
 
 
 def cell_weights(cell) -> dict:
-    return {v.path.split("/")[-1]: np.asarray(v) for v in cell.weights}
+    return {v.path.split("/")[-1]: to_numpy(v) for v in cell.weights}
 
 
 def _random_cell():
@@ -71,7 +71,7 @@ def test_weight_shapes_and_forget_bias():
     )
     plain = PropertyGatedLSTMCell(UNITS, item_dim=ITEM_DIM, unit_forget_bias=False)
     plain.build((None, ITEM_DIM + PROP_DIM))
-    assert not np.asarray(plain.bias).any()
+    assert not to_numpy(plain.bias).any()
 
 
 def test_one_step_matches_numpy():
@@ -81,9 +81,9 @@ def test_one_step_matches_numpy():
     c = RNG.normal(size=(5, UNITS)).astype("float32")
     out, (h_t, c_t) = cell(x, [h, c])
     want_h, want_c = numpy_step(cell_weights(cell), ITEM_DIM, x, h, c)
-    np.testing.assert_allclose(np.asarray(out), want_h, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(h_t), want_h, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(c_t), want_c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(out), want_h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(h_t), want_h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(c_t), want_c, rtol=1e-5, atol=1e-6)
 
 
 def test_masked_sequence_in_rnn_matches_numpy():
@@ -91,7 +91,7 @@ def test_masked_sequence_in_rnn_matches_numpy():
     rnn = keras.layers.RNN(cell, return_sequences=True)
     x = RNG.normal(size=(3, 4, ITEM_DIM + PROP_DIM)).astype("float32")
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], bool)
-    got = np.asarray(rnn(x, mask=mask))
+    got = to_numpy(rnn(x, mask=mask))
     want = numpy_rnn(cell_weights(cell), ITEM_DIM, x, mask)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -111,11 +111,11 @@ def test_gates_read_only_the_properties():
     props = RNG.normal(size=(4, 2, PROP_DIM)).astype("float32")
     items = RNG.normal(size=(4, 2, ITEM_DIM)).astype("float32")
     other_items = 100 * RNG.normal(size=(4, 2, ITEM_DIM)).astype("float32")
-    got = np.asarray(rnn(np.concatenate([items, props], -1)))
-    same = np.asarray(rnn(np.concatenate([other_items, props], -1)))
+    got = to_numpy(rnn(np.concatenate([items, props], -1)))
+    same = to_numpy(rnn(np.concatenate([other_items, props], -1)))
     np.testing.assert_array_equal(got, same)
 
-    w_p, u = np.asarray(cell.gate_kernel), UNITS
+    w_p, u = to_numpy(cell.gate_kernel), UNITS
     gates = _sigmoid(props @ w_p + bias[: 3 * u])
     i, f, o = gates[..., :u], gates[..., u : 2 * u], gates[..., 2 * u :]
     c1 = i[:, 0]
@@ -124,7 +124,7 @@ def test_gates_read_only_the_properties():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
     other_props = RNG.normal(size=(4, 2, PROP_DIM)).astype("float32")
-    moved = np.asarray(rnn(np.concatenate([items, other_props], -1)))
+    moved = to_numpy(rnn(np.concatenate([items, other_props], -1)))
     assert np.abs(moved - got).min() > 1e-4  # every unit of every step moves
 
 
@@ -138,13 +138,13 @@ def test_item_is_the_only_cell_input():
     items = RNG.normal(size=(4, ITEM_DIM)).astype("float32")
     zero = [np.zeros((4, UNITS), "float32")] * 2
     outs = [
-        np.asarray(cell(np.concatenate([items, p], -1), zero)[0])
+        to_numpy(cell(np.concatenate([items, p], -1), zero)[0])
         for p in (
             RNG.normal(size=(4, PROP_DIM)).astype("float32"),
             50 * RNG.normal(size=(4, PROP_DIM)).astype("float32"),
         )
     ]
-    want = 0.5 * np.tanh(0.5 * np.tanh(items @ np.asarray(cell.cell_kernel)))
+    want = 0.5 * np.tanh(0.5 * np.tanh(items @ to_numpy(cell.cell_kernel)))
     np.testing.assert_allclose(outs[0], want, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(outs[0], outs[1])
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.star_dense import StarDense
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(6, 3)).astype("float32")
@@ -23,13 +23,13 @@ def test_layer_contract(tmp_path):
 
 def test_at_the_start_every_domain_is_the_shared_dense_layer():
     star = StarDense(4, num_domains=3, bias_initializer="random_normal")
-    out = np.asarray(star([X, DOMAIN]))
+    out = to_numpy(star([X, DOMAIN]))
     dense = keras.layers.Dense(4)
     dense.build((None, 3))
-    dense.set_weights([np.asarray(star.kernel), np.asarray(star.bias)])
-    np.testing.assert_array_equal(np.asarray(star.domain_kernel), 1.0)
-    np.testing.assert_array_equal(np.asarray(star.domain_bias), 0.0)
-    np.testing.assert_allclose(out, np.asarray(dense(X)), rtol=1e-6, atol=1e-6)
+    dense.set_weights([to_numpy(star.kernel), to_numpy(star.bias)])
+    np.testing.assert_array_equal(to_numpy(star.domain_kernel), 1.0)
+    np.testing.assert_array_equal(to_numpy(star.domain_bias), 0.0)
+    np.testing.assert_allclose(out, to_numpy(dense(X)), rtol=1e-6, atol=1e-6)
 
 
 def test_hand_computed_domain_weights():
@@ -40,7 +40,7 @@ def test_hand_computed_domain_weights():
     domain_kernel = RNG.normal(size=(3, 3, 2)).astype("float32")
     domain_bias = RNG.normal(size=(3, 2)).astype("float32")
     star.set_weights([kernel, domain_kernel, bias, domain_bias])
-    out = np.asarray(star([X, DOMAIN]))
+    out = to_numpy(star([X, DOMAIN]))
     for row, d in enumerate(DOMAIN):
         if 0 <= d < 3:  # W ⊙ W_p, b + b_p
             want = X[row] @ (kernel * domain_kernel[d]) + bias + domain_bias[d]
@@ -58,11 +58,11 @@ def test_a_domain_trains_only_its_own_weights_and_the_shared_ones():
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     only_domain_1 = np.ones(6, "int32")
     model.fit([X, only_domain_1], np.ones((6, 2)), batch_size=6, verbose=0)
-    kernel, domain_kernel = np.asarray(layer.kernel), np.asarray(layer.domain_kernel)
+    kernel, domain_kernel = to_numpy(layer.kernel), to_numpy(layer.domain_kernel)
     assert not np.allclose(kernel, before[layer.kernel.path])
     moved = before[layer.domain_kernel.path] != domain_kernel
     assert moved[1].all() and not moved[[0, 2]].any()
-    bias_moved = before[layer.domain_bias.path] != np.asarray(layer.domain_bias)
+    bias_moved = before[layer.domain_bias.path] != to_numpy(layer.domain_bias)
     assert bias_moved[1].all() and not bias_moved[[0, 2]].any()
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers.star_tower import StarTower
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(5, 4)).astype("float32")
@@ -11,7 +11,7 @@ AUX = RNG.normal(size=(5, 3)).astype("float32")
 
 
 def _np(x):
-    return np.asarray(x)
+    return to_numpy(x)
 
 
 def test_layer_contract_binary_with_aux(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import SubNetworkRouting
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 X = [
@@ -42,12 +42,12 @@ def test_training_samples_are_hard_concrete():
     counts), the same mass at z = 1 by symmetry, and z in [0, 1] always."""
     layer = SubNetworkRouting(200, variant="aver", seed=3)
     layer([np.zeros((1, 1), "float32")] * 100)
-    z = np.asarray(layer.gates(training=True))  # 20,000 draws
+    z = to_numpy(layer.gates(training=True))  # 20,000 draws
     assert z.min() == 0.0 and z.max() == 1.0
     closed = 1.0 - _sigmoid(-BETA * math.log(-GAMMA / ZETA))  # 0.168
     assert (z == 0).mean() == pytest.approx(closed, abs=0.01)
     assert (z == 1).mean() == pytest.approx(closed, abs=0.01)
-    assert not np.array_equal(z, np.asarray(layer.gates(training=True)))
+    assert not np.array_equal(z, to_numpy(layer.gates(training=True)))
 
 
 @pytest.mark.parametrize("variant", ["aver", "trans"])
@@ -66,7 +66,7 @@ def test_open_and_closed_connections_by_hand(variant):
     else:
         want = [X[0] + X[1], X[1]]
     for got, w in zip(layer(X), want):
-        np.testing.assert_allclose(np.asarray(got), w, rtol=1e-6)
+        np.testing.assert_allclose(to_numpy(got), w, rtol=1e-6)
 
 
 @pytest.mark.parametrize(

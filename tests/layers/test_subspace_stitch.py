@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import CrossStitch, SubspaceStitch
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 RNG = np.random.default_rng(0)
 
@@ -14,7 +14,7 @@ def test_one_subspace_is_a_cross_stitch_unit():
     stitch = SubspaceStitch(num_subspaces=1, self_weight=0.8)
     cross = CrossStitch(self_weight=0.8)
     for a, b in zip(stitch(h), cross(h)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-6)
     np.testing.assert_allclose(stitch.weights_matrix, cross.weights_matrix)
 
 
@@ -30,7 +30,7 @@ def test_subspaces_mix_by_alpha():
     alpha[1, 1] = 2.0  # task 0's second half <- twice its own (unnormalised)
     alpha[2, 0], alpha[2, 2] = 1.0, 1.0  # task 1's first half <- 1 + 3
     stitch.alpha.assign(alpha)
-    out_a, out_b = (np.asarray(o) for o in stitch([a, b]))
+    out_a, out_b = (to_numpy(o) for o in stitch([a, b]))
     np.testing.assert_allclose(out_a, [[4.0, 4.0, 4.0, 4.0]])
     np.testing.assert_allclose(out_b, [[4.0, 4.0, 0.0, 0.0]])
     with pytest.raises(ValueError, match="width 5 must split into num_subspaces=2"):

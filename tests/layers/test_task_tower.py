@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_mtl.layers import TaskTower
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, to_numpy
 
 
 def test_binary_output_is_a_probability_per_example():
@@ -10,7 +10,7 @@ def test_binary_output_is_a_probability_per_example():
     tower.build((None, 2))
     tower.output_unit.kernel.assign([[1.0], [-1.0]])
     tower.output_unit.bias.assign([0.0])
-    out = np.asarray(tower(np.array([[2.0, 0.0], [0.0, 0.0]], "float32")))
+    out = to_numpy(tower(np.array([[2.0, 0.0], [0.0, 0.0]], "float32")))
     np.testing.assert_allclose(out, [1 / (1 + np.exp(-2.0)), 0.5], rtol=1e-6)
 
 
@@ -19,7 +19,7 @@ def test_regression_output_is_linear():
     tower.build((None, 1))
     tower.output_unit.kernel.assign([[-3.0]])
     tower.output_unit.bias.assign([1.0])
-    np.testing.assert_allclose(np.asarray(tower(np.array([[2.0]], "float32"))), [-5.0])
+    np.testing.assert_allclose(to_numpy(tower(np.array([[2.0]], "float32"))), [-5.0])
 
 
 def test_layer_contract(tmp_path):
@@ -45,7 +45,7 @@ def test_multiclass_output_is_a_distribution_per_example():
     tower.output_unit.kernel.assign(kernel)
     tower.output_unit.bias.assign(bias)
     x = np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 3.0]], "float32")
-    out = np.asarray(tower(x))
+    out = to_numpy(tower(x))
     logits = x @ kernel + bias
     want = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     assert out.shape == (3, 3)
@@ -56,7 +56,7 @@ def test_multiclass_output_is_a_distribution_per_example():
 def test_multiclass_rows_sum_to_one_with_hidden_layers():
     tower = TaskTower((8, 4), "multiclass", num_classes=5)
     x = np.random.default_rng(0).normal(size=(6, 7)).astype("float32")
-    out = np.asarray(tower(x))
+    out = to_numpy(tower(x))
     assert out.shape == (6, 5) and (out > 0).all()
     np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-6)
     assert tower.compute_output_shape((None, 7)) == (None, 5)

@@ -14,6 +14,7 @@ from keras_mtl.weighting import (
     GradNorm,
     UncertaintyWeighting,
 )
+from tests.helpers import to_numpy
 
 FEATURES = [km.DenseFeature("x", dim=4)]
 
@@ -88,7 +89,7 @@ def test_uncertainty_learns_each_tasks_noise():
     """For a regression task the optimum of exp(-s) L / 2 + s / 2 is s = log L:
     the noisy task (label noise std 1 vs 0.1) ends with a much smaller weight."""
     model, history = train("uncertainty", epochs=25, lr=0.03)
-    s = np.asarray(model.loss_weighting.log_variance)
+    s = to_numpy(model.loss_weighting.log_variance)
     losses = np.array([history["a_loss"][-1], history["b_loss"][-1]])
     np.testing.assert_allclose(s, np.log(losses), atol=0.35)
     assert history["a_weight"][-1] > 10 * history["b_weight"][-1]
@@ -150,9 +151,9 @@ def test_gradnorm_update_hand_computed():
     gn.update_from_gradients([2.0, 3.0], [10.0, 1.0])
     new = np.array([1 - 0.025 * 10, 1 + 0.025 * 1])
     np.testing.assert_allclose(
-        np.asarray(gn.task_weights), 2 * new / new.sum(), rtol=1e-6
+        to_numpy(gn.task_weights), 2 * new / new.sum(), rtol=1e-6
     )
-    np.testing.assert_allclose(np.asarray(gn.initial_losses), [2.0, 3.0])
+    np.testing.assert_allclose(to_numpy(gn.initial_losses), [2.0, 3.0])
 
 
 def test_gradnorm_balances_a_dominating_task():
@@ -196,7 +197,7 @@ def test_strategy_survives_keras_round_trip(weighting, tmp_path):
     loaded = keras.saving.load_model(path)
     assert type(loaded.loss_weighting) is type(model.loss_weighting)
     for a, b in zip(model.loss_weighting.weights, loaded.loss_weighting.weights):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b))
     # and training goes on from there
     ds = make_dataset(regression_data(256), FEATURES, TASKS, 128)
     h = loaded.fit(ds, epochs=1, verbose=0).history
