@@ -209,6 +209,8 @@ def test_int64_buckets_are_exact_beyond_float32():
 
 @pytest.mark.backends("tensorflow", reason="tf.function(jit_compile=True)")
 def test_bucketize_compiles_with_xla():
+    import tensorflow as tf
+
     layer = Bucketize([60, 3_600, 86_400])
     x = tf.constant([[0, 60, 3_599], [3_600, 86_399, 10**9]], tf.int64)
     compiled = tf.function(layer, jit_compile=True)
