@@ -3,7 +3,6 @@
 import dataclasses
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -18,20 +17,10 @@ TASKS = [km.Task("click"), km.Task("gmv", "regression")]
 X = {"item": np.array([3, 10**12, 7]), "price": np.array([1.0, -2.0, 0.5])}
 
 
-#: The tests that write a SavedModel: exporting from JAX and torch is issue
-#: 18's export part (strict: this marker goes once that part lands).
-NEEDS_EXPORT = pytest.mark.xfail(
-    keras.backend.backend() != "tensorflow",
-    reason="export_saved_model on JAX/torch: issue 18's export part",
-    strict=True,
-)
-
-
 def build():
     return km.build_mmoe(FEATURES, TASKS, num_experts=2, expert_units=(4,))
 
 
-@NEEDS_EXPORT
 def test_latest_version_of_a_serving_directory_is_loaded(tmp_path):
     old, new = build(), build()
     km.export_saved_model(old, tmp_path)  # version 1
@@ -52,7 +41,6 @@ def test_latest_version_of_a_serving_directory_is_loaded(tmp_path):
     )
 
 
-@NEEDS_EXPORT
 def test_missing_variables_are_named_unless_not_strict(tmp_path):
     small = km.build_mmoe(FEATURES[:1], TASKS, num_experts=2, expert_units=(4,))
     km.export_saved_model(small, tmp_path)
@@ -86,14 +74,13 @@ def _build_hashed_with(hash_function):
     return km.build_mmoe(features, TASKS, num_experts=2, expert_units=(4,))
 
 
-@NEEDS_EXPORT
 def test_exports_record_their_hash_functions(tmp_path):
     path = km.export_saved_model(build(), tmp_path)
     record = json.loads((path / "assets.extra" / "keras_mtl.json").read_text())
     assert record["hash_functions"] == {"item": "int_hash_v1"}
 
 
-@pytest.mark.parametrize("keras_file", [pytest.param(False, marks=NEEDS_EXPORT), True])
+@pytest.mark.parametrize("keras_file", [False, True])
 def test_a_source_hashed_another_way_is_refused(tmp_path, keras_file):
     old = _build_hashed_with("farmhash64")
     if keras_file:
@@ -110,7 +97,6 @@ def test_a_source_hashed_another_way_is_refused(tmp_path, keras_file):
     )
 
 
-@NEEDS_EXPORT
 def test_an_export_without_the_record_was_hashed_by_keras_hashing(tmp_path):
     path = km.export_saved_model(_build_hashed_with("farmhash64"), tmp_path)
     (path / "assets.extra" / "keras_mtl.json").unlink()  # as written before
