@@ -133,6 +133,13 @@ def _xla_where_marked(request, monkeypatch):
     builders' batteries (every registered model trains, saves and exports
     compiled with XLA, as users' models are), marked
     `xla(full_suite_only=True)`: in the full suite (`--run-slow`, CI) only."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        # JAX without jit runs the step op by op in Python: slower than
+        # compiling, even for the suite's tiny models (a builder battery case:
+        # 30-74 s un-jitted). The library's own default there is jit.
+        return
     marker = request.node.get_closest_marker("xla")
     if marker is not None and (
         request.config.getoption("--run-slow")

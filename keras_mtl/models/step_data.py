@@ -115,8 +115,8 @@ class StepData:
 
 
 def check_raw_strings(model, data) -> None:
-    """TypeError if `data` gives strings for an input of `model` that takes
-    numbers, naming the feature and what to do.
+    """ValueError if `data` lacks an input of `model`; TypeError if it gives
+    strings for an input that takes numbers, naming the feature and what to do.
 
     `data` is what `fit` / `evaluate` / `predict` take: a dict of arrays,
     lists or tensors, an `(x, y[, sample_weight])` tuple of those, or a
@@ -130,6 +130,12 @@ def check_raw_strings(model, data) -> None:
     if not isinstance(x, Mapping):
         return
     takes = {t.name: t.dtype for t in model.inputs}
+    missing = [n for n in takes if n not in x]
+    if missing:  # (JAX's and torch's input checks would name a neighbour)
+        raise ValueError(
+            f'Missing data for input "{missing[0]}" (missing: {missing}); the '
+            f"data has {sorted(x)}, the model takes {sorted(takes)}."
+        )
     for name, value in x.items():
         if takes.get(name, "string") == "string":
             continue

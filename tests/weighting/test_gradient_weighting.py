@@ -87,13 +87,19 @@ def test_every_task_learns_and_the_weights_are_logged(trained, name):
     check_learning_and_logs(name, *trained[name])
 
 
+#: A model seed whose start has conflicting task gradients, per backend.
+CONFLICTING_START = {"tensorflow": 1, "jax": 4, "torch": 1}
+
+
 @pytest.mark.parametrize(
     "strategy", [ParetoWeighting(), PCGrad(seed=1), CAGrad(iterations=20)], ids=NEW
 )
 def test_the_step_applies_the_chosen_combination(strategy):
     """Weights every task depends on get Σ_k w_k g_k (w: this step's weights);
     each tower gets its own task's gradient, unweighted."""
-    model = model_for(strategy, seed=1)  # (a start where the gradients conflict)
+    # A start where the gradients conflict (seeds differ by backend: each has
+    # its own random streams).
+    model = model_for(strategy, seed=CONFLICTING_START[keras.backend.backend()])
     data = conflicting_data(64, seed=3)
     x, y = {"x": data["x"]}, {"a": data["a"], "b": data["b"]}
     common = strategy.common_weights(model)
