@@ -128,6 +128,7 @@ def validate_in_memory(
             out_features[f.name] = values
     if unseen is not None:
         unseen.end_pass(stacklevel=4)  # the caller of make_dataset
+    check_ints_fit_the_backend(out_features)
     labels = {t.name: _label_array(t, _as_numpy(data[t.label_column])) for t in tasks}
     for t in tasks:
         if t.parent_column is not None:
@@ -247,6 +248,37 @@ def _vocabulary_ids(spec: SparseFeature, ids: np.ndarray, unseen_ids, unseen):
     elif unseen is not None:
         return unseen.apply_numpy(spec, ids)
     return ids
+
+
+def check_ints_fit_the_backend(columns: Mapping[str, np.ndarray]) -> None:
+    """ValueError for int64 values beyond int32 on JAX without 64-bit mode.
+
+    JAX holds int64 as int32 unless `JAX_ENABLE_X64=1`: an id of 2**31 or
+    more (a raw id hashed in the graph, a timestamp after 2038) would be
+    truncated in training, into other rows than the exported model (which
+    runs on TensorFlow) looks up.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    if jax.config.read("jax_enable_x64"):
+        return
+    small = np.iinfo(np.int32)
+    for name, values in columns.items():
+        if values.dtype != np.int64 or not values.size:
+            continue
+        if values.max() > small.max or values.min() < small.min:
+            raise ValueError(
+                f"Feature {name!r} has int64 values beyond int32 ({values.min()} "
+                f"to {values.max()}), which the JAX backend truncates to int32 "
+                "without JAX_ENABLE_X64=1 (training would then look up other "
+                "rows than the exported model). Map the ids below 2**31 (a "
+                "vocabulary, or hash them first), or train on the TensorFlow or "
+                "torch backend."
+            )
 
 
 def _feature_array(feature: Feature, array: np.ndarray) -> np.ndarray:

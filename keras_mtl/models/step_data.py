@@ -34,6 +34,7 @@ import numpy as np
 from keras_mtl import _keras_compat
 from keras_mtl import features as keras_mtl_features
 from keras_mtl.data import packed as packed_module
+from keras_mtl.data._validate import check_ints_fit_the_backend
 from keras_mtl.models import _host_lookups
 
 
@@ -136,6 +137,9 @@ def check_raw_strings(model, data) -> None:
             f'Missing data for input "{missing[0]}" (missing: {missing}); the '
             f"data has {sorted(x)}, the model takes {sorted(takes)}."
         )
+    check_ints_fit_the_backend(
+        {k: v for k, v in x.items() if isinstance(v, np.ndarray) and k in takes}
+    )
     for name, value in x.items():
         if takes.get(name, "string") == "string":
             continue

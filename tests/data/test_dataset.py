@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+import keras_mtl as km
 from keras_mtl.data import make_dataset, write_tfrecord
 from keras_mtl.features import DenseFeature, SequenceFeature, SparseFeature
 from keras_mtl.tasks import Task
@@ -927,3 +928,19 @@ def test_sequences_and_vector_labels_need_in_memory_data(
     path = write_text(tmp_path / "d.csv", "user,price,click\n1,2.0,1\n")
     with pytest.raises(ValueError, match=match):
         make_dataset(str(path), features, tasks)
+
+
+@pytest.mark.backends("jax", reason="JAX's int32 truncation of int64 values")
+def test_ids_beyond_int32_are_refused_on_jax_without_x64():
+    import jax
+
+    if jax.config.read("jax_enable_x64"):
+        pytest.skip("JAX_ENABLE_X64=1: int64 values are kept")
+    spec = SparseFeature("item", hash_bins=64, dtype="int64")
+    with pytest.raises(ValueError, match="'item' has int64 values beyond int32"):
+        make_dataset({"item": np.array([3, 2**31])}, [spec], [], batch_size=2)
+    make_dataset({"item": np.array([3, 2**31 - 1])}, [spec], [], batch_size=2)
+    # Arrays given to the model itself are checked too.
+    model = km.build_single_task([spec], [km.Task("click")])
+    with pytest.raises(ValueError, match="'item' has int64 values beyond int32"):
+        model.predict({"item": np.array([3, 2**31])}, verbose=0)
