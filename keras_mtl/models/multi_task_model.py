@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -236,6 +237,11 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
                 args[k] for k in ("loss", "loss_weights", "metrics")
             )
         optimizer = keras.optimizers.get(optimizer)
+        if isinstance(optimizer, optimizers_module.LossScaleOptimizer):
+            # keras-mtl's scaler is the one `compile` adds (below): a reloaded
+            # compile config holds it; wrapped again, the loss would be
+            # scaled twice.
+            optimizer = optimizer.inner_optimizer
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
         optimizer = optimizers_module.row_wise_for_tables(
@@ -266,6 +272,16 @@ class MultiTaskModel(_keras_compat.HostedInputsModel):
         optimizer = optimizers_module.loss_scaled(
             optimizer, self.dtype_policy, kwargs["auto_scale_loss"]
         )
+        if isinstance(optimizer, optimizers_module.LossScaleOptimizer) and isinstance(
+            optimizer.inner_optimizer, optimizers_module.RowWiseOptimizer
+        ):
+            warnings.warn(
+                "MultiTaskModel.compile: under mixed_float16 the loss scaler "
+                "unscales the embedding tables' gradients as dense tensors, so "
+                "the row-wise table updates cost as much as dense ones; "
+                "mixed_bfloat16 needs no loss scaling and keeps them row-wise.",
+                stacklevel=2,
+            )
         super().compile(
             optimizer,
             None if loss_weighting is not None else loss,

@@ -32,7 +32,7 @@ class RowGradient:
     """A table's gradient as rows: `values[i]` is the gradient of row `ids[i]`
     (ids may repeat; their rows' gradients add up), as `tf.IndexedSlices` on
     TensorFlow. `keras_mtl.training.row_wise_step` hands these to
-    `RowWiseOptimizer` on JAX."""
+    `RowWiseOptimizer` on JAX and torch."""
 
     def __init__(self, ids, values):
         self.ids = ids
@@ -61,6 +61,9 @@ def _unsupported(optimizer) -> str | None:
     if backend not in ROW_WISE_BACKENDS:
         return f"the {backend} backend computes dense table gradients"
     if backend != "tensorflow":
+        if keras.distribution.distribution() is not None:
+            # (The row-wise step is not written for sharded state yet.)
+            return "a keras.distribution distribution is set"
         return None
     import tensorflow as tf
 
@@ -532,8 +535,8 @@ def row_wise_for_tables(optimizer, variables, row_wise_updates="auto"):
     if row_wise_updates is False or isinstance(optimizer, RowWiseOptimizer):
         return optimizer
     if keras.backend.backend() not in ROW_WISE_BACKENDS:
-        # (torch's step computes dense table gradients: the tables keep the
-        # plain update; docs/large_vocabularies.md.)
+        # (A backend without a row-wise path: the tables keep the plain
+        # update; docs/large_vocabularies.md.)
         return optimizer
     smallest = AUTO_MIN_TABLE_SIZE if row_wise_updates == "auto" else 0
     sizes = [math.prod(v.shape) for v in variables if is_table(v)]

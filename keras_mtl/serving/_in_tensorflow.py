@@ -32,6 +32,11 @@ import numpy as np
 FUNCTIONS = ("export_saved_model", "export_dupn")
 
 
+#: The longest an export's TensorFlow child may run (a large model's export
+#: takes minutes, not hours).
+CHILD_TIMEOUT_SECONDS = 3600
+
+
 def run_in_tensorflow(function: str, model, **kwargs):
     """`keras_mtl.<function>(model, **kwargs)`, run on the TensorFlow backend
     in a child Python; returns its result (paths as `pathlib.Path`)."""
@@ -75,14 +80,29 @@ def run_in_tensorflow(function: str, model, **kwargs):
             "KERAS_BACKEND": "tensorflow",
             "PYTHONPATH": os.pathsep.join(path),
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+            # (An export needs no GPU; the parent's backend may hold it.)
+            "CUDA_VISIBLE_DEVICES": "",
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "keras_mtl.serving._in_tensorflow", str(request)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "keras_mtl.serving._in_tensorflow",
+                    str(request),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=CHILD_TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(
+                f"{function}: the TensorFlow child process that exports for the "
+                f"{backend} backend did not finish in {CHILD_TIMEOUT_SECONDS} s "
+                "and was stopped."
+            ) from error
         if not result.exists():
             raise RuntimeError(
                 f"{function}: the TensorFlow child process that exports for the "
@@ -153,6 +173,14 @@ def _encode_arguments(function: str, kwargs: dict, backend: str) -> dict:
                 parts[signature] = [str(task) for task in part]
             encoded[name] = parts
         elif name == "preprocessor":
+            if value.weights:  # (its config would rebuild it untrained)
+                raise ValueError(
+                    f"{function}: on the {backend} backend the preprocessor "
+                    "crosses to the TensorFlow backend by its config, and "
+                    f"{type(value).__name__} has weights, which it would lose; "
+                    "use a preprocessor without weights (e.g. TimeFeatures) or "
+                    "export from TensorFlow."
+                )
             encoded[name] = keras.saving.serialize_keras_object(value)
         elif name == "broadcast_inputs":
             encoded[name] = [str(n) for n in value]
@@ -229,9 +257,12 @@ def _rebuilt_error(function: str, backend: str, error: dict) -> Exception:
     )
     if isinstance(kind, type) and issubclass(kind, Exception):
         try:
-            return kind(message)
+            rebuilt = kind(message)
         except Exception:  # (a built-in error taking other arguments)
             pass
+        else:
+            rebuilt.add_note(f"The child's traceback:\n{error['traceback']}")
+            return rebuilt
     return RuntimeError(f"{error['type']}: {message}\n{error['traceback']}")
 
 

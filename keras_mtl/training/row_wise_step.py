@@ -86,7 +86,13 @@ def _torch_step(model, data):
     variables = list(model.trainable_variables)
 
     def delta(n, dim, dtype):
-        return torch.zeros((n, dim), dtype=getattr(torch, dtype), requires_grad=True)
+        # (On Keras's device: a GPU table plus a CPU delta would not add.)
+        return torch.zeros(
+            (n, dim),
+            dtype=getattr(torch, dtype),
+            device=keras.ops.zeros(()).device,
+            requires_grad=True,
+        )
 
     with RowCapture(optimizer.row_wise_tables(), delta) as capture:
         y_pred = model(x, training=True)

@@ -4,6 +4,9 @@ or bfloat16); DUPN with empty histories and AITM included."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -200,3 +203,52 @@ def test_gradient_weighting_trains_without_the_loss_scaler(policy, flat_data):
     # not by 1e-3 / 2**15.
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(after, before))
     assert moved > 5e-4, moved
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    keras.mixed_precision.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_a_reloaded_float16_model_scales_its_loss_once(tmp_path):
+    with global_policy("mixed_float16"):
+        model = km.build_mmoe(
+            [km.SparseFeature("item", vocabulary_size=8, embedding_dim=2)],
+            [km.Task("click")],
+            num_experts=2,
+            expert_units=(4,),
+        )
+        model.predict({"item": np.array([1, 2])}, verbose=0)
+        model.save(tmp_path / "m.keras")
+        loaded = keras.saving.load_model(tmp_path / "m.keras")
+    for m in (model, loaded):
+        assert isinstance(m.optimizer, km.optimizers.LossScaleOptimizer)
+        assert not isinstance(
+            m.optimizer.inner_optimizer, keras.optimizers.LossScaleOptimizer
+        )
+
+
+def test_float16_with_row_wise_tables_warns_that_they_update_densely():
+    def tiny():
+        return km.build_mmoe(
+            [km.SparseFeature("item", vocabulary_size=8, embedding_dim=2)],
+            [km.Task("click")],
+            num_experts=2,
+            expert_units=(4,),
+            compile=False,
+        )
+
+    with global_policy("mixed_float16"):
+        model = tiny()
+    with pytest.warns(UserWarning, match="mixed_bfloat16 needs no loss scaling"):
+        model.compile(row_wise_updates=True)
+    with global_policy("mixed_bfloat16"):
+        model = tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(row_wise_updates=True)
+    assert isinstance(model.optimizer, km.optimizers.RowWiseOptimizer)

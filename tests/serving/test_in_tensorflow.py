@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from keras_mtl.layers import TimeFeatures
 from keras_mtl.serving import _in_tensorflow
 from keras_mtl.serving.signatures import serialize_examples
 from tests.helpers import (
@@ -169,6 +170,7 @@ def test_child_errors_come_back_with_their_type_and_message():
     assert type(error) is FileExistsError
     assert str(error).startswith("1 exists\n(export_saved_model ran on the ")
     assert "jax backend" in str(error)
+    assert error.__notes__ == ["The child's traceback:\ntb"]  # (the cause kept)
     # Not a built-in exception type: a RuntimeError naming it, with the traceback.
     error = _in_tensorflow._rebuilt_error(
         "export_dupn",
@@ -189,3 +191,18 @@ def test_model_parts_are_refused_off_tensorflow():
             "export_saved_model", {"output_signatures": {"score_x": part}}, "jax"
         )
     assert isinstance(part, keras.Model)
+
+
+def test_a_preprocessor_with_weights_is_refused_off_tensorflow():
+    import keras
+
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    with pytest.raises(ValueError, match="Dense has weights, which it would lose"):
+        _in_tensorflow._encode_arguments(
+            "export_saved_model", {"preprocessor": dense}, "torch"
+        )
+    encoded = _in_tensorflow._encode_arguments(
+        "export_dupn", {"preprocessor": TimeFeatures()}, "jax"
+    )
+    assert encoded["preprocessor"]["class_name"] == "TimeFeatures"
