@@ -76,7 +76,7 @@ def add_table(layer, name: str, rows: int, dim: int, initializer):
 # ------------------------------------------------------------ row gradients
 # A training step that wants a table's gradient as rows (the looked-up rows'
 # gradients and their ids, not a table-sized array) captures the lookups:
-# `keras_mtl.training.row_wise_step` on JAX, whose autodiff would otherwise
+# `keras_mtl.optimizers.row_wise_step` on JAX, whose autodiff would otherwise
 # give a dense gradient of the whole table. Outside such a step `gather_rows`
 # is `ops.take`.
 

@@ -17,8 +17,8 @@ from keras_mtl.layers._lookup import holds_strings
 from keras_mtl.metrics import with_missing_outputs
 from keras_mtl.models import _host_lookups
 from keras_mtl.models.step_data import StepData, steps_per_epoch
+from keras_mtl.optimizers import row_wise_step
 from keras_mtl.tasks import Task, check_tasks, task_from_config, task_to_config
-from keras_mtl.training import row_wise_step
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")

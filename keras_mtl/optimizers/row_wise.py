@@ -24,14 +24,14 @@ ROW_WISE_OPTIMIZERS = (
 AUTO_MIN_TABLE_SIZE = 1 << 22
 #: Backends whose training step hands the optimizer a table's gradient as rows:
 #: TensorFlow (`tf.IndexedSlices` from its gather), JAX and torch (`RowGradient`,
-#: from `MultiTaskModel`'s row-wise step, `keras_mtl.training.row_wise_step`).
+#: from `MultiTaskModel`'s row-wise step, `keras_mtl.optimizers.row_wise_step`).
 ROW_WISE_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class RowGradient:
     """A table's gradient as rows: `values[i]` is the gradient of row `ids[i]`
     (ids may repeat; their rows' gradients add up), as `tf.IndexedSlices` on
-    TensorFlow. `keras_mtl.training.row_wise_step` hands these to
+    TensorFlow. `keras_mtl.optimizers.row_wise_step` hands these to
     `RowWiseOptimizer` on JAX and torch."""
 
     def __init__(self, ids, values):
@@ -110,7 +110,7 @@ class RowWiseOptimizer(keras.optimizers.Optimizer):
     Backends: on TensorFlow a table's gradient arrives as rows
     (`tf.IndexedSlices`). On JAX and torch, `MultiTaskModel`'s training step
     differentiates with respect to the looked-up rows and hands them over as
-    `RowGradient`s (`keras_mtl.training.row_wise_step`); a dense table
+    `RowGradient`s (`keras_mtl.optimizers.row_wise_step`); a dense table
     gradient (e.g. from a plain `keras.Model`'s step) is taken as touching
     every row.
 

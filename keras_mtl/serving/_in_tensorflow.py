@@ -277,13 +277,19 @@ def _child(request_path: str) -> int:
                 "the export child needs KERAS_BACKEND=tensorflow; it runs "
                 f"{keras.backend.backend()!r}."
             )
-        import keras_mtl
+        # (`python -m` has imported the package, which registers its classes.)
+        from keras_mtl.serving.dupn import export_dupn
+        from keras_mtl.serving.export import export_saved_model
 
+        functions = {
+            "export_saved_model": export_saved_model,
+            "export_dupn": export_dupn,
+        }
         for module in request["modules"]:  # (their registered classes)
             importlib.import_module(module)
         model = keras.saving.load_model(request["model"], compile=False)
         kwargs = _decode_arguments(request["kwargs"])
-        value = getattr(keras_mtl, request["function"])(model, **kwargs)
+        value = functions[request["function"]](model, **kwargs)
         if isinstance(value, dict):
             value = {k: str(v) for k, v in value.items()}
         else:

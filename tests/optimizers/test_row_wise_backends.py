@@ -1,6 +1,6 @@
 """Row-wise table updates inside `fit`, on the backend under test: lazy Adam by
 hand (TensorFlow: `tf.IndexedSlices`; JAX and torch: the step that
-differentiates the looked-up rows, `keras_mtl.training.row_wise_step`)."""
+differentiates the looked-up rows, `keras_mtl.optimizers.row_wise_step`)."""
 
 import keras
 import numpy as np
