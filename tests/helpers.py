@@ -123,13 +123,16 @@ def run_layer_test(
         assert any(moved), "one fit step changed no weight"
 
     # Shapes are checked above (Keras's check wants the output's own container).
-    run_keras_layer_test(
-        layer_cls,
-        init_kwargs,
-        input_data,
-        call_kwargs,
-        several_outputs=isinstance(expected_output_shape, list),
-    )
+    # Keras's harness runs on TensorFlow and JAX (issue 18); on CPU torch it
+    # skips its own mixed-precision check, and the checks above already ran.
+    if keras.backend.backend() != "torch":
+        run_keras_layer_test(
+            layer_cls,
+            init_kwargs,
+            input_data,
+            call_kwargs,
+            several_outputs=isinstance(expected_output_shape, list),
+        )
     return layer
 
 
