@@ -32,8 +32,9 @@ def test_fit_and_evaluate_trace_their_step_once(jit_compile, monkeypatch):
     """Keras alone builds the optimizer and compiled losses / metrics inside the
     first trace, so TensorFlow traces the step twice; the model builds them
     from the dataset's spec first."""
-    if not jit_compile and keras.backend.backend() != "tensorflow":
-        pytest.skip("un-jitted, JAX and torch run the step eagerly: no trace")
+    backend = keras.backend.backend()
+    if backend == "torch" or (not jit_compile and backend == "jax"):
+        pytest.skip(f"{backend} runs this step eagerly: nothing is traced")
     traced = []
     for step in ("train_step", "test_step"):
         original = getattr(km.MultiTaskModel, step)
@@ -95,6 +96,9 @@ def _model(**compile_args):
 
 
 @pytest.mark.xla
+@pytest.mark.backends(
+    "tensorflow", "jax", reason="torch trains eagerly (jit off by design)"
+)
 def test_compile_with_no_arguments_gives_every_task_its_defaults():
     model = _model()
     assert {t: type(loss) for t, loss in model.loss.items()} == {
@@ -164,6 +168,9 @@ def test_tasks_survive_the_config_and_a_keras_file(tmp_path):
     assert loaded.get_compile_config()["loss_weights"] == {"ctr": 1.0, "watch": 0.5}
 
 
+@pytest.mark.backends(
+    "tensorflow", "jax", reason="Keras runs one batch per call on torch"
+)
 def test_auto_steps_per_execution_rule():
     assert auto_steps_per_execution(None) == 1
     assert auto_steps_per_execution(3) == 1  # fewer than 4 calls would be too few
@@ -172,6 +179,9 @@ def test_auto_steps_per_execution_rule():
 
 
 @pytest.mark.parametrize("batches, expected", [(3, 1), (40, 10), (128, 32)])
+@pytest.mark.backends(
+    "tensorflow", "jax", reason="Keras runs one batch per call on torch"
+)
 def test_auto_steps_are_chosen_from_the_data_and_train_the_same(batches, expected):
     data = _data(16 * batches)
     auto, single = _model(), _model(steps_per_execution=1)
@@ -193,6 +203,9 @@ def test_auto_steps_are_chosen_from_the_data_and_train_the_same(batches, expecte
     assert auto.steps_per_execution == expected
 
 
+@pytest.mark.backends(
+    "tensorflow", "jax", reason="Keras runs one batch per call on torch"
+)
 def test_evaluate_chooses_first_and_validation_keeps_the_training_choice():
     model = _model()
     ds = make_dataset(
@@ -208,6 +221,9 @@ def test_evaluate_chooses_first_and_validation_keeps_the_training_choice():
     assert len(history["val_loss"]) == 2 and np.isfinite(history["val_loss"]).all()
 
 
+@pytest.mark.backends(
+    "tensorflow", "jax", reason="Keras runs one batch per call on torch"
+)
 def test_fixed_step_counts_are_whole_calls():
     model = _model()
     ds = make_dataset(
